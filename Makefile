@@ -1,0 +1,129 @@
+# Postern - top-level build.
+#
+#   make                  build every program into bin/
+#   make check            install missing deps, build, run every test (prove)
+#   make check SANITIZE=1 the same with AddressSanitizer + UBSan
+#   make run              start Postern in the foreground on 127.0.0.1:2525
+#   make deps             install missing Debian packages (prints the line if not root)
+#   make install DESTDIR=... PREFIX=...
+#   make fuzz             build the libFuzzer targets (clang)
+#   make bench            run the benchmarks in bench/
+#   make format           clang-format the tree; make format-check checks it
+#
+# Sources are found by folder: PROG/main.c holds main(), every other .c of
+# PROG/ goes into build/PROG/lib.a so unit tests can link it; common/ is
+# build/libcommon.a. t/unit/X.c becomes build/t/unit/X; when X starts with
+# "PROG_" it also links PROG's lib.a.
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+PREFIX ?= /usr/local
+DESTDIR ?=
+SANITIZE ?=
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 15
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wno-unused-parameter -Wno-format-nonliteral \
+	-Wcast-qual -Wundef -Wwrite-strings
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Icommon $(WARN) $(CFLAGS) -MMD -MP
+LIBS := -levent_openssl -levent -lldns -ldb-5.3 -lssl -lcrypto -lcrypt
+ifeq ($(SANITIZE),1)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+PROGS := master smtpd qmgr dnsd deliver relay smtpctl
+EXTRA_PROGS := $(filter sendmail,$(notdir $(wildcard sendmail)))
+ALL_PROGS := $(PROGS) $(EXTRA_PROGS)
+BINS := $(addprefix bin/,$(ALL_PROGS))
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=build/%.o)
+LIBCOMMON := build/libcommon.a
+
+UNIT_SRC := $(wildcard t/unit/*.c)
+UNIT_BINS := $(UNIT_SRC:t/unit/%.c=build/t/unit/%)
+
+FUZZ_SRC := $(wildcard t/fuzz/*.c)
+FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
+
+.SECONDEXPANSION:
+.PHONY: all check unit deps run install clean fuzz bench format format-check docs
+all: $(BINS) $(UNIT_BINS)
+
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Per-program rules: bin/PROG from PROG/main.c + build/PROG/lib.a + libcommon.
+define prog_rules
+$(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
+$(1)_OBJ := $$($(1)_SRC:%.c=build/%.o)
+build/$(1)/lib.a: $$($(1)_OBJ)
+	@mkdir -p build/$(1)
+	@rm -f $$@
+	ar rcs $$@ $$($(1)_OBJ) $$(if $$($(1)_OBJ),,build/empty.o)
+bin/$(1): build/$(1)/main.o build/$(1)/lib.a $(LIBCOMMON)
+	@mkdir -p bin
+	$$(CC) $$(LDFLAGS) -o $$@ build/$(1)/main.o build/$(1)/lib.a $(LIBCOMMON) $(LIBS)
+endef
+$(foreach p,$(ALL_PROGS),$(eval $(call prog_rules,$(p))))
+
+build/empty.o:
+	@mkdir -p build
+	echo 'extern int postern_empty_unit; int postern_empty_unit;' | $(CC) -x c -c -o $@ -
+$(foreach p,$(ALL_PROGS),build/$(p)/lib.a): | build/empty.o
+
+unit_prog = $(firstword $(filter $(ALL_PROGS),$(firstword $(subst _, ,$(1)))))
+build/t/unit/%: build/t/unit/%.o $(LIBCOMMON) $$(if $$(call unit_prog,$$*),build/$$(call unit_prog,$$*)/lib.a)
+	$(CC) $(LDFLAGS) -o $@ $< $(if $(call unit_prog,$*),build/$(call unit_prog,$*)/lib.a) $(LIBCOMMON) $(LIBS)
+
+unit: $(UNIT_BINS)
+
+deps:
+	@sh tools/deps.sh
+
+check: deps
+	$(MAKE) all
+	-$(MAKE) fuzz
+	sh tools/check.sh
+
+run: all
+	sh tools/run.sh
+
+# Fuzzers: sources compiled again with clang's fuzzer instrumentation.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Icommon -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+build/fz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+FZ_COMMON_OBJ := $(COMMON_SRC:%.c=build/fz/%.o)
+fuzz_prog = $(firstword $(filter $(ALL_PROGS),$(firstword $(subst _, ,$(1)))))
+build/fuzz/%: t/fuzz/%.c $(FZ_COMMON_OBJ) $$(patsubst %.c,build/fz/%.o,$$(filter-out $$(call fuzz_prog,$$*)/main.c,$$(if $$(call fuzz_prog,$$*),$$(wildcard $$(call fuzz_prog,$$*)/*.c))))
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+fuzz:
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then $(MAKE) $(FUZZ_BINS); \
+	else echo "fuzz: $(FUZZ_CC) not found, fuzzers not built"; fi
+
+bench: all
+	sh bench/run
+
+install: all
+	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)"
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,142 @@
+/*
+ * log - formats one line per event and writes it with a single write(2)
+ * (atomic for O_APPEND files and pipes up to PIPE_BUF), or to syslog.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static const char *log_progname = "postern";
+static enum log_target log_target = LOG_TO_STDERR;
+static enum log_level log_level = LOG_LV_INFO;
+
+static const char *const level_names[] = {"error", "warning", "info", "detail", "debug"};
+
+void log_init(const char *prog, enum log_target target)
+{
+    log_progname = prog;
+    log_target = target;
+    if (target == LOG_TO_SYSLOG)
+        openlog(prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void log_set_level(enum log_level lv)
+{
+    log_level = lv;
+}
+
+enum log_level log_get_level(void)
+{
+    return log_level;
+}
+
+const char *log_prog(void)
+{
+    return log_progname;
+}
+
+int log_level_parse(const char *s)
+{
+    if (strcmp(s, "basic") == 0)
+        return LOG_LV_INFO;
+    if (strcmp(s, "detailed") == 0)
+        return LOG_LV_DETAIL;
+    if (strcmp(s, "debug") == 0)
+        return LOG_LV_DEBUG;
+    return -1;
+}
+
+const char *log_level_name(enum log_level lv)
+{
+    switch (lv) {
+    case LOG_LV_DETAIL:
+        return "detailed";
+    case LOG_LV_DEBUG:
+        return "debug";
+    default:
+        return "basic";
+    }
+}
+
+static int syslog_prio(enum log_level lv)
+{
+    switch (lv) {
+    case LOG_LV_ERR:
+        return LOG_ERR;
+    case LOG_LV_WARN:
+        return LOG_WARNING;
+    case LOG_LV_INFO:
+        return LOG_INFO;
+    default:
+        return LOG_DEBUG;
+    }
+}
+
+void log_vmsg(enum log_level lv, const char *fmt, va_list ap)
+{
+    char line[4096];
+    size_t n = 0;
+    int r;
+    int saved = errno;
+
+    if (lv > log_level)
+        return;
+    if (log_target == LOG_TO_STDERR) {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        localtime_r(&ts.tv_sec, &tm);
+        n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+        r = snprintf(line + n, sizeof(line) - n, ".%03ld %s[%ld]: %s: ", ts.tv_nsec / 1000000,
+                     log_progname, (long)getpid(), level_names[lv]);
+        if (r > 0)
+            n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+    } else {
+        r = snprintf(line, sizeof(line), "%s: ", level_names[lv]);
+        n = r > 0 ? (size_t)r : 0;
+    }
+    r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    if (r > 0)
+        n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+    /* One event, one line: no control characters reach the log. */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
+    if (log_target == LOG_TO_SYSLOG) {
+        line[n] = '\0';
+        syslog(syslog_prio(lv), "%s", line);
+    } else {
+        if (n >= sizeof(line) - 1)
+            n = sizeof(line) - 2;
+        line[n++] = '\n';
+        (void)write_all(2, line, n);
+    }
+    errno = saved;
+}
+
+void log_msg(enum log_level lv, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(lv, fmt, ap);
+    va_end(ap);
+}
+
+void log_panic(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(LOG_LV_ERR, fmt, ap);
+    va_end(ap);
+    abort();
+}

@@ -1,0 +1,39 @@
+/*
+ * netaddr - socket addresses and CIDR networks as written in main.cf.
+ *
+ *   netaddr_parse_hostport("127.0.0.1:25"), ("[::1]:587"), ("0.0.0.0:25"):
+ *     numeric address and port into a sockaddr_storage. With a default
+ *     port (>0) the ":port" part may be omitted ("192.0.2.1", "[::1]").
+ *   netaddr_parse_cidr("127.0.0.0/8"), ("[::1]/128"), ("10.1.2.3"):
+ *     a network; a bare address is a /32 or /128.
+ *   netaddr_cidr_match(net, addr): 1 when addr is inside net; IPv4-mapped
+ *     IPv6 client addresses match IPv4 networks.
+ *   netaddr_format(sa): "127.0.0.1:25" / "[::1]:25" into a caller buffer.
+ * All return 0, or -1 with a static reason in *why.
+ */
+#ifndef POSTERN_NETADDR_H
+#define POSTERN_NETADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define NETADDR_STRLEN 64
+
+struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int prefix;
+};
+
+int netaddr_parse_hostport(const char *s, int default_port, struct sockaddr_storage *out,
+                           const char **why);
+int netaddr_parse_cidr(const char *s, struct cidr *out, const char **why);
+int netaddr_cidr_match(const struct cidr *net, const struct sockaddr *sa);
+socklen_t netaddr_len(const struct sockaddr *sa);
+int netaddr_port(const struct sockaddr *sa);
+/* Address only ("127.0.0.1", "::1"); address and port ("[::1]:25"). */
+const char *netaddr_ntop(const struct sockaddr *sa, char *buf, size_t len);
+const char *netaddr_format(const struct sockaddr *sa, char *buf, size_t len);
+int netaddr_is_loopback(const struct sockaddr *sa);
+
+#endif
