@@ -1,0 +1,42 @@
+/*
+ * map - text maps compiled to Berkeley DB, for lookups by key: the AUTH
+ * users map (etc/users), the domains map and the relay secrets.
+ *
+ * Source format, one entry per line:
+ *     key value...
+ * The key is the first word; the value is the rest of the line with
+ * surrounding blanks removed (it may hold blanks). Empty lines and lines
+ * whose first non-blank is '#' are ignored. A line that starts with a
+ * blank continues the previous entry's value (joined with one space).
+ * Keys are matched without regard to ASCII case (stored lower-cased).
+ * A duplicate key, a key without a value, a NUL byte or an over-long
+ * line (MAP_LINE_MAX) is an error naming "file:line".
+ *
+ * map_compile(path) writes path.db: it builds path.db.<pid>.tmp, syncs it
+ * and renames it over path.db, so readers see the old or the new map,
+ * never a half-written one. With MAP_SECRET it refuses a source readable
+ * or writable by group or others, and the .db is made mode 0600 (else
+ * 0644).
+ *
+ * map_open(path) opens path.db read-only (MAP_SECRET: refuses a .db that
+ * group or others may read); map_get looks a key up. A map opened before
+ * a privilege drop keeps working after it (the fd stays open).
+ * Errors are returned as malloc'd strings; nothing here exits.
+ */
+#ifndef POSTERN_MAP_H
+#define POSTERN_MAP_H
+
+#define MAP_SECRET 0x1u
+#define MAP_LINE_MAX 65536
+
+struct map;
+
+int map_compile(const char *path, unsigned flags, char **err);
+struct map *map_open(const char *path, unsigned flags, char **err);
+/* 1 and *val (malloc'd) when found, 0 when not, -1 and *err on error. */
+int map_get(struct map *m, const char *key, char **val, char **err);
+void map_close(struct map *m);
+/* 1 if the source is newer than its .db (or the .db is missing), else 0. */
+int map_stale(const char *path);
+
+#endif
