@@ -1,0 +1,435 @@
+/*
+ * dns_lookup - MX sets and host addresses from single DNS questions
+ * (contract in dns_lookup.h).
+ *
+ * A struct lookup counts the questions it still waits for in `pending`;
+ * starting holds one extra count so that answers coming straight from the
+ * cache cannot finish it while it is still being set up.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns_answer.h"
+#include "dns_lookup.h"
+#include "log.h"
+#include "util.h"
+
+enum fam_state { FAM_PENDING, FAM_DATA, FAM_NODATA, FAM_NXDOMAIN, FAM_TEMP, FAM_LOOP };
+
+struct lookup;
+
+struct famlk {
+    struct hostlk *h;
+    ldns_rr_type type;
+    char name[DNS_MAX_NAME + 1];
+    int hops;
+    enum fam_state st;
+    char why[600];
+    struct dns_host addrs; /* collects this family's addresses */
+};
+
+struct hostlk {
+    struct lookup *lk;
+    size_t host; /* index in lk->res.hosts */
+    struct famlk fam[2];
+};
+
+struct lookup {
+    struct dnsq_engine *e;
+    struct dns_result res;
+    int pending;
+    int is_mx;
+    lookup_cb cb;
+    void *arg;
+    char domain[DNS_MAX_NAME + 1];
+    char mxname[DNS_MAX_NAME + 1];
+    int hops;
+    struct hostlk *hl;
+    size_t nhl;
+};
+
+static void lk_finish(struct lookup *lk);
+
+static void lk_release(struct lookup *lk)
+{
+    if (--lk->pending == 0)
+        lk_finish(lk);
+}
+
+static void lk_free(struct lookup *lk)
+{
+    for (size_t i = 0; i < lk->nhl; i++)
+        for (int f = 0; f < 2; f++)
+            free(lk->hl[i].fam[f].addrs.addrs);
+    free(lk->hl);
+    dns_result_free(&lk->res);
+    free(lk);
+}
+
+/* ---- host addresses ---- */
+
+static void fam_ask(struct famlk *fl);
+
+static void fam_answer(const struct dnsq_answer *a, void *arg)
+{
+    struct famlk *fl = arg;
+    struct lookup *lk = fl->h->lk;
+    struct dnsans an;
+    uint32_t ttl = 0;
+
+    if (!a->ok) {
+        fl->st = FAM_TEMP;
+        snprintf(fl->why, sizeof(fl->why), "%s", a->why);
+        lk_release(lk);
+        return;
+    }
+    dnsans_examine(a->pkt, fl->name, fl->type, DNSANS_MAX_HOPS, &an);
+    fl->hops += an.hops;
+    switch (an.kind) {
+    case DNSANS_DATA:
+        dnsans_addrs(a->pkt, LDNS_SECTION_ANSWER, an.final, &fl->addrs, &ttl);
+        fl->st = fl->addrs.naddrs ? FAM_DATA : FAM_NODATA;
+        break;
+    case DNSANS_NODATA:
+        fl->st = FAM_NODATA;
+        break;
+    case DNSANS_NXDOMAIN:
+        fl->st = FAM_NXDOMAIN;
+        break;
+    case DNSANS_CHASE:
+        if (fl->hops < DNSANS_MAX_HOPS) {
+            strlcpy_p(fl->name, an.final, sizeof(fl->name));
+            fl->hops++;
+            fam_ask(fl); /* takes over this question's count */
+            return;
+        }
+        /* fall through */
+    case DNSANS_LOOP:
+        fl->st = FAM_LOOP;
+        snprintf(fl->why, sizeof(fl->why), "CNAME loop or chain longer than %d at %s",
+                 DNSANS_MAX_HOPS, an.final);
+        break;
+    case DNSANS_ERROR:
+        fl->st = FAM_TEMP;
+        snprintf(fl->why, sizeof(fl->why), "bad answer for %s", fl->name);
+        break;
+    }
+    lk_release(lk);
+}
+
+static void fam_ask(struct famlk *fl)
+{
+    dnsq_ask(fl->h->lk->e, fl->name, fl->type, fam_answer, fl);
+}
+
+/* Decide a host's class and reason from its two families. */
+static void host_conclude(struct hostlk *hl)
+{
+    struct dns_host *h = &hl->lk->res.hosts[hl->host];
+    struct famlk *a = &hl->fam[0], *b = &hl->fam[1];
+    char *why;
+
+    for (int f = 0; f < 2; f++)
+        for (size_t i = 0; i < hl->fam[f].addrs.naddrs; i++)
+            dns_host_add_addr(h, (struct sockaddr *)&hl->fam[f].addrs.addrs[i]);
+    if (h->naddrs > 0) {
+        dns_host_set_err(h, DNS_OK, "");
+        return;
+    }
+    if (a->st == FAM_TEMP || a->st == FAM_LOOP || b->st == FAM_TEMP || b->st == FAM_LOOP) {
+        struct famlk *bad = (a->st == FAM_TEMP || a->st == FAM_LOOP) ? a : b;
+        why = xasprintf("address lookup for %s failed: %s", h->name, bad->why);
+        dns_host_set_err(h, DNS_TEMP, why);
+        free(why);
+    } else if (a->st == FAM_NXDOMAIN && b->st == FAM_NXDOMAIN) {
+        why = xasprintf("host %s not found (NXDOMAIN)", h->name);
+        dns_host_set_err(h, DNS_PERM, why);
+        free(why);
+    } else {
+        why = xasprintf("host %s has no A or AAAA record", h->name);
+        dns_host_set_err(h, DNS_PERM, why);
+        free(why);
+    }
+}
+
+/* Start address lookups for every host that has no address yet. */
+static void lk_resolve_hosts(struct lookup *lk)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < lk->res.nhosts; i++)
+        if (lk->res.hosts[i].naddrs == 0 && lk->res.hosts[i].err == DNS_OK)
+            n++;
+    if (n == 0)
+        return;
+    lk->hl = xcalloc(n, sizeof(*lk->hl));
+    for (size_t i = 0; i < lk->res.nhosts; i++) {
+        struct hostlk *hl;
+        if (lk->res.hosts[i].naddrs != 0 || lk->res.hosts[i].err != DNS_OK)
+            continue;
+        hl = &lk->hl[lk->nhl++];
+        hl->lk = lk;
+        hl->host = i;
+        for (int f = 0; f < 2; f++) {
+            hl->fam[f].h = hl;
+            hl->fam[f].type = f == 0 ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA;
+            strlcpy_p(hl->fam[f].name, lk->res.hosts[i].name, sizeof(hl->fam[f].name));
+            lk->pending++;
+        }
+    }
+    for (size_t i = 0; i < lk->nhl; i++)
+        for (int f = 0; f < 2; f++)
+            fam_ask(&lk->hl[i].fam[f]);
+}
+
+/* ---- MX ---- */
+
+static void mx_ask(struct lookup *lk);
+
+static void mx_answer(const struct dnsq_answer *a, void *arg)
+{
+    struct lookup *lk = arg;
+    struct mxset m;
+
+    if (!a->ok) {
+        dns_result_set_err(&lk->res, DNS_TEMP, "MX lookup for %s failed: %s", lk->domain, a->why);
+        lk_release(lk);
+        return;
+    }
+    mxset_from_packet(a->pkt, lk->mxname, DNSANS_MAX_HOPS, &m);
+    lk->hops += m.hops;
+    switch (m.kind) {
+    case MXSET_HOSTS:
+        dns_result_free(&lk->res);
+        lk->res = m.res;
+        free(lk->res.name);
+        lk->res.name = xstrdup(lk->domain);
+        lk_resolve_hosts(lk);
+        lk_release(lk);
+        return;
+    case MXSET_IMPLICIT:
+        lk->res.flags |= DNS_R_IMPLICIT;
+        dns_result_add_host(&lk->res, lk->domain, 0, 0);
+        lk_resolve_hosts(lk);
+        break;
+    case MXSET_NULL:
+        dns_result_set_err(&lk->res, DNS_PERM,
+                           "domain %s does not accept mail (null MX, RFC 7505)", lk->domain);
+        break;
+    case MXSET_NXDOMAIN:
+        dns_result_set_err(&lk->res, DNS_PERM, "domain %s not found (NXDOMAIN)", lk->domain);
+        break;
+    case MXSET_CHASE:
+        if (lk->hops < DNSANS_MAX_HOPS) {
+            lk->hops++;
+            strlcpy_p(lk->mxname, m.chase, sizeof(lk->mxname));
+            dns_result_free(&m.res);
+            mx_ask(lk); /* takes over this question's count */
+            return;
+        }
+        /* fall through */
+    case MXSET_LOOP:
+        dns_result_set_err(&lk->res, DNS_TEMP,
+                           "MX lookup for %s: CNAME loop or chain longer than %d", lk->domain,
+                           DNSANS_MAX_HOPS);
+        break;
+    case MXSET_ERROR:
+        dns_result_set_err(&lk->res, DNS_TEMP, "MX lookup for %s: unusable answer", lk->domain);
+        break;
+    }
+    dns_result_free(&m.res);
+    lk_release(lk);
+}
+
+static void mx_ask(struct lookup *lk)
+{
+    dnsq_ask(lk->e, lk->mxname, LDNS_RR_TYPE_MX, mx_answer, lk);
+}
+
+/* ---- finishing ---- */
+
+static void lk_finish(struct lookup *lk)
+{
+    const struct dns_host *first_temp = NULL, *first_bad = NULL;
+    int any = 0;
+
+    for (size_t i = 0; i < lk->nhl; i++)
+        host_conclude(&lk->hl[i]);
+    if (lk->res.err == DNS_OK) {
+        for (size_t i = 0; i < lk->res.nhosts; i++) {
+            const struct dns_host *h = &lk->res.hosts[i];
+            if (h->naddrs)
+                any = 1;
+            else if (h->err == DNS_TEMP && !first_temp)
+                first_temp = h;
+            else if (!first_bad)
+                first_bad = h;
+        }
+        if (!any && first_temp)
+            dns_result_set_err(&lk->res, DNS_TEMP, "%s", first_temp->reason);
+        else if (!any && first_bad && (lk->res.flags & DNS_R_IMPLICIT))
+            dns_result_set_err(&lk->res, DNS_PERM, "domain %s has no MX and no address record",
+                               lk->domain);
+        else if (!any && first_bad)
+            dns_result_set_err(&lk->res, DNS_PERM, "%s%s", lk->is_mx ? "no MX host has an address: " : "",
+                               first_bad->reason);
+        else if (!any)
+            dns_result_set_err(&lk->res, DNS_PERM, "no host to deliver to");
+    }
+    if (lk->res.err != DNS_OK) {
+        for (size_t i = 0; i < lk->res.nhosts; i++) {
+            free(lk->res.hosts[i].addrs);
+            lk->res.hosts[i].addrs = NULL;
+            lk->res.hosts[i].naddrs = 0;
+        }
+    }
+    lk->cb(&lk->res, lk->arg);
+    lk_free(lk);
+}
+
+static struct lookup *lk_new(struct dnsq_engine *e, const char *name, lookup_cb cb, void *arg)
+{
+    struct lookup *lk = xcalloc(1, sizeof(*lk));
+    lk->e = e;
+    lk->cb = cb;
+    lk->arg = arg;
+    lk->pending = 1; /* held until set up */
+    dns_result_init(&lk->res, name);
+    return lk;
+}
+
+int lookup_parse_override(const char *entry, char *buf, size_t len, struct sockaddr_storage *ss,
+                          uint16_t *port)
+{
+    char host[DNS_MAX_NAME + 1];
+    const char *c;
+    int r = dns_parse_addr(entry, ss);
+
+    *port = 0;
+    if (r == 1) {
+        *port = ntohs(ss->ss_family == AF_INET ? ((struct sockaddr_in *)ss)->sin_port
+                                               : ((struct sockaddr_in6 *)ss)->sin6_port);
+        snprintf(buf, len, "%s", entry);
+        return 1;
+    }
+    if (r < 0 || strlen(entry) > DNS_MAX_NAME)
+        return -1;
+    strlcpy_p(host, entry, sizeof(host));
+    if ((c = strrchr(entry, ':')) != NULL) {
+        unsigned long v = 0;
+        const char *p = c + 1;
+        if (!*p)
+            return -1;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9')
+                return -1;
+            v = v * 10 + (unsigned long)(*p - '0');
+            if (v > 65535)
+                return -1;
+        }
+        if (v == 0)
+            return -1;
+        *port = (uint16_t)v;
+        host[c - entry] = '\0';
+    }
+    if (strchr(host, '[') || strchr(host, ']') || strchr(host, ':'))
+        return -1;
+    return dnsans_norm(host, buf, len) < 0 ? -1 : 0;
+}
+
+static int lk_override(struct lookup *lk, const char *const *override, size_t n)
+{
+    lk->res.flags |= DNS_R_OVERRIDE;
+    for (size_t i = 0; i < n; i++) {
+        char name[DNS_MAX_NAME + 1];
+        struct sockaddr_storage ss;
+        uint16_t port;
+        struct dns_host *h;
+        int r = lookup_parse_override(override[i], name, sizeof(name), &ss, &port);
+
+        if (r < 0) {
+            dns_result_set_err(&lk->res, DNS_TEMP,
+                               "bad mx= override entry \"%s\" for %s (check the domains map)",
+                               override[i], lk->domain);
+            return -1;
+        }
+        h = dns_result_add_host(&lk->res, name, (uint16_t)i, port);
+        if (h && r == 1)
+            dns_host_add_addr(h, (struct sockaddr *)&ss);
+    }
+    dns_result_group(&lk->res);
+    return 0;
+}
+
+/* "[192.0.2.1]" or "[IPv6:2001:db8::1]" */
+static int lk_literal(struct lookup *lk, const char *domain)
+{
+    char tmp[DNS_MAX_NAME + 1];
+    const char *s = domain + 1;
+    size_t n = strlen(domain);
+    struct sockaddr_storage ss;
+    struct dns_host *h;
+
+    if (n < 3 || domain[n - 1] != ']')
+        return 0;
+    if (ascii_ncasecmp(s, "IPv6:", 5) == 0)
+        s += 5;
+    snprintf(tmp, sizeof(tmp), "%.*s", (int)(domain + n - 1 - s), s);
+    if (strchr(tmp, '[') || dns_parse_addr(tmp, &ss) != 1 ||
+        (ss.ss_family == AF_INET && strchr(tmp, ':'))) {
+        dns_result_set_err(&lk->res, DNS_PERM, "bad address literal %s", domain);
+        return 1;
+    }
+    lk->res.flags |= DNS_R_LITERAL;
+    h = dns_result_add_host(&lk->res, tmp, 0, 0);
+    dns_host_add_addr(h, (struct sockaddr *)&ss);
+    return 1;
+}
+
+void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *override, size_t n,
+               lookup_cb cb, void *arg)
+{
+    struct lookup *lk = lk_new(e, domain, cb, arg);
+
+    lk->is_mx = 1;
+    if (domain[0] == '[' && lk_literal(lk, domain)) {
+        lk_release(lk);
+        return;
+    }
+    if (dnsans_norm(domain, lk->domain, sizeof(lk->domain)) < 0 || strcmp(lk->domain, ".") == 0) {
+        dns_result_set_err(&lk->res, DNS_PERM, "invalid domain name \"%s\"", domain);
+        lk_release(lk);
+        return;
+    }
+    free(lk->res.name);
+    lk->res.name = xstrdup(lk->domain);
+    if (n > 0) {
+        if (lk_override(lk, override, n) == 0)
+            lk_resolve_hosts(lk);
+        lk_release(lk);
+        return;
+    }
+    strlcpy_p(lk->mxname, lk->domain, sizeof(lk->mxname));
+    lk->pending++;
+    mx_ask(lk);
+    lk_release(lk);
+}
+
+void lookup_host(struct dnsq_engine *e, const char *name, lookup_cb cb, void *arg)
+{
+    struct lookup *lk = lk_new(e, name, cb, arg);
+
+    if (dnsans_norm(name, lk->domain, sizeof(lk->domain)) < 0 || strcmp(lk->domain, ".") == 0) {
+        dns_result_set_err(&lk->res, DNS_PERM, "invalid host name \"%s\"", name);
+        lk_release(lk);
+        return;
+    }
+    free(lk->res.name);
+    lk->res.name = xstrdup(lk->domain);
+    dns_result_add_host(&lk->res, lk->domain, 0, 0);
+    lk_resolve_hosts(lk);
+    lk_release(lk);
+}

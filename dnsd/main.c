@@ -1,0 +1,419 @@
+/*
+ * dnsd - Postern's DNS resolver process.
+ *
+ * deliver and relay ask it for MX sets (IMSG_DNS_MX_REQ) and host
+ * addresses (IMSG_DNS_HOST_REQ) and get one IMSG_DNS_REP each, with the
+ * request's id (bodies in common/dns_proto.h). No other process touches
+ * DNS. It reads /etc/resolv.conf before it is chrooted into an empty
+ * directory, then runs one libevent loop: dns_lookup builds the answers
+ * from dns_query's cached, coalesced upstream questions.
+ *
+ * Control commands (smtpctl): "show dns" (cache entries, counters),
+ * "dns lookup DOMAIN [OVERRIDE...]" (an MX set, asked live; exit 1 when
+ * the lookup failed), "dns host NAME", "dns flush".
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "dns_cache.h"
+#include "dns_lookup.h"
+#include "dns_proto.h"
+#include "dns_query.h"
+#include "log.h"
+#include "proto.h"
+#include "resolv.h"
+
+#define RESOLV_CONF "/etc/resolv.conf"
+#define EXPIRE_EVERY_S 60
+
+struct peer {
+    const char *name;
+    struct ipc_chan *ch;
+    uint32_t gen;
+};
+
+struct req {
+    struct peer *p;
+    uint32_t gen;
+    uint32_t id;
+    int mx;
+};
+
+static struct {
+    struct child *c;
+    struct dnscache *cache;
+    struct dnsq_stats st;
+    struct dnsq_engine *eng;
+    struct resolv_conf file_rc;
+    struct dnsq_conf conf;
+    struct peer peers[2];
+    struct event *expire;
+    uint64_t requests;
+} D = {.peers = {{.name = "deliver"}, {.name = "relay"}}};
+
+/* ---- configuration ---- */
+
+static int build_conf(const struct config *cfg, struct dnsq_conf *conf, char **err)
+{
+    char *const *list = cfg_list(cfg, P_dns_servers);
+
+    memset(conf, 0, sizeof(*conf));
+    resolv_init(&conf->rc);
+    conf->timeout_ms = (int)cfg_num(cfg, P_dns_timeout) * 1000;
+    conf->attempts = (int)cfg_num(cfg, P_dns_attempts);
+    conf->ttl_min = (uint32_t)cfg_num(cfg, P_dns_ttl_min);
+    conf->ttl_max = (uint32_t)cfg_num(cfg, P_dns_ttl_max);
+    if (list && list[0])
+        return resolv_parse_list(list, &conf->rc, err);
+    conf->rc = D.file_rc;
+    if (D.file_rc.timeout > 0 && !cfg->set[P_dns_timeout])
+        conf->timeout_ms = D.file_rc.timeout * 1000;
+    if (D.file_rc.attempts > 0 && !cfg->set[P_dns_attempts])
+        conf->attempts = D.file_rc.attempts;
+    if (conf->rc.n == 0) {
+        struct sockaddr_storage ss;
+        log_warn("no nameserver in %s and dns_servers is empty: using 127.0.0.1", RESOLV_CONF);
+        dns_parse_addr("127.0.0.1", &ss);
+        resolv_server_set(&conf->rc.servers[conf->rc.n++], &ss);
+    }
+    return 0;
+}
+
+static void log_conf(const struct dnsq_conf *conf)
+{
+    struct buf b;
+
+    buf_init(&b);
+    for (int i = 0; i < conf->rc.n; i++)
+        buf_printf(&b, "%s%s", i ? " " : "", conf->rc.servers[i].text);
+    log_info("dns servers %s, timeout %dms, attempts %d, cache %zu entries", b.data,
+             conf->timeout_ms, conf->attempts, dnscache_max(D.cache));
+    buf_free(&b);
+}
+
+static int on_reload(struct child *c, char **err)
+{
+    struct dnsq_conf conf;
+
+    if (build_conf(c->cfg, &conf, err) < 0)
+        return -1;
+    D.conf = conf;
+    dnsq_engine_configure(D.eng, &D.conf);
+    dnscache_set_max(D.cache, (size_t)cfg_num(c->cfg, P_dns_cache_size));
+    log_conf(&D.conf);
+    return 0;
+}
+
+/* ---- requests from deliver and relay ---- */
+
+static void on_result(const struct dns_result *r, void *arg)
+{
+    struct req *q = arg;
+    struct ipc_w w;
+
+    if (r->err != DNS_OK)
+        log_info("dns: %s %s: %s: %s", q->mx ? "MX" : "host", r->name, dns_class_name(r->err),
+                 r->reason);
+    else
+        log_detail("dns: %s %s: %zu host(s)%s", q->mx ? "MX" : "host", r->name, r->nhosts,
+                   (r->flags & DNS_R_IMPLICIT) ? " (implicit MX)" : "");
+    if (q->p->ch && q->p->gen == q->gen) {
+        ipc_w_init(&w);
+        dns_rep_encode(&w, r);
+        if (ipc_send(q->p->ch, IMSG_DNS_REP, q->id, -1, w.p, w.len) < 0)
+            log_warn("dns: cannot answer %s request %u", q->p->name, q->id);
+        ipc_w_free(&w);
+    }
+    free(q);
+}
+
+static void reply_malformed(struct peer *p, uint32_t id)
+{
+    struct dns_result r;
+    struct ipc_w w;
+
+    log_warn("dns: malformed request %u from %s", id, p->name);
+    dns_result_init(&r, "");
+    dns_result_set_err(&r, DNS_PERM, "malformed request to dnsd");
+    ipc_w_init(&w);
+    dns_rep_encode(&w, &r);
+    ipc_send(p->ch, IMSG_DNS_REP, id, -1, w.p, w.len);
+    ipc_w_free(&w);
+    dns_result_free(&r);
+}
+
+static struct req *req_new(struct peer *p, uint32_t id, int mx)
+{
+    struct req *q = xcalloc(1, sizeof(*q));
+    q->p = p;
+    q->gen = p->gen;
+    q->id = id;
+    q->mx = mx;
+    D.requests++;
+    return q;
+}
+
+static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
+{
+    struct peer *p = arg;
+    const char *name, *override[DNS_MAX_OVERRIDE];
+    size_t n = 0;
+
+    if (m->fd >= 0) {
+        log_warn("dns: unexpected fd from %s", p->name);
+        close(m->fd);
+    }
+    switch (m->type) {
+    case IMSG_DNS_MX_REQ:
+        if (dns_mx_req_decode(m->body, m->len, &name, override, DNS_MAX_OVERRIDE, &n) < 0) {
+            reply_malformed(p, m->id);
+            break;
+        }
+        lookup_mx(D.eng, name, override, n, on_result, req_new(p, m->id, 1));
+        break;
+    case IMSG_DNS_HOST_REQ:
+        if (dns_host_req_decode(m->body, m->len, &name) < 0) {
+            reply_malformed(p, m->id);
+            break;
+        }
+        lookup_host(D.eng, name, on_result, req_new(p, m->id, 0));
+        break;
+    default:
+        log_warn("dns: unexpected message type %u from %s", m->type, p->name);
+    }
+}
+
+static void on_peer_close(struct ipc_chan *ch, void *arg)
+{
+    struct peer *p = arg;
+
+    log_info("channel to %s closed", p->name);
+    ipc_chan_free(ch);
+    p->ch = NULL;
+    p->gen++;
+}
+
+static void adopt_peer(struct child *c, const char *name, int fd)
+{
+    for (size_t i = 0; i < nitems(D.peers); i++) {
+        struct peer *p = &D.peers[i];
+        if (strcmp(p->name, name) != 0)
+            continue;
+        if (p->ch)
+            ipc_chan_free(p->ch);
+        p->gen++; /* answers for the old channel are dropped */
+        p->ch = ipc_chan_new(c->base, fd, p->name, on_peer_msg, on_peer_close, p);
+        return;
+    }
+    log_warn("dns: no use for a channel to %s", name);
+    close(fd);
+}
+
+/* ---- control ---- */
+
+static int has_json(int argc, char **argv, unsigned flags)
+{
+    if (flags & CTL_F_JSON)
+        return 1;
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            return 1;
+    return 0;
+}
+
+struct walk {
+    struct buf *out;
+    int json, n;
+};
+
+static void walk_entry(const char *key, const char *summary, uint32_t ttl, void *arg)
+{
+    struct walk *w = arg;
+    const char *slash = strrchr(key, '/');
+    char name[DNS_MAX_NAME + 1];
+
+    snprintf(name, sizeof(name), "%.*s", slash ? (int)(slash - key) : (int)strlen(key), key);
+    if (w->json) {
+        buf_adds(w->out, w->n ? ",{\"name\":" : "{\"name\":");
+        buf_json_str(w->out, name);
+        buf_adds(w->out, ",\"type\":");
+        buf_json_str(w->out, slash ? slash + 1 : "");
+        buf_printf(w->out, ",\"ttl\":%u,\"data\":", ttl);
+        buf_json_str(w->out, summary);
+        buf_addc(w->out, '}');
+    } else {
+        buf_printf(w->out, "%-40s %-5s %7us  %s\n", name, slash ? slash + 1 : "", ttl, summary);
+    }
+    w->n++;
+}
+
+static void ctl_show(struct buf *out, int json)
+{
+    const struct dnscache_stats *cs = dnscache_stats(D.cache);
+    int64_t now = mono_us();
+    struct walk w = {out, json, 0};
+
+    dnscache_expire(D.cache, now);
+    if (json) {
+        buf_printf(out,
+                   "{\"size\":%zu,\"max\":%zu,\"hits\":%llu,\"misses\":%llu,\"queries\":%llu,"
+                   "\"coalesced\":%llu,\"timeouts\":%llu,\"ignored\":%llu,\"failures\":%llu,"
+                   "\"requests\":%llu,\"inflight\":%zu,\"servers\":[",
+                   dnscache_count(D.cache), dnscache_max(D.cache), (unsigned long long)cs->hits,
+                   (unsigned long long)cs->misses, (unsigned long long)D.st.sent,
+                   (unsigned long long)D.st.coalesced, (unsigned long long)D.st.timeouts,
+                   (unsigned long long)D.st.ignored, (unsigned long long)D.st.failures,
+                   (unsigned long long)D.requests, dnsq_inflight(D.eng));
+        for (int i = 0; i < D.conf.rc.n; i++) {
+            if (i)
+                buf_addc(out, ',');
+            buf_json_str(out, D.conf.rc.servers[i].text);
+        }
+        buf_adds(out, "],\"entries\":[");
+        dnscache_walk(D.cache, now, walk_entry, &w);
+        buf_adds(out, "]}\n");
+        return;
+    }
+    buf_printf(out,
+               "cache: %zu of %zu entries, %llu hits, %llu misses; upstream: %llu queries, "
+               "%llu coalesced, %llu timeouts, %llu ignored answers, %zu in flight\n",
+               dnscache_count(D.cache), dnscache_max(D.cache), (unsigned long long)cs->hits,
+               (unsigned long long)cs->misses, (unsigned long long)D.st.sent,
+               (unsigned long long)D.st.coalesced, (unsigned long long)D.st.timeouts,
+               (unsigned long long)D.st.ignored, dnsq_inflight(D.eng));
+    dnscache_walk(D.cache, now, walk_entry, &w);
+}
+
+struct ctl_wait {
+    int done;
+    struct dns_result r;
+};
+
+static void ctl_done(const struct dns_result *r, void *arg)
+{
+    struct ctl_wait *w = arg;
+    dns_result_copy(&w->r, r);
+    w->done = 1;
+}
+
+/*
+ * A live lookup for smtpctl. The control callback must answer before it
+ * returns, so the lookup runs on a private event base (sharing the cache
+ * and counters); it is bounded by dns_timeout x dns_attempts x servers.
+ */
+static int ctl_lookup(int mx, const char *name, const char *const *override, size_t n,
+                      struct buf *out, int json)
+{
+    struct event_base *b = event_base_new();
+    struct dnsq_engine *e;
+    struct ctl_wait w;
+    int code;
+
+    memset(&w, 0, sizeof(w));
+    if (!b) {
+        buf_adds(out, "dnsd: cannot create an event base\n");
+        return 2;
+    }
+    e = dnsq_engine_new(b, D.cache, &D.st);
+    dnsq_engine_configure(e, &D.conf);
+    if (mx)
+        lookup_mx(e, name, override, n, ctl_done, &w);
+    else
+        lookup_host(e, name, ctl_done, &w);
+    while (!w.done)
+        if (event_base_loop(b, EVLOOP_ONCE) < 0)
+            break;
+    dnsq_engine_free(e);
+    event_base_free(b);
+    if (!w.done) {
+        buf_adds(out, "dnsd: lookup did not finish\n");
+        return 2;
+    }
+    if (json) {
+        dns_result_json(&w.r, out);
+        buf_addc(out, '\n');
+    } else {
+        dns_result_format(&w.r, out);
+    }
+    code = w.r.err == DNS_OK ? 0 : 1;
+    dns_result_free(&w.r);
+    return code;
+}
+
+static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out)
+{
+    int json = has_json(argc, argv, flags);
+    const char *args[DNS_MAX_OVERRIDE + 4];
+    int na = 0;
+
+    for (int i = 0; i < argc && na < (int)nitems(args); i++)
+        if (strcmp(argv[i], "--json") != 0)
+            args[na++] = argv[i];
+    if (na >= 2 && strcmp(args[0], "show") == 0 && strcmp(args[1], "dns") == 0 && na == 2) {
+        ctl_show(out, json);
+        return 0;
+    }
+    if (na >= 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "lookup") == 0)
+        return ctl_lookup(1, args[2], args + 3, (size_t)(na - 3), out, json);
+    if (na == 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "host") == 0)
+        return ctl_lookup(0, args[2], NULL, 0, out, json);
+    if (na == 2 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "flush") == 0) {
+        size_t n = dnscache_flush(D.cache);
+        log_info("dns cache flushed (%zu entries)", n);
+        if (json)
+            buf_printf(out, "{\"flushed\":%zu}\n", n);
+        else
+            buf_printf(out, "flushed %zu entries\n", n);
+        return 0;
+    }
+    buf_adds(out, "usage: show dns | dns lookup DOMAIN [OVERRIDE...] | dns host NAME | "
+                  "dns flush\n");
+    return 2;
+}
+
+static void on_expire(evutil_socket_t fd, short what, void *arg)
+{
+    dnscache_expire(D.cache, mono_us());
+}
+
+static const struct child_spec spec = {
+    .prog = "dnsd",
+    .root = CHILD_ROOT_EMPTY,
+    .peer = adopt_peer,
+    .reload = on_reload,
+    .ctl = on_ctl,
+};
+
+int main(int argc, char **argv)
+{
+    struct child *c = child_init(argc, argv, &spec);
+    struct timeval every = {EXPIRE_EVERY_S, 0};
+    char *err = NULL;
+
+    D.c = c;
+    resolv_init(&D.file_rc);
+    /* before the chroot: afterwards there is no /etc */
+    if (resolv_load_file(RESOLV_CONF, &D.file_rc, &err) < 0) {
+        log_warn("%s", err);
+        free(err);
+        err = NULL;
+    }
+    D.cache = dnscache_new((size_t)cfg_num(c->cfg, P_dns_cache_size));
+    if (build_conf(c->cfg, &D.conf, &err) < 0) {
+        log_err("%s", err);
+        return 1;
+    }
+    child_drop(c);
+
+    D.eng = dnsq_engine_new(c->base, D.cache, &D.st);
+    dnsq_engine_configure(D.eng, &D.conf);
+    log_conf(&D.conf);
+    /* child_loop hands us the deliver and relay channels (adopt_peer) */
+    D.expire = event_new(c->base, -1, EV_PERSIST, on_expire, NULL);
+    event_add(D.expire, &every);
+    return child_loop(c);
+}
