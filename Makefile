@@ -35,9 +35,11 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-PROGS := master smtpd qmgr dnsd deliver relay smtpctl
-EXTRA_PROGS := $(filter sendmail,$(notdir $(wildcard sendmail)))
-ALL_PROGS := $(PROGS) $(EXTRA_PROGS)
+PROGS := master smtpd qmgr dnsd deliver relay smtpctl sendmail
+# A program is built once its folder has a main.c; its modules (lib.a)
+# as soon as the folder has any source, so unit tests can link them.
+ALL_PROGS := $(foreach p,$(PROGS),$(if $(wildcard $(p)/main.c),$(p)))
+LIB_PROGS := $(foreach p,$(PROGS),$(if $(wildcard $(p)/*.c),$(p)))
 BINS := $(addprefix bin/,$(ALL_PROGS))
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -63,25 +65,28 @@ $(LIBCOMMON): $(COMMON_OBJ)
 	ar rcs $@ $^
 
 # Per-program rules: bin/PROG from PROG/main.c + build/PROG/lib.a + libcommon.
-define prog_rules
+define lib_rules
 $(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
 $(1)_OBJ := $$($(1)_SRC:%.c=build/%.o)
 build/$(1)/lib.a: $$($(1)_OBJ)
 	@mkdir -p build/$(1)
 	@rm -f $$@
 	ar rcs $$@ $$($(1)_OBJ) $$(if $$($(1)_OBJ),,build/empty.o)
+endef
+define prog_rules
 bin/$(1): build/$(1)/main.o build/$(1)/lib.a $(LIBCOMMON)
 	@mkdir -p bin
 	$$(CC) $$(LDFLAGS) -o $$@ build/$(1)/main.o build/$(1)/lib.a $(LIBCOMMON) $(LIBS)
 endef
+$(foreach p,$(LIB_PROGS),$(eval $(call lib_rules,$(p))))
 $(foreach p,$(ALL_PROGS),$(eval $(call prog_rules,$(p))))
 
 build/empty.o:
 	@mkdir -p build
 	echo 'extern int postern_empty_unit; int postern_empty_unit;' | $(CC) -x c -c -o $@ -
-$(foreach p,$(ALL_PROGS),build/$(p)/lib.a): | build/empty.o
+$(foreach p,$(LIB_PROGS),build/$(p)/lib.a): | build/empty.o
 
-unit_prog = $(firstword $(filter $(ALL_PROGS),$(firstword $(subst _, ,$(1)))))
+unit_prog = $(firstword $(filter $(LIB_PROGS),$(firstword $(subst _, ,$(1)))))
 build/t/unit/%: build/t/unit/%.o $(LIBCOMMON) $$(if $$(call unit_prog,$$*),build/$$(call unit_prog,$$*)/lib.a)
 	$(CC) $(LDFLAGS) -o $@ $< $(if $(call unit_prog,$*),build/$(call unit_prog,$*)/lib.a) $(LIBCOMMON) $(LIBS)
 
@@ -104,7 +109,7 @@ build/fz/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 FZ_COMMON_OBJ := $(COMMON_SRC:%.c=build/fz/%.o)
-fuzz_prog = $(firstword $(filter $(ALL_PROGS),$(firstword $(subst _, ,$(1)))))
+fuzz_prog = $(firstword $(filter $(LIB_PROGS),$(firstword $(subst _, ,$(1)))))
 build/fuzz/%: t/fuzz/%.c $(FZ_COMMON_OBJ) $$(patsubst %.c,build/fz/%.o,$$(filter-out $$(call fuzz_prog,$$*)/main.c,$$(if $$(call fuzz_prog,$$*),$$(wildcard $$(call fuzz_prog,$$*)/*.c))))
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)

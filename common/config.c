@@ -306,7 +306,9 @@ range:
     if (v < p->min || v > p->max) {
         *err = xasprintf("value '%s' for %s is out of range (%lld to %lld%s)", text, p->name,
                          p->min, p->max,
-                         p->type == CT_DURATION ? " seconds" : p->type == CT_SIZE ? " bytes" : "");
+                         p->type == CT_DURATION ? " seconds"
+                         : p->type == CT_SIZE   ? " bytes"
+                                                : "");
         return -1;
     }
     out->num = v;
@@ -389,8 +391,7 @@ static int set_entry(struct entry *ents, const char *name, const char *value, co
         return -1;
     }
     if (p->flags & F_DOMAIN_ONLY) {
-        *err = xasprintf("%s: '%s' is a per-domain option: set it in the domains map", where,
-                         name);
+        *err = xasprintf("%s: '%s' is a per-domain option: set it in the domains map", where, name);
         return -1;
     }
     struct entry *e = &ents[param_id(p)];
@@ -477,12 +478,12 @@ static const char *raw_value(struct entry *ents, enum cfg_id id)
     return ents[id].present ? ents[id].raw : cfg_params[id].def;
 }
 
-static int expand(struct entry *ents, const char *in, struct buf *out, int depth,
-                  const char *where, char **err)
+static int expand(struct entry *ents, const char *in, struct buf *out, int depth, const char *where,
+                  char **err)
 {
     if (depth > 10) {
-        *err = xasprintf("%s: $name expansion nested too deep (a parameter refers to itself?)",
-                         where);
+        *err =
+            xasprintf("%s: $name expansion nested too deep (a parameter refers to itself?)", where);
         return -1;
     }
     for (const char *s = in; *s; s++) {
@@ -514,8 +515,8 @@ static int expand(struct entry *ents, const char *in, struct buf *out, int depth
             return -1;
         }
         if (n == 0) {
-            *err = xasprintf("%s: '$' must be followed by a parameter name (write $$ for '$')",
-                             where);
+            *err =
+                xasprintf("%s: '$' must be followed by a parameter name (write $$ for '$')", where);
             return -1;
         }
         const struct cfg_param *ref = cfg_param_find(name);
@@ -687,4 +688,36 @@ const char *cfg_myhostname(const struct config *c)
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
     return host;
+}
+
+char *config_peek(const char *dir, enum cfg_id id)
+{
+    char *path = xasprintf("%s/main.cf", dir), *val = NULL, line[4096];
+    const char *name = cfg_params[id].name;
+    size_t nl = strlen(name);
+    FILE *f = fopen(path, "r");
+
+    free(path);
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, name, nl) != 0 || (!is_blank(line[nl]) && line[nl] != '='))
+            continue;
+        char *eq = strchr(line + nl, '=');
+        if (eq == NULL)
+            continue;
+        char *v = trim(eq + 1);
+        v[strcspn(v, "\n")] = '\0';
+        free(val);
+        val = xstrdup(v);
+    }
+    if (f)
+        fclose(f);
+    if (val == NULL)
+        val = xstrdup(cfg_params[id].def);
+    if ((cfg_params[id].flags & F_PATH) && *val != '/' && *val != '\0') {
+        char abs[PATH_MAX];
+        char *p2 = xasprintf("%s/%s", realpath(dir, abs) ? abs : dir, val);
+        free(val);
+        val = p2;
+    }
+    return val;
 }

@@ -46,9 +46,9 @@ struct cfg_param {
 extern const struct cfg_param cfg_params[P__COUNT];
 
 struct cfg_val {
-    char *text;   /* expanded text as configured */
+    char *text;    /* expanded text as configured */
     long long num; /* INT, BOOL (0/1), DURATION, SIZE; ENUM: index in choices */
-    char **list;  /* LIST: NULL-terminated words */
+    char **list;   /* LIST: NULL-terminated words */
 };
 
 struct config {
@@ -71,6 +71,14 @@ int config_load(struct config *cfg, const char *dir, char *const *overrides, cha
 int config_load_text(struct config *cfg, const char *dir, const char *fname, const char *text,
                      char *const *overrides, char **err);
 void config_free(struct config *cfg);
+
+/*
+ * The value of one parameter read leniently from DIR/main.cf: no checks of
+ * other lines, no $ expansion; the default when unset or unreadable. For
+ * smtpctl, which must find the control socket even when main.cf has an
+ * error (so that "smtpctl reload" can report master's refusal). malloc'd.
+ */
+char *config_peek(const char *dir, enum cfg_id id);
 
 /* Convert text to a typed value per param p (no $ expansion). 0 or -1 + *err. */
 int cfg_parse_value(const struct cfg_param *p, const char *text, struct cfg_val *out, char **err);

@@ -23,9 +23,9 @@
 #include "log.h"
 #include "util.h"
 
-#define IPC_FDQ_MAX 64      /* received fds not yet claimed by a frame */
+#define IPC_FDQ_MAX 64 /* received fds not yet claimed by a frame */
 #define IPC_READ_CHUNK 65536
-#define IPC_CMSG_FDS 16     /* fds accepted in one recvmsg */
+#define IPC_CMSG_FDS 16 /* fds accepted in one recvmsg */
 
 enum ipc_decode_result ipc_decode(const uint8_t *buf, size_t len, struct ipc_frame *out,
                                   size_t *consumed, const char **why)
@@ -93,9 +93,9 @@ struct ipc_chan {
     ipc_msg_fn on_msg;
     ipc_close_fn on_close;
     void *arg;
-    int closed;    /* no more I/O; on_close called or scheduled */
-    int depth;     /* > 0 while inside on_msg */
-    int doomed;    /* ipc_chan_free called during on_msg */
+    int closed; /* no more I/O; on_close called or scheduled */
+    int depth;  /* > 0 while inside on_msg */
+    int doomed; /* ipc_chan_free called during on_msg */
 };
 
 static void chan_read_cb(evutil_socket_t fd, short what, void *arg);

@@ -45,9 +45,9 @@ struct ipc_frame {
 };
 
 enum ipc_decode_result {
-    IPC_DEC_OK = 0,    /* a whole frame; *consumed bytes used */
-    IPC_DEC_MORE = 1,  /* need more bytes */
-    IPC_DEC_ERR = -1,  /* malformed; *why says how */
+    IPC_DEC_OK = 0,   /* a whole frame; *consumed bytes used */
+    IPC_DEC_MORE = 1, /* need more bytes */
+    IPC_DEC_ERR = -1, /* malformed; *why says how */
 };
 
 /* Decode one frame from buf. Pure: no I/O, no allocation. */
@@ -109,7 +109,7 @@ void ipc_w_u16(struct ipc_w *w, uint16_t v);
 void ipc_w_u32(struct ipc_w *w, uint32_t v);
 void ipc_w_u64(struct ipc_w *w, uint64_t v);
 void ipc_w_i64(struct ipc_w *w, int64_t v);
-void ipc_w_str(struct ipc_w *w, const char *s); /* NULL is sent as "" */
+void ipc_w_str(struct ipc_w *w, const char *s);             /* NULL is sent as "" */
 void ipc_w_bytes(struct ipc_w *w, const void *p, size_t n); /* u32 length + bytes */
 
 /* Body reader. */

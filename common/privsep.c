@@ -57,8 +57,7 @@ int privsep_drop(const char *user, const char *root, char **note, char **err)
             return -1;
         }
     }
-    if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
-        setresuid(uid, uid, uid) != 0) {
+    if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {
         *err = xasprintf("cannot drop privileges to %s (uid %ld): %s", user, (long)uid,
                          strerror(errno));
         return -1;

@@ -73,7 +73,7 @@ int tap_is_str(const char *got, const char *want, const char *file, int line, co
     return cond;
 }
 
-void tap_diag(const char *fmt, ...)
+int tap_diag(const char *fmt, ...)
 {
     va_list ap;
     char line[8192];
@@ -89,6 +89,7 @@ void tap_diag(const char *fmt, ...)
         printf("# %s\n", p);
     }
     fflush(stdout);
+    return 0;
 }
 
 int tap_done(void)

@@ -20,13 +20,14 @@ int tap_is_int(long long got, long long want, const char *file, int line, const 
     __attribute__((format(printf, 5, 6)));
 int tap_is_str(const char *got, const char *want, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tap_done(void);
 
 #define plan(n) tap_plan(n)
 #define plan_lazy() tap_plan_lazy()
 #define ok(c, ...) tap_ok(!!(c), __FILE__, __LINE__, __VA_ARGS__)
-#define is_int(g, w, ...) tap_is_int((long long)(g), (long long)(w), __FILE__, __LINE__, __VA_ARGS__)
+#define is_int(g, w, ...)                                                                          \
+    tap_is_int((long long)(g), (long long)(w), __FILE__, __LINE__, __VA_ARGS__)
 #define is_str(g, w, ...) tap_is_str((g), (w), __FILE__, __LINE__, __VA_ARGS__)
 #define diag(...) tap_diag(__VA_ARGS__)
 #define done_testing() tap_done()

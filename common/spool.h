@@ -1,0 +1,32 @@
+/*
+ * spool - names inside queue_directory (DESIGN section 3), shared by
+ * master (which creates them) and the children (which use them relative
+ * to their working directory, the spool, after child_drop).
+ *
+ *   incoming/ queue/ hold/ bounced/ bad/ db/   owned by mail_owner, 0700
+ *   etc/    maps copied in by master for chrooted children (root-owned)
+ *   empty/  the empty chroot of dnsd, deliver, relay (root-owned, 0755)
+ *   run/    master's pid file and control socket (root-owned, 0700)
+ */
+#ifndef POSTERN_SPOOL_H
+#define POSTERN_SPOOL_H
+
+#define SPOOL_INCOMING "incoming"
+#define SPOOL_QUEUE "queue"
+#define SPOOL_HOLD "hold"
+#define SPOOL_BOUNCED "bounced"
+#define SPOOL_BAD "bad"
+#define SPOOL_DB "db"
+#define SPOOL_ETC "etc"
+#define SPOOL_EMPTY "empty"
+#define SPOOL_RUN "run"
+#define SPOOL_PIDFILE "run/master.pid"
+#define SPOOL_CONTROL "run/control.sock"
+
+/* Compiled maps as the children see them (copied by master). */
+#define SPOOL_MAP_DOMAINS "etc/domains.db"
+#define SPOOL_MAP_SECRETS "etc/secrets.db"
+#define SPOOL_MAP_USERS "etc/users.db"
+#define SPOOL_MAP_SENDERS "etc/senders.db"
+
+#endif

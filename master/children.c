@@ -1,0 +1,339 @@
+/*
+ * children - start the five child programs with their fds, notice when
+ * one dies, and start it again with backoff.
+ *
+ * Channels between children (DESIGN section 1) are made here. A child is
+ * started with one end of a fresh socketpair for each peer that is
+ * running; the other end goes to that peer in an IMSG_PEER. Children are
+ * started in an order where every edge is made exactly once (a peer that
+ * is not running yet makes the pair when it starts), and a restarted
+ * child gets new pairs with every live peer the same way.
+ *
+ * Backoff: a child that dies within QUICK_DEATH_US of its start counts a
+ * quick death; the n-th consecutive one waits 100 ms * 2^(n-1), at most a
+ * minute, and from the third on it is logged as an error. A child that
+ * ran long enough restarts at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "master.h"
+#include "proto.h"
+#include "util.h"
+
+#define QUICK_DEATH_US (10 * 1000000LL)
+#define BACKOFF_BASE_MS 100
+#define BACKOFF_MAX_MS 60000
+#define MAX_CHILD_FDS 40
+
+static const int edges[][2] = {
+    {CH_SMTPD, CH_QMGR},   {CH_QMGR, CH_DELIVER}, {CH_QMGR, CH_RELAY},
+    {CH_DELIVER, CH_DNSD}, {CH_RELAY, CH_DNSD},
+};
+
+static const char *const child_names[CH__COUNT] = {
+    [CH_DNSD] = "dnsd",   [CH_QMGR] = "qmgr",   [CH_DELIVER] = "deliver",
+    [CH_RELAY] = "relay", [CH_SMTPD] = "smtpd",
+};
+
+static void child_start(struct master *m, int idx);
+
+struct mchild *children_by_name(struct master *m, const char *name)
+{
+    for (int i = 0; i < CH__COUNT; i++)
+        if (strcmp(m->ch[i].name, name) == 0)
+            return &m->ch[i];
+    return NULL;
+}
+
+int children_running(const struct master *m)
+{
+    int n = 0;
+
+    for (int i = 0; i < CH__COUNT; i++)
+        n += m->ch[i].pid > 0;
+    return n;
+}
+
+void children_signal_all(struct master *m, int sig)
+{
+    for (int i = 0; i < CH__COUNT; i++)
+        if (m->ch[i].pid > 0)
+            kill(m->ch[i].pid, sig);
+}
+
+void children_send_all(struct master *m, uint16_t type, const void *body, size_t len)
+{
+    for (int i = 0; i < CH__COUNT; i++)
+        if (m->ch[i].chan)
+            ipc_send(m->ch[i].chan, type, 0, -1, body, len);
+}
+
+void children_check_ready(struct master *m)
+{
+    if (m->announced_ready || m->stopping)
+        return;
+    for (int i = 0; i < CH__COUNT; i++)
+        if (!m->ch[i].ready)
+            return;
+    m->announced_ready = 1;
+    log_info("postern ready");
+}
+
+static void on_child_msg(struct ipc_chan *ch, const struct ipc_msg *msg, void *arg)
+{
+    struct master *m = &M;
+    struct mchild *c = arg;
+
+    if (msg->type == IMSG_STATUS_REP && msg->id == 0) {
+        /* The answer to the probe sent at start: its loop is running. */
+        if (!c->ready) {
+            c->ready = 1;
+            log_debug("%s[%ld] is up", c->name, (long)c->pid);
+        }
+        children_check_ready(m);
+        if (msg->fd >= 0)
+            close(msg->fd);
+        return;
+    }
+    control_child_msg(m, c, msg);
+}
+
+static void on_child_close(struct ipc_chan *ch, void *arg)
+{
+    struct mchild *c = arg;
+
+    /* The process itself is reaped through SIGCHLD; just drop the channel. */
+    if (c->chan == ch) {
+        c->chan = NULL;
+        control_child_gone(&M, c);
+    }
+    ipc_chan_free(ch);
+}
+
+static void restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct mchild *c = arg;
+    struct master *m = &M;
+
+    if (!m->stopping && c->pid == 0)
+        child_start(m, (int)(c - m->ch));
+}
+
+static char *fds_env(char **names, int n)
+{
+    struct buf b;
+
+    buf_init(&b);
+    for (int i = 0; i < n; i++)
+        buf_printf(&b, "%s%s:%d", i ? " " : "", names[i], 3 + i);
+    return b.data;
+}
+
+static char *opts_env(char **overrides)
+{
+    struct buf b;
+
+    buf_init(&b);
+    for (char **o = overrides; o && *o; o++)
+        buf_printf(&b, "%s%s", b.len ? "\n" : "", *o);
+    return b.data;
+}
+
+/* In the forked child: move fds[i] to 3+i, close everything else, exec. */
+static void exec_child(struct master *m, const char *name, int *fds, char **names, int n)
+{
+    int tmp[MAX_CHILD_FDS];
+    char *path = xasprintf("%s/%s", m->bindir, name);
+    char *env_fds = fds_env(names, n);
+    char *env_opts = opts_env(m->overrides);
+    const char *logto = m->foreground || *cfg_str(&m->cfg, P_log_file) ? "stderr" : "syslog";
+    char *argv[] = {(char *)(uintptr_t)name, (char *)(uintptr_t) "-c", m->confdir, NULL};
+    sigset_t none;
+
+    for (int i = 0; i < n; i++) {
+        tmp[i] = fcntl(fds[i], F_DUPFD, 3 + n + 64);
+        if (tmp[i] < 0)
+            _exit(127);
+    }
+    for (int i = 0; i < n; i++) {
+        if (dup2(tmp[i], 3 + i) < 0)
+            _exit(127);
+        fd_cloexec(3 + i, 0);
+    }
+    close_range((unsigned)(3 + n), ~0U, 0);
+    setenv("POSTERN_FDS", env_fds, 1);
+    setenv("POSTERN_LOG", logto, 1);
+    setenv("POSTERN_OPTS", env_opts, 1);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execv(path, argv);
+    fprintf(stderr, "master: cannot exec %s: %s\n", path, strerror(errno));
+    _exit(127);
+}
+
+static void child_start(struct master *m, int idx)
+{
+    struct mchild *c = &m->ch[idx];
+    int fds[MAX_CHILD_FDS], mine[MAX_CHILD_FDS], nmine = 0;
+    char *names[MAX_CHILD_FDS];
+    int n = 0, sp[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        log_err("cannot start %s: socketpair: %s", c->name, strerror(errno));
+        goto retry_later;
+    }
+    struct ipc_chan *mch = ipc_chan_new(m->base, sp[0], c->name, on_child_msg, on_child_close, c);
+    fds[n] = sp[1];
+    names[n++] = (char *)(uintptr_t) "master";
+    mine[nmine++] = sp[1];
+
+    for (size_t e = 0; e < nitems(edges); e++) {
+        int peer = edges[e][0] == idx ? edges[e][1] : edges[e][1] == idx ? edges[e][0] : -1;
+        if (peer < 0 || m->ch[peer].chan == NULL)
+            continue;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+            log_err("socketpair for %s-%s: %s", c->name, m->ch[peer].name, strerror(errno));
+            continue;
+        }
+        struct ipc_w w;
+        ipc_w_init(&w);
+        ipc_w_str(&w, c->name);
+        ipc_send(m->ch[peer].chan, IMSG_PEER, 0, sp[0], w.p, w.len);
+        ipc_w_free(&w);
+        close(sp[0]);
+        fds[n] = sp[1];
+        names[n++] = (char *)(uintptr_t)m->ch[peer].name;
+        mine[nmine++] = sp[1];
+    }
+    if (idx == CH_SMTPD) {
+        for (int i = 0; i < m->nlisten; i++) {
+            fds[n] = m->listen_fds[i];
+            names[n++] = (char *)(uintptr_t) "listen";
+        }
+        for (int i = 0; i < m->nsubmission; i++) {
+            fds[n] = m->submission_fds[i];
+            names[n++] = (char *)(uintptr_t) "submission";
+        }
+    }
+
+    pid = fork();
+    if (pid < 0) {
+        log_err("cannot start %s: fork: %s", c->name, strerror(errno));
+        for (int i = 0; i < nmine; i++)
+            close(mine[i]);
+        ipc_chan_free(mch);
+        goto retry_later;
+    }
+    if (pid == 0)
+        exec_child(m, c->name, fds, names, n);
+    for (int i = 0; i < nmine; i++)
+        close(mine[i]);
+    c->pid = pid;
+    c->chan = mch;
+    c->ready = 0;
+    c->started_us = now_us();
+    c->started_mono = mono_us();
+    ipc_send(mch, IMSG_STATUS_REQ, 0, -1, NULL, 0);
+    log_info("started %s[%ld]", c->name, (long)pid);
+    return;
+
+retry_later : {
+    struct timeval tv = {1, 0};
+    evtimer_add(c->restart_ev, &tv);
+}
+}
+
+void children_start_all(struct master *m)
+{
+    for (int i = 0; i < CH__COUNT; i++) {
+        m->ch[i].name = child_names[i];
+        m->ch[i].restart_ev = evtimer_new(m->base, restart_cb, &m->ch[i]);
+    }
+    /* dnsd, qmgr, deliver, relay, smtpd: each edge is made once. */
+    for (int i = 0; i < CH__COUNT; i++)
+        child_start(m, i);
+}
+
+static void describe_exit(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        snprintf(buf, len, "stopped with status 0x%x", status);
+}
+
+static void schedule_restart(struct master *m, struct mchild *c, int status)
+{
+    struct timeval tv = {0, 0};
+    long delay_ms = 0;
+
+    if (mono_us() - c->started_mono < QUICK_DEATH_US)
+        c->quick_deaths++;
+    else
+        c->quick_deaths = 0;
+    if (c->quick_deaths > 0) {
+        delay_ms = BACKOFF_BASE_MS;
+        for (int i = 1; i < c->quick_deaths && delay_ms < BACKOFF_MAX_MS; i++)
+            delay_ms *= 2;
+        if (delay_ms > BACKOFF_MAX_MS)
+            delay_ms = BACKOFF_MAX_MS;
+    }
+    if (c->quick_deaths >= 3)
+        log_err("%s keeps dying (%d times in a row within %llds of its start): restarting in "
+                "%ld ms; see the lines above for why",
+                c->name, c->quick_deaths, QUICK_DEATH_US / 1000000, delay_ms);
+    c->restarts++;
+    tv.tv_sec = delay_ms / 1000;
+    tv.tv_usec = (delay_ms % 1000) * 1000;
+    evtimer_add(c->restart_ev, &tv);
+}
+
+void children_reap(struct master *m)
+{
+    pid_t pid;
+    int status;
+    char how[128];
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct mchild *c = NULL;
+        for (int i = 0; i < CH__COUNT; i++)
+            if (m->ch[i].pid == pid)
+                c = &m->ch[i];
+        if (c == NULL)
+            continue;
+        describe_exit(status, how, sizeof(how));
+        c->pid = 0;
+        c->ready = 0;
+        if (c->chan) {
+            ipc_chan_free(c->chan);
+            c->chan = NULL;
+            control_child_gone(m, c);
+        }
+        if (m->stopping) {
+            log_info("%s[%ld] %s", c->name, (long)pid, how);
+            continue;
+        }
+        log_err("%s[%ld] %s; restarting it", c->name, (long)pid, how);
+        schedule_restart(m, c, status);
+    }
+    if (m->stopping && children_running(m) == 0)
+        event_base_loopbreak(m->base);
+}

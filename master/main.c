@@ -1,0 +1,345 @@
+/*
+ * master - Postern's supervisor (DESIGN section 1).
+ *
+ *   master -c CONFDIR [-d] [-o name=value ...]
+ *
+ * Runs as root (or, for development, as any user), reads main.cf, creates
+ * the spool, opens the SMTP listeners and the control socket, starts
+ * smtpd, qmgr, dnsd, deliver and relay with their channels, restarts any
+ * that dies, and logs "postern ready" once every child answers.
+ * SIGHUP (or smtpctl reload) re-reads main.cf: a bad file is refused with
+ * its error and the running configuration stays. SIGTERM/SIGINT (or
+ * smtpctl stop) stops every child, killing those that do not exit within
+ * STOP_TIMEOUT_S, and removes the pid file and control socket.
+ * -d stays in the foreground and logs to stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "master.h"
+#include "proto.h"
+#include "spool.h"
+#include "util.h"
+
+#define STOP_TIMEOUT_S 10
+
+struct master M;
+
+void master_reload_children(struct master *m, const char *path, const char *text,
+                            void (*done)(void *, int, const char *), void *arg,
+                            struct ipc_chan *client, uint32_t client_id);
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: master -c CONFDIR [-d] [-o name=value ...]\n");
+    exit(2);
+}
+
+static char *read_text(const char *path, char **err)
+{
+    FILE *f = fopen(path, "r");
+    struct buf b;
+    char chunk[8192];
+    size_t n;
+
+    if (f == NULL) {
+        *err = xasprintf("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf_init(&b);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        buf_add(&b, chunk, n);
+    fclose(f);
+    return b.data;
+}
+
+static void warn_restart_params(const struct config *old, const struct config *new)
+{
+    for (int i = 0; i < P__COUNT; i++) {
+        if (!(cfg_params[i].flags & F_RESTART))
+            continue;
+        if (strcmp(old->v[i].text, new->v[i].text) != 0)
+            log_warn("reload: %s changed from '%s' to '%s'; this takes effect only when postern "
+                     "is restarted",
+                     cfg_params[i].name, old->v[i].text, new->v[i].text);
+    }
+}
+
+void master_reload(struct master *m, void (*done)(void *arg, int ok, const char *err), void *arg)
+{
+    struct config ncfg;
+    char *err = NULL, *text;
+
+    if (config_load(&ncfg, m->confdir, m->overrides, &err) < 0) {
+        char *msg = xasprintf("reload refused, the running configuration stays: %s", err);
+        log_err("%s", msg);
+        if (done)
+            done(arg, 0, msg);
+        free(msg);
+        free(err);
+        return;
+    }
+    text = read_text(ncfg.file, &err);
+    if (text == NULL) {
+        log_err("reload refused: %s", err);
+        if (done)
+            done(arg, 0, err);
+        free(err);
+        config_free(&ncfg);
+        return;
+    }
+    warn_restart_params(&m->cfg, &ncfg);
+    /* F_RESTART values (spool, listeners, owner) stay as they are until a restart. */
+    for (int i = 0; i < P__COUNT; i++)
+        if (cfg_params[i].flags & F_RESTART) {
+            cfg_val_free(&ncfg.v[i]);
+            cfg_parse_value(cfg_param_find(cfg_params[i].name), m->cfg.v[i].text, &ncfg.v[i], &err);
+        }
+    config_free(&m->cfg);
+    m->cfg = ncfg;
+    log_set_level((enum log_level)log_level_parse(cfg_enum(&m->cfg, P_log_level)));
+    if (setup_maps(m, &err) < 0) {
+        log_err("reload: maps: %s", err);
+        free(err);
+    }
+    log_info("reloading: %s", m->cfg.file);
+    master_reload_children(m, m->cfg.file, text, done, arg, NULL, 0);
+    free(text);
+}
+
+static void sighup_done(void *arg, int ok, const char *text)
+{
+    if (ok)
+        log_info("configuration reloaded");
+}
+
+static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+
+    log_warn("children still running %d s after the stop request: killing them", STOP_TIMEOUT_S);
+    children_signal_all(m, SIGKILL);
+}
+
+void master_stop(struct master *m, const char *why)
+{
+    static struct event *ev;
+    struct timeval tv = {STOP_TIMEOUT_S, 0};
+
+    if (m->stopping)
+        return;
+    m->stopping = 1;
+    log_info("stopping (%s)", why);
+    children_send_all(m, IMSG_SHUTDOWN, NULL, 0);
+    children_signal_all(m, SIGTERM);
+    ev = evtimer_new(m->base, stop_timeout_cb, m);
+    evtimer_add(ev, &tv);
+    if (children_running(m) == 0)
+        event_base_loopbreak(m->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct master *m = arg;
+
+    switch (sig) {
+    case SIGCHLD:
+        children_reap(m);
+        break;
+    case SIGHUP:
+        if (!m->stopping)
+            master_reload(m, sighup_done, NULL);
+        break;
+    default:
+        master_stop(m, sig == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+}
+
+static char *self_bindir(void)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    char *slash;
+
+    if (n < 0)
+        log_panic("cannot find my own program: /proc/self/exe: %s", strerror(errno));
+    path[n] = '\0';
+    slash = strrchr(path, '/');
+    *slash = '\0';
+    return xstrdup(path);
+}
+
+static int pid_fd = -1;
+
+static int store_pid(void)
+{
+    char line[32];
+
+    snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+    if (ftruncate(pid_fd, 0) != 0 || pwrite(pid_fd, line, strlen(line), 0) != (ssize_t)strlen(line))
+        return -1;
+    return 0;
+}
+
+/* Take the pid file's lock: only one master per spool. */
+static int write_pidfile(struct master *m, char **err)
+{
+    char *path = xasprintf("%s/%s", cfg_str(&m->cfg, P_queue_directory), SPOOL_PIDFILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        *err = xasprintf("%s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char old[32] = "";
+        ssize_t n = read(fd, old, sizeof(old) - 1);
+        old[n > 0 ? n - 1 : 0] = '\0';
+        *err = xasprintf("postern is already running with this spool (pid %s, %s)",
+                         *old ? old : "?", path);
+        close(fd);
+        free(path);
+        return -1;
+    }
+    pid_fd = fd;
+    if (store_pid() != 0) {
+        *err = xasprintf("%s: %s", path, strerror(errno));
+        close(fd);
+        free(path);
+        return -1;
+    }
+    free(path);
+    return 0; /* fd stays open: the lock lives as long as master */
+}
+
+static void daemonize(void)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if (pid < 0)
+        log_panic("fork: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        if (fd > 2)
+            close(fd);
+    }
+}
+
+/* fd 2 becomes log_file (O_APPEND) so every process writes whole lines to it. */
+static void open_log(struct master *m)
+{
+    const char *lf = cfg_str(&m->cfg, P_log_file);
+
+    if (m->foreground)
+        return;
+    if (*lf == '\0') {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        log_init("master", LOG_TO_SYSLOG);
+        return;
+    }
+    int fd = open(lf, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        log_err("cannot open log_file %s: %s", lf, strerror(errno));
+        exit(1);
+    }
+    dup2(fd, 2);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    struct master *m = &M;
+    const char *confdir = NULL;
+    char *err = NULL;
+    int opt, nov = 0;
+
+    log_init("master", LOG_TO_STDERR);
+    m->overrides = xcalloc((size_t)argc + 1, sizeof(char *));
+    while ((opt = getopt(argc, argv, "c:do:")) != -1) {
+        switch (opt) {
+        case 'c':
+            confdir = optarg;
+            break;
+        case 'd':
+            m->foreground = 1;
+            break;
+        case 'o':
+            m->overrides[nov++] = xstrdup(optarg);
+            break;
+        default:
+            usage();
+        }
+    }
+    if (confdir == NULL || optind != argc)
+        usage();
+    if (config_load(&m->cfg, confdir, m->overrides, &err) < 0) {
+        log_err("%s", err);
+        return 1;
+    }
+    m->confdir = xstrdup(m->cfg.dir);
+    m->bindir = self_bindir();
+    m->started_us = now_us();
+    log_set_level((enum log_level)log_level_parse(cfg_enum(&m->cfg, P_log_level)));
+    umask(022);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (setup_spool(m, &err) < 0 || setup_maps(m, &err) < 0 || write_pidfile(m, &err) < 0 ||
+        setup_listeners(m, &err) < 0) {
+        log_err("%s", err);
+        return 1;
+    }
+    if (!m->foreground)
+        daemonize();
+    open_log(m);
+    /* The pid changed by daemonizing; the lock stays with the file. */
+    if (store_pid() != 0) {
+        log_err("cannot write the pid file: %s", strerror(errno));
+        return 1;
+    }
+
+    m->base = event_base_new();
+    if (m->base == NULL)
+        log_panic("cannot create event base");
+    if (control_open(m, &err) < 0) {
+        log_err("%s", err);
+        return 1;
+    }
+    static const int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
+    for (size_t i = 0; i < nitems(sigs); i++)
+        event_add(evsignal_new(m->base, sigs[i], on_signal, m), NULL);
+    if (geteuid() != 0)
+        log_info("not started as root: every process runs as uid %ld, without chroot",
+                 (long)geteuid());
+    log_info("starting postern %s (config %s, spool %s)", POSTERN_VERSION, m->cfg.file,
+             cfg_str(&m->cfg, P_queue_directory));
+    children_start_all(m);
+    event_base_dispatch(m->base);
+
+    control_close(m);
+    char *pidpath = xasprintf("%s/%s", cfg_str(&m->cfg, P_queue_directory), SPOOL_PIDFILE);
+    unlink(pidpath);
+    free(pidpath);
+    log_info("stopped");
+    return 0;
+}

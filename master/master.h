@@ -1,0 +1,82 @@
+/*
+ * master - internal interfaces of the supervisor.
+ *
+ * setup.c    spool layout, maps copied into the spool, listening sockets
+ * children.c spawn, reap, restart with backoff, peer channels
+ * control.c  the control socket smtpctl talks to; fan-out to children
+ * main.c     arguments, daemon start, signals, reload, stop
+ */
+#ifndef POSTERN_MASTER_H
+#define POSTERN_MASTER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "ipc.h"
+
+struct event_base;
+struct event;
+
+enum child_id { CH_DNSD, CH_QMGR, CH_DELIVER, CH_RELAY, CH_SMTPD, CH__COUNT };
+
+struct mchild {
+    const char *name;
+    pid_t pid;          /* 0 when not running */
+    int64_t started_us; /* wall clock of the last start */
+    int64_t started_mono;
+    int restarts;     /* times restarted after an exit */
+    int quick_deaths; /* consecutive deaths soon after start */
+    int ready;        /* answered its first status request */
+    struct ipc_chan *chan;
+    struct event *restart_ev;
+};
+
+struct master {
+    struct event_base *base;
+    struct config cfg;
+    char *confdir;
+    char **overrides; /* NULL-terminated "name=value" from -o */
+    int foreground;
+    char *bindir;
+    int listen_fds[16];
+    int nlisten;
+    int submission_fds[16];
+    int nsubmission;
+    struct mchild ch[CH__COUNT];
+    int stopping;
+    int announced_ready;
+    int64_t started_us;
+    int control_fd;
+    struct event *control_ev;
+    uint32_t next_id;
+};
+
+extern struct master M;
+
+/* setup.c */
+int setup_spool(struct master *m, char **err);
+int setup_maps(struct master *m, char **err);
+int setup_listeners(struct master *m, char **err);
+
+/* children.c */
+void children_start_all(struct master *m);
+void children_reap(struct master *m);
+int children_running(const struct master *m);
+void children_signal_all(struct master *m, int sig);
+void children_send_all(struct master *m, uint16_t type, const void *body, size_t len);
+struct mchild *children_by_name(struct master *m, const char *name);
+void children_check_ready(struct master *m);
+
+/* control.c */
+int control_open(struct master *m, char **err);
+void control_close(struct master *m);
+/* A message from a child that belongs to a control operation. */
+void control_child_msg(struct master *m, struct mchild *c, const struct ipc_msg *msg);
+void control_child_gone(struct master *m, struct mchild *c);
+
+/* main.c */
+void master_reload(struct master *m, void (*done)(void *arg, int ok, const char *err), void *arg);
+void master_stop(struct master *m, const char *why);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * setup - what master prepares before any child starts: the spool layout
+ * with its owners and modes, the compiled maps copied where chrooted
+ * children can read them, and the listening sockets.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.h"
+#include "netaddr.h"
+#include "privsep.h"
+#include "spool.h"
+#include "util.h"
+
+#define LISTEN_BACKLOG 1024
+
+/* Make dir (if missing) with mode and owner; fix mode and owner if wrong. */
+static int ensure_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, char **err)
+{
+    struct stat st;
+
+    if (mkdir(path, mode) != 0 && errno != EEXIST) {
+        *err = xasprintf("cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        *err = xasprintf("%s exists but is not a directory", path);
+        return -1;
+    }
+    if (geteuid() == 0 && (st.st_uid != uid || st.st_gid != gid) && chown(path, uid, gid) != 0) {
+        *err = xasprintf("cannot chown %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if ((st.st_mode & 07777) != mode && chmod(path, mode) != 0) {
+        *err = xasprintf("cannot chmod %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int setup_spool(struct master *m, char **err)
+{
+    static const char *const owned[] = {SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_HOLD,
+                                        SPOOL_BOUNCED,  SPOOL_BAD,   SPOOL_DB};
+    const char *spool = cfg_str(&m->cfg, P_queue_directory);
+    uid_t uid = geteuid(), root = 0;
+    gid_t gid = getegid(), rootg = 0;
+    char path[4096];
+
+    if (geteuid() == 0) {
+        if (privsep_lookup(cfg_str(&m->cfg, P_mail_owner), &uid, &gid, err) < 0)
+            return -1;
+    } else {
+        root = uid;
+        rootg = gid;
+    }
+    /* The spool itself is root's: children chroot into it but only write below it. */
+    if (ensure_dir(spool, 0755, root, rootg, err) < 0)
+        return -1;
+    for (size_t i = 0; i < nitems(owned); i++) {
+        snprintf(path, sizeof(path), "%s/%s", spool, owned[i]);
+        if (ensure_dir(path, 0700, uid, gid, err) < 0)
+            return -1;
+    }
+    snprintf(path, sizeof(path), "%s/%s", spool, SPOOL_ETC);
+    if (ensure_dir(path, 0755, root, rootg, err) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/%s", spool, SPOOL_EMPTY);
+    if (ensure_dir(path, 0555, root, rootg, err) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/%s", spool, SPOOL_RUN);
+    if (ensure_dir(path, 0700, root, rootg, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Copy src to dst atomically with mode/owner; a missing src removes dst. */
+static int copy_map(const char *src, const char *dst, mode_t mode, gid_t gid, char **err)
+{
+    char tmp[4200], chunk[65536];
+    int in, out;
+    ssize_t n;
+
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        if (errno == ENOENT) {
+            unlink(dst);
+            return 0;
+        }
+        *err = xasprintf("cannot read %s: %s", src, strerror(errno));
+        return -1;
+    }
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", dst) >= sizeof(tmp)) {
+        *err = xasprintf("path too long: %s", dst);
+        close(in);
+        return -1;
+    }
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        *err = xasprintf("cannot create %s: %s", tmp, strerror(errno));
+        close(in);
+        return -1;
+    }
+    while ((n = read(in, chunk, sizeof(chunk))) > 0)
+        if (write_all(out, chunk, (size_t)n) < 0)
+            break;
+    if (n != 0 || fchmod(out, mode) != 0 || (geteuid() == 0 && fchown(out, 0, gid) != 0) ||
+        fsync(out) != 0) {
+        *err = xasprintf("cannot copy %s to %s: %s", src, tmp, strerror(errno));
+        close(in);
+        close(out);
+        unlink(tmp);
+        return -1;
+    }
+    close(in);
+    close(out);
+    if (rename(tmp, dst) != 0) {
+        *err = xasprintf("cannot rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int setup_maps(struct master *m, char **err)
+{
+    static const struct {
+        enum cfg_id param;
+        const char *dst;
+        int secret;
+    } maps[] = {
+        {P_domains_map, SPOOL_MAP_DOMAINS, 0},
+        {P_relay_secrets_map, SPOOL_MAP_SECRETS, 1},
+        {P_smtpd_users_map, SPOOL_MAP_USERS, 1},
+        {P_relay_sender_map, SPOOL_MAP_SENDERS, 0},
+    };
+    const char *spool = cfg_str(&m->cfg, P_queue_directory);
+    gid_t gid = getegid();
+    uid_t uid;
+
+    if (geteuid() == 0 && privsep_lookup(cfg_str(&m->cfg, P_mail_owner), &uid, &gid, err) < 0)
+        return -1;
+    for (size_t i = 0; i < nitems(maps); i++) {
+        const char *src = cfg_str(&m->cfg, maps[i].param);
+        char srcdb[4096], dst[4096];
+        if (src == NULL || *src == '\0')
+            continue;
+        snprintf(srcdb, sizeof(srcdb), "%s.db", src);
+        snprintf(dst, sizeof(dst), "%s/%s", spool, maps[i].dst);
+        /* Secrets: readable by the mail_owner group only. */
+        if (copy_map(srcdb, dst, maps[i].secret ? 0640 : 0644, gid, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int open_listener(const char *spec, int *out, char **err)
+{
+    struct sockaddr_storage ss;
+    const char *why;
+    int fd, one = 1;
+    char text[NETADDR_STRLEN];
+
+    if (netaddr_parse_hostport(spec, 0, &ss, &why) < 0) {
+        *err = xasprintf("listen address '%s': %s", spec, why);
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = xasprintf("socket for %s: %s", spec, strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, netaddr_len((struct sockaddr *)&ss)) != 0 ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
+        *err =
+            xasprintf("cannot listen on %s: %s",
+                      netaddr_format((struct sockaddr *)&ss, text, sizeof(text)), strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *out = fd;
+    return 0;
+}
+
+static int open_list(char *const *list, int *fds, int *n, int max, char **err)
+{
+    for (char *const *s = list; s && *s; s++) {
+        if (*n >= max) {
+            *err = xasprintf("too many listen addresses (at most %d)", max);
+            return -1;
+        }
+        if (open_listener(*s, &fds[*n], err) < 0)
+            return -1;
+        (*n)++;
+    }
+    return 0;
+}
+
+int setup_listeners(struct master *m, char **err)
+{
+    if (open_list(cfg_list(&m->cfg, P_smtpd_listen), m->listen_fds, &m->nlisten,
+                  (int)nitems(m->listen_fds), err) < 0)
+        return -1;
+    return open_list(cfg_list(&m->cfg, P_submission_listen), m->submission_fds, &m->nsubmission,
+                     (int)nitems(m->submission_fds), err);
+}

@@ -1,0 +1,42 @@
+#!/bin/sh
+# deps.sh - install the Debian packages Postern needs to build and test.
+# As root: installs what is missing. Otherwise: prints the apt-get line and
+# fails. Add a package here when code or tests start to need it.
+set -u
+
+BUILD="gcc make libevent-dev libldns-dev libdb5.3-dev libssl-dev libcrypt-dev"
+TEST="perl libnet-dns-perl libio-socket-ssl-perl libnet-ssleay-perl libjson-perl swaks nsd openssl procps iproute2"
+FUZZ="clang libclang-rt-14-dev"
+FORMAT="clang-format"
+ALL="$BUILD $TEST $FUZZ $FORMAT"
+
+missing=""
+for p in $ALL; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
+    case "$st" in
+    *"install ok installed"*) ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+
+if [ -z "$missing" ]; then
+    echo "deps: all build and test packages are installed"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing Debian packages:$missing"
+    echo "deps: run as root:"
+    echo "  apt-get update && apt-get install -y --no-install-recommends$missing"
+    exit 1
+fi
+
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q || exit 1
+# nsd's package starts a system nsd; Postern's tests start their own.
+apt-get install -y -q --no-install-recommends $missing || exit 1
+if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now nsd >/dev/null 2>&1 || true
+fi
+exit 0

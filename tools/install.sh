@@ -1,0 +1,49 @@
+#!/bin/sh
+# install.sh DESTDIR PREFIX - "make install": programs, a system main.cf,
+# the example domains map, the systemd unit and the docs. It does not
+# create the postern user or start anything: INSTALL says how.
+set -eu
+DESTDIR=$1
+PREFIX=$2
+cd "$(dirname "$0")/.."
+
+sbindir=$PREFIX/sbin
+libexec=$PREFIX/libexec/postern
+confdir=/etc/postern
+[ "$PREFIX" = /usr ] || [ "$PREFIX" = /usr/local ] || confdir=$PREFIX/etc/postern
+docdir=$PREFIX/share/doc/postern
+
+install -d "$DESTDIR$sbindir" "$DESTDIR$libexec" "$DESTDIR$confdir" "$DESTDIR$docdir"
+# master finds its children in its own directory: all programs live in
+# libexec; the commands people type are links in sbin.
+for p in master smtpd qmgr dnsd deliver relay smtpctl; do
+    install -m 0755 "bin/$p" "$DESTDIR$libexec/$p"
+done
+ln -sf "$libexec/master" "$DESTDIR$sbindir/postern-master"
+ln -sf "$libexec/smtpctl" "$DESTDIR$sbindir/smtpctl"
+if [ -x bin/sendmail ]; then
+    install -m 0755 bin/sendmail "$DESTDIR$libexec/sendmail"
+    ln -sf "$libexec/sendmail" "$DESTDIR$sbindir/sendmail"
+    ln -sf "$libexec/sendmail" "$DESTDIR$sbindir/mailq"
+fi
+
+# A system main.cf from the development one: port 25 on all addresses,
+# spool in /var/spool/postern. An existing main.cf is never overwritten.
+if [ ! -e "$DESTDIR$confdir/main.cf" ]; then
+    sed -e 's|^queue_directory = .*|queue_directory = /var/spool/postern|' \
+        -e 's|^smtpd_listen = .*|smtpd_listen = 0.0.0.0:25 [::]:25|' \
+        etc/main.cf >"$DESTDIR$confdir/main.cf"
+    chmod 0644 "$DESTDIR$confdir/main.cf"
+fi
+[ -e "$DESTDIR$confdir/domains" ] || install -m 0644 etc/domains "$DESTDIR$confdir/domains"
+
+unitdir=$PREFIX/lib/systemd/system
+[ "$PREFIX" = /usr/local ] && unitdir=/etc/systemd/system
+install -d "$DESTDIR$unitdir"
+sed -e "s|@LIBEXEC@|$libexec|g" -e "s|@CONFDIR@|$confdir|g" etc/systemd/postern.service \
+    >"$DESTDIR$unitdir/postern.service"
+
+for d in README.md INSTALL docs/*.md; do
+    [ -f "$d" ] && install -m 0644 "$d" "$DESTDIR$docdir/"
+done
+echo "installed into ${DESTDIR:-/}: programs in $libexec, config in $confdir"
