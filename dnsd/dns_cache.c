@@ -183,9 +183,17 @@ void dnscache_put(struct dnscache *c, const char *key, const void *data, size_t 
     if (*pp)
         remove_entry(c, *pp);
     if (c->count >= c->max) {
-        /* expired entries go first, then the least recently used */
-        if (c->tail && c->tail->expires <= now)
-            dnscache_expire(c, now);
+        /* expired entries near the old end go first (a bounded look, so
+         * a put stays O(1)), then the least recently used */
+        struct centry *x = c->tail;
+        for (int i = 0; x && i < 16; i++) {
+            struct centry *prev = x->prev;
+            if (x->expires <= now) {
+                remove_entry(c, x);
+                c->st.expired++;
+            }
+            x = prev;
+        }
         evict_to(c, c->max - 1);
     }
     if (c->count >= c->nbuckets)
