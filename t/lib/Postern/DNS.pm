@@ -684,6 +684,46 @@ sub DESTROY { local ($?, $!, $@); $_[0]->stop }
 
 package Postern::DNS;
 
+# The zones the dns_*.t tests share (served by nsd).
+sub test_zones {
+    return {
+        'example.test' => <<'ZONE',
+$ORIGIN example.test.
+$TTL 300
+@        IN SOA ns admin 1 3600 600 86400 60
+@        IN NS ns
+ns       IN A 127.0.0.1
+@        IN MX 10 mx1
+@        IN MX 20 mx2
+@        IN MX 20 mx3
+mx1      IN A 127.0.0.11
+mx2      IN A 127.0.0.12
+mx2      IN AAAA ::1
+mx3      IN A 127.0.0.13
+noadd    IN MX 10 mail.other.test.
+implicit IN A 127.0.0.21
+implicit IN AAAA ::21
+nullmx   IN MX 0 .
+alias    IN CNAME chain1
+chain1   IN CNAME chain2
+chain2   IN MX 10 mx1
+v6only   IN MX 10 mx6
+mx6      IN AAAA ::1
+nomail   IN TXT "no mail here"
+short 2  IN MX 10 mx1
+deadmx   IN MX 10 nothere
+ZONE
+        'other.test' => <<'ZONE',
+$ORIGIN other.test.
+$TTL 300
+@        IN SOA ns admin 1 3600 600 86400 60
+@        IN NS ns
+ns       IN A 127.0.0.1
+mail     IN A 127.0.0.31
+ZONE
+    };
+}
+
 sub _slurp {
     my ($p) = @_;
     open my $fh, '<', $p or return '';
