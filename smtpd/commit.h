@@ -1,0 +1,97 @@
+/*
+ * commit - writing accepted messages into the queue, durably and in
+ * batches (group commit).
+ *
+ * A message being received is a struct qmsg: its head (the queue file
+ * envelope and the Received: header, built at DATA time) and its body
+ * (the decoded DATA). Small messages stay in memory until the end; a body
+ * that grows past COMMIT_SPILL bytes is streamed into incoming/ID
+ * (qmsg_spill), so memory stays bounded.
+ *
+ * commit_submit() puts a complete message in the current batch. The batch
+ * runs from a zero-delay timer, i.e. after the event loop has handled
+ * every other ready socket, so that messages whose final dot arrived
+ * together are committed together:
+ *   1. create and write incoming/ID for each (unless spilled already) and
+ *      set the size in the envelope;
+ *   2. fdatasync each file;
+ *   3. rename incoming/ID to queue/ID for each (never over an existing
+ *      file: RENAME_NOREPLACE);
+ *   4. fsync the queue/ directory once;
+ * and only then calls each message's done(ok) so the session can say 250.
+ * A message that failed anywhere is removed and reported with ok = 0.
+ *
+ * qmsg_free() of a message that was not committed removes its incoming
+ * file, so an aborted session leaves nothing behind. commit_init()
+ * removes whatever an earlier crash left in incoming/.
+ */
+#ifndef POSTERN_COMMIT_H
+#define POSTERN_COMMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "qfile.h"
+#include "util.h"
+
+struct event_base;
+struct event;
+
+#define COMMIT_SPILL (1024u * 1024)
+
+struct qmsg;
+typedef void (*qmsg_done_fn)(struct qmsg *m, int ok, void *arg);
+
+struct qmsg {
+    TAILQ_ENTRY(qmsg) link;
+    char id[QFILE_ID_SIZE];
+    struct buf head;  /* envelope, then the Received: header */
+    size_t env_len;   /* bytes of head that are the envelope */
+    size_t size_off;  /* where the 20-digit size is in head */
+    struct buf body;  /* body bytes not yet written */
+    uint64_t body_len; /* all body bytes, written or not */
+    int fd;           /* incoming/ID once created, else -1 */
+    int failed;
+    int committed;
+    qmsg_done_fn done;
+    void *arg;
+};
+
+TAILQ_HEAD(qmsg_list, qmsg);
+
+struct commit_stats {
+    uint64_t batches;
+    uint64_t messages;
+    uint64_t failed;
+    uint64_t bytes;
+    uint64_t max_batch;
+    uint64_t sync_us; /* time spent in fdatasync/fsync */
+};
+
+struct committer {
+    struct event_base *base;
+    int incoming_fd;
+    int queue_fd;
+    struct event *ev;
+    struct qmsg_list batch;
+    size_t nbatch;
+    struct commit_stats st;
+};
+
+/* Open incoming/ and queue/ (relative to the working directory, the
+ * spool) and remove stale files from incoming/. 0, or -1 and *err. */
+int commit_init(struct committer *c, struct event_base *base, char **err);
+void commit_free(struct committer *c);
+
+struct qmsg *qmsg_new(const char *id);
+/* Write what is buffered to incoming/ID now. 0, or -1 (the message is
+ * marked failed; the session still reads to the end of DATA). */
+int qmsg_spill(struct committer *c, struct qmsg *m);
+void qmsg_free(struct committer *c, struct qmsg *m);
+
+void commit_submit(struct committer *c, struct qmsg *m, qmsg_done_fn done, void *arg);
+/* Run the current batch now (tests, shutdown). */
+void commit_run(struct committer *c);
+
+#endif

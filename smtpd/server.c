@@ -1,0 +1,1029 @@
+/*
+ * server - smtpd's connections, listeners and limits (see server.h).
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "map.h"
+#include "proto.h"
+#include "spool.h"
+#include "tls.h"
+
+#define MAX_LISTENERS 32
+#define SLOT_BUCKETS 1024
+#define INPUT_HIGH_WATER (256 * 1024)
+#define CLOSE_GRACE_S 10
+#define USERS_MAP_SPOOL "etc/users" /* SPOOL_MAP_USERS without ".db" */
+
+struct slot {
+    struct slot *next;
+    unsigned n;
+    char key[64];
+};
+
+struct conn;
+TAILQ_HEAD(conn_list, conn);
+
+struct listener {
+    struct smtpd *sd;
+    struct evconnlistener *l;
+    int submission;
+};
+
+struct smtpd {
+    struct child *c;
+    struct sess_conf conf;
+    char *hostname;
+    struct cidr *nets;
+    size_t nnets;
+    int timeout_s, data_timeout_s, fail_delay_s;
+    unsigned max_sessions, max_per_client;
+    size_t cmd_limit;
+    SSL_CTX *tls;
+    struct map *users;
+    struct committer commit;
+    struct qfile_idgen idgen;
+    struct ipc_chan *qmgr;
+    struct listener lst[MAX_LISTENERS];
+    int nlst;
+    int paused;
+    int stopping;
+    unsigned nsessions;
+    struct slot *slots[SLOT_BUCKETS];
+    struct conn_list conns;
+    struct buf out;  /* reply text of the current step */
+    char *line;      /* one command line */
+    struct smtpd_stats st;
+};
+
+struct conn {
+    TAILQ_ENTRY(conn) link;
+    struct smtpd *sd;
+    struct bufferevent *bev;
+    evutil_socket_t fd; /* owned here: bufferevents come and go (STARTTLS) */
+    SSL *ssl;
+    struct sess s;
+    struct qmsg *msg;
+    struct slot *slot;
+    struct event *delay;
+    int in_tls_handshake;
+    int discarding; /* skipping the rest of an over-long command line */
+    int busy;       /* a commit for this session is running */
+    int dead;       /* the client is gone; free after the commit */
+    int closing;
+};
+
+static struct smtpd *the_sd; /* child callbacks get only the child */
+
+static void conn_process(struct conn *c);
+static void handle_act(struct conn *c, enum sess_act act);
+
+/* ---- configuration ---- */
+
+static int load_conf(struct smtpd *sd, const struct config *cfg, char **err)
+{
+    char *const *nets = cfg_list(cfg, P_mynetworks);
+    struct cidr *list = NULL;
+    size_t n = 0;
+
+    for (size_t i = 0; nets && nets[i]; i++) {
+        const char *why;
+        list = xrealloc(list, (n + 1) * sizeof(*list));
+        if (netaddr_parse_cidr(nets[i], &list[n], &why) != 0) {
+            *err = xasprintf("mynetworks: bad network '%s': %s", nets[i], why);
+            free(list);
+            return -1;
+        }
+        n++;
+    }
+    free(sd->nets);
+    sd->nets = list;
+    sd->nnets = n;
+    free(sd->hostname);
+    sd->hostname = xstrdup(cfg_myhostname(cfg));
+    sd->conf.hostname = sd->hostname;
+    sd->conf.size_limit = (uint64_t)cfg_num(cfg, P_message_size_limit);
+    sd->conf.rcpt_limit = (unsigned)cfg_num(cfg, P_smtpd_recipient_limit);
+    sd->conf.error_limit = (unsigned)cfg_num(cfg, P_smtpd_error_limit);
+    sd->conf.line_limit = (size_t)cfg_num(cfg, P_smtpd_line_length_limit);
+    sd->conf.normalize = strcmp(cfg_enum(cfg, P_smtpd_bare_newline), "normalize") == 0;
+    sd->conf.auth_plaintext_loopback = (int)cfg_num(cfg, P_smtpd_auth_plaintext_loopback);
+    sd->timeout_s = (int)cfg_num(cfg, P_smtpd_timeout);
+    sd->data_timeout_s = (int)cfg_num(cfg, P_smtpd_data_timeout);
+    sd->fail_delay_s = (int)cfg_num(cfg, P_smtpd_auth_fail_delay);
+    sd->max_sessions = (unsigned)cfg_num(cfg, P_smtpd_max_sessions);
+    sd->max_per_client = (unsigned)cfg_num(cfg, P_smtpd_max_sessions_per_client);
+    sd->cmd_limit = (size_t)cfg_num(cfg, P_smtpd_command_line_limit);
+    sd->line = xrealloc(sd->line, sd->cmd_limit + 1);
+    return 0;
+}
+
+static int client_trusted(const struct smtpd *sd, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < sd->nnets; i++)
+        if (netaddr_cidr_match(&sd->nets[i], sa))
+            return 1;
+    return 0;
+}
+
+/* Numeric address, with IPv4-mapped IPv6 shown as IPv4. */
+static void client_addr(const struct sockaddr *sa, char *buf, size_t size)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)size);
+            return;
+        }
+    }
+    netaddr_ntop(sa, buf, size);
+}
+
+/* ---- per-client session counts ---- */
+
+static unsigned slot_hash(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % SLOT_BUCKETS;
+}
+
+static struct slot *slot_get(struct smtpd *sd, const char *key, int create)
+{
+    unsigned h = slot_hash(key);
+    struct slot *s;
+
+    for (s = sd->slots[h]; s; s = s->next)
+        if (strcmp(s->key, key) == 0)
+            return s;
+    if (!create)
+        return NULL;
+    s = xcalloc(1, sizeof(*s));
+    strlcpy_p(s->key, key, sizeof(s->key));
+    s->next = sd->slots[h];
+    sd->slots[h] = s;
+    return s;
+}
+
+static void slot_put(struct smtpd *sd, struct slot *s)
+{
+    unsigned h;
+    struct slot **pp;
+
+    if (--s->n > 0)
+        return;
+    h = slot_hash(s->key);
+    for (pp = &sd->slots[h]; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            free(s);
+            return;
+        }
+}
+
+/* ---- output ---- */
+
+static void log_transcript(struct conn *c, const char *dir, const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t len = nl ? (size_t)(nl - p) + 1 : n;
+        size_t show = len;
+        while (show > 0 && (p[show - 1] == '\n' || p[show - 1] == '\r'))
+            show--;
+        log_detail("[%s] %s %.*s", c->s.addr, dir, (int)show, p);
+        p += len;
+        n -= len;
+    }
+}
+
+/* Send what the session wrote into sd->out. */
+static void flush_out(struct conn *c)
+{
+    struct smtpd *sd = c->sd;
+
+    if (sd->out.len == 0)
+        return;
+    if (log_enabled(LOG_LV_DETAIL))
+        log_transcript(c, ">", sd->out.data, sd->out.len);
+    if (c->bev && !c->dead)
+        bufferevent_write(c->bev, sd->out.data, sd->out.len);
+    buf_reset(&sd->out);
+}
+
+static void set_timeouts(struct conn *c, int seconds)
+{
+    struct timeval rt = {seconds, 0}, wt = {c->sd->timeout_s, 0};
+    bufferevent_set_timeouts(c->bev, &rt, &wt);
+}
+
+/* ---- connection lifetime ---- */
+
+static void conn_free(struct conn *c)
+{
+    struct smtpd *sd = c->sd;
+
+    if (c->msg) {
+        qmsg_free(&sd->commit, c->msg);
+        c->msg = NULL;
+    }
+    if (c->delay)
+        event_free(c->delay);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->ssl)
+        SSL_free(c->ssl);
+    if (c->fd >= 0)
+        evutil_closesocket(c->fd);
+    if (c->slot)
+        slot_put(sd, c->slot);
+    TAILQ_REMOVE(&sd->conns, c, link);
+    sd->nsessions--;
+    log_detail("disconnect from [%s]:%u commands=%u messages=%u errors=%u", c->s.addr, c->s.port,
+               c->s.commands, c->s.messages, c->s.errors);
+    sess_free(&c->s);
+    free(c);
+}
+
+/* The client is gone or must go now: nothing more is written. */
+static void conn_drop(struct conn *c)
+{
+    if (c->busy) {
+        /* The commit still owns the message: finish when it calls back. */
+        c->dead = 1;
+        if (c->bev) {
+            bufferevent_free(c->bev);
+            c->bev = NULL;
+        }
+        if (c->ssl) {
+            SSL_free(c->ssl);
+            c->ssl = NULL;
+        }
+        if (c->fd >= 0) {
+            evutil_closesocket(c->fd);
+            c->fd = -1;
+        }
+        return;
+    }
+    conn_free(c);
+}
+
+static void on_close_written(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_drop(c);
+}
+
+static void on_close_event(struct bufferevent *bev, short what, void *arg)
+{
+    conn_drop(arg);
+}
+
+/* Close once the last reply is written. */
+static void conn_close(struct conn *c)
+{
+    struct timeval wt = {CLOSE_GRACE_S, 0};
+
+    c->closing = 1;
+    c->s.state = SS_CLOSED;
+    if (c->bev == NULL) {
+        conn_drop(c);
+        return;
+    }
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    bufferevent_setcb(c->bev, NULL, on_close_written, on_close_event, c);
+    bufferevent_enable(c->bev, EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_drop(c);
+}
+
+/* ---- DATA ---- */
+
+static void start_data(struct conn *c)
+{
+    struct smtpd *sd = c->sd;
+    struct qfile_env env;
+    struct qfile_rcpt *rc = xcalloc(c->s.nrcpt, sizeof(*rc));
+    char id[QFILE_ID_SIZE];
+    int64_t now = now_us();
+    const char *why;
+
+    qfile_id_next(&sd->idgen, now, id);
+    c->msg = qmsg_new(id);
+    sess_envelope(&c->s, id, now, &env, rc);
+    if (qfile_env_write(&c->msg->head, &env, &c->msg->size_off, &why) != 0) {
+        log_err("%s: cannot build the envelope: %s", id, why);
+        c->msg->failed = 1;
+    }
+    free(rc);
+    c->msg->env_len = c->msg->head.len;
+    sess_received(&c->s, id, now, &c->msg->head);
+    set_timeouts(c, sd->data_timeout_s);
+}
+
+static void log_accepted(struct conn *c, const struct qmsg *m)
+{
+    const struct sess *s = &c->s;
+
+    log_info("%s: accepted from=<%s> size=%llu nrcpt=%zu client=[%s]:%u helo=%s proto=%s%s%s%s%s",
+             m->id, s->sender ? s->sender : "", (unsigned long long)m->body_len, s->nrcpt,
+             s->addr, s->port, s->helo_name[0] ? s->helo_name : "-", sess_proto(s),
+             s->tls ? " tls=" : "", s->tls ? s->tls_info : "", s->authed ? " user=" : "",
+             s->authed ? s->auth_user : "");
+}
+
+static void notify_qmgr(struct smtpd *sd, const char *id)
+{
+    struct ipc_w w;
+
+    if (sd->qmgr == NULL) {
+        sd->st.qmgr_missed++;
+        log_debug("%s: qmgr is not connected; it will find the message in %s/", id, SPOOL_QUEUE);
+        return;
+    }
+    ipc_w_init(&w);
+    ipc_w_str(&w, id);
+    if (ipc_send(sd->qmgr, IMSG_QUEUE_NEW, 0, -1, w.p, w.len) == 0)
+        sd->st.qmgr_notified++;
+    else
+        sd->st.qmgr_missed++;
+    ipc_w_free(&w);
+}
+
+static void on_committed(struct qmsg *m, int ok, void *arg)
+{
+    struct conn *c = arg;
+    struct smtpd *sd = c->sd;
+    enum sess_act act;
+
+    c->busy = 0;
+    c->msg = NULL;
+    if (ok) {
+        sd->st.messages++;
+        sd->st.bytes += m->body_len;
+        log_accepted(c, m);
+        notify_qmgr(sd, m->id);
+    }
+    if (c->dead) {
+        if (ok)
+            log_info("%s: client [%s] left before the reply; the message stays queued", m->id,
+                     c->s.addr);
+        qmsg_free(&sd->commit, m);
+        conn_free(c);
+        return;
+    }
+    act = sess_commit_result(&c->s, ok ? m->id : NULL, &sd->out);
+    qmsg_free(&sd->commit, m);
+    flush_out(c);
+    set_timeouts(c, sd->timeout_s);
+    handle_act(c, act);
+    if (!c->closing)
+        conn_process(c);
+}
+
+static void data_end(struct conn *c)
+{
+    struct smtpd *sd = c->sd;
+    char *sender = xstrdup(c->s.sender ? c->s.sender : "");
+    size_t nrcpt = c->s.nrcpt;
+    enum sess_act act = sess_data_end(&c->s, &sd->out);
+
+    if (act != SA_COMMIT) {
+        sd->st.rejected++;
+        log_info("reject: DATA from [%s]:%u: %s; from=<%s> nrcpt=%zu", c->s.addr, c->s.port,
+                 c->s.why[0] ? c->s.why : "refused", sender, nrcpt);
+        free(sender);
+        qmsg_free(&sd->commit, c->msg);
+        c->msg = NULL;
+        flush_out(c);
+        set_timeouts(c, sd->timeout_s);
+        handle_act(c, act);
+        return;
+    }
+    free(sender);
+    if (c->msg->failed) {
+        act = sess_commit_result(&c->s, NULL, &sd->out);
+        qmsg_free(&sd->commit, c->msg);
+        c->msg = NULL;
+        flush_out(c);
+        set_timeouts(c, sd->timeout_s);
+        handle_act(c, act);
+        return;
+    }
+    c->busy = 1;
+    commit_submit(&sd->commit, c->msg, on_committed, c);
+}
+
+/* Feed buffered input to the DATA decoder; 1 if the end was reached. */
+static int feed_data(struct conn *c, struct evbuffer *in)
+{
+    struct evbuffer_iovec v[8];
+    struct qmsg *m = c->msg;
+    int n;
+
+    while ((n = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+        size_t used = 0, before = m->body.len;
+        if (n > 8)
+            n = 8;
+        for (int i = 0; i < n && !c->s.dec.done; i++) {
+            size_t k = data_dec_feed(&c->s.dec, v[i].iov_base, v[i].iov_len, &m->body);
+            used += k;
+            if (k < v[i].iov_len)
+                break;
+        }
+        m->body_len += m->body.len - before;
+        evbuffer_drain(in, used);
+        if (m->body.len >= COMMIT_SPILL && !m->failed)
+            qmsg_spill(&c->sd->commit, m);
+        if (c->s.dec.done)
+            return 1;
+        if (used == 0)
+            break;
+    }
+    return 0;
+}
+
+/* ---- AUTH ---- */
+
+static void on_auth_delay(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    enum sess_act act = sess_auth_result(&c->s, 0, &c->sd->out);
+
+    flush_out(c);
+    handle_act(c, act);
+    if (!c->closing)
+        conn_process(c);
+}
+
+static void do_auth(struct conn *c)
+{
+    struct smtpd *sd = c->sd;
+    char *err = NULL;
+    int r = auth_check(sd->users, c->s.auth_user, c->s.auth_pass, &err);
+    enum sess_act act;
+
+    memset(c->s.auth_pass, 0, sizeof(c->s.auth_pass));
+    if (r > 0) {
+        sd->st.auth_ok++;
+        log_info("[%s]:%u authenticated as %s", c->s.addr, c->s.port, c->s.auth_user);
+    } else if (r < 0) {
+        log_err("AUTH from [%s]: %s", c->s.addr, err);
+        free(err);
+    }
+    if (r == 0) {
+        struct timeval tv = {sd->fail_delay_s, 0};
+        sd->st.auth_failed++;
+        log_warn("authentication failed for user %s from [%s]:%u", c->s.auth_user, c->s.addr,
+                 c->s.port);
+        if (c->delay == NULL)
+            c->delay = evtimer_new(sd->c->base, on_auth_delay, c);
+        evtimer_add(c->delay, &tv);
+        return;
+    }
+    act = sess_auth_result(&c->s, r, &sd->out);
+    flush_out(c);
+    handle_act(c, act);
+}
+
+/* ---- STARTTLS ---- */
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* The 220 went out: swap the plain bufferevent for a TLS one on the fd. */
+static void on_starttls_flushed(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct smtpd *sd = c->sd;
+    struct bufferevent *tb;
+
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    c->ssl = SSL_new(sd->tls);
+    tb = c->ssl ? bufferevent_openssl_socket_new(sd->c->base, c->fd, c->ssl,
+                                                 BUFFEREVENT_SSL_ACCEPTING, 0)
+                : NULL;
+    if (tb == NULL) {
+        log_err("cannot start TLS for [%s]", c->s.addr);
+        conn_drop(c);
+        return;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+    c->bev = tb;
+    c->in_tls_handshake = 1;
+    bufferevent_setcb(tb, on_read, NULL, on_event, c);
+    bufferevent_setwatermark(tb, EV_READ, 0, INPUT_HIGH_WATER);
+    set_timeouts(c, sd->timeout_s);
+    bufferevent_enable(tb, EV_READ | EV_WRITE);
+}
+
+static void start_tls(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    /* RFC 3207: anything the client pipelined after STARTTLS is void. */
+    if (evbuffer_get_length(in) > 0) {
+        log_info("[%s]:%u discarded %zu bytes pipelined after STARTTLS", c->s.addr, c->s.port,
+                 evbuffer_get_length(in));
+        evbuffer_drain(in, evbuffer_get_length(in));
+    }
+    /* Read nothing more in plain text; the handshake starts once 220 is out. */
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setcb(c->bev, NULL, on_starttls_flushed, on_event, c);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        on_starttls_flushed(c->bev, c);
+}
+
+static void tls_done(struct conn *c)
+{
+    char info[128];
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+    c->in_tls_handshake = 0;
+    c->sd->st.tls++;
+    tls_info(ssl, info, sizeof(info));
+    sess_tls_started(&c->s, info);
+    log_detail("[%s]:%u TLS established: %s", c->s.addr, c->s.port, info);
+}
+
+/* ---- the driver ---- */
+
+static void handle_act(struct conn *c, enum sess_act act)
+{
+    struct smtpd *sd = c->sd;
+
+    switch (act) {
+    case SA_NONE:
+    case SA_COMMIT:
+        break;
+    case SA_DATA:
+        start_data(c);
+        break;
+    case SA_STARTTLS:
+        start_tls(c);
+        break;
+    case SA_AUTH_VERIFY:
+        do_auth(c);
+        break;
+    case SA_CLOSE:
+        if (c->s.errors >= sd->conf.error_limit) {
+            sd->st.error_limit++;
+            log_info("[%s]:%u closed after %u errors", c->s.addr, c->s.port, c->s.errors);
+        }
+        conn_close(c);
+        break;
+    }
+}
+
+static void process_line(struct conn *c, char *line, size_t len)
+{
+    struct smtpd *sd = c->sd;
+    enum sess_act act;
+    int secret = c->s.state != SS_CMD;
+    unsigned denied = c->s.relay_denied;
+
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    line[len] = '\0';
+    if (log_enabled(LOG_LV_DETAIL)) {
+        if (secret || (len >= 5 && ascii_ncasecmp(line, "AUTH ", 5) == 0))
+            log_detail("[%s] < %.*s ***", c->s.addr, secret ? 0 : 10, line);
+        else
+            log_detail("[%s] < %s", c->s.addr, line);
+    }
+    act = sess_line(&c->s, line, len, &sd->out);
+    if (c->s.relay_denied != denied) {
+        sd->st.relay_denied++;
+        log_info("reject: RCPT from [%s]:%u: %s; from=<%s> to=%s helo=%s", c->s.addr, c->s.port,
+                 c->s.why, c->s.sender ? c->s.sender : "", line + (len > 8 ? 8 : len),
+                 c->s.helo_name[0] ? c->s.helo_name : "-");
+    } else if (c->s.why[0]) {
+        log_info("reject: %.4s from [%s]:%u: %s", line, c->s.addr, c->s.port, c->s.why);
+    }
+    flush_out(c);
+    handle_act(c, act);
+}
+
+static void conn_process(struct conn *c)
+{
+    struct smtpd *sd = c->sd;
+    struct evbuffer *in;
+
+    while (!c->closing && !c->dead && c->bev) {
+        in = bufferevent_get_input(c->bev);
+        switch (c->s.state) {
+        case SS_WAIT:
+        case SS_CLOSED:
+            return;
+        case SS_DATA:
+            if (!feed_data(c, in))
+                return;
+            data_end(c);
+            continue;
+        default:
+            break;
+        }
+        size_t eol_len = 0, avail = evbuffer_get_length(in);
+        struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+        if (p.pos < 0) {
+            if (avail > sd->cmd_limit) {
+                evbuffer_drain(in, avail);
+                if (!c->discarding) {
+                    enum sess_act act = sess_too_long(&c->s, &sd->out);
+                    c->discarding = 1;
+                    flush_out(c);
+                    handle_act(c, act);
+                }
+            }
+            return;
+        }
+        size_t total = (size_t)p.pos + eol_len;
+        if (c->discarding || total > sd->cmd_limit) {
+            evbuffer_drain(in, total);
+            if (!c->discarding) {
+                enum sess_act act = sess_too_long(&c->s, &sd->out);
+                flush_out(c);
+                handle_act(c, act);
+            }
+            c->discarding = 0;
+            continue;
+        }
+        evbuffer_remove(in, sd->line, total);
+        process_line(c, sd->line, (size_t)p.pos);
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    conn_process(arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct smtpd *sd = c->sd;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        if (c->in_tls_handshake) {
+            tls_done(c);
+            conn_process(c);
+        }
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        sd->st.timeouts++;
+        log_info("timeout after %s from [%s]:%u",
+                 c->s.state == SS_DATA ? "DATA" : c->in_tls_handshake ? "STARTTLS" : "command",
+                 c->s.addr, c->s.port);
+        if (c->in_tls_handshake || (what & BEV_EVENT_WRITING)) {
+            conn_drop(c);
+            return;
+        }
+        buf_printf(&sd->out, "421 4.4.2 %s Error: timeout exceeded\r\n", sd->hostname);
+        flush_out(c);
+        conn_close(c);
+        return;
+    }
+    if (c->in_tls_handshake) {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        char eb[256] = "connection closed";
+        if (e)
+            ERR_error_string_n(e, eb, sizeof(eb));
+        sd->st.tls_failed++;
+        log_info("TLS handshake with [%s]:%u failed: %s", c->s.addr, c->s.port, eb);
+    } else if (c->s.state == SS_DATA) {
+        log_info("[%s]:%u lost connection during DATA; nothing was queued", c->s.addr,
+                 c->s.port);
+    } else if ((what & BEV_EVENT_ERROR) && !c->closing) {
+        log_detail("[%s]:%u connection error: %s", c->s.addr, c->s.port,
+                   evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    }
+    conn_drop(c);
+}
+
+/* ---- accepting ---- */
+
+static void refuse(struct smtpd *sd, evutil_socket_t fd, const char *addr, const char *text)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), "421 %s %s\r\n", sd->hostname, text);
+
+    sd->st.refused++;
+    log_info("refused session from [%s]: %s", addr, text);
+    if (n > 0 && send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        log_debug("refuse [%s]: %s", addr, strerror(errno));
+    /* Let the 421 go out before the FIN: no RST from unread input. */
+    shutdown(fd, SHUT_WR);
+    evutil_closesocket(fd);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    struct listener *ls = arg;
+    struct smtpd *sd = ls->sd;
+    char addr[64];
+    struct conn *c;
+    struct slot *slot;
+    int one = 1;
+
+    client_addr(sa, addr, sizeof(addr));
+    if (sd->paused || sd->stopping) {
+        refuse(sd, fd, addr, "4.3.2 Service not available, mail intake is paused");
+        return;
+    }
+    if (sd->nsessions >= sd->max_sessions) {
+        refuse(sd, fd, addr, "4.7.0 Error: too many sessions, try again later");
+        return;
+    }
+    slot = slot_get(sd, addr, 0);
+    if (slot && slot->n >= sd->max_per_client) {
+        refuse(sd, fd, addr, "4.7.0 Error: too many sessions from your address");
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c = xcalloc(1, sizeof(*c));
+    c->sd = sd;
+    c->slot = slot_get(sd, addr, 1);
+    c->slot->n++;
+    sd->nsessions++;
+    sd->st.sessions++;
+    TAILQ_INSERT_TAIL(&sd->conns, c, link);
+    sess_init(&c->s, &sd->conf, addr, (unsigned)netaddr_port(sa), netaddr_is_loopback(sa),
+              client_trusted(sd, sa), ls->submission);
+    c->fd = fd;
+    c->bev = bufferevent_socket_new(sd->c->base, fd, 0);
+    if (c->bev == NULL) {
+        conn_free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH_WATER);
+    set_timeouts(c, sd->timeout_s);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    log_detail("connect from [%s]:%u%s%s", addr, c->s.port, c->s.trusted ? " (mynetworks)" : "",
+               ls->submission ? " (submission)" : "");
+    sess_greeting(&c->s, &sd->out);
+    flush_out(c);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+
+    log_warn("accept: %s", evutil_socket_error_to_string(e));
+}
+
+/* ---- setup ---- */
+
+struct smtpd *smtpd_new(struct child *c)
+{
+    struct smtpd *sd = xcalloc(1, sizeof(*sd));
+
+    sd->c = c;
+    c->arg = sd;
+    the_sd = sd;
+    TAILQ_INIT(&sd->conns);
+    buf_init(&sd->out);
+    qfile_id_init(&sd->idgen, 0);
+    sd->commit.incoming_fd = sd->commit.queue_fd = -1;
+    return sd;
+}
+
+static void open_users(struct smtpd *sd, const char *path, int quiet)
+{
+    char *err = NULL;
+    struct map *m = map_open(path, 0, &err);
+
+    if (m == NULL) {
+        if (!quiet)
+            log_info("AUTH not offered: %s", err);
+        free(err);
+        return;
+    }
+    map_close(sd->users);
+    sd->users = m;
+    sd->conf.auth_available = 1;
+}
+
+int smtpd_setup(struct smtpd *sd, char **err)
+{
+    const struct config *cfg = sd->c->cfg;
+    const char *cert = cfg_str(cfg, P_tls_cert_file), *key = cfg_str(cfg, P_tls_key_file);
+
+    if (load_conf(sd, cfg, err) != 0)
+        return -1;
+    if (cert && *cert) {
+        sd->tls = tls_server_ctx(cert, key && *key ? key : cert, err);
+        if (sd->tls == NULL)
+            return -1;
+        sd->conf.tls_available = 1;
+    } else {
+        log_info("STARTTLS not offered: tls_cert_file is empty");
+    }
+    /* master copies the compiled users map into the spool (etc/users.db). */
+    {
+        char *spool_map = xasprintf("%s/%s", cfg_str(cfg, P_queue_directory), USERS_MAP_SPOOL);
+        char *dbp = xasprintf("%s.db", spool_map);
+        if (access(dbp, F_OK) == 0)
+            open_users(sd, spool_map, 0);
+        else if (cfg_str(cfg, P_smtpd_users_map)[0])
+            open_users(sd, cfg_str(cfg, P_smtpd_users_map), 0);
+        free(dbp);
+        free(spool_map);
+    }
+    return 0;
+}
+
+int smtpd_start(struct smtpd *sd, char **err)
+{
+    int fds[MAX_LISTENERS], n;
+
+    if (commit_init(&sd->commit, sd->c->base, err) != 0)
+        return -1;
+    for (int pass = 0; pass < 2; pass++) {
+        n = child_fds(sd->c, pass ? "submission" : "listen", fds, MAX_LISTENERS - sd->nlst);
+        for (int i = 0; i < n; i++) {
+            struct listener *ls = &sd->lst[sd->nlst];
+            ls->sd = sd;
+            ls->submission = pass;
+            ls->l = evconnlistener_new(sd->c->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, 0,
+                                       fds[i]);
+            if (ls->l == NULL) {
+                *err = xasprintf("cannot listen on inherited fd %d", fds[i]);
+                return -1;
+            }
+            evconnlistener_set_error_cb(ls->l, on_accept_error);
+            sd->nlst++;
+        }
+    }
+    if (sd->nlst == 0)
+        log_warn("no listening sockets were passed by master");
+    log_info("ready: %d listener(s), STARTTLS %s, AUTH %s, max %u sessions", sd->nlst,
+             sd->conf.tls_available ? "on" : "off", sd->conf.auth_available ? "on" : "off",
+             sd->max_sessions);
+    return 0;
+}
+
+/* ---- child callbacks ---- */
+
+static void on_qmgr_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
+{
+    if (m->fd >= 0)
+        close(m->fd);
+    log_debug("ignoring message type %u from qmgr", m->type);
+}
+
+static void on_qmgr_close(struct ipc_chan *ch, void *arg)
+{
+    struct smtpd *sd = arg;
+
+    log_info("qmgr channel closed; new messages wait in %s/ for its scan", SPOOL_QUEUE);
+    if (sd->qmgr == ch)
+        sd->qmgr = NULL;
+    ipc_chan_free(ch);
+}
+
+void smtpd_peer(struct child *c, const char *name, int fd)
+{
+    struct smtpd *sd = c->arg;
+
+    if (strcmp(name, "qmgr") != 0) {
+        close(fd);
+        return;
+    }
+    if (sd->qmgr)
+        ipc_chan_free(sd->qmgr);
+    sd->qmgr = ipc_chan_new(c->base, fd, "qmgr", on_qmgr_msg, on_qmgr_close, sd);
+    log_debug("qmgr channel up");
+}
+
+int smtpd_reload(struct child *c, char **err)
+{
+    struct smtpd *sd = c->arg;
+
+    if (load_conf(sd, c->cfg, err) != 0)
+        return -1;
+    /* The master re-copied etc/users.db into the spool; we run inside it. */
+    if (access(USERS_MAP_SPOOL ".db", F_OK) == 0)
+        open_users(sd, USERS_MAP_SPOOL, 0);
+    log_info("configuration reloaded");
+    return 0;
+}
+
+static void show(struct smtpd *sd, unsigned flags, struct buf *out)
+{
+    const struct smtpd_stats *s = &sd->st;
+    const struct commit_stats *cs = &sd->commit.st;
+    struct {
+        const char *name;
+        unsigned long long v;
+    } rows[] = {
+        {"sessions_now", sd->nsessions},
+        {"sessions_total", s->sessions},
+        {"sessions_refused", s->refused},
+        {"messages", s->messages},
+        {"bytes", s->bytes},
+        {"messages_rejected", s->rejected},
+        {"relay_denied", s->relay_denied},
+        {"tls_sessions", s->tls},
+        {"tls_failed", s->tls_failed},
+        {"auth_ok", s->auth_ok},
+        {"auth_failed", s->auth_failed},
+        {"timeouts", s->timeouts},
+        {"error_limit_closes", s->error_limit},
+        {"commit_batches", cs->batches},
+        {"commit_max_batch", cs->max_batch},
+        {"commit_failed", cs->failed},
+        {"commit_sync_us", cs->sync_us},
+        {"qmgr_notified", s->qmgr_notified},
+        {"qmgr_missed", s->qmgr_missed},
+    };
+
+    if (flags & CTL_F_JSON) {
+        buf_printf(out, "{\"intake\":\"%s\"", sd->paused ? "paused" : "running");
+        for (size_t i = 0; i < nitems(rows); i++)
+            buf_printf(out, ",\"%s\":%llu", rows[i].name, rows[i].v);
+        buf_adds(out, "}\n");
+        return;
+    }
+    buf_printf(out, "%-20s %s\n", "intake", sd->paused ? "paused" : "running");
+    for (size_t i = 0; i < nitems(rows); i++)
+        buf_printf(out, "%-20s %llu\n", rows[i].name, rows[i].v);
+}
+
+int smtpd_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out)
+{
+    struct smtpd *sd = c->arg;
+
+    if (argc == 2 && strcmp(argv[1], "intake") == 0 &&
+        (strcmp(argv[0], "pause") == 0 || strcmp(argv[0], "resume") == 0)) {
+        sd->paused = strcmp(argv[0], "pause") == 0;
+        log_info("mail intake %s", sd->paused ? "paused: new sessions get 421" : "resumed");
+        if (flags & CTL_F_JSON)
+            buf_printf(out, "{\"intake\":\"%s\"}\n", sd->paused ? "paused" : "running");
+        else
+            buf_printf(out, "intake %s\n", sd->paused ? "paused" : "running");
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[0], "show") == 0 && strcmp(argv[1], "smtpd") == 0) {
+        show(sd, flags, out);
+        return 0;
+    }
+    buf_adds(out, "smtpd: usage: pause intake | resume intake | show smtpd\n");
+    return 2;
+}
+
+void smtpd_shutdown(struct child *c)
+{
+    struct smtpd *sd = c->arg;
+    struct conn *cn, *next;
+
+    sd->stopping = 1;
+    for (int i = 0; i < sd->nlst; i++)
+        if (sd->lst[i].l) {
+            evconnlistener_free(sd->lst[i].l);
+            sd->lst[i].l = NULL;
+        }
+    commit_run(&sd->commit);
+    /* Idle sessions are told to come back later; DATA may finish. */
+    for (cn = TAILQ_FIRST(&sd->conns); cn; cn = next) {
+        next = TAILQ_NEXT(cn, link);
+        if (cn->s.state == SS_CMD && !cn->closing && !cn->dead) {
+            buf_printf(&sd->out, "421 4.3.2 %s Service shutting down\r\n", sd->hostname);
+            flush_out(cn);
+            conn_close(cn);
+        }
+    }
+    if (sd->qmgr) {
+        ipc_chan_free(sd->qmgr);
+        sd->qmgr = NULL;
+    }
+}
