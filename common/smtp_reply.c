@@ -128,8 +128,7 @@ int smtp_reply_line(struct smtp_reply *r, const char *line, size_t len, const ch
     return SMTP_REPLY_DONE;
 }
 
-int smtp_reply_parse(struct smtp_reply *r, const char *p, size_t n, size_t *used,
-                     const char **why)
+int smtp_reply_parse(struct smtp_reply *r, const char *p, size_t n, size_t *used, const char **why)
 {
     size_t off = 0, len;
     const char *nl;

@@ -41,11 +41,11 @@
 #define SMTP_SUMMARY_MAX 512
 
 struct smtp_reply {
-    int code;         /* 200..599 once a line was read */
-    char enh[16];     /* "5.1.1" from the first line, or "" */
-    struct buf text;  /* each line's text after "ddd-"/"ddd ", joined by '\n' */
-    int nlines;       /* lines read so far */
-    int done;         /* the last line was read; the next line starts anew */
+    int code;        /* 200..599 once a line was read */
+    char enh[16];    /* "5.1.1" from the first line, or "" */
+    struct buf text; /* each line's text after "ddd-"/"ddd ", joined by '\n' */
+    int nlines;      /* lines read so far */
+    int done;        /* the last line was read; the next line starts anew */
 };
 
 enum { SMTP_REPLY_MORE = 0, SMTP_REPLY_DONE = 1, SMTP_REPLY_BAD = -1 };
@@ -68,8 +68,7 @@ int smtp_reply_line(struct smtp_reply *r, const char *line, size_t len, const ch
  * the input ends before the reply does, SMTP_REPLY_BAD (*why) if the text
  * is not a reply. Used by tests and the fuzzer; the client reads lines.
  */
-int smtp_reply_parse(struct smtp_reply *r, const char *p, size_t n, size_t *used,
-                     const char **why);
+int smtp_reply_parse(struct smtp_reply *r, const char *p, size_t n, size_t *used, const char **why);
 
 /* The text of line i (0-based) into *s and *len; -1 if there is no such line. */
 int smtp_reply_text_line(const struct smtp_reply *r, int i, const char **s, size_t *len);

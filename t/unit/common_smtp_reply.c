@@ -45,8 +45,8 @@ static void test_replies(void)
     is_int(r.code, 250, "bare code parsed");
     is_str(r.text.data, "", "bare code has empty text");
 
-    is_int(parse(&r, "550 5.1.1 <bob@example.com>: user unknown\r\n", &used, &why),
-           SMTP_REPLY_DONE, "reply with enhanced code");
+    is_int(parse(&r, "550 5.1.1 <bob@example.com>: user unknown\r\n", &used, &why), SMTP_REPLY_DONE,
+           "reply with enhanced code");
     is_str(r.enh, "5.1.1", "enhanced code picked out");
     is_str(smtp_reply_summary(&r, sum, sizeof(sum)), "550 5.1.1 <bob@example.com>: user unknown",
            "summary keeps code, enh and text");
