@@ -638,6 +638,13 @@ sub wait_rep {
     return decode_rep($f->{body});
 }
 
+# The next reply, whatever its id: ($id, $result), or () after timeout.
+sub wait_any {
+    my ($self, $timeout) = @_;
+    my $f = $self->_recv('deliver', undef, $timeout // 30) or return ();
+    return ($f->{id}, $f->{type} == IMSG_DNS_REP ? decode_rep($f->{body}) : undef);
+}
+
 sub mx   { my ($self, @a) = @_; return $self->wait_rep($self->send_mx(@a)) }
 sub host { my ($self, $n) = @_; return $self->wait_rep($self->send_host($n)) }
 
