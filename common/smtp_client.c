@@ -106,6 +106,7 @@ struct smtpc {
     int alive;  /* connection up and in step with the server */
     int usable; /* open succeeded: transactions allowed */
     int pending_open_fail, pending_txn_done;
+    int idle_lost; /* a usable session lost its connection while idle */
 
     struct pending *q;
     size_t qhead, qlen, qcap;
@@ -565,8 +566,9 @@ static void finish_txn(struct smtpc *s)
         evtimer_del(s->timer);
         if (s->bev) {
             bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+            /* Replies nobody asked for: we are out of step with the server. */
             if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
-                kick_soon(s);
+                s->usable = 0;
         }
     }
     s->op = OP_NONE;
@@ -587,6 +589,7 @@ static void finish_txn(struct smtpc *s)
  */
 static int fail_session(struct smtpc *s, const struct smtpc_res *res)
 {
+    int was_usable = s->usable;
     size_t i;
 
     teardown(s);
@@ -613,6 +616,11 @@ static int fail_session(struct smtpc *s, const struct smtpc_res *res)
         destroy(s);
         break;
     case OP_NONE:
+        if (was_usable) {
+            /* a later smtpc_send reports this as lost before the transaction */
+            s->idle_lost = 1;
+            s->res = *res;
+        }
         s->in_cb++;
         if (s->idle_cb)
             s->idle_cb(s, s->idle_arg);
@@ -1231,9 +1239,13 @@ static int handle_reply(struct smtpc *s)
     struct smtpc_res r;
 
     if (s->qlen == 0) {
-        if (s->phase == PH_READY && s->op == OP_NONE)
+        if (s->phase == PH_READY && s->op == OP_NONE) {
+            char sum[SMTPC_TEXT_MAX];
+
+            smtp_reply_summary(&s->reply, sum, sizeof(sum));
             return fail_local(s, SMTPC_TEMP, SMTPC_CL_NETWORK, SMTPC_STEP_NONE, "4.4.2",
-                              "server sent an unexpected reply on the idle connection");
+                              "server ended the idle connection: %s", sum);
+        }
         return fail_local(s, SMTPC_TEMP, SMTPC_CL_PROTOCOL, current_step(s), "4.5.0",
                           "unexpected reply from server: %d", s->reply.code);
     }
@@ -1648,10 +1660,37 @@ static void txn_setup(struct smtpc *s, const struct smtpc_txn *t)
     s->have_endres = 1;
 }
 
+/* The idle connection died: report the transaction as not started. */
+static int send_on_lost(struct smtpc *s, const struct smtpc_txn *t, smtpc_txn_cb *cb, void *arg)
+{
+    struct smtpc_res lost;
+    size_t i;
+
+    res_local(&lost, SMTPC_TEMP, SMTPC_CL_NETWORK, SMTPC_STEP_RSET, "4.4.2",
+              "connection lost before the transaction started: %s", s->res.text);
+    lost.lost_before_txn = 1;
+    txn_setup(s, t);
+    for (i = 0; i < s->txn.nrcpts; i++) {
+        s->rres[i] = lost;
+        s->rfinal[i] = 1;
+    }
+    s->endres = lost;
+    s->have_endres = 1;
+    s->txn_cb = cb;
+    s->arg = arg;
+    s->op = OP_TXN;
+    s->pending_txn_done = 1;
+    kick_soon(s);
+    return 0;
+}
+
 int smtpc_send(struct smtpc *s, const struct smtpc_txn *t, smtpc_txn_cb *cb, void *arg)
 {
-    if (!smtpc_reusable(s))
+    if (!smtpc_reusable(s)) {
+        if (s->idle_lost && s->op == OP_NONE && !s->zombie)
+            return send_on_lost(s, t, cb, arg);
         return -1;
+    }
     txn_setup(s, t);
     s->txn_cb = cb;
     s->arg = arg;
@@ -1712,6 +1751,10 @@ struct ssl_ctx_st *smtpc_tls_ctx_new(const char *ca_file, char **err)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* SMTP has its own end of data; a close without close_notify is an EOF. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     if (file == NULL || file[0] == '\0') {
         file = getenv(X509_get_default_cert_file_env());

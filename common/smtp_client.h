@@ -188,13 +188,17 @@ struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_opts *opts,
 
 /*
  * Run one transaction on a ready session. txn is copied (not the message
- * fd). Returns 0 when started (cb will be called), -1 when the session is
- * not ready: busy, failed, or its idle connection was lost (see
- * smtpc_reusable); the caller then opens a new session.
+ * fd). Returns 0 when started: cb will be called. When the session was
+ * ready but its idle connection has since been lost, smtpc_send also
+ * returns 0 and cb reports every recipient temporary with lost_before_txn
+ * set, so callers need one code path. Returns -1 when the session is busy
+ * or never became ready (a programming error in the caller).
  */
 int smtpc_send(struct smtpc *s, const struct smtpc_txn *txn, smtpc_txn_cb *cb, void *arg);
 
-/* 1 when smtpc_send can be called now. */
+/* 1 when the session is ready and its connection alive (as far as we know:
+ * a server may close it at any moment; then smtpc_send reports
+ * lost_before_txn). */
 int smtpc_reusable(const struct smtpc *s);
 
 /* Called when an idle session's connection is lost; NULL to stop. */

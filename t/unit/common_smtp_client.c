@@ -431,6 +431,23 @@ static int count_lines(const char *tr, const char *prefix)
     return k;
 }
 
+static int count_cmd(const char *tr, const char *prefix)
+{
+    const char *p = tr;
+    size_t pl = strlen(prefix);
+    int k = 0, n, off;
+
+    while (p && *p) {
+        if (*p == 'C' && sscanf(p, "C%d %n", &n, &off) == 1 &&
+            ascii_ncasecmp(p + off, prefix, pl) == 0)
+            k++;
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return k;
+}
+
 static int has_cmd(const char *tr, const char *prefix)
 {
     return cmd_read(tr, prefix) >= 0;
@@ -483,15 +500,19 @@ static void copy_info(struct run *r)
     r->info.host = r->info.addr = r->info.greeting = NULL;
 }
 
+static void on_txn(struct smtpc *s, const struct smtpc_txn_res *res, void *arg);
+
 static void on_idle(struct smtpc *s, void *arg)
 {
     struct run *r = arg;
 
     r->idle_lost = 1;
     r->idle_reusable = smtpc_reusable(s);
-    r->resend_rc = smtpc_send(s, &r->txn[1], NULL, r);
-    smtpc_free(s);
-    run_end(r);
+    r->resend_rc = smtpc_send(s, &r->txn[r->cur], on_txn, r);
+    if (r->resend_rc != 0) {
+        smtpc_free(s);
+        run_end(r);
+    }
 }
 
 static void on_txn(struct smtpc *s, const struct smtpc_txn_res *res, void *arg)
@@ -508,7 +529,7 @@ static void on_txn(struct smtpc *s, const struct smtpc_txn_res *res, void *arg)
         t->rcpt[i] = res->rcpt[i];
     copy_info(r);
     r->cur++;
-    if (r->cur < r->ntxn && r->wait_idle) {
+    if (r->cur < r->ntxn && r->wait_idle && res->reusable) {
         smtpc_set_idle_cb(s, on_idle, r);
         return;
     }
@@ -784,6 +805,36 @@ static void test_refused(void)
     is_str(r.open.enh, "4.4.1", "refused: 4.4.1");
 }
 
+static void test_connect_timeout(void)
+{
+    struct run r;
+    int fill[4], i;
+    struct sockaddr_in sin;
+
+    /* A listener that never accepts, its queue filled: SYNs go unanswered. */
+    fake_listen(0);
+    listen(lsock, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((uint16_t)lport);
+    for (i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(fill[i], (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS)
+            diag("filling the queue: %s", strerror(errno));
+    }
+    usleep(100000);
+    run_init(&r, lport);
+    r.opts.connect_timeout = 1;
+    run_go(&r);
+    is_int(r.open.status, SMTPC_TEMP, "connect timeout: temporary");
+    is_int(r.open.step, SMTPC_STEP_CONNECT, "connect timeout: step connect");
+    ok(strstr(r.open.text, "timed out") != NULL, "connect timeout: says so (%s)", r.open.text);
+    for (i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lsock);
+}
+
 static void test_drop_mid_data(void)
 {
     static const struct fstep script[] = {
@@ -946,23 +997,6 @@ static void test_bad_ca_file(void)
     ok(ctx == NULL && err && strstr(err, "/nonexistent/ca.pem"), "missing CA file is an error");
     free(err);
     SSL_CTX_free(ctx);
-}
-
-static int count_cmd(const char *tr, const char *prefix)
-{
-    const char *p = tr;
-    size_t pl = strlen(prefix);
-    int k = 0, n, off;
-
-    while (p && *p) {
-        if (*p == 'C' && sscanf(p, "C%d %n", &n, &off) == 1 &&
-            ascii_ncasecmp(p + off, prefix, pl) == 0)
-            k++;
-        p = strchr(p, '\n');
-        if (p)
-            p++;
-    }
-    return k;
 }
 
 static void test_may_fallback(void)
@@ -1209,11 +1243,17 @@ static void test_idle_closed(void)
     r.wait_idle = 1;
     run_go(&r);
     tr = fake_wait();
-    is_int(r.nres, 1, "idle close: first transaction done");
-    ok(r.res[0].reusable, "idle close: reusable right after it");
+    is_int(r.nres, 2, "idle close: two transaction results");
+    ok(r.res[0].reusable, "idle close: reusable right after the first");
     ok(r.idle_lost, "idle close: the idle callback reported the loss");
     ok(!r.idle_reusable, "idle close: no longer reusable");
-    is_int(r.resend_rc, -1, "idle close: smtpc_send refuses the dead session");
+    is_int(r.resend_rc, 0, "idle close: smtpc_send on the dead session still reports");
+    is_int(r.res[1].session.status, SMTPC_TEMP, "idle close: second transaction temporary");
+    ok(r.res[1].session.lost_before_txn && r.res[1].rcpt[0].lost_before_txn,
+       "idle close: lost before the transaction (no attempt to count)");
+    ok(strstr(r.res[1].session.text, "before the transaction started") != NULL,
+       "idle close: says so (%s)", r.res[1].session.text);
+    is_int(count_cmd(tr, "RSET"), 0, "idle close: nothing sent for the second");
     free(tr);
 }
 
@@ -1461,6 +1501,7 @@ int main(void)
     test_pipelining();
     test_mail_4xx();
     test_refused();
+    test_connect_timeout();
     test_drop_mid_data();
     test_dotstuff();
     test_starttls_may();
