@@ -62,6 +62,23 @@ is($s && $s->{size}, 0, 'cache empty after flush');
 ($rc, $out) = $pt->smtpctl('dns', 'bogus');
 is($rc, 2, 'unknown dns command: usage, exit 2');
 
+# reload: new dns_servers and dns_cache_size take effect without a restart
+my $f = Postern::DNS::Fake->new(rules => {
+    'fake.test/MX' => { answer => ['fake.test MX 10 mx.fake.test'],
+                        additional => ['mx.fake.test A 127.0.0.60'] },
+});
+$f->start;
+$pt->config(dns_servers => $f->addr, dns_cache_size => 7);
+($rc, $out) = $pt->smtpctl('reload');
+is($rc, 0, 'reload accepted') or diag($out);
+($rc, $out) = $pt->smtpctl('dns', 'lookup', 'fake.test');
+like($out, qr/10 mx\.fake\.test group=0 127\.0\.0\.60/, 'lookups go to the new server');
+is($f->count('fake.test', 'MX'), 1, 'which was asked');
+($rc, $out) = $pt->smtpctl('--json', 'show', 'dns');
+$s = eval { decode_json($out) };
+is($s && $s->{max}, 7, 'new cache size in force');
+$f->stop;
+
 $pt->stop;
 $ns->stop;
 done_testing();
