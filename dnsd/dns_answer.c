@@ -345,8 +345,9 @@ void dnsans_summary(const ldns_pkt *p, const char *qname, ldns_rr_type t, struct
     if (a.hops)
         buf_printf(out, "CNAME %s ", a.final);
     if (a.kind != DNSANS_DATA) {
-        buf_adds(out, a.kind == DNSANS_NXDOMAIN ? "NXDOMAIN" : a.kind == DNSANS_NODATA ? "NODATA"
-                                                                                      : "?");
+        buf_adds(out, a.kind == DNSANS_NXDOMAIN ? "NXDOMAIN"
+                      : a.kind == DNSANS_NODATA ? "NODATA"
+                                                : "?");
         free(tn);
         return;
     }

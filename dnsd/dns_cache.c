@@ -12,14 +12,14 @@
 #include "util.h"
 
 struct centry {
-    struct centry *hnext;        /* hash chain */
-    struct centry *prev, *next;  /* LRU list */
+    struct centry *hnext;       /* hash chain */
+    struct centry *prev, *next; /* LRU list */
     char *key;
     uint32_t hash;
     char *summary;
     void *data;
     size_t len;
-    int64_t expires;             /* microseconds */
+    int64_t expires; /* microseconds */
 };
 
 struct dnscache {

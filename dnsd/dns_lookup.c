@@ -216,8 +216,8 @@ static void mx_answer(const struct dnsq_answer *a, void *arg)
         lk_resolve_hosts(lk);
         break;
     case MXSET_NULL:
-        dns_result_set_err(&lk->res, DNS_PERM,
-                           "domain %s does not accept mail (null MX, RFC 7505)", lk->domain);
+        dns_result_set_err(&lk->res, DNS_PERM, "domain %s does not accept mail (null MX, RFC 7505)",
+                           lk->domain);
         break;
     case MXSET_NXDOMAIN:
         dns_result_set_err(&lk->res, DNS_PERM, "domain %s not found (NXDOMAIN)", lk->domain);
@@ -274,8 +274,8 @@ static void lk_finish(struct lookup *lk)
             dns_result_set_err(&lk->res, DNS_PERM, "domain %s has no MX and no address record",
                                lk->domain);
         else if (!any && first_bad)
-            dns_result_set_err(&lk->res, DNS_PERM, "%s%s", lk->is_mx ? "no MX host has an address: " : "",
-                               first_bad->reason);
+            dns_result_set_err(&lk->res, DNS_PERM, "%s%s",
+                               lk->is_mx ? "no MX host has an address: " : "", first_bad->reason);
         else if (!any)
             dns_result_set_err(&lk->res, DNS_PERM, "no host to deliver to");
     }

@@ -50,9 +50,9 @@ struct dnsq {
     uint8_t *qwire;
     size_t qlen;
     /* TCP */
-    size_t woff;      /* bytes of length+query written */
+    size_t woff; /* bytes of length+query written */
     uint8_t lenbuf[2];
-    size_t rlen_got;  /* bytes of the 2-byte length read */
+    size_t rlen_got; /* bytes of the 2-byte length read */
     uint8_t *rbuf;
     size_t rlen, roff;
     char lasterr[160];
@@ -321,21 +321,18 @@ static void q_udp_read(evutil_socket_t fd, short what, void *arg)
             e->st->ignored++;
             log_warn("dns: ignored answer for %s/%s from unexpected source %s port %u", q->name,
                      q->tname, dns_addr_str(&from, a, sizeof(a)),
-                     from.ss_family == AF_INET6
-                         ? ntohs(((struct sockaddr_in6 *)&from)->sin6_port)
-                         : ntohs(((struct sockaddr_in *)&from)->sin_port));
+                     from.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&from)->sin6_port)
+                                                : ntohs(((struct sockaddr_in *)&from)->sin_port));
             continue;
         }
         if (ldns_wire2pkt(&p, e->ubuf, (size_t)n) != LDNS_STATUS_OK || !p) {
             e->st->ignored++;
-            log_warn("dns: ignored malformed answer for %s/%s from %s", q->name, q->tname,
-                     s->text);
+            log_warn("dns: ignored malformed answer for %s/%s from %s", q->name, q->tname, s->text);
             continue;
         }
         if ((why = q_check(q, p)) != NULL) {
             e->st->ignored++;
-            log_warn("dns: ignored answer for %s/%s from %s: %s", q->name, q->tname, s->text,
-                     why);
+            log_warn("dns: ignored answer for %s/%s from %s: %s", q->name, q->tname, s->text, why);
             ldns_pkt_free(p);
             continue;
         }
@@ -450,8 +447,7 @@ static void q_send_udp(struct dnsq *q)
 
 static void q_tcp_fail(struct dnsq *q, const char *what)
 {
-    snprintf(q->lasterr, sizeof(q->lasterr), "TCP %s %s", what,
-             q->e->conf.rc.servers[q->srv].text);
+    snprintf(q->lasterr, sizeof(q->lasterr), "TCP %s %s", what, q->e->conf.rc.servers[q->srv].text);
     log_warn("dns: %s/%s: %s", q->name, q->tname, q->lasterr);
     q_next_server(q);
 }

@@ -127,8 +127,8 @@ int resolv_parse_list(char *const *list, struct resolv_conf *rc, char **err)
         int r = dns_parse_addr(list[i], &ss);
 
         if (r != 1) {
-            *err = xasprintf("dns_servers: \"%s\" is not addr[:port] (IPv6 as [addr]:port)",
-                             list[i]);
+            *err =
+                xasprintf("dns_servers: \"%s\" is not addr[:port] (IPv6 as [addr]:port)", list[i]);
             return -1;
         }
         if (rc->n >= RESOLV_MAX) {

@@ -101,11 +101,13 @@ static void test_roundtrip(void)
         ipc_w_free(&w);
         ipc_w_init(&w);
         dns_mx_req_encode(&w, "", NULL);
-        ok(dns_mx_req_decode(w.p, w.len, &dom, got, DNS_MAX_OVERRIDE, &n) < 0, "empty domain refused");
+        ok(dns_mx_req_decode(w.p, w.len, &dom, got, DNS_MAX_OVERRIDE, &n) < 0,
+           "empty domain refused");
         ipc_w_free(&w);
         ipc_w_init(&w);
         dns_host_req_encode(&w, "h.test");
-        ok(dns_host_req_decode(w.p, w.len, &name) == 0 && strcmp(name, "h.test") == 0, "host request");
+        ok(dns_host_req_decode(w.p, w.len, &name) == 0 && strcmp(name, "h.test") == 0,
+           "host request");
         ipc_w_free(&w);
     }
     dns_result_free(&r);
@@ -186,9 +188,11 @@ static void test_client(void)
     ok(id != 0, "request sent");
     is_int(cb_calls, 0, "callback not called from dnsc_mx");
     event_base_loop(base, EVLOOP_NONBLOCK);
-    ok(ipc_recv_blocking(sv[1], &f, &body, &fd, 2000) == 0 && f.type == IMSG_DNS_MX_REQ && f.id == id,
+    ok(ipc_recv_blocking(sv[1], &f, &body, &fd, 2000) == 0 && f.type == IMSG_DNS_MX_REQ &&
+           f.id == id,
        "dnsd side gets the MX request with its id");
-    ok(dns_mx_req_decode(body, f.len, &dom, ov, DNS_MAX_OVERRIDE, &n) == 0 && strcmp(dom, "c.test") == 0,
+    ok(dns_mx_req_decode(body, f.len, &dom, ov, DNS_MAX_OVERRIDE, &n) == 0 &&
+           strcmp(dom, "c.test") == 0,
        "request body decodes");
     free(body);
 
@@ -219,7 +223,8 @@ static void test_client(void)
     is_int(dnsc_pending(), 1, "one pending after a cancel");
     dnsc_chan_lost(ch);
     is_int(cb_calls, 2, "the pending request was failed (the cancelled one not)");
-    ok(cb_last.err == DNS_TEMP && strstr(cb_last.reason, "dnsd"), "as temporary: %s", cb_last.reason);
+    ok(cb_last.err == DNS_TEMP && strstr(cb_last.reason, "dnsd"), "as temporary: %s",
+       cb_last.reason);
     is_int(dnsc_pending(), 0, "nothing pending");
     ok(dnsc_mx(NULL, "x.test", NULL, cb, &mine) == 0, "no channel: request refused");
     (void)id;
@@ -243,7 +248,8 @@ static void test_format(void)
     buf_reset(&b);
     dns_result_format(&r, &b);
     ok(strstr(b.data, "example.test: ok (implicit MX)\n") == b.data, "text header");
-    ok(strstr(b.data, "20 mx2.example.test group=1 port=2525 (no address: temporary: timeout)") != NULL,
+    ok(strstr(b.data, "20 mx2.example.test group=1 port=2525 (no address: temporary: timeout)") !=
+           NULL,
        "text host without address");
     buf_free(&b);
     dns_result_free(&r);

@@ -50,7 +50,8 @@ static ldns_pkt *mk(ldns_pkt_rcode rc, const char *qname, ldns_rr_type t, const 
     push(p, LDNS_SECTION_ANSWER, ans);
     push(p, LDNS_SECTION_AUTHORITY, auth);
     push(p, LDNS_SECTION_ADDITIONAL, add);
-    if (ldns_pkt2wire(&wire, p, &len) != LDNS_STATUS_OK || ldns_wire2pkt(&back, wire, len) != LDNS_STATUS_OK)
+    if (ldns_pkt2wire(&wire, p, &len) != LDNS_STATUS_OK ||
+        ldns_wire2pkt(&back, wire, len) != LDNS_STATUS_OK)
         abort();
     free(wire);
     ldns_pkt_free(p);
@@ -70,10 +71,9 @@ static void test_mx_full(void)
     const char *ans[] = {"example.test. 300 IN MX 20 mx2.example.test.",
                          "example.test. 300 IN MX 10 mx1.example.test.",
                          "example.test. 300 IN MX 20 mx3.example.test.", NULL};
-    const char *add[] = {"mx1.example.test. 120 IN A 192.0.2.1",
-                         "mx2.example.test. 300 IN A 192.0.2.2",
-                         "mx2.example.test. 300 IN AAAA 2001:db8::2",
-                         "ns.example.test. 10 IN A 192.0.2.53", NULL};
+    const char *add[] = {
+        "mx1.example.test. 120 IN A 192.0.2.1", "mx2.example.test. 300 IN A 192.0.2.2",
+        "mx2.example.test. 300 IN AAAA 2001:db8::2", "ns.example.test. 10 IN A 192.0.2.53", NULL};
     ldns_pkt *p = mk(LDNS_RCODE_NOERROR, "example.test.", LDNS_RR_TYPE_MX, ans, NULL, add);
     struct mxset m;
 
@@ -94,7 +94,8 @@ static void test_mx_full(void)
     dns_result_free(&m.res);
     is_int(dnsq_cache_ttl(p, "example.test", LDNS_RR_TYPE_MX, 0, 86400), 10,
            "cache TTL also counts additional addresses");
-    is_int(dnsq_cache_ttl(p, "example.test", LDNS_RR_TYPE_MX, 60, 86400), 60, "clamped up by ttl_min");
+    is_int(dnsq_cache_ttl(p, "example.test", LDNS_RR_TYPE_MX, 60, 86400), 60,
+           "clamped up by ttl_min");
     is_int(dnsq_cache_ttl(p, "example.test", LDNS_RR_TYPE_MX, 0, 5), 5, "clamped down by ttl_max");
     ldns_pkt_free(p);
 }
@@ -137,7 +138,8 @@ static void test_negative(void)
     mxset_from_packet(p, "gone.test", DNSANS_MAX_HOPS, &m);
     is_int(m.kind, MXSET_NXDOMAIN, "NXDOMAIN");
     dns_result_free(&m.res);
-    is_int(dnsq_cache_ttl(p, "gone.test", LDNS_RR_TYPE_MX, 0, 86400), 45, "NXDOMAIN cached for the SOA TTL");
+    is_int(dnsq_cache_ttl(p, "gone.test", LDNS_RR_TYPE_MX, 0, 86400), 45,
+           "NXDOMAIN cached for the SOA TTL");
     ldns_pkt_free(p);
 
     p = mk(LDNS_RCODE_NXDOMAIN, "gone.test.", LDNS_RR_TYPE_MX, NULL, NULL, NULL);
@@ -155,7 +157,8 @@ static void test_negative(void)
 static void test_null_mx(void)
 {
     const char *ans[] = {"null.test. 300 IN MX 0 .", NULL};
-    const char *mixed[] = {"mixed.test. 300 IN MX 0 .", "mixed.test. 300 IN MX 10 mx.mixed.test.", NULL};
+    const char *mixed[] = {"mixed.test. 300 IN MX 0 .", "mixed.test. 300 IN MX 10 mx.mixed.test.",
+                           NULL};
     ldns_pkt *p = mk(LDNS_RCODE_NOERROR, "null.test.", LDNS_RR_TYPE_MX, ans, NULL, NULL);
     struct mxset m;
 
@@ -202,7 +205,8 @@ static void test_cname(void)
     is_int(dnsq_cache_ttl(p, "a.test", LDNS_RR_TYPE_A, 0, 86400), 0, "a loop is not cached");
     ldns_pkt_free(p);
 
-    p = mk(LDNS_RCODE_NXDOMAIN, "alias.test.", LDNS_RR_TYPE_MX, out, (const char *[]){SOA, NULL}, NULL);
+    p = mk(LDNS_RCODE_NXDOMAIN, "alias.test.", LDNS_RR_TYPE_MX, out, (const char *[]){SOA, NULL},
+           NULL);
     dnsans_examine(p, "alias.test", LDNS_RR_TYPE_MX, DNSANS_MAX_HOPS, &a);
     ok(a.kind == DNSANS_NXDOMAIN && strcmp(a.final, "elsewhere.test") == 0,
        "NXDOMAIN after a CNAME is about the target");
@@ -222,7 +226,8 @@ static void test_addrs(void)
     dnsans_examine(p, "h.test", LDNS_RR_TYPE_A, DNSANS_MAX_HOPS, &a);
     ok(a.kind == DNSANS_DATA && strcmp(a.final, "real.test") == 0, "A behind a CNAME");
     memset(&h, 0, sizeof(h));
-    is_int(dnsans_addrs(p, LDNS_SECTION_ANSWER, a.final, &h, &ttl), 2, "two addresses of the target");
+    is_int(dnsans_addrs(p, LDNS_SECTION_ANSWER, a.final, &h, &ttl), 2,
+           "two addresses of the target");
     is_str(addr(&h, 1), "192.0.2.8", "second address");
     is_int(ttl, 30, "address TTL");
     free(h.addrs);
@@ -239,22 +244,27 @@ static void test_names_and_overrides(void)
     struct sockaddr_storage ss;
     uint16_t port;
 
-    ok(dnsans_norm("Mail.Example.TEST.", buf, sizeof(buf)) == 0 && strcmp(buf, "mail.example.test") == 0,
+    ok(dnsans_norm("Mail.Example.TEST.", buf, sizeof(buf)) == 0 &&
+           strcmp(buf, "mail.example.test") == 0,
        "names are normalized");
     ok(dnsans_norm("a..b", buf, sizeof(buf)) < 0, "empty label refused");
     is_int(lookup_parse_override("mx.Example.test", buf, sizeof(buf), &ss, &port), 0, "host name");
     ok(strcmp(buf, "mx.example.test") == 0 && port == 0, "host name normalized, no port");
-    is_int(lookup_parse_override("mx.example.test:2525", buf, sizeof(buf), &ss, &port), 0, "host:port");
+    is_int(lookup_parse_override("mx.example.test:2525", buf, sizeof(buf), &ss, &port), 0,
+           "host:port");
     is_int(port, 2525, "port parsed");
-    is_int(lookup_parse_override("127.0.0.5:26", buf, sizeof(buf), &ss, &port), 1, "IPv4 literal with port");
+    is_int(lookup_parse_override("127.0.0.5:26", buf, sizeof(buf), &ss, &port), 1,
+           "IPv4 literal with port");
     ok(port == 26 && ss.ss_family == AF_INET, "IPv4 and its port");
     is_int(lookup_parse_override("[::1]:27", buf, sizeof(buf), &ss, &port), 1, "[IPv6]:port");
     ok(port == 27 && ss.ss_family == AF_INET6, "IPv6 and its port");
     is_int(lookup_parse_override("2001:db8::1", buf, sizeof(buf), &ss, &port), 1, "bare IPv6");
     is_int(lookup_parse_override("mx.test:0", buf, sizeof(buf), &ss, &port), -1, "port 0 refused");
-    is_int(lookup_parse_override("mx.test:99999", buf, sizeof(buf), &ss, &port), -1, "port too big");
+    is_int(lookup_parse_override("mx.test:99999", buf, sizeof(buf), &ss, &port), -1,
+           "port too big");
     is_int(lookup_parse_override("127.0.0.1:x", buf, sizeof(buf), &ss, &port), -1, "bad port");
-    is_int(lookup_parse_override("[mx.test]", buf, sizeof(buf), &ss, &port), -1, "bracketed name refused");
+    is_int(lookup_parse_override("[mx.test]", buf, sizeof(buf), &ss, &port), -1,
+           "bracketed name refused");
 }
 
 int main(void)
