@@ -32,6 +32,7 @@ my $f = Postern::DNS::Fake->new(rules => {
     'inloop.test/*'  => { answer => ['inloop.test CNAME inloop2.test', 'inloop2.test CNAME inloop.test'] },
     'slow.test/MX'   => { $mx->('slow.test', 'mx.slow.test', '127.0.0.44') },
     'slow2.test/MX'  => { $mx->('slow2.test', 'mx.slow2.test', '127.0.0.45') },
+    'old.test/MX'    => { formerr_edns => 1, $mx->('old.test', 'mx.old.test', '127.0.0.47') },
     'mxdown.test/MX' => { answer => ['mxdown.test MX 10 a.mxdown.test', 'mxdown.test MX 20 b.mxdown.test'] },
     'a.mxdown.test/*' => { rcode => 'SERVFAIL' },
     'b.mxdown.test/A' => { answer => ['b.mxdown.test A 127.0.0.46'] },
@@ -70,6 +71,13 @@ $r = $d->mx('port.test');
 is($r->{hosts}[0]{name}, 'good.port.test', 'answer from another source port ignored');
 like($d->log_text, qr/ignored answer for port\.test\/MX from unexpected source 127\.0\.0\.1 port/,
     'logged with the source');
+
+# a server that does not know EDNS0
+$r = $d->mx('old.test');
+is($r->{class}, 'ok', 'FORMERR to EDNS0: ok after a retry without it');
+is_deeply($r->{hosts}[0]{addrs}, ['127.0.0.47'], 'with the data');
+is($f->count('old.test', 'MX'), 2, 'two queries: with and without EDNS0');
+like($d->log_text, qr/answered FORMERR to EDNS0, retrying without/, 'logged');
 
 # CNAME chain across packets
 $r = $d->mx('c1.test');

@@ -17,6 +17,8 @@ package Postern::DNS;
 #       'f.test/MX'  => { spoof_port => 1, answer => [...] }, # bogus reply from
 #                                     # another source port first
 #       'g.test/MX'  => { delay => 0.5, answer => [...] },
+#       'h.test/MX'  => { formerr_edns => 1, answer => [...] }, # FORMERR to a
+#                                     # query with EDNS0 (an OPT record)
 #   });
 #   $f->start; $f->port; $f->count('a.test', 'MX'); $f->count_tcp(...);
 #   $f->stop;
@@ -323,6 +325,12 @@ sub _serve {
                 $self->_log('udp', $qq->qname, $qq->qtype);
                 my $rule = $self->_rule($qq->qname, $qq->qtype);
                 next if $rule && $rule->{drop};
+                if ($rule && $rule->{formerr_edns} && unpack('n', substr($buf, 10, 2)) > 0) {
+                    my $fe = $q->reply;
+                    $fe->header->rcode('FORMERR');
+                    $udp->send($fe->data, 0, $peer);
+                    next;
+                }
                 my $rep = $self->_reply($q, $rule, 0);
                 if ($rule && $rule->{tc}) {
                     my $t = $q->reply;
