@@ -97,7 +97,7 @@ deps:
 
 check: deps
 	$(MAKE) all
-	-$(MAKE) fuzz
+	$(MAKE) fuzz
 	sh tools/check.sh
 
 run: all
@@ -122,6 +122,9 @@ bench: all
 
 install: all
 	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)"
+
+docs: bin/smtpctl
+	bin/smtpctl params >docs/parameters.md
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

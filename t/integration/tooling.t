@@ -1,0 +1,72 @@
+#!/usr/bin/perl
+# The commands around the daemon: the parameter docs come from the one
+# parameter table, the shipped configs validate, `make install` lays out a
+# system install, smtpctl explains itself.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use FindBin;
+
+my $top = "$FindBin::Bin/../..";
+chdir $top or die "chdir $top: $!";
+my $smtpctl = "bin/smtpctl";
+
+# docs/parameters.md is what `smtpctl params` prints from params.def.
+my $generated = `$smtpctl params`;
+is($?, 0, 'smtpctl params exits 0');
+open(my $fh, '<', 'docs/parameters.md') or die "docs/parameters.md: $!";
+my $doc = do { local $/; <$fh> };
+close $fh;
+ok($doc eq $generated, 'docs/parameters.md is current (run: make docs)');
+like($generated, qr/^\| `retry_delay` \| duration \(1-604800\) \| `5m` \| main\.cf, domains \|/m,
+     'a row shows type, range, default and where it may be set');
+my $json = `$smtpctl --json params`;
+like($json, qr/^\[\{"name":"myhostname",/, 'params --json is a JSON array');
+
+# The development config validates; a broken copy names file and line.
+my $out = `$smtpctl -c etc check 2>&1`;
+is($?, 0, 'etc/main.cf passes smtpctl check') or diag $out;
+my $tmp = tempdir(CLEANUP => 1);
+mkdir "$tmp/etc";
+system("cp etc/main.cf $tmp/etc/main.cf") == 0 or die;
+open($fh, '>>', "$tmp/etc/main.cf") or die;
+print $fh "retry_delay = 5 minutes\n";
+close $fh;
+my $lines = () = do { open(my $c, '<', "$tmp/etc/main.cf") or die; <$c> };
+$out = `$smtpctl -c $tmp/etc check 2>&1`;
+is($? >> 8, 1, 'broken copy: check exits 1');
+like($out, qr{^\Q$tmp\E/etc/main\.cf:$lines: bad duration '5 minutes' for retry_delay}m,
+     'error names the file and the last line');
+
+# Commands that need the daemon say clearly that it is not running.
+$out = `$smtpctl -c $tmp/etc status 2>&1`;
+is($? >> 8, 2, 'status without a daemon exits 2');
+like($out, qr/postern is not running/, 'and says postern is not running');
+$out = `$smtpctl 2>&1`;
+is($? >> 8, 2, 'no command: usage, exit 2');
+like($out, qr/^usage: smtpctl/, 'usage text');
+
+# make install into a staging root.
+my $dest = tempdir(CLEANUP => 1);
+$out = `make -s install DESTDIR=$dest PREFIX=/usr/local 2>&1`;
+is($?, 0, 'make install DESTDIR=... PREFIX=/usr/local') or diag $out;
+for my $p (qw(master smtpd qmgr dnsd deliver relay smtpctl)) {
+    ok(-x "$dest/usr/local/libexec/postern/$p", "installed $p");
+}
+ok(-l "$dest/usr/local/sbin/smtpctl", 'smtpctl link in sbin');
+ok(-f "$dest/etc/postern/main.cf", 'system main.cf');
+ok(-f "$dest/etc/postern/domains", 'example domains map');
+ok(-f "$dest/etc/systemd/system/postern.service", 'systemd unit');
+open($fh, '<', "$dest/etc/postern/main.cf") or die;
+my $cf = do { local $/; <$fh> };
+like($cf, qr{^queue_directory = /var/spool/postern$}m, 'system spool path');
+like($cf, qr{^smtpd_listen = 0\.0\.0\.0:25 \[::\]:25$}m, 'system listen addresses');
+$out = `$dest/usr/local/libexec/postern/smtpctl -c $dest/etc/postern check 2>&1`;
+is($?, 0, 'installed main.cf passes check') or diag $out;
+open($fh, '<', "$dest/etc/systemd/system/postern.service") or die;
+my $unit = do { local $/; <$fh> };
+like($unit, qr{^ExecStart=/usr/local/libexec/postern/master -c /etc/postern -d$}m,
+     'unit starts master with the config dir');
+
+done_testing();
