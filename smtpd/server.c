@@ -260,6 +260,8 @@ static void conn_free(struct conn *c)
         slot_put(sd, c->slot);
     TAILQ_REMOVE(&sd->conns, c, link);
     sd->nsessions--;
+    if (sd->stopping && TAILQ_EMPTY(&sd->conns))
+        child_exit(sd->c, 0);
     log_detail("disconnect from [%s]:%u commands=%u messages=%u errors=%u", c->s.addr, c->s.port,
                c->s.commands, c->s.messages, c->s.errors);
     sess_free(&c->s);
@@ -1026,4 +1028,6 @@ void smtpd_shutdown(struct child *c)
         ipc_chan_free(sd->qmgr);
         sd->qmgr = NULL;
     }
+    if (TAILQ_EMPTY(&sd->conns))
+        child_exit(c, 0);
 }
