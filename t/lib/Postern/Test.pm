@@ -39,6 +39,7 @@ package Postern::Test;
 #   smtpctl(@args) -> ($exit, $stdout.$stderr)
 #   smtpctl3(@args) -> ($exit, $stdout, $stderr)
 #   status -> hashref (undef if smtpctl failed); pid_of($name); known_pids
+#   procs -> this instance's live processes from /proc: ({pid, name}, ...)
 #   mark_log; wait_log(qr//, $timeout) -> matching line or undef;
 #   log_lines(qr//) (since the mark); log_text; log_tail($n)
 #   send_mail(from, to => [...], data | subject/body/headers, port, host,
@@ -297,21 +298,43 @@ sub wait_exit {
     return $self->{master_status};
 }
 
-# Processes that belong to this instance: known PIDs plus any process whose
-# command line names our config dir (children exec'd with -c DIR/etc).
+# Processes that belong to this instance: any live process whose command
+# line names our config dir (master and the children it execs with -c
+# DIR/etc), plus known PIDs (from smtpctl status) still running a Postern
+# program. A PID is only ever trusted after its /proc entry was checked.
+my $PROG_RE = qr{(?:^|/)(?:master|smtpd|qmgr|dnsd|deliver|relay|smtpctl)$};
+
 sub _instance_pids {
     my ($self) = @_;
-    my %p = map { $_ => 1 } grep { pid_alive($_) } keys %{ $self->{known} };
+    my %p;
+    for my $pid (keys %{ $self->{known} }) {
+        my ($argv0) = proc_cmdline($pid);
+        $p{$pid} = 1 if defined $argv0 && $argv0 =~ $PROG_RE && pid_alive($pid);
+    }
     opendir(my $dh, '/proc') or return keys %p;
     for my $pid (grep { /^\d+$/ } readdir $dh) {
-        next if $pid == $$;
+        next if $pid == $$ || $p{$pid};
         my @cmd = proc_cmdline($pid);
+        next unless @cmd && $cmd[0] =~ $PROG_RE;
         next unless grep { $_ eq $self->{etc} || index($_, "$self->{dir}/") == 0 } @cmd;
-        next unless grep { index($_, "$ROOT/bin/") == 0 || m{(^|/)(master|smtpd|qmgr|dnsd|deliver|relay)$} } @cmd[0 .. 0];
         $p{$pid} = 1 if pid_alive($pid);
     }
     closedir $dh;
     return keys %p;
+}
+
+# procs: this instance's live processes found in /proc (not through
+# smtpctl): list of { pid, name } with name = basename of argv[0].
+sub procs {
+    my ($self) = @_;
+    my @out;
+    for my $pid (sort { $a <=> $b } $self->_instance_pids) {
+        my ($argv0) = proc_cmdline($pid);
+        next unless defined $argv0;
+        (my $name = $argv0) =~ s{.*/}{};
+        push @out, { pid => $pid, name => $name };
+    }
+    return @out;
 }
 
 sub stop {
