@@ -295,8 +295,12 @@ static void on_close_written(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        /* Everything is written: a TLS session ends with close_notify. */
+        if (c->ssl && !c->in_tls_handshake)
+            SSL_shutdown(c->ssl);
         conn_drop(c);
+    }
 }
 
 static void on_close_event(struct bufferevent *bev, short what, void *arg)
@@ -320,7 +324,7 @@ static void conn_close(struct conn *c)
     bufferevent_setcb(c->bev, NULL, on_close_written, on_close_event, c);
     bufferevent_enable(c->bev, EV_WRITE);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        conn_drop(c);
+        on_close_written(c->bev, c);
 }
 
 /* ---- DATA ---- */
