@@ -1,0 +1,99 @@
+# smtpd_smuggling.t - SMTP smuggling: only CR LF "." CR LF ends DATA.
+# A message that hides a second transaction behind "\n.\n" (or "\n.\r\n",
+# "\r.\r") is refused whole with smtpd_bare_newline = reject, and no
+# second message appears in queue/; with normalize the bare line ends
+# become CR LF inside the one message, which still holds the would-be
+# second transaction as text.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Test::More;
+use IO::Socket::INET;
+use Postern::Test;
+use Postern::Util qw(slurp);
+
+sub smtp_connect {
+    my (%o) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $o{port}, Timeout => 10)
+        or die "connect: $!";
+    binmode $s;
+    $s->autoflush(1);
+    return $s;
+}
+
+sub smtp_reply {
+    my ($s) = @_;
+    my $r = '';
+    eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm 15;
+        while (defined(my $l = <$s>)) { $r .= $l; last if $l =~ /^\d{3}(?: |\r?\n)/ }
+        alarm 0;
+    };
+    return $r;
+}
+
+sub smtp_cmd { my ($s, $line) = @_; print $s "$line\r\n"; return smtp_reply($s) }
+
+sub queue_files {
+    my ($pt) = @_;
+    opendir(my $d, $pt->spool . '/queue') or return ();
+    return sort grep { !/^\./ } readdir $d;
+}
+
+# One transaction whose body carries an attempt; returns the replies.
+sub attempt {
+    my ($port, $end) = @_;
+    my $s = smtp_connect(port => $port);
+    smtp_reply($s);
+    smtp_cmd($s, 'EHLO smuggler.test');
+    smtp_cmd($s, 'MAIL FROM:<boss@client.test>');
+    smtp_cmd($s, 'RCPT TO:<victim@remote.test>');
+    smtp_cmd($s, 'DATA');
+    print $s "Subject: innocent\r\n\r\nhello$end"
+        . "MAIL FROM:<admin\@bank.test>\r\nRCPT TO:<victim\@remote.test>\r\nDATA\r\n"
+        . "Subject: smuggled\r\n\r\nsend money\r\n.\r\n";
+    my $r = smtp_reply($s);
+    my $after = smtp_cmd($s, 'NOOP');
+    smtp_cmd($s, 'QUIT');
+    return ($r, $after);
+}
+
+my @ends = (["\n.\n", 'LF.LF'], ["\n.\r\n", 'LF.CRLF'], ["\r\n.\n", 'CRLF.LF'], ["\r.\r", 'CR.CR'],
+    ["\r.\r\n", 'CR.CRLF']);
+
+{
+    my $pt = Postern::Test->new();    # smtpd_bare_newline = reject (the default)
+    $pt->start;
+    for my $e (@ends) {
+        my @before = queue_files($pt);
+        my ($r, $after) = attempt($pt->port, $e->[0]);
+        like($r, qr/^550 5\.5\.2 Error: bare <(LF|CR)> received/, "reject: $e->[1] refused");
+        unlike($r, qr/354/, "reject: $e->[1]: the smuggled DATA got no 354");
+        like($after, qr/^250 2\.0\.0 Ok/, "reject: $e->[1]: session in sync afterwards");
+        is_deeply([queue_files($pt)], \@before, "reject: $e->[1]: nothing queued");
+    }
+    ok($pt->wait_log(qr/reject: DATA from \[127\.0\.0\.1\]:\d+: bare <LF> received in DATA/, 5),
+        'refusal logged');
+    $pt->stop;
+}
+
+{
+    my $pt = Postern::Test->new(smtpd_bare_newline => 'normalize');
+    $pt->start;
+    for my $e (@ends) {
+        my @before = queue_files($pt);
+        my ($r) = attempt($pt->port, $e->[0]);
+        like($r, qr/^250 2\.0\.0 Ok: queued as (\S+)/, "normalize: $e->[1]: one message queued");
+        my @after = queue_files($pt);
+        is(scalar @after, @before + 1, "normalize: $e->[1]: exactly one new file");
+        my ($id) = $r =~ /queued as (\S+)/;
+        my $f = slurp($pt->spool . "/queue/$id");
+        like($f, qr/\r\nMAIL FROM:<admin\@bank\.test>\r\n/, "normalize: $e->[1]: the would-be command is message text");
+        unlike((split /\n\n/, $f, 2)[1], qr/(?<!\r)\n|\r(?!\n)/, "normalize: $e->[1]: only CRLF line ends stored");
+    }
+    $pt->stop;
+}
+
+done_testing();
