@@ -53,6 +53,8 @@ FUZZ_SRC := $(wildcard t/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 
 .SECONDEXPANSION:
+# Keep intermediate objects (fuzzer builds) between runs.
+.SECONDARY:
 .PHONY: all check unit deps run install clean fuzz bench format format-check docs
 all: $(BINS) $(UNIT_BINS)
 

@@ -5,6 +5,7 @@
 #include "child.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct child_priv {
     struct event *sigterm, *sigint;
     int exit_code;
     int stopping;
+    uint32_t cur_ctl_id; /* id of the control request being handled */
 };
 
 static const char *const peer_names[] = {"smtpd", "qmgr", "dnsd", "deliver", "relay"};
@@ -224,7 +226,6 @@ static void do_ctl(struct child_priv *cp, const struct ipc_msg *m)
 {
     struct child *c = &cp->pub;
     struct ipc_r r;
-    struct ipc_w w;
     struct buf out;
     uint32_t flags, argc;
     char **argv;
@@ -246,15 +247,31 @@ static void do_ctl(struct child_priv *cp, const struct ipc_msg *m)
         buf_printf(&out, "%s has no control commands\n", c->spec->prog);
         code = 2;
     } else {
+        cp->cur_ctl_id = m->id;
         code = c->spec->ctl(c, (int)argc, argv, flags, &out);
     }
-    ipc_w_init(&w);
-    ipc_w_u32(&w, (uint32_t)code);
-    ipc_w_str(&w, out.data);
-    ipc_send(c->master, IMSG_CTL_REP, m->id, -1, w.p, w.len);
-    ipc_w_free(&w);
+    if (code != CHILD_CTL_LATER)
+        child_ctl_reply(c, m->id, code, out.data);
     buf_free(&out);
     free(argv);
+}
+
+uint32_t child_ctl_defer(struct child *c)
+{
+    return ((struct child_priv *)c)->cur_ctl_id;
+}
+
+void child_ctl_reply(struct child *c, uint32_t token, int code, const char *text)
+{
+    struct ipc_w w;
+
+    if (c->master == NULL)
+        return;
+    ipc_w_init(&w);
+    ipc_w_u32(&w, (uint32_t)code);
+    ipc_w_str(&w, text);
+    ipc_send(c->master, IMSG_CTL_REP, token, -1, w.p, w.len);
+    ipc_w_free(&w);
 }
 
 static void on_master_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
@@ -317,6 +334,35 @@ static void on_master_close(struct ipc_chan *ch, void *arg)
     event_base_loopbreak(cp->pub.base);
 }
 
+/*
+ * The configuration master runs comes as the text of main.cf on the fd
+ * named "config" (so a child restarted while the file on disk is broken
+ * still starts with the configuration in force); without it, main.cf.
+ */
+static int load_config(struct child_priv *cp, const char *confdir, char **err)
+{
+    struct child *c = &cp->pub;
+    int fd = child_fd(c, "config");
+    struct buf text;
+    char chunk[8192], absdir[4096];
+    ssize_t n;
+    int rc;
+
+    if (fd < 0)
+        return config_load(c->cfg, confdir, cp->overrides, err);
+    buf_init(&text);
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        buf_add(&text, chunk, (size_t)n);
+    close(fd);
+    if (realpath(confdir, absdir) == NULL)
+        snprintf(absdir, sizeof(absdir), "%s", confdir);
+    char *file = xasprintf("%s/main.cf", absdir);
+    rc = config_load_text(c->cfg, absdir, file, text.data, cp->overrides, err);
+    free(file);
+    buf_free(&text);
+    return rc;
+}
+
 struct child *child_init(int argc, char **argv, const struct child_spec *spec)
 {
     struct child_priv *cp = xcalloc(1, sizeof(*cp));
@@ -347,13 +393,13 @@ struct child *child_init(int argc, char **argv, const struct child_spec *spec)
 
     cp->confdir = xstrdup(confdir);
     cp->overrides = parse_overrides();
+    parse_fds(cp);
     c->cfg = xcalloc(1, sizeof(*c->cfg));
-    if (config_load(c->cfg, confdir, cp->overrides, &err) < 0) {
+    if (load_config(cp, confdir, &err) < 0) {
         log_err("%s", err);
         exit(1);
     }
     log_set_level((enum log_level)log_level_parse(cfg_enum(c->cfg, P_log_level)));
-    parse_fds(cp);
 
     c->base = event_base_new();
     if (c->base == NULL)

@@ -5,7 +5,8 @@
  * master execs "bin/PROG -c CONFDIR" with:
  *   POSTERN_FDS  "name:fd name:fd ...", the fds it inherits: "master" (the
  *                channel to master, always), peers by program name
- *                ("qmgr", "dnsd", ...), and "listen"/"submission" sockets
+ *                ("qmgr", "dnsd", ...), "listen"/"submission" sockets, and
+ *                "config": the text of the main.cf master runs with
  *   POSTERN_LOG  "stderr" or "syslog"
  *   POSTERN_OPTS "name=value\n..." the -o overrides master was given
  *
@@ -80,6 +81,16 @@ void child_drop(struct child *c);
 int child_loop(struct child *c);
 /* Exit the loop soon (after callbacks return). */
 void child_exit(struct child *c, int code);
+
+/*
+ * Answering a control command later: inside spec->ctl, take a token with
+ * child_ctl_defer() and return CHILD_CTL_LATER; answer once with
+ * child_ctl_reply() when the work is done (a live DNS lookup, say), so the
+ * loop never blocks on it. Master gives up on an answer after 120 s.
+ */
+#define CHILD_CTL_LATER (-1000)
+uint32_t child_ctl_defer(struct child *c);
+void child_ctl_reply(struct child *c, uint32_t token, int code, const char *text);
 
 /* The inherited fd named name (first one), or -1. */
 int child_fd(struct child *c, const char *name);

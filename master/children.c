@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -220,6 +221,21 @@ static void child_start(struct master *m, int idx)
         names[n++] = (char *)(uintptr_t)m->ch[peer].name;
         mine[nmine++] = sp[1];
     }
+    /* The configuration master runs, not the file on disk (it may be broken now). */
+    int cfd = memfd_create("postern-main.cf", MFD_CLOEXEC);
+    if (cfd < 0 || write_all(cfd, m->cfg_text, strlen(m->cfg_text)) < 0 ||
+        lseek(cfd, 0, SEEK_SET) != 0) {
+        log_err("cannot start %s: config memfd: %s", c->name, strerror(errno));
+        if (cfd >= 0)
+            close(cfd);
+        for (int i = 0; i < nmine; i++)
+            close(mine[i]);
+        ipc_chan_free(mch);
+        goto retry_later;
+    }
+    fds[n] = cfd;
+    names[n++] = (char *)(uintptr_t) "config";
+    mine[nmine++] = cfd;
     if (idx == CH_SMTPD) {
         for (int i = 0; i < m->nlisten; i++) {
             fds[n] = m->listen_fds[i];

@@ -108,6 +108,8 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
         }
     config_free(&m->cfg);
     m->cfg = ncfg;
+    free(m->cfg_text);
+    m->cfg_text = xstrdup(text);
     log_set_level((enum log_level)log_level_parse(cfg_enum(&m->cfg, P_log_level)));
     if (setup_maps(m, &err) < 0) {
         log_err("reload: maps: %s", err);
@@ -298,6 +300,11 @@ int main(int argc, char **argv)
         return 1;
     }
     m->confdir = xstrdup(m->cfg.dir);
+    m->cfg_text = read_text(m->cfg.file, &err);
+    if (m->cfg_text == NULL) {
+        log_err("%s", err);
+        return 1;
+    }
     m->bindir = self_bindir();
     m->started_us = now_us();
     log_set_level((enum log_level)log_level_parse(cfg_enum(&m->cfg, P_log_level)));

@@ -35,6 +35,7 @@ struct mchild {
 struct master {
     struct event_base *base;
     struct config cfg;
+    char *cfg_text; /* main.cf text of cfg: what children are started with */
     char *confdir;
     char **overrides; /* NULL-terminated "name=value" from -o */
     int foreground;
