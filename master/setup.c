@@ -83,7 +83,7 @@ int setup_spool(struct master *m, char **err)
 }
 
 /* Copy src to dst atomically with mode/owner; a missing src removes dst. */
-static int copy_map(const char *src, const char *dst, mode_t mode, gid_t gid, char **err)
+static int copy_map(const char *src, const char *dst, mode_t mode, uid_t uid, gid_t gid, char **err)
 {
     char tmp[4200], chunk[65536];
     int in, out;
@@ -112,7 +112,7 @@ static int copy_map(const char *src, const char *dst, mode_t mode, gid_t gid, ch
     while ((n = read(in, chunk, sizeof(chunk))) > 0)
         if (write_all(out, chunk, (size_t)n) < 0)
             break;
-    if (n != 0 || fchmod(out, mode) != 0 || (geteuid() == 0 && fchown(out, 0, gid) != 0) ||
+    if (n != 0 || fchmod(out, mode) != 0 || (geteuid() == 0 && fchown(out, uid, gid) != 0) ||
         fsync(out) != 0) {
         *err = xasprintf("cannot copy %s to %s: %s", src, tmp, strerror(errno));
         close(in);
@@ -144,7 +144,7 @@ int setup_maps(struct master *m, char **err)
     };
     const char *spool = cfg_str(&m->cfg, P_queue_directory);
     gid_t gid = getegid();
-    uid_t uid;
+    uid_t uid = geteuid();
 
     if (geteuid() == 0 && privsep_lookup(cfg_str(&m->cfg, P_mail_owner), &uid, &gid, err) < 0)
         return -1;
@@ -155,8 +155,9 @@ int setup_maps(struct master *m, char **err)
             continue;
         snprintf(srcdb, sizeof(srcdb), "%s.db", src);
         snprintf(dst, sizeof(dst), "%s/%s", spool, maps[i].dst);
-        /* Secrets: readable by the mail_owner group only. */
-        if (copy_map(srcdb, dst, maps[i].secret ? 0640 : 0644, gid, err) < 0)
+        /* Secrets: readable by the mail_owner only; others root's and world-readable. */
+        if (copy_map(srcdb, dst, maps[i].secret ? 0600 : 0644, maps[i].secret ? uid : 0,
+                     maps[i].secret ? gid : 0, err) < 0)
             return -1;
     }
     return 0;

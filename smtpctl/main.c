@@ -10,6 +10,7 @@
  * postern not running.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "map.h"
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
@@ -52,10 +54,14 @@ static const char usage_text[] =
     "--json gives machine-readable output for every show command and status.\n"
     "CONFDIR defaults to $POSTERN_CONFIG or " DEFAULT_CONFDIR ".\n";
 
+static const enum cfg_id map_params[] = {P_domains_map, P_relay_secrets_map, P_smtpd_users_map,
+                                         P_relay_sender_map};
+
 static int cmd_check(const char *confdir)
 {
     struct config cfg;
     char *err = NULL;
+    int rc = 0;
 
     if (config_load(&cfg, confdir, NULL, &err) < 0) {
         fprintf(stderr, "%s\n", err);
@@ -63,8 +69,60 @@ static int cmd_check(const char *confdir)
         return 1;
     }
     printf("%s: ok\n", cfg.file);
+    for (size_t i = 0; i < nitems(map_params); i++) {
+        const char *src = cfg_str(&cfg, map_params[i]);
+        if (*src == '\0' || access(src, F_OK) != 0)
+            continue;
+        if (map_stale(src)) {
+            fprintf(stderr, "%s: changed since %s.db was made: run smtpctl makemap %s\n", src, src,
+                    src);
+            rc = 1;
+        } else {
+            printf("%s.db: up to date\n", src);
+        }
+    }
     config_free(&cfg);
-    return 0;
+    return rc;
+}
+
+/* Secrets (gateway credentials, AUTH users) are compiled with MAP_SECRET. */
+static int is_secret_map(const char *confdir, const char *path)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char *secrets = config_peek(confdir, P_relay_secrets_map);
+    char *users = config_peek(confdir, P_smtpd_users_map);
+    int secret = strcmp(base, "secrets") == 0 || strcmp(base, "users") == 0;
+
+    if (realpath(path, a) != NULL)
+        secret |= (realpath(secrets, b) && strcmp(a, b) == 0) ||
+                  (realpath(users, b) && strcmp(a, b) == 0);
+    free(secrets);
+    free(users);
+    return secret;
+}
+
+static int cmd_makemap(const char *confdir, int argc, char **argv)
+{
+    char *err = NULL;
+    int rc = 0;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: smtpctl makemap FILE...\n");
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        unsigned flags = is_secret_map(confdir, argv[i]) ? MAP_SECRET : 0;
+        if (map_compile(argv[i], flags, &err) < 0) {
+            fprintf(stderr, "%s\n", err);
+            free(err);
+            err = NULL;
+            rc = 1;
+            continue;
+        }
+        printf("%s.db: written%s\n", argv[i], flags ? " (secret: mode 0600)" : "");
+    }
+    return rc;
 }
 
 static const char *type_name(enum cfg_type t)
@@ -225,6 +283,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(args[0], "check") == 0)
         return cmd_check(confdir);
+    if (strcmp(args[0], "makemap") == 0)
+        return cmd_makemap(confdir, nargs, args);
     if (strcmp(args[0], "params") == 0)
         return cmd_params(flags);
     return cmd_remote(confdir, flags, nargs, args);
