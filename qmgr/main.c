@@ -1,69 +1,179 @@
 /*
- * qmgr - the queue manager: owns queue/ and the Berkeley DB state, schedules deliveries (issue 5
- * builds its work).
+ * qmgr - the queue manager (DESIGN sections 3 and 4): owns queue/, hold/
+ * and the Berkeley DB state in db/, schedules deliveries and hands them
+ * to deliver with the open queue file.
  *
- * Today it runs under the child skeleton (privileges dropped, chrooted as
- * DESIGN section 1 says, answering master's status and reload) and keeps
- * its peer channels open; it takes no work yet.
+ * Peers: smtpd announces new messages (IMSG_QUEUE_NEW); deliver (and
+ * relay, with routing) take IMSG_DELIVERY and answer
+ * IMSG_DELIVERY_RESULT. When deliver restarts, its deliveries in flight
+ * are scheduled again (the destination may get a duplicate; mail is
+ * never lost). The work lives in queue.c, dispatch.c, store.c and ctl.c;
+ * qmgr.h describes the model.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "child.h"
+#include "delivery.h"
 #include "ipc.h"
 #include "log.h"
+#include "proto.h"
+#include "qmgr.h"
+#include "qstate.h"
+#include "spool.h"
+#include "strmap.h"
 
-#define MAX_PEERS 4
+struct qmgr *Q;
 
-static struct ipc_chan *peers[MAX_PEERS];
-static const char *peer_name[MAX_PEERS];
+static void load_policy(struct qmgr *q, const struct config *cfg)
+{
+    q->pol.direct_attempts = cfg_num(cfg, P_direct_attempts);
+    q->pol.relay_attempts = cfg_num(cfg, P_relay_attempts);
+    q->pol.max_queue_lifetime = cfg_num(cfg, P_max_queue_lifetime);
+    q->pol.retry_delay = cfg_num(cfg, P_retry_delay);
+    q->pol.retry_delay_max = cfg_num(cfg, P_retry_delay_max);
+    q->pol.max_connections = cfg_num(cfg, P_max_connections);
+    q->pol.tls = (int)cfg_num(cfg, P_tls); /* none may encrypt verify = enum dlv_tls */
+    q->pol.port = (int)cfg_num(cfg, P_direct_port);
+    q->max_deliveries = cfg_num(cfg, P_max_deliveries);
+    q->per_conn = cfg_num(cfg, P_messages_per_connection);
+}
 
 static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
 {
-    log_warn("%s sent message type %u, which this version does not handle", ipc_chan_name(ch),
-             m->type);
+    struct qmgr *q = arg;
+
+    switch (m->type) {
+    case IMSG_QUEUE_NEW: {
+        struct ipc_r r;
+        const char *id;
+        ipc_r_init(&r, m->body, m->len);
+        id = ipc_r_str(&r);
+        if (ipc_r_done(&r))
+            queue_new(q, id);
+        else
+            log_warn("%s sent a malformed IMSG_QUEUE_NEW", ipc_chan_name(ch));
+        break;
+    }
+    case IMSG_DELIVERY_RESULT:
+        dispatch_result(q, m);
+        return;
+    default:
+        log_warn("%s sent message type %u, which qmgr does not handle", ipc_chan_name(ch),
+                 m->type);
+        break;
+    }
     if (m->fd >= 0)
         close(m->fd);
 }
 
+static void drop_chan(struct qmgr *q, struct ipc_chan *ch)
+{
+    if (ch == q->deliver || ch == q->relay)
+        dispatch_peer_lost(q, ch);
+    if (ch == q->deliver)
+        q->deliver = NULL;
+    if (ch == q->relay)
+        q->relay = NULL;
+    if (ch == q->smtpd)
+        q->smtpd = NULL;
+    ipc_chan_free(ch);
+}
+
 static void on_peer_close(struct ipc_chan *ch, void *arg)
 {
-    for (int i = 0; i < MAX_PEERS; i++)
-        if (peers[i] == ch)
-            peers[i] = NULL;
-    ipc_chan_free(ch);
+    struct qmgr *q = arg;
+
+    log_info("%s channel closed", ipc_chan_name(ch));
+    drop_chan(q, ch);
 }
 
 static void on_peer(struct child *c, const char *name, int fd)
 {
-    int slot = -1;
+    struct qmgr *q = c->arg;
+    struct ipc_chan **slot;
 
-    for (int i = 0; i < MAX_PEERS; i++) {
-        if (peer_name[i] && peers[i] && strcmp(peer_name[i], name) == 0) {
-            ipc_chan_free(peers[i]);
-            peers[i] = NULL;
-        }
-        if (peers[i] == NULL && slot < 0)
-            slot = i;
-    }
-    if (slot < 0) {
+    if (strcmp(name, "deliver") == 0)
+        slot = &q->deliver;
+    else if (strcmp(name, "relay") == 0)
+        slot = &q->relay;
+    else if (strcmp(name, "smtpd") == 0)
+        slot = &q->smtpd;
+    else {
+        log_warn("unexpected peer %s; channel closed", name);
         close(fd);
         return;
     }
-    peer_name[slot] = name; /* static string from the skeleton */
-    peers[slot] = ipc_chan_new(c->base, fd, name, on_peer_msg, on_peer_close, NULL);
+    if (*slot)
+        drop_chan(q, *slot);
+    *slot = ipc_chan_new(c->base, fd, name, on_peer_msg, on_peer_close, q);
+    log_debug("%s channel up", name);
+    qmgr_kick(q);
+}
+
+static int on_reload(struct child *c, char **err)
+{
+    struct qmgr *q = c->arg;
+
+    load_policy(q, c->cfg);
+    qmgr_kick(q);
+    log_info("configuration reloaded");
+    return 0;
+}
+
+static void on_shutdown(struct child *c)
+{
+    struct qmgr *q = c->arg;
+
+    q->stopping = 1;
+    store_flush(q);
+    if (q->nactive == 0)
+        child_exit(c, 0);
+    else
+        log_info("waiting up to a few seconds for %u deliver%s in flight", q->nactive,
+                 q->nactive == 1 ? "y" : "ies");
 }
 
 static const struct child_spec spec = {
     .prog = "qmgr",
     .root = CHILD_ROOT_SPOOL,
     .peer = on_peer,
+    .reload = on_reload,
+    .ctl = qmgr_ctl,
+    .shutdown = on_shutdown,
 };
 
 int main(int argc, char **argv)
 {
     struct child *c = child_init(argc, argv, &spec);
+    struct qmgr *q = xcalloc(1, sizeof(*q));
+    char *err = NULL;
+    int rc;
 
     child_drop(c);
-    return child_loop(c);
+    Q = q;
+    c->arg = q;
+    q->c = c;
+    q->base = c->base;
+    q->started_us = now_us();
+    q->msgs = strmap_new();
+    q->dests = strmap_new();
+    sched_init(&q->sched);
+    TAILQ_INIT(&q->run);
+    TAILQ_INIT(&q->dlv);
+    load_policy(q, c->cfg);
+    q->db = qstate_open(SPOOL_DB, &err);
+    if (q->db == NULL) {
+        log_err("cannot open the state database in %s/: %s", SPOOL_DB, err);
+        return 1;
+    }
+    dispatch_init(q);
+    store_init(q);
+    queue_start(q);
+    rc = child_loop(c);
+    store_close(q);
+    return rc;
 }

@@ -1,0 +1,680 @@
+/*
+ * dispatch - qmgr's scheduler: groups wait in the schedule (sched.h)
+ * until their next try, then in their destination's ready list until a
+ * delivery slot is free (max_deliveries in all, max_connections per
+ * destination, one probe at a time to a destination that has been
+ * failing); then one IMSG_DELIVERY goes to deliver with the open queue
+ * file. Destinations with ready work are served round robin, so a
+ * destination with a long backlog does not starve the others.
+ *
+ * Results come back per recipient; decide.h turns each into sent,
+ * deferred (with the next try) or failed, and this file writes the log
+ * line, updates the destination's health and schedules what is left.
+ * A destination that could not be reached at all (every recipient
+ * deferred with a dns or network error) is down until a retry delay has
+ * passed; groups that become due meanwhile are deferred without a
+ * connection, with its last error.
+ *
+ * Everything is driven by events: a new message, a timer at the earliest
+ * next try, a result, a control command. There is no periodic scan.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "decide.h"
+#include "delivery.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "qmgr.h"
+#include "retry.h"
+
+#define TIMER_MAX_S 60
+#define REPLY_MAX 600
+
+static char empty[1];
+
+static int live(const struct rcpt *r)
+{
+    return r->state == RS_PENDING || r->state == RS_DEFERRED;
+}
+
+int64_t group_next_try(const struct group *g)
+{
+    const struct msg *m = g->m;
+    size_t gi = (size_t)(g - m->groups);
+    int64_t t = INT64_MAX;
+
+    for (size_t i = 0; i < m->nrcpt; i++)
+        if (m->rcpt[i].group == gi && live(&m->rcpt[i]) && m->rcpt[i].next_try_us < t)
+            t = m->rcpt[i].next_try_us;
+    return t;
+}
+
+/* The group's history for decide.h: the most tried of its recipients. */
+static struct qhist group_hist(const struct group *g)
+{
+    const struct msg *m = g->m;
+    size_t gi = (size_t)(g - m->groups);
+    struct qhist h = {m->arrival_us, 0, 0, 0, 0, 0};
+
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        const struct rcpt *r = &m->rcpt[i];
+        if (r->group != gi || !live(r))
+            continue;
+        if (r->direct_attempts > h.direct_attempts)
+            h.direct_attempts = r->direct_attempts;
+        if (r->relay_attempts > h.relay_attempts)
+            h.relay_attempts = r->relay_attempts;
+        if (r->first_fail_us && (h.first_fail_us == 0 || r->first_fail_us < h.first_fail_us))
+            h.first_fail_us = r->first_fail_us;
+        if (r->last_class) {
+            h.last_class = r->last_class;
+            h.last_step = r->last_step;
+        }
+    }
+    return h;
+}
+
+static void run_add(struct qmgr *q, struct dest *d)
+{
+    if (!d->in_run && d->nready > 0) {
+        TAILQ_INSERT_TAIL(&q->run, d, rlink);
+        d->in_run = 1;
+    }
+}
+
+static void make_ready(struct qmgr *q, struct group *g)
+{
+    g->st = G_READY;
+    TAILQ_INSERT_TAIL(&g->d->ready, g, rlink);
+    g->d->nready++;
+    run_add(q, g->d);
+}
+
+void group_unschedule(struct qmgr *q, struct group *g)
+{
+    if (g->st == G_WAIT) {
+        sched_remove(&q->sched, &g->si);
+        g->st = G_IDLE;
+    } else if (g->st == G_READY) {
+        TAILQ_REMOVE(&g->d->ready, g, rlink);
+        g->d->nready--;
+        g->st = G_IDLE;
+    }
+}
+
+void group_schedule(struct qmgr *q, struct group *g)
+{
+    int64_t t;
+
+    if (g->st == G_ACTIVE)
+        return;
+    group_unschedule(q, g);
+    if (g->m->removed || g->m->where != Q_QUEUE) {
+        if (g->st != G_DONE)
+            g->st = G_IDLE;
+        return;
+    }
+    t = group_next_try(g);
+    if (t == INT64_MAX) {
+        g->st = G_DONE;
+        return;
+    }
+    sched_push(&q->sched, &g->si, t);
+    g->st = G_WAIT;
+    qmgr_kick(q);
+}
+
+/* ---- log lines ---- */
+
+static void fmt_reply(char *out, size_t len, unsigned code, const char *dsn, const char *text)
+{
+    char c[8];
+
+    snprintf(c, sizeof(c), "%u", code);
+    if (code == 0 || strncmp(text, c, strlen(c)) == 0)
+        snprintf(out, len, "%s", text);
+    else if (dsn[0] && strncmp(text, dsn, strlen(dsn)) != 0)
+        snprintf(out, len, "%u %s %s", code, dsn, text);
+    else
+        snprintf(out, len, "%u %s", code, text);
+}
+
+/* "smtp/rcpt: 451 4.3.0 later" or "dns: ..." */
+static void fmt_reason(char *out, size_t len, int cls, int step, const char *reply)
+{
+    const char *cn = dlv_class_name((enum dlv_class)cls);
+    const char *sn = dlv_step_name((enum dlv_step)step);
+
+    if (step == DLV_STEP_NONE || strcmp(cn, sn) == 0)
+        snprintf(out, len, "%s: %s", cn, reply);
+    else
+        snprintf(out, len, "%s/%s: %s", cn, sn, reply);
+}
+
+static double delay_s(const struct msg *m, int64_t now)
+{
+    return now > m->arrival_us ? (double)(now - m->arrival_us) / 1e6 : 0.0;
+}
+
+static void log_rcpt(const struct msg *m, const struct rcpt *r, const char *relay, int64_t now,
+                     const char *dsn, const char *status, const char *reason)
+{
+    log_info("%s: to=<%s>, relay=%s, delay=%.2f, tries=%u, dsn=%s, status=%s (%s)", m->id, r->addr,
+             relay && relay[0] ? relay : "none", delay_s(m, now),
+             (unsigned)(r->direct_attempts + r->relay_attempts), dsn, status, reason);
+}
+
+/* ---- outcomes ---- */
+
+static void set_error(struct rcpt *r, int cls, int step, unsigned code, const char *reply,
+                      int64_t now)
+{
+    free(r->last_text);
+    r->last_text = qrec_text(reply);
+    r->last_class = (uint8_t)cls;
+    r->last_step = (uint8_t)step;
+    r->last_code = (uint16_t)code;
+    if (r->first_fail_us == 0)
+        r->first_fail_us = now;
+}
+
+/*
+ * One recipient's result: count the attempt, decide, log. dsn and reply
+ * are what the server (or deliver) said.
+ */
+static void apply(struct qmgr *q, struct msg *m, size_t i, int status, int cls, int step,
+                  unsigned code, const char *dsn, const char *reply, const char *relay,
+                  int64_t now)
+{
+    struct rcpt *r = &m->rcpt[i];
+    struct dest *d = m->groups[r->group].d;
+    const struct qpolicy *pol = policy_for(q, d);
+    struct qhist h;
+    struct qoutcome oc;
+    char reason[REPLY_MAX + 64], dbuf[16];
+
+    if (r->direct_attempts < UINT16_MAX)
+        r->direct_attempts++;
+    h = (struct qhist){m->arrival_us, r->first_fail_us, r->direct_attempts, r->relay_attempts,
+                       cls, step};
+    oc = decide_result(pol, &h, status, now, (uint32_t)random());
+    r->state = (uint8_t)oc.state;
+    if (!dsn[0]) {
+        snprintf(dbuf, sizeof(dbuf), "%c.0.0", status == DLV_OK ? '2' : status == DLV_TEMP ? '4' : '5');
+        dsn = dbuf;
+    }
+    if (status == DLV_OK) {
+        q->st.rcpt_sent++;
+        d->sent++;
+        log_rcpt(m, r, relay, now, dsn, "sent", reply);
+        return;
+    }
+    set_error(r, cls, step, code, reply, now);
+    fmt_reason(reason, sizeof(reason), cls, step, reply);
+    if (oc.state == RS_DEFERRED) {
+        r->next_try_us = oc.next_try_us;
+        q->st.rcpt_deferred++;
+        d->deferred++;
+        log_rcpt(m, r, relay, now, dsn, "deferred", reason);
+        return;
+    }
+    d->failed++;
+    if (oc.expired) {
+        char t[REPLY_MAX + 128];
+        q->st.rcpt_expired++;
+        snprintf(t, sizeof(t), "%s; last error: %s", oc.why, reason);
+        log_rcpt(m, r, relay, now, dsn, "expired", t);
+    } else if (oc.why) {
+        char t[REPLY_MAX + 128];
+        q->st.rcpt_failed++;
+        snprintf(t, sizeof(t), "%s; last error: %s", oc.why, reason);
+        log_rcpt(m, r, relay, now, dsn, "failed", t);
+    } else {
+        q->st.rcpt_failed++;
+        log_rcpt(m, r, relay, now, dsn, "failed", reason);
+    }
+}
+
+/* After results changed a message: finish it, or save and reschedule. */
+static void settle(struct qmgr *q, struct group *g)
+{
+    struct msg *m = g->m;
+
+    if (msg_final(m)) {
+        msg_finish(q, m);
+        return;
+    }
+    store_mark(q, m);
+    group_schedule(q, g);
+}
+
+/* Defer every live recipient of g without a delivery (local problem or a
+ * destination that is down). */
+static void defer_group(struct qmgr *q, struct group *g, int cls, int step, const char *text,
+                        int64_t now)
+{
+    struct msg *m = g->m;
+    size_t gi = (size_t)(g - m->groups);
+
+    for (size_t i = 0; i < m->nrcpt; i++)
+        if (m->rcpt[i].group == gi && live(&m->rcpt[i]))
+            apply(q, m, i, DLV_TEMP, cls, step, 0, "", text, NULL, now);
+    settle(q, g);
+}
+
+static void fail_group(struct qmgr *q, struct group *g, const struct qdecision *dec, int64_t now)
+{
+    struct msg *m = g->m;
+    size_t gi = (size_t)(g - m->groups);
+    char t[REPLY_MAX + 128];
+
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        struct rcpt *r = &m->rcpt[i];
+        if (r->group != gi || !live(r))
+            continue;
+        r->state = RS_FAILED;
+        g->d->failed++;
+        if (r->last_text) {
+            char reason[REPLY_MAX + 64];
+            fmt_reason(reason, sizeof(reason), r->last_class, r->last_step, r->last_text);
+            snprintf(t, sizeof(t), "%s; last error: %s", dec->why, reason);
+        } else {
+            snprintf(t, sizeof(t), "%s", dec->why);
+        }
+        if (dec->expired)
+            q->st.rcpt_expired++;
+        else
+            q->st.rcpt_failed++;
+        log_rcpt(m, r, NULL, now, dec->expired ? "4.4.7" : "5.0.0",
+                 dec->expired ? "expired" : "failed", t);
+    }
+    settle(q, g);
+}
+
+/* ---- destination health ---- */
+
+void dest_clear_down(struct qmgr *q, struct dest *d)
+{
+    if (d->h.down_until_us == 0 && d->h.consecutive == 0)
+        return;
+    d->h.down_until_us = 0;
+    d->h.consecutive = 0;
+    store_mark_dest(q, d);
+}
+
+static void dest_ok(struct qmgr *q, struct dest *d)
+{
+    if (d->h.consecutive > 0)
+        log_info("destination %s is reachable again after %u failure%s", d->name,
+                 d->h.consecutive, d->h.consecutive == 1 ? "" : "s");
+    dest_clear_down(q, d);
+}
+
+static void dest_fail(struct qmgr *q, struct dest *d, const char *reason, int64_t started,
+                      int64_t now)
+{
+    const struct qpolicy *pol = policy_for(q, d);
+
+    /* Deliveries that were already running when the last failure came
+     * back count as one failure with it. */
+    if (d->h.last_fail_us < started || d->h.consecutive == 0)
+        d->h.consecutive++;
+    d->h.last_fail_us = now;
+    free(d->h.last_error);
+    d->h.last_error = qrec_text(reason);
+    d->h.down_until_us =
+        now + retry_delay_us(pol->retry_delay, pol->retry_delay_max, d->h.consecutive, 0);
+    store_mark_dest(q, d);
+    log_info("destination %s is down for %.0fs after %u consecutive failure%s: %s", d->name,
+             (double)(d->h.down_until_us - now) / 1e6, d->h.consecutive,
+             d->h.consecutive == 1 ? "" : "s", reason);
+}
+
+/* Groups that became due while their destination is down. */
+static void dest_defer_ready(struct qmgr *q, struct dest *d, int64_t now)
+{
+    struct group *g;
+    char text[REPLY_MAX + 128];
+
+    snprintf(text, sizeof(text), "destination %s not tried: down after %u failure%s (%s)", d->name,
+             d->h.consecutive, d->h.consecutive == 1 ? "" : "s",
+             d->h.last_error ? d->h.last_error : "no reason recorded");
+    while ((g = TAILQ_FIRST(&d->ready)) != NULL) {
+        TAILQ_REMOVE(&d->ready, g, rlink);
+        d->nready--;
+        g->st = G_IDLE;
+        defer_group(q, g, DLV_CLASS_NETWORK, DLV_STEP_NONE, text, now);
+    }
+}
+
+/* ---- sending ---- */
+
+static struct delivery *dlv_find(struct qmgr *q, uint32_t id)
+{
+    struct delivery *dl;
+
+    TAILQ_FOREACH(dl, &q->dlv, link)
+    if (dl->id == id)
+        return dl;
+    return NULL;
+}
+
+static void start_group(struct qmgr *q, struct group *g, int64_t now)
+{
+    struct msg *m = g->m;
+    struct dest *d = g->d;
+    const struct qpolicy *pol = policy_for(q, d);
+    size_t gi = (size_t)(g - m->groups);
+    struct qhist h = group_hist(g);
+    struct qdecision dec = decide_next(pol, &h, now);
+    struct dlv_req req;
+    struct delivery *dl;
+    struct ipc_w w;
+    char path[64];
+    int fd;
+
+    if (dec.next == QNEXT_FAIL) {
+        fail_group(q, g, &dec, now);
+        return;
+    }
+    msg_path(m, path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            log_warn("%s: the queue file is gone; message forgotten", m->id);
+            msg_forget(q, m);
+            return;
+        }
+        char *t = xasprintf("cannot open %s: %s", path, strerror(errno));
+        log_err("%s: %s", m->id, t);
+        defer_group(q, g, DLV_CLASS_LOCAL, DLV_STEP_NONE, t, now);
+        free(t);
+        return;
+    }
+    dl = xcalloc(1, sizeof(*dl));
+    dl->id = ++q->next_id;
+    dl->g = g;
+    dl->ch = q->deliver;
+    dl->start_us = now;
+    dl->attempt = h.direct_attempts + 1;
+    dl->ridx = xcalloc(m->nrcpt, sizeof(*dl->ridx));
+    memset(&req, 0, sizeof(req));
+    req.rcpts = xcalloc(m->nrcpt, sizeof(*req.rcpts));
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        struct rcpt *r = &m->rcpt[i];
+        if (r->group != gi || !live(r))
+            continue;
+        struct dlv_rcpt *dr = &req.rcpts[req.nrcpts++];
+        dr->idx = (uint32_t)i;
+        dr->addr = r->addr;
+        dr->orcpt = r->orcpt ? r->orcpt : empty;
+        dr->notify = r->notify;
+        dl->ridx[dl->n++] = (uint32_t)i;
+    }
+    req.id = dl->id;
+    req.queue_id = m->id;
+    req.msg_offset = m->msg_offset;
+    req.msg_size = m->size;
+    req.sender = m->sender;
+    req.envid = m->envid ? m->envid : empty;
+    req.ret = m->ret;
+    req.need = (m->body == QFILE_BODY_8BITMIME ? DLV_NEED_8BITMIME : 0) |
+               (m->smtputf8 ? DLV_NEED_SMTPUTF8 : 0);
+    req.domain = d->name;
+    req.phase = DLV_PHASE_DIRECT;
+    req.attempt = dl->attempt;
+    req.target = DLV_TARGET_MX;
+    req.tls = (uint8_t)pol->tls;
+    req.port = (uint16_t)pol->port;
+    req.dest_key = d->name;
+    req.max_per_conn = (uint32_t)q->per_conn;
+    req.idle_timeout_s = 5;
+    ipc_w_init(&w);
+    dlv_req_encode(&w, &req);
+    free(req.rcpts);
+    if (ipc_send(q->deliver, IMSG_DELIVERY, dl->id, fd, w.p, w.len) != 0) {
+        log_warn("%s: could not hand the delivery to deliver; trying again in a second", m->id);
+        close(fd);
+        ipc_w_free(&w);
+        free(dl->ridx);
+        free(dl);
+        sched_push(&q->sched, &g->si, now + 1000000);
+        g->st = G_WAIT;
+        return;
+    }
+    close(fd);
+    ipc_w_free(&w);
+    TAILQ_INSERT_TAIL(&q->dlv, dl, link);
+    g->st = G_ACTIVE;
+    d->active++;
+    q->nactive++;
+    m->active++;
+    q->st.deliveries++;
+    log_debug("%s: delivery %u to %s: %zu recipient%s, attempt %u", m->id, dl->id, d->name,
+              dl->n, dl->n == 1 ? "" : "s", dl->attempt);
+}
+
+static unsigned dest_limit(struct qmgr *q, const struct dest *d)
+{
+    const struct qpolicy *pol = policy_for(q, d);
+
+    /* A destination that has been failing gets one probe at a time. */
+    if (d->h.consecutive > 0)
+        return 1;
+    return pol->max_connections > 0 ? (unsigned)pol->max_connections : 1;
+}
+
+static void dispatch_ready(struct qmgr *q, int64_t now)
+{
+    struct dest *d;
+
+    if (q->paused || q->stopping || q->deliver == NULL)
+        return;
+    while (q->nactive < (unsigned long long)q->max_deliveries && (d = TAILQ_FIRST(&q->run))) {
+        struct group *g;
+        TAILQ_REMOVE(&q->run, d, rlink);
+        d->in_run = 0;
+        if (d->nready == 0)
+            continue;
+        if (d->h.down_until_us > now) {
+            dest_defer_ready(q, d, now);
+            continue;
+        }
+        if (d->active >= dest_limit(q, d))
+            continue; /* back in the run list when one of its deliveries ends */
+        g = TAILQ_FIRST(&d->ready);
+        TAILQ_REMOVE(&d->ready, g, rlink);
+        d->nready--;
+        g->st = G_IDLE;
+        start_group(q, g, now);
+        run_add(q, d);
+    }
+}
+
+static void arm_timer(struct qmgr *q, int64_t now)
+{
+    struct sched_item *it = sched_peek(&q->sched);
+    struct timeval tv;
+    int64_t dt;
+
+    if (it == NULL) {
+        evtimer_del(q->timer);
+        return;
+    }
+    dt = it->when - now;
+    if (dt < 0)
+        dt = 0;
+    if (dt > (int64_t)TIMER_MAX_S * 1000000)
+        dt = (int64_t)TIMER_MAX_S * 1000000;
+    tv.tv_sec = (time_t)(dt / 1000000);
+    tv.tv_usec = (suseconds_t)(dt % 1000000);
+    evtimer_add(q->timer, &tv);
+}
+
+static void run(struct qmgr *q)
+{
+    int64_t now = now_us();
+    struct sched_item *it;
+
+    q->kicked = 0;
+    while ((it = sched_pop_due(&q->sched, now)) != NULL)
+        make_ready(q, (struct group *)(void *)it);
+    dispatch_ready(q, now);
+    arm_timer(q, now);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    run(arg);
+}
+
+void qmgr_kick(struct qmgr *q)
+{
+    if (q->kicked || q->kick_ev == NULL)
+        return;
+    q->kicked = 1;
+    event_active(q->kick_ev, EV_TIMEOUT, 0);
+}
+
+void dispatch_init(struct qmgr *q)
+{
+    q->timer = evtimer_new(q->base, kick_cb, q);
+    q->kick_ev = event_new(q->base, -1, 0, kick_cb, q);
+    srandom((unsigned)(now_us() ^ getpid()));
+}
+
+/* ---- results ---- */
+
+static const struct dlv_rcpt_res *find_res(const struct dlv_res *res, size_t k, uint32_t idx)
+{
+    if (k < res->n && res->r[k].idx == idx)
+        return &res->r[k];
+    for (size_t j = 0; j < res->n; j++)
+        if (res->r[j].idx == idx)
+            return &res->r[j];
+    return NULL;
+}
+
+static void end_delivery(struct qmgr *q, struct delivery *dl)
+{
+    struct group *g = dl->g;
+
+    TAILQ_REMOVE(&q->dlv, dl, link);
+    g->d->active--;
+    q->nactive--;
+    g->st = G_IDLE;
+}
+
+/* res NULL: the result was unusable; every recipient is deferred. */
+static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dlv_res *res)
+{
+    struct group *g = dl->g;
+    struct msg *m = g->m;
+    struct dest *d = g->d;
+    int64_t now = now_us();
+    int any_ok = 0, all_net = 1;
+    const char *first_reason = NULL;
+
+    end_delivery(q, dl);
+    if (m->removed) {
+        msg_release_ref(m);
+    } else {
+        m->active--;
+        for (size_t k = 0; k < dl->n; k++) {
+            uint32_t i = dl->ridx[k];
+            const struct dlv_rcpt_res *r = res ? find_res(res, k, i) : NULL;
+            if (i >= m->nrcpt)
+                continue;
+            if (r == NULL) {
+                apply(q, m, i, DLV_TEMP, DLV_CLASS_LOCAL, DLV_STEP_NONE, 0, "",
+                      res ? "deliver returned no result for this recipient"
+                          : "deliver returned a malformed result",
+                      res ? res->relay : NULL, now);
+                all_net = 0;
+                continue;
+            }
+            char reply[REPLY_MAX];
+            fmt_reply(reply, sizeof(reply), r->code, r->dsn ? r->dsn : "", r->text ? r->text : "");
+            apply(q, m, i, r->status, r->cls, r->step, r->code, r->dsn ? r->dsn : "", reply,
+                  res->relay, now);
+            if (r->status == DLV_OK)
+                any_ok = 1;
+            if (!(r->status == DLV_TEMP && (r->cls == DLV_CLASS_DNS || r->cls == DLV_CLASS_NETWORK)))
+                all_net = 0;
+            else if (first_reason == NULL)
+                first_reason = m->rcpt[i].last_text;
+        }
+        if (dl->n > 0 && all_net && !any_ok && first_reason)
+            dest_fail(q, d, first_reason, dl->start_us, now);
+        else if (any_ok || !all_net)
+            dest_ok(q, d);
+        settle(q, g);
+    }
+    run_add(q, d);
+    free(dl->ridx);
+    free(dl);
+    if (q->stopping && q->nactive == 0)
+        child_exit(q->c, 0);
+    qmgr_kick(q);
+}
+
+void dispatch_result(struct qmgr *q, const struct ipc_msg *im)
+{
+    struct dlv_res res;
+    struct delivery *dl;
+
+    if (im->fd >= 0)
+        close(im->fd);
+    memset(&res, 0, sizeof(res));
+    if (dlv_res_decode(im->body, im->len, &res) != 0) {
+        dl = dlv_find(q, im->id);
+        log_warn("malformed delivery result (request %u)%s", im->id,
+                 dl ? "; its recipients are deferred" : "");
+        if (dl)
+            finish_delivery(q, dl, NULL);
+        return;
+    }
+    dl = dlv_find(q, res.id);
+    if (dl == NULL) {
+        log_warn("delivery result for unknown request %u ignored", res.id);
+    } else {
+        finish_delivery(q, dl, &res);
+    }
+    dlv_res_free(&res);
+}
+
+void dispatch_peer_lost(struct qmgr *q, struct ipc_chan *ch)
+{
+    struct delivery *dl, *next;
+
+    for (dl = TAILQ_FIRST(&q->dlv); dl; dl = next) {
+        struct group *g = dl->g;
+        struct msg *m = g->m;
+        next = TAILQ_NEXT(dl, link);
+        if (dl->ch != ch)
+            continue;
+        end_delivery(q, dl);
+        if (m->removed) {
+            msg_release_ref(m);
+        } else {
+            m->active--;
+            q->st.rescheduled++;
+            log_warn("%s: delivery to %s was in flight when %s went away; it will be tried "
+                     "again (the destination may get it twice)",
+                     m->id, g->d->name, ipc_chan_name(ch));
+            group_schedule(q, g);
+        }
+        run_add(q, g->d);
+        free(dl->ridx);
+        free(dl);
+    }
+    qmgr_kick(q);
+}

@@ -1,0 +1,189 @@
+/*
+ * qmgr - the queue manager's shared state (DESIGN sections 3 and 4).
+ *
+ * Model:
+ *   msg    one queue file (queue/ID or hold/ID): the envelope fields a
+ *          delivery needs and every recipient's state (qrec.h). A new
+ *          message lives in memory only; it gets a BDB record the first
+ *          time something other than success happens to it.
+ *   group  the recipients of one message at one domain: the unit of
+ *          scheduling and of delivery (one SMTP transaction).
+ *   dest   a destination (the domain for direct delivery): concurrency
+ *          (max_connections), health (hstate), and the groups that are
+ *          due and wait for a delivery slot.
+ *
+ * A group is in exactly one place: G_IDLE (nothing to do, or held),
+ * G_WAIT (in the schedule until its next try), G_READY (due, in its
+ * dest's ready list), G_ACTIVE (a delivery is in flight), G_DONE (all its
+ * recipients are final).
+ *
+ * Modules: queue.c (messages, the spool, moves, the start-up scan),
+ * dispatch.c (schedule, deliveries, results, logs), store.c (batched BDB
+ * writes), ctl.c (smtpctl commands); pure helpers in sched.c, retry.c,
+ * decide.c, group.c, qrec.c, strmap.c.
+ */
+#ifndef QMGR_QMGR_H
+#define QMGR_QMGR_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "child.h"
+#include "decide.h"
+#include "qfile.h"
+#include "qrec.h"
+#include "sched.h"
+#include "util.h"
+
+struct event;
+struct ipc_chan;
+struct qstate;
+struct strmap;
+
+enum gstate { G_IDLE, G_WAIT, G_READY, G_ACTIVE, G_DONE };
+enum qwhere { Q_QUEUE, Q_HOLD };
+
+struct dest;
+struct msg;
+
+struct group {
+    struct sched_item si; /* first member: sched items map back to groups */
+    TAILQ_ENTRY(group) rlink;
+    struct msg *m;
+    struct dest *d;
+    uint8_t st; /* enum gstate */
+};
+
+struct msg {
+    char id[QFILE_ID_SIZE];
+    uint8_t where; /* enum qwhere */
+    uint8_t in_db; /* a BDB record exists (or is about to) */
+    uint8_t removed; /* forgotten; freed when no delivery refers to it */
+    uint8_t ret, body, smtputf8;
+    char *sender, *envid;
+    int64_t arrival_us;
+    uint64_t size, msg_offset;
+    struct rcpt *rcpt;
+    size_t nrcpt;
+    struct group *groups;
+    size_t ngroups;
+    unsigned active;  /* deliveries in flight */
+    size_t dirty_pos; /* index in the dirty list + 1, 0 if clean */
+};
+
+struct dest {
+    char *name;
+    TAILQ_HEAD(, group) ready;
+    size_t nready;
+    size_t ngroups; /* groups of live messages that belong here */
+    TAILQ_ENTRY(dest) rlink;
+    uint8_t in_run;
+    uint8_t in_db;
+    size_t dirty_pos; /* index in the dirty list + 1, 0 if clean */
+    unsigned active;
+    struct hstate h;
+    uint64_t sent, deferred, failed;
+};
+
+struct delivery {
+    TAILQ_ENTRY(delivery) link;
+    uint32_t id;
+    struct group *g;
+    struct ipc_chan *ch;
+    int64_t start_us;
+    uint32_t *ridx; /* recipients in this delivery */
+    size_t n;
+    unsigned attempt;
+};
+
+struct qstats {
+    uint64_t received, adopted, loaded;
+    uint64_t deliveries, rcpt_sent, rcpt_deferred, rcpt_failed, rcpt_expired;
+    uint64_t msg_done, msg_bounced, msg_bad, msg_removed, msg_corrupt;
+    uint64_t rescheduled, db_commits, db_writes, db_errors;
+};
+
+struct qmgr {
+    struct child *c;
+    struct event_base *base;
+    struct strmap *msgs;  /* queue ID -> msg */
+    struct strmap *dests; /* name -> dest */
+    struct sched sched;
+    struct event *timer;
+    struct event *kick_ev;
+    int kicked;
+    TAILQ_HEAD(, dest) run; /* dests with ready groups */
+    TAILQ_HEAD(, delivery) dlv;
+    unsigned nactive;
+    uint32_t next_id;
+    struct ipc_chan *deliver, *relay, *smtpd;
+    struct qstate *db;
+    struct msg **dirty;
+    size_t ndirty, dirty_cap;
+    char **dels; /* message records to delete */
+    size_t ndels, dels_cap;
+    struct dest **ddirty;
+    size_t nddirty, ddirty_cap;
+    struct event *flush_ev;
+    int flush_pending;
+    struct event *sync_ev;
+    int synced;
+    int paused;
+    int stopping;
+    struct qpolicy pol;
+    long long max_deliveries, per_conn;
+    int64_t started_us, start_ms;
+    struct qstats st;
+};
+
+extern struct qmgr *Q;
+
+/* queue.c */
+void queue_start(struct qmgr *q);
+/* A message smtpd just put into queue/. */
+void queue_new(struct qmgr *q, const char *id);
+struct msg *msg_find(struct qmgr *q, const char *id);
+/* The file's path for its current place ("queue/ID"). */
+const char *msg_path(const struct msg *m, char *buf, size_t len);
+/* All recipients final: unlink, or move to bounced/ or bad/. */
+void msg_finish(struct qmgr *q, struct msg *m);
+/* Forget a message (its file was removed or moved away by us). */
+void msg_forget(struct qmgr *q, struct msg *m);
+/* A delivery of m came back (frees a forgotten message at the last one). */
+void msg_release_ref(struct msg *m);
+/* 1 when every recipient is sent or failed. */
+int msg_final(const struct msg *m);
+int msg_hold(struct qmgr *q, struct msg *m);
+int msg_release(struct qmgr *q, struct msg *m);
+int msg_remove(struct qmgr *q, struct msg *m);
+/* Move a file from queue/ to bad/ (rename; never deleted). */
+int spool_to_bad(const char *from_dir, const char *id, const char *why);
+struct dest *dest_get(struct qmgr *q, const char *name);
+struct qpolicy *policy_for(struct qmgr *q, const struct dest *d);
+
+/* dispatch.c */
+void dispatch_init(struct qmgr *q);
+/* Schedule a group of a live message at its recipients' next try. */
+void group_schedule(struct qmgr *q, struct group *g);
+/* Take a group out of the schedule / ready list (not if active). */
+void group_unschedule(struct qmgr *q, struct group *g);
+/* Run the dispatcher soon (after the current callbacks). */
+void qmgr_kick(struct qmgr *q);
+void dispatch_result(struct qmgr *q, const struct ipc_msg *im);
+/* A delivery process went away: its deliveries are rescheduled. */
+void dispatch_peer_lost(struct qmgr *q, struct ipc_chan *ch);
+int64_t group_next_try(const struct group *g);
+void dest_clear_down(struct qmgr *q, struct dest *d);
+
+/* store.c */
+void store_init(struct qmgr *q);
+void store_mark(struct qmgr *q, struct msg *m);
+void store_forget(struct qmgr *q, struct msg *m);
+void store_mark_dest(struct qmgr *q, struct dest *d);
+void store_flush(struct qmgr *q);
+void store_close(struct qmgr *q);
+
+/* ctl.c */
+int qmgr_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out);
+
+#endif
