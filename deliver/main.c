@@ -1,69 +1,23 @@
 /*
- * deliver - direct delivery to MX hosts with messages handed over by qmgr (issue 5 builds its
- * work).
+ * deliver - direct delivery: the MX hosts of a recipient domain (DESIGN
+ * section 4, phase 1), and static routes (a listed host and port).
  *
- * Today it runs under the child skeleton (privileges dropped, chrooted as
- * DESIGN section 1 says, answering master's status and reload) and keeps
- * its peer channels open; it takes no work yet.
+ * qmgr sends IMSG_DELIVERY with the open queue file; deliver asks dnsd for
+ * the MX set, tries the hosts by preference and every address of each,
+ * and answers IMSG_DELIVERY_RESULT with one result per recipient. The
+ * work is the shared delivery engine (common/dlv_engine.h) inside the
+ * shared process shell (common/dlv_proc.h); relay is the same program with
+ * another policy. deliver runs as mail_owner, chrooted into an empty
+ * directory: it never opens the spool, only the fds qmgr passes.
  */
-#include <string.h>
-#include <unistd.h>
+#include "dlv_proc.h"
 
-#include "child.h"
-#include "ipc.h"
-#include "log.h"
-
-#define MAX_PEERS 4
-
-static struct ipc_chan *peers[MAX_PEERS];
-static const char *peer_name[MAX_PEERS];
-
-static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
-{
-    log_warn("%s sent message type %u, which this version does not handle", ipc_chan_name(ch),
-             m->type);
-    if (m->fd >= 0)
-        close(m->fd);
-}
-
-static void on_peer_close(struct ipc_chan *ch, void *arg)
-{
-    for (int i = 0; i < MAX_PEERS; i++)
-        if (peers[i] == ch)
-            peers[i] = NULL;
-    ipc_chan_free(ch);
-}
-
-static void on_peer(struct child *c, const char *name, int fd)
-{
-    int slot = -1;
-
-    for (int i = 0; i < MAX_PEERS; i++) {
-        if (peer_name[i] && peers[i] && strcmp(peer_name[i], name) == 0) {
-            ipc_chan_free(peers[i]);
-            peers[i] = NULL;
-        }
-        if (peers[i] == NULL && slot < 0)
-            slot = i;
-    }
-    if (slot < 0) {
-        close(fd);
-        return;
-    }
-    peer_name[slot] = name; /* static string from the skeleton */
-    peers[slot] = ipc_chan_new(c->base, fd, name, on_peer_msg, on_peer_close, NULL);
-}
-
-static const struct child_spec spec = {
+static const struct dlv_proc_policy policy = {
     .prog = "deliver",
-    .root = CHILD_ROOT_EMPTY,
-    .peer = on_peer,
+    .accept = DLV_ACCEPT_MX | DLV_ACCEPT_HOSTS,
 };
 
 int main(int argc, char **argv)
 {
-    struct child *c = child_init(argc, argv, &spec);
-
-    child_drop(c);
-    return child_loop(c);
+    return dlv_proc_main(argc, argv, &policy);
 }
