@@ -1,0 +1,183 @@
+/*
+ * qmgr_state - unit tests of qmgr's state records (qmgr/qrec.c: encode,
+ * decode, malformed records refused without changing anything) and of
+ * the Berkeley DB environment (qmgr/qstate.c: committed records survive
+ * a close and reopen with recovery, aborted ones do not, deletes, a
+ * broken environment is started anew).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../qmgr/decide.h"
+#include "../../qmgr/qrec.h"
+#include "../../qmgr/qstate.h"
+#include "delivery.h"
+#include "tap.h"
+#include "util.h"
+
+#define S(x) ((char *)(uintptr_t)(x))
+
+struct seen {
+    int n;
+    char keys[8][64];
+    size_t lens[8];
+};
+
+static void walk_fn(const char *key, const void *val, size_t len, void *arg)
+{
+    struct seen *s = arg;
+
+    if (s->n < 8) {
+        snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
+        s->lens[s->n] = len;
+    }
+    s->n++;
+}
+
+static void free_rcpts(struct rcpt *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(r[i].last_text);
+}
+
+int main(void)
+{
+    struct rcpt in[3], out[3];
+    struct ipc_w w;
+
+    plan_lazy();
+    memset(in, 0, sizeof(in));
+    memset(out, 0, sizeof(out));
+    in[0].state = RS_SENT;
+    in[0].direct_attempts = 1;
+    in[1].state = RS_DEFERRED;
+    in[1].direct_attempts = 3;
+    in[1].relay_attempts = 2;
+    in[1].next_try_us = 1700000123456789LL;
+    in[1].first_fail_us = 1700000000000001LL;
+    in[1].last_class = DLV_CLASS_SMTP;
+    in[1].last_step = DLV_STEP_RCPT;
+    in[1].last_code = 451;
+    in[1].last_text = S("451 4.3.0 try later");
+    in[2].state = RS_FAILED;
+    in[2].last_class = DLV_CLASS_DNS;
+    in[2].last_step = DLV_STEP_DNS;
+    in[2].last_text = S("NXDOMAIN");
+
+    ipc_w_init(&w);
+    qrec_msg_encode(&w, in, 3);
+    is_int(qrec_msg_decode(w.p, w.len, out, 3), 0, "message record round trip");
+    is_int(out[0].state, RS_SENT, "rcpt 0 state");
+    ok(out[0].last_text == NULL, "rcpt 0 has no error");
+    is_int(out[1].state, RS_DEFERRED, "rcpt 1 state");
+    is_int(out[1].direct_attempts, 3, "rcpt 1 direct attempts");
+    is_int(out[1].relay_attempts, 2, "rcpt 1 relay attempts");
+    is_int(out[1].next_try_us, 1700000123456789LL, "rcpt 1 next try");
+    is_int(out[1].first_fail_us, 1700000000000001LL, "rcpt 1 first failure");
+    is_int(out[1].last_class, DLV_CLASS_SMTP, "rcpt 1 class");
+    is_int(out[1].last_step, DLV_STEP_RCPT, "rcpt 1 step");
+    is_int(out[1].last_code, 451, "rcpt 1 code");
+    is_str(out[1].last_text, "451 4.3.0 try later", "rcpt 1 text");
+    is_int(out[2].state, RS_FAILED, "rcpt 2 state");
+    is_str(out[2].last_text, "NXDOMAIN", "rcpt 2 text");
+
+    /* malformed records change nothing */
+    is_int(qrec_msg_decode(w.p, w.len, out, 2), -1, "recipient count differs from the file");
+    is_int(qrec_msg_decode(w.p, w.len - 1, out, 3), -1, "truncated record");
+    for (size_t cut = 0; cut < w.len; cut += 7)
+        if (qrec_msg_decode(w.p, cut, out, 3) != -1)
+            ok(0, "prefix of %zu bytes accepted", cut);
+    is_int(out[1].direct_attempts, 3, "state unchanged by the rejected records");
+    struct ipc_w w2;
+    ipc_w_init(&w2);
+    ipc_w_bytes(&w2, w.p, w.len); /* a different layout altogether */
+    is_int(qrec_msg_decode(w2.p, w2.len, out, 3), -1, "garbage refused");
+    w2.len = 0;
+    ipc_w_u8(&w2, 9);
+    is_int(qrec_msg_decode(w2.p, w2.len, out, 0), -1, "unknown version refused");
+    uint8_t *bad = xmalloc(w.len + 1);
+    memcpy(bad, w.p, w.len);
+    bad[w.len] = 0;
+    is_int(qrec_msg_decode(bad, w.len + 1, out, 3), -1, "trailing byte refused");
+    bad[5] = 7; /* first recipient's state */
+    is_int(qrec_msg_decode(bad, w.len, out, 3), -1, "state out of range refused");
+    free(bad);
+
+    /* host record */
+    struct hstate h = {1700000000000000LL, 4, 1700000300000000LL, S("connect: refused")}, h2;
+    memset(&h2, 0, sizeof(h2));
+    w2.len = 0;
+    qrec_host_encode(&w2, &h);
+    is_int(qrec_host_decode(w2.p, w2.len, &h2), 0, "host record round trip");
+    is_int(h2.consecutive, 4, "consecutive failures");
+    is_int(h2.down_until_us, 1700000300000000LL, "down until");
+    is_str(h2.last_error, "connect: refused", "last error");
+    is_int(qrec_host_decode(w2.p, w2.len - 2, &h2), -1, "truncated host record refused");
+    free(h2.last_error);
+    char *t = qrec_text("a\r\nb\tc");
+    is_str(t, "a  b c", "control characters blanked in stored text");
+    free(t);
+
+    /* qstate: commit, reopen (with recovery), walk, delete, abort */
+    char dir[] = "/tmp/qmgr-state-XXXXXX";
+    char *err = NULL;
+    ok(mkdtemp(dir) != NULL, "temp dir");
+    char *home = xasprintf("%s/db", dir);
+    struct qstate *qs = qstate_open(home, &err);
+    ok(qs != NULL, "environment created");
+    is_int(qstate_begin(qs, &err), 0, "begin");
+    is_int(qstate_put(qs, 0, "0660C38CD7C4710000", w.p, w.len, &err), 0, "put message record");
+    is_int(qstate_put(qs, 0, "0660C38CD7C4710001", w.p, w.len, &err), 0, "put another");
+    is_int(qstate_put(qs, 1, "h:example.test", w2.p, w2.len, &err), 0, "put host record");
+    is_int(qstate_commit(qs, &err), 0, "commit");
+    is_int(qstate_begin(qs, &err), 0, "begin a transaction to abort");
+    qstate_put(qs, 0, "0660C38CD7C4710002", w.p, w.len, &err);
+    qstate_abort(qs);
+    is_int(qstate_sync(qs), 0, "log flush");
+    qstate_close(qs);
+
+    qs = qstate_open(home, &err);
+    ok(qs != NULL, "reopened with recovery");
+    struct seen s;
+    memset(&s, 0, sizeof(s));
+    is_int(qstate_walk(qs, 0, walk_fn, &s, &err), 2, "two message records after reopen");
+    is_str(s.keys[0], "0660C38CD7C4710000", "first key");
+    is_int(s.lens[0], w.len, "its value length");
+    is_str(s.keys[1], "0660C38CD7C4710001", "second key (the aborted one is not there)");
+    memset(&s, 0, sizeof(s));
+    is_int(qstate_walk(qs, 1, walk_fn, &s, &err), 1, "one host record");
+    is_str(s.keys[0], "h:example.test", "host key");
+    qstate_begin(qs, &err);
+    is_int(qstate_del(qs, 0, "0660C38CD7C4710000", &err), 0, "delete");
+    is_int(qstate_del(qs, 0, "0660C38CD7C47100FF", &err), 0, "deleting a missing key is fine");
+    qstate_commit(qs, &err);
+    memset(&s, 0, sizeof(s));
+    is_int(qstate_walk(qs, 0, walk_fn, &s, &err), 1, "one record after the delete");
+    qstate_close(qs);
+
+    /* a broken environment: a database file full of garbage */
+    char *f = xasprintf("%s/msgs.db", home);
+    FILE *fp = fopen(f, "w");
+    fputs("this is not a Berkeley DB file, not at all, not even close", fp);
+    fclose(fp);
+    qs = qstate_open(home, &err);
+    ok(qs != NULL, "a corrupt database is started anew instead of failing");
+    if (qs) {
+        memset(&s, 0, sizeof(s));
+        is_int(qstate_walk(qs, 0, walk_fn, &s, &err), 0, "... empty");
+        qstate_close(qs);
+    }
+    free(f);
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        diag("could not remove %s", dir);
+    free(cmd);
+    free(home);
+    ipc_w_free(&w);
+    ipc_w_free(&w2);
+    free_rcpts(out, 3);
+    return done_testing();
+}
