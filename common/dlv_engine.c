@@ -638,10 +638,11 @@ static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
     j->s_reused = 0;
     j->s_hi = c->host_index;
     j->s_addr = c->addr;
-    log_detail("%s: %s delivery to %s, attempt %u: connecting to %s[%s]%s%s (tls=%s)",
+    log_detail("%s: %s delivery to %s, attempt %u: connecting to %s[%s]:%d%s%s (tls=%s)",
                j->q.queue_id, phase_tag(j), j->q.domain, j->q.attempt, c->host,
-               netaddr_format((const struct sockaddr *)&c->addr, ab, sizeof(ab)),
-               c->h && c->h->label[0] ? " gateway " : "", c->h ? c->h->label : "",
+               netaddr_ntop((const struct sockaddr *)&c->addr, ab, sizeof(ab)),
+               netaddr_port((const struct sockaddr *)&c->addr),
+               c->h && c->h->label[0] ? ", gateway " : "", c->h ? c->h->label : "",
                dlv_tls_name(c->tls));
     j->s = smtpc_open(e->o.base, &o, on_open, j);
 }
