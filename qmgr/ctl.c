@@ -299,10 +299,14 @@ static void text_rcpt(struct buf *out, const struct msg *m, const struct rcpt *r
             buf_adds(out, ", next now");
         }
     }
-    if (r->last_text)
-        buf_printf(out, "\n              last error: %s/%s: %s",
-                   dlv_class_name((enum dlv_class)r->last_class),
-                   dlv_step_name((enum dlv_step)r->last_step), r->last_text);
+    if (r->last_text) {
+        const char *cn = dlv_class_name((enum dlv_class)r->last_class);
+        const char *sn = dlv_step_name((enum dlv_step)r->last_step);
+        if (r->last_step == DLV_STEP_NONE || strcmp(cn, sn) == 0)
+            buf_printf(out, "\n              last error: %s: %s", cn, r->last_text);
+        else
+            buf_printf(out, "\n              last error: %s/%s: %s", cn, sn, r->last_text);
+    }
     buf_addc(out, '\n');
 }
 

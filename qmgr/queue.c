@@ -274,7 +274,7 @@ void msg_finish(struct qmgr *q, struct msg *m)
             return;
         }
         q->st.msg_done++;
-        log_info("%s: removed (delivered to all %zu recipient%s)", m->id, m->nrcpt,
+        log_info("%s: removed (%zu recipient%s delivered)", m->id, m->nrcpt,
                  m->nrcpt == 1 ? "" : "s");
         msg_forget(q, m);
         return;
@@ -334,6 +334,15 @@ int msg_release(struct qmgr *q, struct msg *m)
     }
     m->where = Q_QUEUE;
     log_info("%s: released by the administrator", m->id);
+    /* Released mail is tried now, like flushed mail. */
+    int64_t now = now_us();
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        struct rcpt *r = &m->rcpt[i];
+        if ((r->state == RS_PENDING || r->state == RS_DEFERRED) && r->next_try_us > now) {
+            r->next_try_us = now;
+            dest_clear_down(q, m->groups[r->group].d);
+        }
+    }
     for (size_t g = 0; g < m->ngroups; g++)
         if (m->groups[g].st != G_ACTIVE)
             group_schedule(q, &m->groups[g]);
