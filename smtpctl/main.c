@@ -196,6 +196,7 @@ static int connect_master(const char *confdir)
     sun.sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sun.sun_path)) {
         fprintf(stderr, "smtpctl: control socket path too long: %s\n", path);
+        free(path);
         exit(2);
     }
     strlcpy_p(sun.sun_path, path, sizeof(sun.sun_path));
@@ -205,6 +206,7 @@ static int connect_master(const char *confdir)
             fprintf(stderr, "smtpctl: postern is not running (no master listening on %s)\n", path);
         else
             fprintf(stderr, "smtpctl: cannot reach master at %s: %s\n", path, strerror(errno));
+        free(path);
         exit(2);
     }
     free(path);
@@ -225,13 +227,16 @@ static int cmd_remote(const char *confdir, unsigned flags, int argc, char **argv
     ipc_w_u32(&w, (uint32_t)argc);
     for (int i = 0; i < argc; i++)
         ipc_w_str(&w, argv[i]);
-    if (ipc_send_blocking(fd, IMSG_CTL_REQ, 1, -1, w.p, w.len) < 0) {
+    int sent = ipc_send_blocking(fd, IMSG_CTL_REQ, 1, -1, w.p, w.len);
+    ipc_w_free(&w);
+    if (sent < 0) {
         fprintf(stderr, "smtpctl: sending to master: %s\n", strerror(errno));
+        close(fd);
         return 2;
     }
-    ipc_w_free(&w);
     if (ipc_recv_blocking(fd, &fr, &body, &rfd, REPLY_TIMEOUT_MS) < 0) {
         fprintf(stderr, "smtpctl: no answer from master: %s\n", strerror(errno));
+        close(fd);
         return 2;
     }
     if (rfd >= 0)
@@ -241,6 +246,8 @@ static int cmd_remote(const char *confdir, unsigned flags, int argc, char **argv
     const char *text = ipc_r_str(&r);
     if (fr.type != IMSG_CTL_REP || !ipc_r_done(&r)) {
         fprintf(stderr, "smtpctl: malformed answer from master\n");
+        free(body);
+        close(fd);
         return 2;
     }
     fputs(text, code == 0 ? stdout : stderr);
@@ -249,29 +256,8 @@ static int cmd_remote(const char *confdir, unsigned flags, int argc, char **argv
     return code;
 }
 
-int main(int argc, char **argv)
+static int run(const char *confdir, unsigned flags, int nargs, char **args)
 {
-    const char *confdir = getenv("POSTERN_CONFIG");
-    unsigned flags = 0;
-    char **args = xcalloc((size_t)argc + 1, sizeof(char *));
-    int nargs = 0;
-
-    log_init("smtpctl", LOG_TO_STDERR);
-    if (confdir == NULL || *confdir == '\0')
-        confdir = DEFAULT_CONFDIR;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && nargs == 0) {
-            if (++i >= argc) {
-                fputs(usage_text, stderr);
-                return 2;
-            }
-            confdir = argv[i];
-        } else if (strcmp(argv[i], "--json") == 0) {
-            flags |= CTL_F_JSON;
-        } else {
-            args[nargs++] = argv[i];
-        }
-    }
     if (nargs == 0 || strcmp(args[0], "help") == 0 || strcmp(args[0], "--help") == 0 ||
         strcmp(args[0], "-h") == 0) {
         fputs(usage_text, nargs == 0 ? stderr : stdout);
@@ -288,4 +274,33 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "params") == 0)
         return cmd_params(flags);
     return cmd_remote(confdir, flags, nargs, args);
+}
+
+int main(int argc, char **argv)
+{
+    const char *confdir = getenv("POSTERN_CONFIG");
+    unsigned flags = 0;
+    char **args = xcalloc((size_t)argc + 1, sizeof(char *));
+    int nargs = 0, rc;
+
+    log_init("smtpctl", LOG_TO_STDERR);
+    if (confdir == NULL || *confdir == '\0')
+        confdir = DEFAULT_CONFDIR;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && nargs == 0) {
+            if (++i >= argc) {
+                fputs(usage_text, stderr);
+                free(args);
+                return 2;
+            }
+            confdir = argv[i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            flags |= CTL_F_JSON;
+        } else {
+            args[nargs++] = argv[i];
+        }
+    }
+    rc = run(confdir, flags, nargs, args);
+    free(args);
+    return rc;
 }
