@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "child.h"
@@ -66,6 +67,24 @@ static void send_result(const struct dlv_res *r)
     ipc_w_free(&w);
 }
 
+static void on_exit_timer(evutil_socket_t fd, short what, void *arg)
+{
+    child_exit(P.c, 0);
+}
+
+/* Stopping: leave once the last job is done (QUITs of idle sessions get
+ * a moment to leave). */
+static void exit_when_idle(void)
+{
+    static struct event *ev;
+    struct timeval tv = {0, 200000};
+
+    if (!P.stopping || P.pend != NULL || ev != NULL)
+        return;
+    ev = evtimer_new(P.c->base, on_exit_timer, NULL);
+    evtimer_add(ev, &tv);
+}
+
 static void pend_remove(struct pend *p)
 {
     for (struct pend **pp = &P.pend; *pp; pp = &(*pp)->next)
@@ -85,6 +104,7 @@ static void on_done(const struct dlv_res *res, void *arg)
     else
         log_info("result of request %u dropped: qmgr restarted since", p->id);
     pend_remove(p);
+    exit_when_idle();
 }
 
 /* Cancel the jobs of an old qmgr channel. */
@@ -106,6 +126,7 @@ static void cancel_gen(uint32_t gen)
     }
     if (n > 0)
         log_info("qmgr went away: %zu delivery job(s) cancelled", n);
+    exit_when_idle();
 }
 
 /* Every recipient of q gets one temporary local result. */
@@ -242,6 +263,7 @@ static void on_shutdown(struct child *c)
 {
     P.stopping = 1;
     dlv_engine_close_idle(P.eng);
+    exit_when_idle();
 }
 
 int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *pol)
