@@ -36,6 +36,30 @@ struct child_priv {
     uint32_t cur_ctl_id; /* id of the control request being handled */
 };
 
+/* Set once this process has chrooted. */
+static int child_chrooted;
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHILD_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CHILD_ASAN 1
+#endif
+#ifdef CHILD_ASAN
+/*
+ * LeakSanitizer needs /proc, which a chroot does not have: it would end
+ * every chrooted child with a fatal error at exit. Leak checks stay on
+ * for unchrooted runs (not started as root).
+ */
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void)
+{
+    return child_chrooted;
+}
+#endif
+
 static const char *const peer_names[] = {"smtpd", "qmgr", "dnsd", "deliver", "relay"};
 
 static int is_peer_name(const char *n)
@@ -432,6 +456,7 @@ void child_drop(struct child *c)
         log_err("%s", err);
         exit(1);
     }
+    child_chrooted = note == NULL && dir != NULL;
     if (note != NULL) {
         /* Development run: no chroot, but the same working directory. */
         if (dir && chdir(dir) != 0) {

@@ -200,7 +200,17 @@ sub stats {
     return \%s;
 }
 
-sub queries { return $_[0]->stats->{'num.queries'} // -1 }
+# nsd-control sometimes answers without the counters when the machine is
+# busy (sanitizer runs): ask again a few times before giving up.
+sub queries {
+    my ($self) = @_;
+    for my $try (1 .. 10) {
+        my $n = $self->stats->{'num.queries'};
+        return $n if defined $n;
+        select(undef, undef, undef, 0.2);
+    }
+    return -1;
+}
 
 sub stop {
     my ($self) = @_;
