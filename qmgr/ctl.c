@@ -85,8 +85,9 @@ static int parse_sel(int argc, char **argv, int from, struct sel *s, struct buf 
             continue;
         }
         if (!qfile_id_valid(a)) {
-            buf_printf(out, "qmgr: '%s' is not a queue ID (18 upper-case hex digits) nor an "
-                            "option\n",
+            buf_printf(out,
+                       "qmgr: '%s' is not a queue ID (18 upper-case hex digits) nor an "
+                       "option\n",
                        a);
             return -1;
         }
@@ -227,8 +228,7 @@ static int64_t rcpt_next(const struct msg *m, const struct rcpt *r)
 
 static const char *rcpt_state_word(const struct msg *m, const struct rcpt *r)
 {
-    if ((r->state == RS_PENDING || r->state == RS_DEFERRED) &&
-        m->groups[r->group].st == G_ACTIVE)
+    if ((r->state == RS_PENDING || r->state == RS_DEFERRED) && m->groups[r->group].st == G_ACTIVE)
         return "active";
     return rstate_name((enum rstate)r->state);
 }
@@ -247,8 +247,9 @@ static void json_rcpt(struct buf *out, const struct msg *m, const struct rcpt *r
     buf_json_str(out, r->addr);
     buf_adds(out, ",\"domain\":");
     buf_json_str(out, m->groups[r->group].d->name);
-    buf_printf(out, ",\"state\":\"%s\",\"attempts\":%u,\"direct_attempts\":%u,"
-                    "\"relay_attempts\":%u",
+    buf_printf(out,
+               ",\"state\":\"%s\",\"attempts\":%u,\"direct_attempts\":%u,"
+               "\"relay_attempts\":%u",
                rcpt_state_word(m, r), (unsigned)(r->direct_attempts + r->relay_attempts),
                r->direct_attempts, r->relay_attempts);
     json_num_or_null(out, "next_try", rcpt_next(m, r));
@@ -355,8 +356,9 @@ static int show_queue(struct qmgr *q, const struct sel *s, unsigned flags, struc
         shown++;
     }
     if (flags & CTL_F_JSON) {
-        buf_printf(out, "],\"count\":%zu,\"held\":%zu,\"recipients\":%zu,\"bytes\":%llu,"
-                        "\"truncated\":%s}\n",
+        buf_printf(out,
+                   "],\"count\":%zu,\"held\":%zu,\"recipients\":%zu,\"bytes\":%llu,"
+                   "\"truncated\":%s}\n",
                    n, held, nrcpt, (unsigned long long)bytes, truncated ? "true" : "false");
     } else {
         char sz[32];
@@ -415,8 +417,8 @@ static int show_message(struct qmgr *q, const char *id, unsigned flags, struct b
                    (unsigned long long)m->size, m->sender);
         if (have_env) {
             buf_printf(out, "client:    %s port %u, helo %s, %s%s%s\n", env.client_addr,
-                       env.client_port, env.helo ? env.helo : "-", env.proto,
-                       env.tls ? ", " : "", env.tls ? env.tls : "");
+                       env.client_port, env.helo ? env.helo : "-", env.proto, env.tls ? ", " : "",
+                       env.tls ? env.tls : "");
             if (env.auth)
                 buf_printf(out, "auth:      %s\n", env.auth);
         }
@@ -463,8 +465,9 @@ static int show_hosts(struct qmgr *q, unsigned flags, struct buf *out)
                 buf_addc(out, ',');
             buf_adds(out, "{\"destination\":");
             buf_json_str(out, d->name);
-            buf_printf(out, ",\"queued\":%zu,\"ready\":%zu,\"active\":%u,"
-                            "\"consecutive_failures\":%u",
+            buf_printf(out,
+                       ",\"queued\":%zu,\"ready\":%zu,\"active\":%u,"
+                       "\"consecutive_failures\":%u",
                        d->ngroups, d->nready, d->active, d->h.consecutive);
             json_num_or_null(out, "last_failure", d->h.last_fail_us);
             json_num_or_null(out, "down_until", d->h.down_until_us > now ? d->h.down_until_us : 0);
@@ -535,8 +538,7 @@ static int show_stats(struct qmgr *q, unsigned flags, struct buf *out)
     };
 
     if (flags & CTL_F_JSON) {
-        buf_printf(out, "{\"delivery\":\"%s\",\"uptime\":%.3f",
-                   q->paused ? "paused" : "running",
+        buf_printf(out, "{\"delivery\":\"%s\",\"uptime\":%.3f", q->paused ? "paused" : "running",
                    (double)(now_us() - q->started_us) / 1e6);
         for (size_t i = 0; i < nitems(rows); i++)
             buf_printf(out, ",\"%s\":%llu", rows[i].name, rows[i].v);

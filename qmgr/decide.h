@@ -30,8 +30,8 @@ struct qpolicy {
     long long retry_delay;        /* seconds */
     long long retry_delay_max;    /* seconds, 0: fixed */
     long long max_connections;
-    int tls;                      /* enum dlv_tls */
-    int port;                     /* direct_port */
+    int tls;  /* enum dlv_tls */
+    int port; /* direct_port */
 };
 
 /* Recipient states, as stored (qrec.h) and shown (smtpctl show queue). */

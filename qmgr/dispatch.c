@@ -191,8 +191,7 @@ static void set_error(struct rcpt *r, int cls, int step, unsigned code, const ch
  * are what the server (or deliver) said.
  */
 static void apply(struct qmgr *q, struct msg *m, size_t i, int status, int cls, int step,
-                  unsigned code, const char *dsn, const char *reply, const char *relay,
-                  int64_t now)
+                  unsigned code, const char *dsn, const char *reply, const char *relay, int64_t now)
 {
     struct rcpt *r = &m->rcpt[i];
     struct dest *d = m->groups[r->group].d;
@@ -203,12 +202,15 @@ static void apply(struct qmgr *q, struct msg *m, size_t i, int status, int cls, 
 
     if (r->direct_attempts < UINT16_MAX)
         r->direct_attempts++;
-    h = (struct qhist){m->arrival_us, r->first_fail_us, r->direct_attempts, r->relay_attempts,
-                       cls, step};
+    h = (struct qhist){m->arrival_us, r->first_fail_us, r->direct_attempts, r->relay_attempts, cls,
+                       step};
     oc = decide_result(pol, &h, status, now, (uint32_t)random());
     r->state = (uint8_t)oc.state;
     if (!dsn[0]) {
-        snprintf(dbuf, sizeof(dbuf), "%c.0.0", status == DLV_OK ? '2' : status == DLV_TEMP ? '4' : '5');
+        snprintf(dbuf, sizeof(dbuf), "%c.0.0",
+                 status == DLV_OK     ? '2'
+                 : status == DLV_TEMP ? '4'
+                                      : '5');
         dsn = dbuf;
     }
     if (status == DLV_OK) {
@@ -313,8 +315,8 @@ void dest_clear_down(struct qmgr *q, struct dest *d)
 static void dest_ok(struct qmgr *q, struct dest *d)
 {
     if (d->h.consecutive > 0)
-        log_info("destination %s is reachable again after %u failure%s", d->name,
-                 d->h.consecutive, d->h.consecutive == 1 ? "" : "s");
+        log_info("destination %s is reachable again after %u failure%s", d->name, d->h.consecutive,
+                 d->h.consecutive == 1 ? "" : "s");
     dest_clear_down(q, d);
 }
 
@@ -458,8 +460,8 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
     q->nactive++;
     m->active++;
     q->st.deliveries++;
-    log_debug("%s: delivery %u to %s: %zu recipient%s, attempt %u", m->id, dl->id, d->name,
-              dl->n, dl->n == 1 ? "" : "s", dl->attempt);
+    log_debug("%s: delivery %u to %s: %zu recipient%s, attempt %u", m->id, dl->id, d->name, dl->n,
+              dl->n == 1 ? "" : "s", dl->attempt);
 }
 
 static unsigned dest_limit(struct qmgr *q, const struct dest *d)
@@ -607,7 +609,8 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
                   res->relay, now);
             if (r->status == DLV_OK)
                 any_ok = 1;
-            if (!(r->status == DLV_TEMP && (r->cls == DLV_CLASS_DNS || r->cls == DLV_CLASS_NETWORK)))
+            if (!(r->status == DLV_TEMP &&
+                  (r->cls == DLV_CLASS_DNS || r->cls == DLV_CLASS_NETWORK)))
                 all_net = 0;
             else if (first_reason == NULL)
                 first_reason = m->rcpt[i].last_text;

@@ -62,8 +62,7 @@ static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
         dispatch_result(q, m);
         return;
     default:
-        log_warn("%s sent message type %u, which qmgr does not handle", ipc_chan_name(ch),
-                 m->type);
+        log_warn("%s sent message type %u, which qmgr does not handle", ipc_chan_name(ch), m->type);
         break;
     }
     if (m->fd >= 0)

@@ -56,8 +56,8 @@ struct group {
 
 struct msg {
     char id[QFILE_ID_SIZE];
-    uint8_t where; /* enum qwhere */
-    uint8_t in_db; /* a BDB record exists (or is about to) */
+    uint8_t where;   /* enum qwhere */
+    uint8_t in_db;   /* a BDB record exists (or is about to) */
     uint8_t removed; /* forgotten; freed when no delivery refers to it */
     uint8_t ret, body, smtputf8;
     char *sender, *envid;

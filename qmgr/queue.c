@@ -64,8 +64,8 @@ int spool_to_bad(const char *from_dir, const char *id, const char *why)
     snprintf(from, sizeof(from), "%s/%s", from_dir, id);
     snprintf(to, sizeof(to), "%s/%s", SPOOL_BAD, id);
     if (rename(from, to) != 0) {
-        log_err("%s: cannot move %s to %s/: %s (the file is left where it is)", id, from,
-                SPOOL_BAD, strerror(errno));
+        log_err("%s: cannot move %s to %s/: %s (the file is left where it is)", id, from, SPOOL_BAD,
+                strerror(errno));
         return -1;
     }
     log_warn("%s: moved to %s/: %s", id, SPOOL_BAD, why);

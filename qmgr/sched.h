@@ -21,9 +21,9 @@
 #define SCHED_NONE ((size_t)-1)
 
 struct sched_item {
-    int64_t when;  /* due time, microseconds */
-    uint64_t seq;  /* push order, for ties */
-    size_t pos;    /* index in the heap, SCHED_NONE when not in it */
+    int64_t when; /* due time, microseconds */
+    uint64_t seq; /* push order, for ties */
+    size_t pos;   /* index in the heap, SCHED_NONE when not in it */
 };
 
 struct sched {

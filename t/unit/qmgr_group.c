@@ -31,8 +31,8 @@ int main(void)
     is_str(addr_domain("\"x@y\"@c.test"), "c.test", "quoted local part with @: last @ wins");
     is_str(addr_domain("postmaster"), "", "no @: empty domain");
 
-    char *a1[] = {S("a@x.test"), S("b@y.test"), S("c@X.TEST"), S("d@y.test"), S("e@z.test"),
-                  S("f@x.test")};
+    char *a1[] = {S("a@x.test"), S("b@y.test"), S("c@X.TEST"),
+                  S("d@y.test"), S("e@z.test"), S("f@x.test")};
     n = group_by_domain(a1, 6, g, &doms);
     is_int(n, 3, "two domains with several recipients and one single: 3 groups");
     is_str(doms[0], "x.test", "first group: first domain seen, lower-cased");
