@@ -100,4 +100,23 @@ ok(wait_until(30, sub {
     opendir(my $d, $pt->spool . '/queue') or return 0;
     !grep { !/^\./ } readdir $d;
 }), 'queue/ empty at the end');
+$pt->stop;
+
+# --- a delivery in flight when deliver dies is rescheduled, not lost ---
+my $ps = Postern::Test->new(dns_servers => $ns->addr, retry_delay => '1s');
+my $slow = $ps->peer(name => 'slow', addr => '127.0.0.71', delay => { eod => 3 });
+$ps->start;
+$ps->mark_log;
+my ($qid, $mid) = $ps->send_mail(from => 'slow@client.test', to => ['s@sink.test']);
+ok(wait_until(20, sub { grep { !defined $_->{close} } $slow->connections }), 'delivery in progress');
+sleep 1;    # inside DATA: the peer holds its reply for 3 s
+my $dp = $ps->pid_of('deliver');
+kill 'KILL', $dp;
+ok($ps->wait_log(qr/\Q$qid\E: delivery to sink\.test was in flight when deliver went away/, 10),
+    'qmgr logs the delivery that was in flight');
+ok($ps->wait_log(qr/\Q$qid\E: to=<s\@sink\.test>.*status=sent/, 30), 'it is delivered after deliver restarts');
+ok($ps->wait_log(qr/\Q$qid\E: removed/, 10), 'and the message is removed');
+my @got = grep { $_ eq $mid } $slow->message_ids;
+cmp_ok(scalar @got, '>=', 1, 'the peer has the message');
+diag('in-flight delivery at the kill arrived ' . scalar(@got) . ' time(s)');
 done_testing();
