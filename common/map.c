@@ -113,8 +113,8 @@ static int compile_lines(FILE *f, DB *db, const char *path, char **err)
             continue;
         if (is_blank((unsigned char)line[0])) {
             if (e.key == NULL) {
-                *err = xasprintf("%s:%zu: continuation line with nothing to continue", path,
-                                 lineno);
+                *err =
+                    xasprintf("%s:%zu: continuation line with nothing to continue", path, lineno);
                 goto out;
             }
             if (e.val.len)

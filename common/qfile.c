@@ -245,11 +245,23 @@ static int parse_notify(const char *s, unsigned *out)
 }
 
 enum {
-    K_ID, K_ARRIVAL, K_CLIENT, K_HELO, K_PROTO, K_TLS, K_AUTH, K_SENDER, K_ENVID, K_RET, K_BODY,
-    K_SMTPUTF8, K_SIZE, K__COUNT
+    K_ID,
+    K_ARRIVAL,
+    K_CLIENT,
+    K_HELO,
+    K_PROTO,
+    K_TLS,
+    K_AUTH,
+    K_SENDER,
+    K_ENVID,
+    K_RET,
+    K_BODY,
+    K_SMTPUTF8,
+    K_SIZE,
+    K__COUNT
 };
-static const char *const keys[K__COUNT] = {"id",   "arrival", "client", "helo",  "proto",
-                                           "tls",  "auth",    "sender", "envid", "ret",
+static const char *const keys[K__COUNT] = {"id",   "arrival",  "client", "helo",  "proto",
+                                           "tls",  "auth",     "sender", "envid", "ret",
                                            "body", "smtputf8", "size"};
 
 static int parse_line(struct qfile_env *env, char *line, size_t lineno, unsigned char *seen,
@@ -371,8 +383,7 @@ static int parse_line(struct qfile_env *env, char *line, size_t lineno, unsigned
     return 0;
 }
 
-int qfile_parse(const char *buf, size_t len, uint64_t file_size, struct qfile_env *env,
-                char **err)
+int qfile_parse(const char *buf, size_t len, uint64_t file_size, struct qfile_env *env, char **err)
 {
     const char *end, *p;
     char *copy, *line, *next;

@@ -44,30 +44,30 @@ enum qfile_ret { QFILE_RET_NONE = 0, QFILE_RET_FULL, QFILE_RET_HDRS };
 enum qfile_body { QFILE_BODY_NONE = 0, QFILE_BODY_7BIT, QFILE_BODY_8BITMIME };
 
 struct qfile_rcpt {
-    char *addr;     /* mailbox, never empty */
+    char *addr;      /* mailbox, never empty */
     unsigned notify; /* QFILE_NOTIFY_* bits, 0 = not given */
-    char *orcpt;    /* "type;xtext" as received, or NULL */
+    char *orcpt;     /* "type;xtext" as received, or NULL */
 };
 
 struct qfile_env {
     unsigned version;
     char id[QFILE_ID_SIZE];
-    int64_t arrival_us;    /* wall clock, microseconds since the epoch */
-    char *client_addr;     /* numeric IP address */
+    int64_t arrival_us; /* wall clock, microseconds since the epoch */
+    char *client_addr;  /* numeric IP address */
     unsigned client_port;
-    char *helo;            /* HELO/EHLO argument, or NULL */
-    char *proto;           /* SMTP ESMTP ESMTPS ESMTPA ESMTPSA */
-    char *tls;             /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
-    char *auth;            /* authenticated user name, or NULL */
-    char *sender;          /* "" for the null sender <> */
-    char *envid;           /* ENVID as received (xtext), or NULL */
+    char *helo;   /* HELO/EHLO argument, or NULL */
+    char *proto;  /* SMTP ESMTP ESMTPS ESMTPA ESMTPSA */
+    char *tls;    /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
+    char *auth;   /* authenticated user name, or NULL */
+    char *sender; /* "" for the null sender <> */
+    char *envid;  /* ENVID as received (xtext), or NULL */
     enum qfile_ret ret;
     enum qfile_body body;
     int smtputf8;
     struct qfile_rcpt *rcpt;
     size_t nrcpt;
-    uint64_t size;         /* bytes of the message section */
-    uint64_t msg_offset;   /* where the message starts in the file */
+    uint64_t size;       /* bytes of the message section */
+    uint64_t msg_offset; /* where the message starts in the file */
 };
 
 /* Queue ID generator. */
@@ -101,8 +101,7 @@ void qfile_size_field(uint64_t size, char out[20]);
  * qfile_env_free), 1 if the envelope continues past len (read more), or
  * -1 with a malloc'd *err.
  */
-int qfile_parse(const char *buf, size_t len, uint64_t file_size, struct qfile_env *env,
-                char **err);
+int qfile_parse(const char *buf, size_t len, uint64_t file_size, struct qfile_env *env, char **err);
 /* Read and parse the envelope of an open queue file. 0, or -1 and *err. */
 int qfile_read(int fd, struct qfile_env *env, char **err);
 void qfile_env_free(struct qfile_env *env);

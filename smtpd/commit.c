@@ -40,8 +40,7 @@ static void clean_incoming(struct committer *c)
         if (unlinkat(c->incoming_fd, de->d_name, 0) == 0)
             n++;
         else
-            log_warn("cannot remove stale %s/%s: %s", SPOOL_INCOMING, de->d_name,
-                     strerror(errno));
+            log_warn("cannot remove stale %s/%s: %s", SPOOL_INCOMING, de->d_name, strerror(errno));
     }
     closedir(d);
     if (n)
@@ -232,12 +231,13 @@ void commit_run(struct committer *c)
     c->nbatch = 0;
 
     TAILQ_FOREACH(m, &batch, link)
-        finish_file(c, m);
+    finish_file(c, m);
     t0 = mono_us();
     TAILQ_FOREACH(m, &batch, link)
-        if (!m->failed && fdatasync(m->fd) != 0)
-            fail(c, m, "cannot sync");
-    TAILQ_FOREACH(m, &batch, link) {
+    if (!m->failed && fdatasync(m->fd) != 0)
+        fail(c, m, "cannot sync");
+    TAILQ_FOREACH(m, &batch, link)
+    {
         if (m->failed)
             continue;
         if (renameat2(c->incoming_fd, m->id, c->queue_fd, m->id, RENAME_NOREPLACE) != 0) {

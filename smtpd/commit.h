@@ -46,12 +46,12 @@ typedef void (*qmsg_done_fn)(struct qmsg *m, int ok, void *arg);
 struct qmsg {
     TAILQ_ENTRY(qmsg) link;
     char id[QFILE_ID_SIZE];
-    struct buf head;  /* envelope, then the Received: header */
-    size_t env_len;   /* bytes of head that are the envelope */
-    size_t size_off;  /* where the 20-digit size is in head */
-    struct buf body;  /* body bytes not yet written */
+    struct buf head;   /* envelope, then the Received: header */
+    size_t env_len;    /* bytes of head that are the envelope */
+    size_t size_off;   /* where the 20-digit size is in head */
+    struct buf body;   /* body bytes not yet written */
     uint64_t body_len; /* all body bytes, written or not */
-    int fd;           /* incoming/ID once created, else -1 */
+    int fd;            /* incoming/ID once created, else -1 */
     int failed;
     int committed;
     qmsg_done_fn done;

@@ -6,12 +6,12 @@
 #include <string.h>
 
 enum {
-    S_BOL,     /* line start after a real CR LF: "." CR LF here ends DATA */
-    S_SBOL,    /* line start after a normalized bare LF/CR: never an end */
-    S_TEXT,    /* inside a line */
-    S_CR,      /* inside a line, a CR is pending */
-    S_DOT,     /* S_BOL then "." (the dot is dropped) */
-    S_DOT_CR,  /* S_BOL then "." CR */
+    S_BOL,    /* line start after a real CR LF: "." CR LF here ends DATA */
+    S_SBOL,   /* line start after a normalized bare LF/CR: never an end */
+    S_TEXT,   /* inside a line */
+    S_CR,     /* inside a line, a CR is pending */
+    S_DOT,    /* S_BOL then "." (the dot is dropped) */
+    S_DOT_CR, /* S_BOL then "." CR */
 };
 
 void data_dec_init(struct data_dec *d, int normalize, size_t line_limit, uint64_t size_limit)

@@ -71,8 +71,8 @@ struct smtpd {
     unsigned nsessions;
     struct slot *slots[SLOT_BUCKETS];
     struct conn_list conns;
-    struct buf out;  /* reply text of the current step */
-    char *line;      /* one command line */
+    struct buf out; /* reply text of the current step */
+    char *line;     /* one command line */
     struct smtpd_stats st;
 };
 
@@ -356,10 +356,9 @@ static void log_accepted(struct conn *c, const struct qmsg *m)
     const struct sess *s = &c->s;
 
     log_info("%s: accepted from=<%s> size=%llu nrcpt=%zu client=[%s]:%u helo=%s proto=%s%s%s%s%s",
-             m->id, s->sender ? s->sender : "", (unsigned long long)m->body_len, s->nrcpt,
-             s->addr, s->port, s->helo_name[0] ? s->helo_name : "-", sess_proto(s),
-             s->tls ? " tls=" : "", s->tls ? s->tls_info : "", s->authed ? " user=" : "",
-             s->authed ? s->auth_user : "");
+             m->id, s->sender ? s->sender : "", (unsigned long long)m->body_len, s->nrcpt, s->addr,
+             s->port, s->helo_name[0] ? s->helo_name : "-", sess_proto(s), s->tls ? " tls=" : "",
+             s->tls ? s->tls_info : "", s->authed ? " user=" : "", s->authed ? s->auth_user : "");
 }
 
 static void notify_qmgr(struct smtpd *sd, const char *id)
@@ -706,7 +705,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         sd->st.timeouts++;
         log_info("timeout after %s from [%s]:%u",
-                 c->s.state == SS_DATA ? "DATA" : c->in_tls_handshake ? "STARTTLS" : "command",
+                 c->s.state == SS_DATA ? "DATA"
+                 : c->in_tls_handshake ? "STARTTLS"
+                                       : "command",
                  c->s.addr, c->s.port);
         if (c->in_tls_handshake || (what & BEV_EVENT_WRITING)) {
             conn_drop(c);
@@ -725,8 +726,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         sd->st.tls_failed++;
         log_info("TLS handshake with [%s]:%u failed: %s", c->s.addr, c->s.port, eb);
     } else if (c->s.state == SS_DATA) {
-        log_info("[%s]:%u lost connection during DATA; nothing was queued", c->s.addr,
-                 c->s.port);
+        log_info("[%s]:%u lost connection during DATA; nothing was queued", c->s.addr, c->s.port);
     } else if ((what & BEV_EVENT_ERROR) && !c->closing) {
         log_detail("[%s]:%u connection error: %s", c->s.addr, c->s.port,
                    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -880,8 +880,8 @@ int smtpd_start(struct smtpd *sd, char **err)
             struct listener *ls = &sd->lst[sd->nlst];
             ls->sd = sd;
             ls->submission = pass;
-            ls->l = evconnlistener_new(sd->c->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, 0,
-                                       fds[i]);
+            ls->l =
+                evconnlistener_new(sd->c->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, 0, fds[i]);
             if (ls->l == NULL) {
                 *err = xasprintf("cannot listen on inherited fd %d", fds[i]);
                 return -1;

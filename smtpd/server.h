@@ -23,20 +23,20 @@
 #include "session.h"
 
 struct smtpd_stats {
-    uint64_t sessions;       /* accepted connections */
-    uint64_t refused;        /* 421 at connect: limits or paused */
-    uint64_t messages;       /* queued */
+    uint64_t sessions; /* accepted connections */
+    uint64_t refused;  /* 421 at connect: limits or paused */
+    uint64_t messages; /* queued */
     uint64_t bytes;
-    uint64_t rejected;       /* messages refused at the end of DATA */
+    uint64_t rejected; /* messages refused at the end of DATA */
     uint64_t relay_denied;
-    uint64_t tls;            /* successful handshakes */
+    uint64_t tls; /* successful handshakes */
     uint64_t tls_failed;
     uint64_t auth_ok;
     uint64_t auth_failed;
     uint64_t timeouts;
-    uint64_t error_limit;    /* sessions closed for too many errors */
+    uint64_t error_limit; /* sessions closed for too many errors */
     uint64_t qmgr_notified;
-    uint64_t qmgr_missed;    /* qmgr was down: it finds them on its scan */
+    uint64_t qmgr_missed; /* qmgr was down: it finds them on its scan */
 };
 
 struct smtpd;

@@ -51,8 +51,8 @@ void sess_free(struct sess *s)
     memset(s->auth_pass, 0, sizeof(s->auth_pass));
 }
 
-static void reply(struct sess *s, struct buf *out, int code, const char *enh, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
+static void reply(struct sess *s, struct buf *out, int code, const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static void reply(struct sess *s, struct buf *out, int code, const char *enh, const char *fmt, ...)
 {
@@ -156,8 +156,8 @@ static enum sess_act do_mail(struct sess *s, const struct smtp_cmd *cmd, struct 
         reply(s, out, 553, "5.6.7", "Must declare SMTPUTF8 to send a UTF-8 address");
         return SA_NONE;
     }
-    if (s->helo != 2 && (cmd->has_size || cmd->body || cmd->smtputf8 || cmd->ret ||
-                         cmd->envid[0])) {
+    if (s->helo != 2 &&
+        (cmd->has_size || cmd->body || cmd->smtputf8 || cmd->ret || cmd->envid[0])) {
         reply(s, out, 555, "5.5.4", "Error: MAIL parameters need EHLO");
         return SA_NONE;
     }
@@ -364,8 +364,7 @@ static enum sess_act auth_abort(struct sess *s, struct buf *out, int code, const
     return check_errors(s, out, SA_NONE);
 }
 
-static enum sess_act auth_plain_response(struct sess *s, const char *r, size_t len,
-                                         struct buf *out)
+static enum sess_act auth_plain_response(struct sess *s, const char *r, size_t len, struct buf *out)
 {
     unsigned char dec[3 * SESS_AUTH_MAX];
     int n = sess_b64_decode(r, len, dec, sizeof(dec));
@@ -525,12 +524,14 @@ enum sess_act sess_line(struct sess *s, const char *line, size_t len, struct buf
         s->state = SS_CLOSED;
         return SA_CLOSE;
     case SMTP_V_VRFY:
-        reply(s, out, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt "
-                                    "delivery");
+        reply(s, out, 252, "2.0.0",
+              "Cannot VRFY user, but will accept message and attempt "
+              "delivery");
         break;
     case SMTP_V_HELP:
-        reply(s, out, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY "
-                                    "HELP STARTTLS AUTH");
+        reply(s, out, 214, "2.0.0",
+              "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY "
+              "HELP STARTTLS AUTH");
         break;
     case SMTP_V_STARTTLS:
         act = do_starttls(s, out);
@@ -607,8 +608,8 @@ enum sess_act sess_commit_result(struct sess *s, const char *id, struct buf *out
 
 /* ---- queue file view ---- */
 
-void sess_envelope(const struct sess *s, const char *id, int64_t arrival_us,
-                   struct qfile_env *env, struct qfile_rcpt *rcpts)
+void sess_envelope(const struct sess *s, const char *id, int64_t arrival_us, struct qfile_env *env,
+                   struct qfile_rcpt *rcpts)
 {
     memset(env, 0, sizeof(*env));
     strlcpy_p(env->id, id, sizeof(env->id));

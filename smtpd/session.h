@@ -46,9 +46,9 @@ struct sess_conf {
     uint64_t size_limit;
     unsigned rcpt_limit;
     unsigned error_limit;
-    size_t line_limit; /* DATA line limit, CR LF included */
-    int normalize;     /* smtpd_bare_newline = normalize */
-    int tls_available; /* STARTTLS can be offered */
+    size_t line_limit;  /* DATA line limit, CR LF included */
+    int normalize;      /* smtpd_bare_newline = normalize */
+    int tls_available;  /* STARTTLS can be offered */
     int auth_available; /* a users map is open */
     int auth_plaintext_loopback;
 };
@@ -85,14 +85,14 @@ struct sess {
     enum sess_state state;
 
     /* the client */
-    char addr[64];     /* numeric IP, IPv4-mapped shown as IPv4 */
+    char addr[64]; /* numeric IP, IPv4-mapped shown as IPv4 */
     unsigned port;
     int loopback;
-    int trusted;       /* in mynetworks */
-    int submission;    /* connected to a submission_listen address */
+    int trusted;    /* in mynetworks */
+    int submission; /* connected to a submission_listen address */
 
     /* the session */
-    int helo;          /* 0 none, 1 HELO, 2 EHLO */
+    int helo; /* 0 none, 1 HELO, 2 EHLO */
     char helo_name[SMTP_DOMAIN_MAX + 1];
     int tls;
     char tls_info[128]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
@@ -145,8 +145,8 @@ const char *sess_proto(const struct sess *s);
  * The queue file's view of the transaction: fills env from the session
  * (pointers into s, valid until the next sess_* call) with id/arrival.
  */
-void sess_envelope(const struct sess *s, const char *id, int64_t arrival_us,
-                   struct qfile_env *env, struct qfile_rcpt *rcpts);
+void sess_envelope(const struct sess *s, const char *id, int64_t arrival_us, struct qfile_env *env,
+                   struct qfile_rcpt *rcpts);
 /* The Received: header for this transaction, CR LF line ends. */
 void sess_received(const struct sess *s, const char *id, int64_t now_us, struct buf *out);
 

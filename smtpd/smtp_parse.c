@@ -135,8 +135,7 @@ static int orcpt_ok(const char *v, size_t vlen)
     if (rest == 0)
         return 0;
     if (valis(v, tlen, "utf-8"))
-        return rest <= SMTP_ORCPT_RAW_MAX &&
-               smtp_utf8_valid((const unsigned char *)semi + 1, rest);
+        return rest <= SMTP_ORCPT_RAW_MAX && smtp_utf8_valid((const unsigned char *)semi + 1, rest);
     return smtp_xtext_decode(semi + 1, rest, dec, sizeof(dec)) > 0;
 }
 
@@ -261,8 +260,8 @@ static int parse_path_cmd(const char *p, const char *end, const char *kw, struct
     int n;
 
     if ((size_t)(end - p) < kwlen || ascii_ncasecmp(p, kw, kwlen) != 0)
-        return fail(cmd, 501, "5.5.4", is_mail ? "Syntax: MAIL FROM:<address>"
-                                                : "Syntax: RCPT TO:<address>");
+        return fail(cmd, 501, "5.5.4",
+                    is_mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
     p += kwlen;
     while (p < end && *p == ' ')
         p++; /* "MAIL FROM: <a>" is common enough to accept */
@@ -330,7 +329,8 @@ int smtp_parse(const char *line, size_t len, struct smtp_cmd *cmd)
         cmd->arg_len = (size_t)(p - cmd->arg);
         if (cmd->arg_len == 0)
             return fail(cmd, 501, "5.5.4",
-                        cmd->verb == SMTP_V_EHLO ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+                        cmd->verb == SMTP_V_EHLO ? "Syntax: EHLO hostname"
+                                                 : "Syntax: HELO hostname");
         if (cmd->arg_len > SMTP_DOMAIN_MAX || !text_ok(cmd->arg, cmd->arg_len))
             return fail(cmd, 501, "5.5.4", "Bad host name in HELO/EHLO");
         return 0; /* anything after the name is ignored, as RFC 5321 allows */

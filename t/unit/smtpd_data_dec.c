@@ -44,8 +44,9 @@ static void check(const char *name, const char *in, int normalize, int done, enu
 
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         struct res r = run(in, len, normalize, steps[i]);
-        int good = r.done == done && r.err == err && (used == (size_t)-1 || r.used == used) &&
-                   (out == NULL || (r.out.len == strlen(out) && memcmp(r.out.data, out, r.out.len) == 0));
+        int good =
+            r.done == done && r.err == err && (used == (size_t)-1 || r.used == used) &&
+            (out == NULL || (r.out.len == strlen(out) && memcmp(r.out.data, out, r.out.len) == 0));
         ok(good, "%s (chunks of %zu)", name, steps[i]);
         if (!good)
             diag("done=%d err=%d used=%zu out=[%.*s]", r.done, r.err, r.used, (int)r.out.len,
@@ -70,19 +71,17 @@ int main(void)
     check("CR CR LF then end", "a\r\r\n.\r\n", 1, 1, DD_OK, "a\r\n\r\n", 7);
 
     /* smuggling forms: none of them ends the data */
-    check("LF.LF is not an end (reject)", "a\n.\nMAIL FROM:<x@y.z>\r\n", 0, 0, DD_ERR_BARE_LF,
-          NULL, (size_t)-1);
+    check("LF.LF is not an end (reject)", "a\n.\nMAIL FROM:<x@y.z>\r\n", 0, 0, DD_ERR_BARE_LF, NULL,
+          (size_t)-1);
     check("LF.CRLF is not an end (reject)", "a\n.\r\nb", 0, 0, DD_ERR_BARE_LF, NULL, (size_t)-1);
     check("CRLF.LF is not an end (reject)", "a\r\n.\nb", 0, 0, DD_ERR_BARE_LF, NULL, (size_t)-1);
     check("CR.CR is not an end (reject)", "a\r.\rb", 0, 0, DD_ERR_BARE_CR, NULL, (size_t)-1);
-    check("CRLF.CR is not an end (reject)", "a\r\n.\rb", 0, 0, DD_ERR_BARE_CR, NULL,
-          (size_t)-1);
+    check("CRLF.CR is not an end (reject)", "a\r\n.\rb", 0, 0, DD_ERR_BARE_CR, NULL, (size_t)-1);
     check("rejected message still finds the real end", "a\nb\r\n.\r\nNOOP\r\n", 0, 1,
           DD_ERR_BARE_LF, "a", 8);
-    check("LF.CRLF is not an end (normalize)", "a\n.\r\nb\r\n.\r\n", 1, 1, DD_OK,
-          "a\r\n\r\nb\r\n", 11);
-    check("LF.LF is not an end (normalize)", "a\n.\nb\r\n.\r\n", 1, 1, DD_OK,
-          "a\r\n\r\nb\r\n", 10);
+    check("LF.CRLF is not an end (normalize)", "a\n.\r\nb\r\n.\r\n", 1, 1, DD_OK, "a\r\n\r\nb\r\n",
+          11);
+    check("LF.LF is not an end (normalize)", "a\n.\nb\r\n.\r\n", 1, 1, DD_OK, "a\r\n\r\nb\r\n", 10);
     check("bare CR normalized", "a\rb\r\n.\r\n", 1, 1, DD_OK, "a\r\nb\r\n", 8);
     check("normalized line start unstuffs", "a\n..b\r\n.\r\n", 1, 1, DD_OK, "a\r\n.b\r\n", 10);
     check("CRLF.CR normalized", "a\r\n.\rb\r\n.\r\n", 1, 1, DD_OK, "a\r\n\r\nb\r\n", 11);

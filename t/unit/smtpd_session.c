@@ -39,7 +39,7 @@ static int starts(const char *got, const char *want)
     return strncmp(got, want, strlen(want)) == 0;
 }
 
-#define REPLY(line, want, name)                                                                   \
+#define REPLY(line, want, name)                                                                    \
     do {                                                                                           \
         const char *r_ = cmd(line);                                                                \
         if (!ok(starts(r_, want), "%s", name))                                                     \
@@ -316,7 +316,9 @@ static void t_data(void)
     cmd("DATA");
     char *big = xmalloc(20000);
     for (int i = 0; i < 200; i++)
-        memcpy(big + i * 80, "0123456789012345678901234567890123456789012345678901234567890123456789012345678\n", 80);
+        memcpy(big + i * 80,
+               "0123456789012345678901234567890123456789012345678901234567890123456789012345678\n",
+               80);
     for (int i = 0; i < 200; i++)
         big[i * 80 + 78] = '\r';
     strcpy(big + 16000, ".\r\n");
