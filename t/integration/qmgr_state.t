@@ -19,10 +19,13 @@ plan skip_all => 'nsd is not installed' unless Postern::DNS::Nsd::nsd_path();
 
 my $zone = "\$ORIGIN dead.test.\n\$TTL 300\n\@ IN SOA ns admin 1 3600 600 86400 60\n"
     . "\@ IN NS ns\nns IN A 127.0.0.1\n\@ IN MX 10 mx\nmx IN A 127.0.0.61\n";
-my $ns = Postern::DNS::Nsd->new(zones => { 'dead.test' => $zone });
+my $lzone = "\$ORIGIN live.test.\n\$TTL 300\n\@ IN SOA ns admin 1 3600 600 86400 60\n"
+    . "\@ IN NS ns\nns IN A 127.0.0.1\n\@ IN MX 10 mx\nmx IN A 127.0.0.62\n";
+my $ns = Postern::DNS::Nsd->new(zones => { 'dead.test' => $zone, 'live.test' => $lzone });
 $ns->start;
 
 my $pt = Postern::Test->new(dns_servers => $ns->addr, retry_delay => '1h');
+my $live = $pt->peer(name => 'live', addr => '127.0.0.62');
 $pt->start;
 
 sub files {
@@ -108,6 +111,20 @@ ok($pt->wait_log(qr/queue loaded .*2 messages \(1 held\), 1 with saved state, 1 
     'restart: the message without a record was adopted')
     or diag(join "\n", $pt->log_lines(qr/queue loaded/));
 ok($pt->wait_log(qr/\Q$m3\E: to=<c\@dead\.test>.*status=deferred/, 20), 'and tried');
+
+# --- a partly delivered message: the sent recipient is not sent again ---
+$pt->mark_log;
+my ($m5, $mid5) = $pt->send_mail(from => 'part@client.test', to => ['e@live.test', 'f@dead.test']);
+ok($pt->wait_log(qr/\Q$m5\E: to=<e\@live\.test>.*status=sent/, 20), 'live recipient sent');
+ok($pt->wait_log(qr/\Q$m5\E: to=<f\@dead\.test>.*status=deferred/, 20), 'dead recipient deferred');
+sleep 0.5;
+kill 'KILL', $pt->pid_of('qmgr');
+ok(wait_until(20, sub { my $p = $pt->pid_of('qmgr'); $p && queue()->{$m5} }), 'qmgr back after kill -9');
+is(queue()->{$m5}{recipients}[0]{state}, 'sent', 'the sent recipient is still marked sent');
+($rc, $out) = $pt->smtpctl('flush', $m5);
+ok($pt->wait_log(qr/\Q$m5\E: to=<f\@dead\.test>.*tries=2/, 20), 'flush tries the deferred one again');
+sleep 1;
+is(scalar(grep { $_ eq $mid5 } $live->message_ids), 1, 'the live domain got the message once');
 $pt->stop;
 
 # --- expiry after max_queue_lifetime ---
