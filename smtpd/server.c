@@ -32,6 +32,10 @@
 #define MAX_LISTENERS 32
 #define SLOT_BUCKETS 1024
 #define INPUT_HIGH_WATER (256 * 1024)
+/* A client that sends commands without reading the replies is not read
+ * further once this much output waits, until it drains to OUTPUT_LOW. */
+#define OUTPUT_HIGH (256 * 1024)
+#define OUTPUT_LOW (16 * 1024)
 #define CLOSE_GRACE_S 10
 #define USERS_MAP_SPOOL "etc/users" /* SPOOL_MAP_USERS without ".db" */
 
@@ -91,6 +95,8 @@ struct conn {
     int busy;       /* a commit for this session is running */
     int dead;       /* the client is gone; free after the commit */
     int closing;
+    int out_blocked;     /* input processing waits for the output to drain */
+    struct event *later; /* closes from the loop when nothing is left to write */
 };
 
 static struct smtpd *the_sd; /* child callbacks get only the child */
@@ -250,6 +256,8 @@ static void conn_free(struct conn *c)
     }
     if (c->delay)
         event_free(c->delay);
+    if (c->later)
+        event_free(c->later);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->ssl)
@@ -295,7 +303,7 @@ static void on_close_written(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    if (bev == NULL || evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         /* Everything is written: a TLS session ends with close_notify. */
         if (c->ssl && !c->in_tls_handshake)
             SSL_shutdown(c->ssl);
@@ -306,6 +314,15 @@ static void on_close_written(struct bufferevent *bev, void *arg)
 static void on_close_event(struct bufferevent *bev, short what, void *arg)
 {
     conn_drop(arg);
+}
+
+static void on_close_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return; /* the write callback will finish it */
+    on_close_written(c->bev, c);
 }
 
 /* Close once the last reply is written. */
@@ -323,8 +340,13 @@ static void conn_close(struct conn *c)
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     bufferevent_setcb(c->bev, NULL, on_close_written, on_close_event, c);
     bufferevent_enable(c->bev, EV_WRITE);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        on_close_written(c->bev, c);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        /* Never free the connection under the caller's feet: do it from the loop. */
+        static const struct timeval now = {0, 0};
+        if (c->later == NULL)
+            c->later = evtimer_new(c->sd->c->base, on_close_later, c);
+        evtimer_add(c->later, &now);
+    }
 }
 
 /* ---- DATA ---- */
@@ -518,6 +540,7 @@ static void do_auth(struct conn *c)
 /* ---- STARTTLS ---- */
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /* The 220 went out: swap the plain bufferevent for a TLS one on the fd. */
@@ -543,8 +566,9 @@ static void on_starttls_flushed(struct bufferevent *bev, void *arg)
     bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
     c->bev = tb;
     c->in_tls_handshake = 1;
-    bufferevent_setcb(tb, on_read, NULL, on_event, c);
+    bufferevent_setcb(tb, on_read, on_write, on_event, c);
     bufferevent_setwatermark(tb, EV_READ, 0, INPUT_HIGH_WATER);
+    bufferevent_setwatermark(tb, EV_WRITE, OUTPUT_LOW, 0);
     set_timeouts(c, sd->timeout_s);
     bufferevent_enable(tb, EV_READ | EV_WRITE);
 }
@@ -642,6 +666,10 @@ static void conn_process(struct conn *c)
     struct evbuffer *in;
 
     while (!c->closing && !c->dead && c->bev) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_HIGH) {
+            c->out_blocked = 1;
+            return;
+        }
         in = bufferevent_get_input(c->bev);
         switch (c->s.state) {
         case SS_WAIT:
@@ -688,6 +716,17 @@ static void conn_process(struct conn *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     conn_process(arg);
+}
+
+/* The output drained below OUTPUT_LOW: go on with buffered commands. */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    if (c->out_blocked) {
+        c->out_blocked = 0;
+        conn_process(c);
+    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -790,8 +829,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         conn_free(c);
         return;
     }
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH_WATER);
+    bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_LOW, 0);
     set_timeouts(c, sd->timeout_s);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     log_detail("connect from [%s]:%u%s%s", addr, c->s.port, c->s.trusted ? " (mynetworks)" : "",
