@@ -55,6 +55,7 @@ my $pt = Postern::Test->new(
     smtpd_line_length_limit  => 1000,
     smtpd_error_limit        => 8,
 );
+$pt->config(smtpd_listen => '127.0.0.1:' . $pt->port . ' [::1]:' . $pt->port);
 $pt->start;
 my $port = $pt->port;
 
@@ -244,6 +245,30 @@ is(scalar incoming_files($pt), 0, 'incoming/ is empty');
     like($f, qr/^envid QQ\+2B1$/m, 'envid in the envelope (xtext)');
     like($f, qr/^rcpt SUCCESS,DELAY rfc822;b\@remote\.test b\@remote\.test$/m, 'notify and orcpt');
     smtp_cmd($s, 'QUIT');
+}
+
+# --- IPv6 ---
+SKIP: {
+    require IO::Socket::IP;
+    my $s = IO::Socket::IP->new(PeerHost => '::1', PeerPort => $port, Timeout => 10);
+    skip "no IPv6 loopback: $@", 5 unless $s;
+    binmode $s;
+    $s->autoflush(1);
+    like(smtp_reply($s), qr/^220 /, 'greeting on [::1]');
+    smtp_cmd($s, 'EHLO six.test');
+    smtp_cmd($s, 'MAIL FROM:<a@client.test>');
+    like(smtp_cmd($s, 'RCPT TO:<b@remote.test>'), qr/^554 5\.7\.1 /,
+        '::1 is not in mynetworks 127.0.0.0/8: relay denied');
+    smtp_cmd($s, 'RSET');
+    close $s;
+    $pt->config(mynetworks => '127.0.0.0/8 [::1]/128');
+    $pt->smtpctl('reload');
+    $pt->wait_log(qr/smtpd\[\d+\]: info: configuration reloaded/, 5);
+    my ($id) = $pt->send_mail(host => '::1', from => 'a@client.test', to => ['b@remote.test']);
+    ok($id, 'message over IPv6 queued once ::1 is in mynetworks');
+    my $f = slurp($pt->spool . "/queue/$id");
+    like($f, qr/^client ::1 \d+$/m, 'IPv6 client in the envelope');
+    like($f, qr/^Received: from client\.test \(\[IPv6:::1\]\)\r$/m, 'IPv6 literal in Received:');
 }
 
 $pt->stop;
