@@ -183,6 +183,9 @@ static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct 
     if (s->nrcpt >= s->conf->rcpt_limit) {
         reply(s, out, 452, "4.5.3", "Error: too many recipients (at most %u per message)",
               s->conf->rcpt_limit);
+        /* Not the client's fault (RFC 5321 4.5.3.1.10): a big pipelined
+         * RCPT list must not trip the error limit and lose the message. */
+        s->errors--;
         return SA_NONE;
     }
     if ((cmd->addr_flags & SMTP_PATH_UTF8) && !s->smtputf8) {

@@ -152,6 +152,10 @@ static void t_limits(void)
     REPLY("RCPT TO:<3@y.z>", "250", "rcpt 3");
     REPLY("RCPT TO:<4@y.z>", "452 4.5.3", "rcpt 4: too many recipients");
     is_int(s.nrcpt, 3, "three kept");
+    for (int i = 0; i < 10; i++)
+        cmd("RCPT TO:<more@y.z>");
+    is_int(act, SA_NONE, "extra recipients do not count toward the error limit");
+    REPLY("DATA", "354 ", "the transaction goes on");
     /* error limit: 5 errors close the session */
     fresh(1, 0, 0);
     for (int i = 0; i < 4; i++)
