@@ -35,7 +35,8 @@ sub smtp_reply {
 
 sub smtp_cmd { my ($s, $line) = @_; print $s "$line\r\n"; return smtp_reply($s) }
 
-my $pt = Postern::Test->new(smtpd_timeout => '2s', mynetworks => '127.0.0.1/32');
+my $pt = Postern::Test->new(smtpd_timeout => '2s', smtpd_data_timeout => '2s',
+    mynetworks => '127.0.0.1/32');
 $pt->start;
 my $port = $pt->port;
 
@@ -74,6 +75,22 @@ like($out, qr/^intake\s+running$/m, 'show smtpd: running');
     my $r = smtp_reply($s, 10);
     like($r, qr/^421 4\.4\.2 postern\.test Error: timeout exceeded/, 'idle session: 421 after smtpd_timeout');
     ok($pt->wait_log(qr/timeout after command from \[127\.0\.0\.1\]/, 5), 'timeout logged');
+}
+
+# --- DATA timeout: 421, and nothing left behind ---
+{
+    my $s = smtp_connect(port => $port);
+    smtp_reply($s);
+    smtp_cmd($s, 'EHLO slow.test');
+    smtp_cmd($s, 'MAIL FROM:<a@client.test>');
+    smtp_cmd($s, 'RCPT TO:<b@remote.test>');
+    smtp_cmd($s, 'DATA');
+    print $s "Subject: slow\r\n\r\nhalf a messa";
+    my $r = smtp_reply($s, 10);
+    like($r, qr/^421 4\.4\.2 postern\.test Error: timeout exceeded/, 'stalled DATA: 421 after smtpd_data_timeout');
+    ok($pt->wait_log(qr/timeout after DATA from \[127\.0\.0\.1\]/, 5), 'DATA timeout logged');
+    opendir(my $d, $pt->spool . '/incoming');
+    is(scalar(grep { !/^\./ } readdir $d), 0, 'nothing left in incoming/');
 }
 
 # --- reload puts a new mynetworks in force ---
