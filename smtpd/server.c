@@ -96,6 +96,7 @@ struct conn {
     int dead;       /* the client is gone; free after the commit */
     int closing;
     int out_blocked;     /* input processing waits for the output to drain */
+    int eof;             /* the client half-closed: answer what it sent, then close */
     struct event *later; /* closes from the loop when nothing is left to write */
 };
 
@@ -676,8 +677,14 @@ static void conn_process(struct conn *c)
         case SS_CLOSED:
             return;
         case SS_DATA:
-            if (!feed_data(c, in))
+            if (!feed_data(c, in)) {
+                if (c->eof) {
+                    log_info("[%s]:%u lost connection during DATA; nothing was queued", c->s.addr,
+                             c->s.port);
+                    conn_drop(c);
+                }
                 return;
+            }
             data_end(c);
             continue;
         default:
@@ -695,6 +702,8 @@ static void conn_process(struct conn *c)
                     handle_act(c, act);
                 }
             }
+            if (c->eof && !c->closing)
+                conn_close(c); /* every complete command was answered */
             return;
         }
         size_t total = (size_t)p.pos + eol_len;
@@ -755,6 +764,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         buf_printf(&sd->out, "421 4.4.2 %s Error: timeout exceeded\r\n", sd->hostname);
         flush_out(c);
         conn_close(c);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->in_tls_handshake &&
+        !c->closing) {
+        /* A half-close: buffered commands still get their replies. */
+        c->eof = 1;
+        if (c->busy || c->s.state == SS_WAIT)
+            return; /* the commit / AUTH check / TLS start goes on first */
+        conn_process(c);
         return;
     }
     if (c->in_tls_handshake) {

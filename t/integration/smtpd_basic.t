@@ -119,6 +119,22 @@ is(scalar incoming_files($pt), 0, 'incoming/ is empty');
         'both good recipients kept, the bad one not');
 }
 
+# --- a client that half-closes after sending everything still gets every reply ---
+{
+    my $s = smtp_connect(port => $port);
+    print $s "EHLO halfclose.test\r\nMAIL FROM:<h\@client.test>\r\nRCPT TO:<h\@remote.test>\r\n"
+        . "DATA\r\n";
+    smtp_reply($s) for 1 .. 2;    # greeting, EHLO
+    like(smtp_reply($s), qr/^250 2\.1\.0/, 'half-close: MAIL');
+    like(smtp_reply($s), qr/^250 2\.1\.5/, 'half-close: RCPT');
+    like(smtp_reply($s), qr/^354 /, 'half-close: 354');
+    print $s "Subject: half\r\n\r\nx\r\n.\r\nNOOP\r\nQUIT\r\n";
+    shutdown($s, 1);
+    like(smtp_reply($s), qr/^250 2\.0\.0 Ok: queued as/, 'half-close: message queued and acknowledged');
+    like(smtp_reply($s), qr/^250 2\.0\.0 Ok/, 'half-close: NOOP answered');
+    like(smtp_reply($s), qr/^221 /, 'half-close: QUIT answered');
+}
+
 # --- commands out of order, unknown commands ---
 {
     my $s = smtp_connect(port => $port);
