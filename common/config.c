@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gateways.h"
 #include "netaddr.h"
 #include "util.h"
 
@@ -214,6 +215,17 @@ static int check_list_word(enum cfg_id id, const char *w, char **err)
         if (netaddr_parse_cidr(w, &net, &why) < 0)
             goto bad;
         return 0;
+    case P_relay_gateways: {
+        struct gateway g;
+        char *gerr = NULL;
+        if (gateway_parse(w, &g, &gerr) < 0) {
+            *err = xasprintf("bad value for relay_gateways: %s", gerr);
+            free(gerr);
+            return -1;
+        }
+        gateway_free(&g);
+        return 0;
+    }
     case P_relay_on_errors:
         if (strcmp(w, "dns") && strcmp(w, "network") && strcmp(w, "smtp")) {
             why = "expected dns, network or smtp";

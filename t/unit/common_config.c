@@ -86,13 +86,13 @@ static void test_expansion(void)
     if (!ok(load("myhostname = mx.example.org\n"
                  "log_file = /var/log/$myhostname.log\n"
                  "tls_cert_file = /etc/ssl/${myhostname}.pem\n"
-                 "relay_gateways = a=$myhostname:25 cost=$$5\n",
+                 "smtpd_users_map = /etc/u$$5\n",
                  &err) == 0,
             "expansion loads"))
         diag("%s", err);
     is_str(cfg_str(&cfg, P_log_file), "/var/log/mx.example.org.log", "$name expands");
     is_str(cfg_str(&cfg, P_tls_cert_file), "/etc/ssl/mx.example.org.pem", "${name} expands");
-    is_str(cfg_list(&cfg, P_relay_gateways)[1], "cost=$5", "$$ is a literal $");
+    is_str(cfg_str(&cfg, P_smtpd_users_map), "/etc/u$5", "$$ is a literal $");
     config_free(&cfg);
 
     ok(load("log_file = /l/$message_size_limit\nmessage_size_limit = 1M\n", &err) == 0,
@@ -179,6 +179,11 @@ static void test_errors(void)
     bad("route = relay\n",
         "/etc/postern/main.cf:1: 'route' is a per-domain option: set it in the domains map",
         "domain-only option in main.cf");
+    bad("relay_gateways = isp=smtp.isp.example:587/high gw2=10.0.0.1/fast\n",
+        "/etc/postern/main.cf:1: bad value for relay_gateways: gateway 'gw2': unknown option "
+        "'fast' (priority highest|high|normal|below_normal|low, tls none|may|encrypt|verify, "
+        "disabled, plainauth)",
+        "bad gateway option");
     bad("relay_on_errors = dns lan\n",
         "/etc/postern/main.cf:1: bad value 'lan' for relay_on_errors: expected dns, network or "
         "smtp",
