@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateways.h"
 #include "map.h"
 #include "util.h"
 
@@ -222,5 +223,43 @@ int route_spec_parse(const char *text, struct route_spec *out, const char **why)
         out->port = (int)v;
     }
     out->kind = ROUTE_SMTP;
+    return 0;
+}
+
+static int valid_key(const char *k)
+{
+    const char *s = *k == '.' ? k + 1 : k;
+
+    if (strcmp(k, "*") == 0)
+        return 1;
+    if (*s == '\0' || strlen(k) > 253)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.' ||
+              *s == '_' || (unsigned char)*s >= 0x80))
+            return 0;
+    return 1;
+}
+
+int domains_check_entry(const char *key, const char *value, void *arg, char **why)
+{
+    const struct gateways *gws = arg;
+    struct domain_rule r;
+
+    if (!valid_key(key)) {
+        *why = xasprintf("expected a domain, .parent or *");
+        return -1;
+    }
+    if (domain_rule_parse(value, &r, why) < 0)
+        return -1;
+    if (gws && r.set[P_gateways]) {
+        for (char **g = r.v[P_gateways].list; *g; g++)
+            if (gateways_find(gws, *g) == NULL) {
+                *why = xasprintf("gateway '%s' is not in relay_gateways", *g);
+                domain_rule_free(&r);
+                return -1;
+            }
+    }
+    domain_rule_free(&r);
     return 0;
 }

@@ -49,6 +49,13 @@ long long drule_num(const struct domain_rule *r, const struct config *c, enum cf
 const char *drule_str(const struct domain_rule *r, const struct config *c, enum cfg_id id);
 char *const *drule_list(const struct domain_rule *r, const struct config *c, enum cfg_id id);
 
+/*
+ * Check one domains map entry (a map_check_fn): the key is "*", a domain
+ * or ".parent"; the value parses; with gws (a struct gateways *, may be
+ * NULL) every name in gateways= must be a configured gateway.
+ */
+int domains_check_entry(const char *key, const char *value, void *gws, char **why);
+
 enum route_kind { ROUTE_DEFAULT = 0, ROUTE_RELAY, ROUTE_SMTP };
 struct route_spec {
     enum route_kind kind;

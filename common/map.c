@@ -58,7 +58,13 @@ struct pending {
     size_t line;
 };
 
-static int put_entry(DB *db, const char *path, struct pending *e, char **err)
+struct checker {
+    map_check_fn fn;
+    void *arg;
+};
+
+static int put_entry(DB *db, const char *path, struct pending *e, const struct checker *ck,
+                     char **err)
 {
     DBT k, v;
     int r;
@@ -70,6 +76,14 @@ static int put_entry(DB *db, const char *path, struct pending *e, char **err)
         return -1;
     }
     ascii_lower(e->key);
+    if (ck && ck->fn) {
+        char *why = NULL;
+        if (ck->fn(e->key, e->val.data, ck->arg, &why) < 0) {
+            *err = xasprintf("%s:%zu: %s: %s", path, e->line, e->key, why ? why : "refused");
+            free(why);
+            return -1;
+        }
+    }
     k.data = e->key;
     k.size = (u_int32_t)strlen(e->key);
     v.data = e->val.data;
@@ -86,7 +100,7 @@ static int put_entry(DB *db, const char *path, struct pending *e, char **err)
     return 0;
 }
 
-static int compile_lines(FILE *f, DB *db, const char *path, char **err)
+static int compile_lines(FILE *f, DB *db, const char *path, const struct checker *ck, char **err)
 {
     struct pending e = {NULL, {NULL, 0, 0}, 0};
     char *line = NULL;
@@ -122,7 +136,7 @@ static int compile_lines(FILE *f, DB *db, const char *path, char **err)
             buf_adds(&e.val, s);
             continue;
         }
-        if (e.key && put_entry(db, path, &e, err) != 0)
+        if (e.key && put_entry(db, path, &e, ck, err) != 0)
             goto out;
         free(e.key);
         buf_reset(&e.val);
@@ -137,7 +151,7 @@ static int compile_lines(FILE *f, DB *db, const char *path, char **err)
         *err = xasprintf("%s: read: %s", path, strerror(errno));
         goto out;
     }
-    if (e.key && put_entry(db, path, &e, err) != 0)
+    if (e.key && put_entry(db, path, &e, ck, err) != 0)
         goto out;
     rc = 0;
 out:
@@ -149,6 +163,39 @@ out:
 
 int map_compile(const char *path, unsigned flags, char **err)
 {
+    return map_compile_checked(path, flags, NULL, NULL, err);
+}
+
+int map_check(const char *path, map_check_fn fn, void *arg, char **err)
+{
+    struct checker ck = {fn, arg};
+    FILE *f;
+    DB *db = NULL;
+    int r, rc = -1;
+
+    *err = NULL;
+    f = fopen(path, "re");
+    if (f == NULL) {
+        *err = xasprintf("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* An in-memory database finds duplicate keys exactly as compiling does. */
+    if ((r = db_create(&db, NULL, 0)) != 0 ||
+        (r = db->open(db, NULL, NULL, NULL, DB_HASH, DB_CREATE, 0600)) != 0) {
+        *err = xasprintf("%s: in-memory db: %s", path, db_strerror(r));
+        goto out;
+    }
+    rc = compile_lines(f, db, path, &ck, err);
+out:
+    if (db)
+        db->close(db, 0);
+    fclose(f);
+    return rc;
+}
+
+int map_compile_checked(const char *path, unsigned flags, map_check_fn fn, void *arg, char **err)
+{
+    struct checker ck = {fn, arg};
     char *dbpath = xasprintf("%s.db", path);
     char *tmp = xasprintf("%s.db.%ld.tmp", path, (long)getpid());
     int mode = (flags & MAP_SECRET) ? 0600 : 0644;
@@ -183,7 +230,7 @@ int map_compile(const char *path, unsigned flags, char **err)
         *err = xasprintf("%s: %s", tmp, db_strerror(r));
         goto out;
     }
-    if (compile_lines(f, db, path, err) != 0)
+    if (compile_lines(f, db, path, &ck, err) != 0)
         goto out;
     r = db->close(db, 0);
     db = NULL;

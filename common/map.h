@@ -32,6 +32,15 @@
 struct map;
 
 int map_compile(const char *path, unsigned flags, char **err);
+/*
+ * A check of each entry: 0 to accept, -1 and a malloc'd *why to refuse.
+ * Errors then read "file:line: key: why". map_compile_checked compiles
+ * only when every entry passes; map_check parses and checks without
+ * writing anything (smtpctl check).
+ */
+typedef int (*map_check_fn)(const char *key, const char *value, void *arg, char **why);
+int map_compile_checked(const char *path, unsigned flags, map_check_fn fn, void *arg, char **err);
+int map_check(const char *path, map_check_fn fn, void *arg, char **err);
 struct map *map_open(const char *path, unsigned flags, char **err);
 /* 1 and *val (malloc'd) when found, 0 when not, -1 and *err on error. */
 int map_get(struct map *m, const char *key, char **val, char **err);

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "domains.h"
+#include "gateways.h"
 #include "map.h"
 #include "ipc.h"
 #include "log.h"
@@ -68,6 +70,25 @@ static int cmd_check(const char *confdir)
         return 1;
     }
     printf("%s: ok\n", cfg.file);
+    struct gateways gws;
+    if (gateways_parse(cfg_list(&cfg, P_relay_gateways), &gws, &err) < 0) {
+        fprintf(stderr, "%s\n", err); /* cannot happen: the config table checked each word */
+        free(err);
+        config_free(&cfg);
+        return 1;
+    }
+    const char *dm = cfg_str(&cfg, P_domains_map);
+    if (*dm && access(dm, F_OK) == 0) {
+        if (map_check(dm, domains_check_entry, &gws, &err) < 0) {
+            fprintf(stderr, "%s\n", err);
+            free(err);
+            gateways_free(&gws);
+            config_free(&cfg);
+            return 1;
+        }
+        printf("%s: ok\n", dm);
+    }
+    gateways_free(&gws);
     for (size_t i = 0; i < nitems(map_params); i++) {
         const char *src = cfg_str(&cfg, map_params[i]);
         if (*src == '\0' || access(src, F_OK) != 0)
@@ -100,18 +121,54 @@ static int is_secret_map(const char *confdir, const char *path)
     return secret;
 }
 
+/* The domains map is checked entry by entry against the parameter table. */
+static int is_domains_map(const char *confdir, const char *path)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char *domains = config_peek(confdir, P_domains_map);
+    int yes = strcmp(base, "domains") == 0 ||
+              (realpath(path, a) && realpath(domains, b) && strcmp(a, b) == 0);
+
+    free(domains);
+    return yes;
+}
+
+/* relay_gateways from main.cf when it loads (to check gateways= names). */
+static int load_gateways(const char *confdir, struct gateways *gws)
+{
+    struct config cfg;
+    char *err = NULL;
+    int ok;
+
+    if (config_load(&cfg, confdir, NULL, &err) < 0) {
+        free(err);
+        return 0;
+    }
+    ok = gateways_parse(cfg_list(&cfg, P_relay_gateways), gws, &err) == 0;
+    free(err);
+    config_free(&cfg);
+    return ok;
+}
+
 static int cmd_makemap(const char *confdir, int argc, char **argv)
 {
     char *err = NULL;
     int rc = 0;
+    struct gateways gws;
+    int have_gws = load_gateways(confdir, &gws);
 
     if (argc < 2) {
         fprintf(stderr, "usage: smtpctl makemap FILE...\n");
+        if (have_gws)
+            gateways_free(&gws);
         return 2;
     }
     for (int i = 1; i < argc; i++) {
         unsigned flags = is_secret_map(confdir, argv[i]) ? MAP_SECRET : 0;
-        if (map_compile(argv[i], flags, &err) < 0) {
+        int domains = is_domains_map(confdir, argv[i]);
+        if (map_compile_checked(argv[i], flags, domains ? domains_check_entry : NULL,
+                                have_gws ? &gws : NULL, &err) < 0) {
             fprintf(stderr, "%s\n", err);
             free(err);
             err = NULL;
@@ -120,6 +177,8 @@ static int cmd_makemap(const char *confdir, int argc, char **argv)
         }
         printf("%s.db: written%s\n", argv[i], flags ? " (secret: mode 0600)" : "");
     }
+    if (have_gws)
+        gateways_free(&gws);
     return rc;
 }
 

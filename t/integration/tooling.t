@@ -39,6 +39,47 @@ is($? >> 8, 1, 'broken copy: check exits 1');
 like($out, qr{^\Q$tmp\E/etc/main\.cf:$lines: bad duration '5 minutes' for retry_delay}m,
      'error names the file and the last line');
 
+# makemap checks a domains map entry by entry; check validates it too.
+my $mdir = tempdir(CLEANUP => 1);
+mkdir "$mdir/etc";
+system("cp etc/main.cf $mdir/etc/main.cf") == 0 or die;
+open($fh, '>>', "$mdir/etc/main.cf") or die;
+print $fh "relay_gateways = isp=192.0.2.25:587/high\n";
+close $fh;
+open($fh, '>', "$mdir/etc/domains") or die;
+print $fh "# rules\nexample.com direct_attempts=2 gateways=isp\n.bad.example retry_delay=5x\n";
+close $fh;
+$out = `$smtpctl -c $mdir/etc makemap $mdir/etc/domains 2>&1`;
+is($? >> 8, 1, 'makemap refuses a domains map with a bad entry');
+like($out, qr{^\Q$mdir\E/etc/domains:3: \.bad\.example: bad duration '5x' for retry_delay}m,
+     'naming file, line, key and option');
+ok(!-e "$mdir/etc/domains.db", 'and writes no .db');
+$out = `$smtpctl -c $mdir/etc check 2>&1`;
+is($? >> 8, 1, 'check fails on the same map');
+like($out, qr{domains:3: \.bad\.example: bad duration}, 'with the same message');
+open($fh, '>', "$mdir/etc/domains") or die;
+print $fh "example.com gateways=nosuch\n";
+close $fh;
+$out = `$smtpctl -c $mdir/etc makemap $mdir/etc/domains 2>&1`;
+like($out, qr{domains:1: example\.com: gateway 'nosuch' is not in relay_gateways},
+     'gateway names are checked against relay_gateways');
+open($fh, '>', "$mdir/etc/domains") or die;
+print $fh "example.com direct_attempts=2 gateways=isp\n* retry_delay=10m\n";
+close $fh;
+$out = `$smtpctl -c $mdir/etc makemap $mdir/etc/domains 2>&1`;
+is($?, 0, 'a good domains map compiles') or diag $out;
+ok(-f "$mdir/etc/domains.db", 'domains.db written');
+open($fh, '>', "$mdir/etc/secrets") or die;
+print $fh "isp user secret\n";
+close $fh;
+chmod 0644, "$mdir/etc/secrets";
+$out = `$smtpctl -c $mdir/etc makemap $mdir/etc/secrets 2>&1`;
+is($? >> 8, 1, 'a secrets map readable by others is refused');
+chmod 0600, "$mdir/etc/secrets";
+$out = `$smtpctl -c $mdir/etc makemap $mdir/etc/secrets 2>&1`;
+is($?, 0, 'mode 0600 secrets compile') or diag $out;
+is((stat("$mdir/etc/secrets.db"))[2] & 07777, 0600, 'secrets.db is mode 0600');
+
 # Commands that need the daemon say clearly that it is not running.
 $out = `$smtpctl -c $tmp/etc status 2>&1`;
 is($? >> 8, 2, 'status without a daemon exits 2');
