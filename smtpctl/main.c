@@ -241,10 +241,29 @@ static int cmd_params(unsigned flags)
     return 0;
 }
 
+/*
+ * The spool of the running master: from main.cf as master reads it, or,
+ * when main.cf has an error now, from a lenient read of queue_directory so
+ * that "smtpctl reload" can still reach master and report its refusal.
+ */
+static char *find_spool(const char *confdir)
+{
+    struct config cfg;
+    char *err = NULL, *spool;
+
+    if (config_load(&cfg, confdir, NULL, &err) == 0) {
+        spool = xstrdup(cfg_str(&cfg, P_queue_directory));
+        config_free(&cfg);
+        return spool;
+    }
+    free(err);
+    return config_peek(confdir, P_queue_directory);
+}
+
 static int connect_master(const char *confdir)
 {
     struct sockaddr_un sun;
-    char *spool = config_peek(confdir, P_queue_directory);
+    char *spool = find_spool(confdir);
     char *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
     int fd;
 
