@@ -2,27 +2,33 @@
  * decide - what happens next to a recipient group (the recipients of one
  * message at one domain), as plain functions over plain data.
  *
- * decide_next(policy, history, now) is asked before every delivery of a
- * group: deliver directly, go through the relay phase, or fail (expired
- * after max_queue_lifetime, or no attempts left). Issue 5 has the direct
- * phase only: once direct_attempts are used up the group fails. The
- * routing issue replaces the body with the full DESIGN section 4 rules
- * (route_decide) over the same inputs: attempt counts per phase, the
- * first failure time and the last error's class and step.
- *
- * decide_result(policy, history, status, now, rnd) turns one recipient's
- * delivery result into its new state: sent, failed (permanent error, or a
- * temporary one when no further attempt is allowed), or deferred with
- * the time of the next try (retry.h), never later than the expiry time
- * so that expiry happens on time. `history` already counts the attempt
- * that produced the result.
+ * decide_next(policy, history, now) and decide_result(policy, history,
+ * status, now, rnd) are the routing decision of route.h for the rules
+ * alone: no gateways configured, no message facts (size, sender map).
+ * qmgr itself calls route_decide / route_result with the gateways and
+ * the message; these remain for callers and tests that only need the
+ * retry and expiry behaviour:
+ *   decide_next: deliver directly, go through the relay phase, or fail
+ *   (expired after max_queue_lifetime, or no attempts left);
+ *   decide_result: sent, failed (permanent error, or a temporary one
+ *   when no further attempt is allowed), or deferred with the time of
+ *   the next try (retry.h), never later than the expiry time so that
+ *   expiry happens on time. `history` already counts the attempt that
+ *   produced the result.
  */
 #ifndef QMGR_DECIDE_H
 #define QMGR_DECIDE_H
 
 #include <stdint.h>
 
-/* The rules in force for a domain (main.cf now; etc/domains later). */
+/* gateway_policy, in the order of the parameter table's choices. */
+enum gw_policy { GWP_NEVER = 0, GWP_UNDELIVERED, GWP_ON_ERROR, GWP_ALWAYS };
+
+/*
+ * The rules in force for a domain: its etc/domains entry over main.cf
+ * (policy.h builds them; route.h decides with them). A zeroed struct is
+ * "no relay at all" (gateway_policy never, no route, no gateways).
+ */
 struct qpolicy {
     long long direct_attempts;
     long long relay_attempts;
@@ -32,6 +38,22 @@ struct qpolicy {
     long long max_connections;
     int tls;  /* enum dlv_tls */
     int port; /* direct_port */
+    /* throttles (issue 7 uses them) */
+    long long messages_per_connection;
+    long long connection_delay; /* seconds */
+    /* routing (DESIGN section 4) */
+    int gateway_policy;         /* enum gw_policy */
+    unsigned relay_on;          /* bit (1u << enum dlv_class) per class of relay_on_errors */
+    long long direct_max_age;   /* seconds, 0: off */
+    long long relay_size_over;  /* bytes, 0: off */
+    int route_kind;             /* enum route_kind (domains.h) */
+    char *route_host;           /* ROUTE_SMTP: host, and */
+    int route_port;             /* its port (0: direct_port) */
+    int route_no_mx;            /* [host]: no MX lookup */
+    char **gateways;            /* the domain's subset of gateways (NULL or empty: all) */
+    char **mx;                  /* mx= DNS override (NULL or empty: none) */
+    char *matched;              /* the etc/domains key that matched, or "main.cf" */
+    char *route_text;           /* route as written ("" when none) */
 };
 
 /* Recipient states, as stored (qrec.h) and shown (smtpctl show queue). */

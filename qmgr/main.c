@@ -20,6 +20,7 @@
 #include "delivery.h"
 #include "ipc.h"
 #include "log.h"
+#include "policy.h"
 #include "proto.h"
 #include "qmgr.h"
 #include "qstate.h"
@@ -118,6 +119,7 @@ static int on_reload(struct child *c, char **err)
     struct qmgr *q = c->arg;
 
     load_policy(q, c->cfg);
+    routing_reload(q);
     qmgr_kick(q);
     log_info("configuration reloaded");
     return 0;
@@ -164,6 +166,7 @@ int main(int argc, char **argv)
     TAILQ_INIT(&q->run);
     TAILQ_INIT(&q->dlv);
     load_policy(q, c->cfg);
+    routing_init(q);
     q->db = qstate_open(SPOOL_DB, &err);
     if (q->db == NULL) {
         log_err("cannot open the state database in %s/: %s", SPOOL_DB, err);
@@ -174,5 +177,6 @@ int main(int argc, char **argv)
     queue_start(q);
     rc = child_loop(c);
     store_close(q);
+    routing_free(q);
     return rc;
 }

@@ -45,6 +45,7 @@ enum qwhere { Q_QUEUE, Q_HOLD };
 
 struct dest;
 struct msg;
+struct routing;
 
 struct group {
     struct sched_item si; /* first member: sched items map back to groups */
@@ -131,6 +132,7 @@ struct qmgr {
     int paused;
     int stopping;
     struct qpolicy pol;
+    struct routing *rt; /* policy.h: domains map, gateways, secrets, sender map */
     long long max_deliveries, per_conn;
     int64_t started_us, start_ms;
     struct qstats st;
@@ -159,6 +161,8 @@ int msg_remove(struct qmgr *q, struct msg *m);
 /* Move a file from queue/ to bad/ (rename; never deleted). */
 int spool_to_bad(const char *from_dir, const char *id, const char *why);
 struct dest *dest_get(struct qmgr *q, const char *name);
+
+/* policy.c: the rules in force for d (etc/domains over main.cf). */
 struct qpolicy *policy_for(struct qmgr *q, const struct dest *d);
 
 /* dispatch.c */

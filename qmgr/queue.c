@@ -51,12 +51,6 @@ struct dest *dest_get(struct qmgr *q, const char *name)
     return d;
 }
 
-struct qpolicy *policy_for(struct qmgr *q, const struct dest *d)
-{
-    /* One policy from main.cf for now; etc/domains comes with routing. */
-    return &q->pol;
-}
-
 int spool_to_bad(const char *from_dir, const char *id, const char *why)
 {
     char from[64], to[64];
