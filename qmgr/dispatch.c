@@ -31,9 +31,11 @@
 #include "delivery.h"
 #include "ipc.h"
 #include "log.h"
+#include "policy.h"
 #include "proto.h"
 #include "qmgr.h"
 #include "retry.h"
+#include "route.h"
 
 #define TIMER_MAX_S 60
 #define REPLY_MAX 600
@@ -164,11 +166,12 @@ static double delay_s(const struct msg *m, int64_t now)
     return now > m->arrival_us ? (double)(now - m->arrival_us) / 1e6 : 0.0;
 }
 
-static void log_rcpt(const struct msg *m, const struct rcpt *r, const char *relay, int64_t now,
-                     const char *dsn, const char *status, const char *reason)
+/* tag: ", phase=relay, gateway=NAME" and the like (policy_log_tag), or "". */
+static void log_rcpt(const struct msg *m, const struct rcpt *r, const char *relay, const char *tag,
+                     int64_t now, const char *dsn, const char *status, const char *reason)
 {
-    log_info("%s: to=<%s>, relay=%s, delay=%.2f, tries=%u, dsn=%s, status=%s (%s)", m->id, r->addr,
-             relay && relay[0] ? relay : "none", delay_s(m, now),
+    log_info("%s: to=<%s>, relay=%s%s, delay=%.2f, tries=%u, dsn=%s, status=%s (%s)", m->id,
+             r->addr, relay && relay[0] ? relay : "none", tag ? tag : "", delay_s(m, now),
              (unsigned)(r->direct_attempts + r->relay_attempts), dsn, status, reason);
 }
 
@@ -187,24 +190,29 @@ static void set_error(struct rcpt *r, int cls, int step, unsigned code, const ch
 }
 
 /*
- * One recipient's result: count the attempt, decide, log. dsn and reply
- * are what the server (or deliver) said.
+ * One recipient's result: count the attempt (in its phase), decide, log.
+ * dsn and reply are what the server (or deliver) said; tag names the
+ * phase and gateway for the log (policy_log_tag).
  */
-static void apply(struct qmgr *q, struct msg *m, size_t i, int status, int cls, int step,
-                  unsigned code, const char *dsn, const char *reply, const char *relay, int64_t now)
+static void apply(struct qmgr *q, struct msg *m, size_t i, int phase, int status, int cls,
+                  int step, unsigned code, const char *dsn, const char *reply, const char *relay,
+                  const char *tag, int64_t now)
 {
     struct rcpt *r = &m->rcpt[i];
     struct dest *d = m->groups[r->group].d;
-    const struct qpolicy *pol = policy_for(q, d);
     struct qhist h;
     struct qoutcome oc;
     char reason[REPLY_MAX + 64], dbuf[16];
 
-    if (r->direct_attempts < UINT16_MAX)
+    if (phase == DLV_PHASE_RELAY) {
+        if (r->relay_attempts < UINT16_MAX)
+            r->relay_attempts++;
+    } else if (r->direct_attempts < UINT16_MAX) {
         r->direct_attempts++;
+    }
     h = (struct qhist){m->arrival_us, r->first_fail_us, r->direct_attempts, r->relay_attempts, cls,
                        step};
-    oc = decide_result(pol, &h, status, now, (uint32_t)random());
+    oc = policy_result(q, m, d, &h, phase, status, now, (uint32_t)random());
     r->state = (uint8_t)oc.state;
     if (!dsn[0]) {
         snprintf(dbuf, sizeof(dbuf), "%c.0.0",
@@ -216,7 +224,7 @@ static void apply(struct qmgr *q, struct msg *m, size_t i, int status, int cls, 
     if (status == DLV_OK) {
         q->st.rcpt_sent++;
         d->sent++;
-        log_rcpt(m, r, relay, now, dsn, "sent", reply);
+        log_rcpt(m, r, relay, tag, now, dsn, "sent", reply);
         return;
     }
     set_error(r, cls, step, code, reply, now);
@@ -225,7 +233,7 @@ static void apply(struct qmgr *q, struct msg *m, size_t i, int status, int cls, 
         r->next_try_us = oc.next_try_us;
         q->st.rcpt_deferred++;
         d->deferred++;
-        log_rcpt(m, r, relay, now, dsn, "deferred", reason);
+        log_rcpt(m, r, relay, tag, now, dsn, "deferred", reason);
         return;
     }
     d->failed++;
@@ -233,15 +241,15 @@ static void apply(struct qmgr *q, struct msg *m, size_t i, int status, int cls, 
         char t[REPLY_MAX + 128];
         q->st.rcpt_expired++;
         snprintf(t, sizeof(t), "%s; last error: %s", oc.why, reason);
-        log_rcpt(m, r, relay, now, dsn, "expired", t);
+        log_rcpt(m, r, relay, tag, now, dsn, "expired", t);
     } else if (oc.why) {
         char t[REPLY_MAX + 128];
         q->st.rcpt_failed++;
         snprintf(t, sizeof(t), "%s; last error: %s", oc.why, reason);
-        log_rcpt(m, r, relay, now, dsn, "failed", t);
+        log_rcpt(m, r, relay, tag, now, dsn, "failed", t);
     } else {
         q->st.rcpt_failed++;
-        log_rcpt(m, r, relay, now, dsn, "failed", reason);
+        log_rcpt(m, r, relay, tag, now, dsn, "failed", reason);
     }
 }
 
@@ -259,16 +267,17 @@ static void settle(struct qmgr *q, struct group *g)
 }
 
 /* Defer every live recipient of g without a delivery (local problem or a
- * destination that is down). */
-static void defer_group(struct qmgr *q, struct group *g, int cls, int step, const char *text,
-                        int64_t now)
+ * destination that is down), as an attempt of the given phase. */
+static void defer_group(struct qmgr *q, struct group *g, int phase, int cls, int step,
+                        const char *text, int64_t now)
 {
     struct msg *m = g->m;
     size_t gi = (size_t)(g - m->groups);
 
     for (size_t i = 0; i < m->nrcpt; i++)
         if (m->rcpt[i].group == gi && live(&m->rcpt[i]))
-            apply(q, m, i, DLV_TEMP, cls, step, 0, "", text, NULL, now);
+            apply(q, m, i, phase, DLV_TEMP, cls, step, 0, "", text, NULL,
+                  phase == DLV_PHASE_RELAY ? ", phase=relay" : "", now);
     settle(q, g);
 }
 
@@ -295,7 +304,7 @@ static void fail_group(struct qmgr *q, struct group *g, const struct qdecision *
             q->st.rcpt_expired++;
         else
             q->st.rcpt_failed++;
-        log_rcpt(m, r, NULL, now, dec->expired ? "4.4.7" : "5.0.0",
+        log_rcpt(m, r, NULL, "", now, dec->expired ? "4.4.7" : "5.0.0",
                  dec->expired ? "expired" : "failed", t);
     }
     settle(q, g);
@@ -340,20 +349,35 @@ static void dest_fail(struct qmgr *q, struct dest *d, const char *reason, int64_
              d->h.consecutive == 1 ? "" : "s", reason);
 }
 
+/* 1 when g's next attempt goes through the gateways, which d's being
+ * down does not hold up. */
+static int group_goes_relay(struct qmgr *q, const struct group *g, int64_t now)
+{
+    struct qhist h = group_hist(g);
+    struct route_plan plan;
+
+    policy_plan(q, g->m, g->d, &h, now, &plan);
+    return plan.next == QNEXT_RELAY;
+}
+
 /* Groups that became due while their destination is down. */
 static void dest_defer_ready(struct qmgr *q, struct dest *d, int64_t now)
 {
-    struct group *g;
+    struct group *g, *next;
     char text[REPLY_MAX + 128];
 
     snprintf(text, sizeof(text), "destination %s not tried: down after %u failure%s (%s)", d->name,
              d->h.consecutive, d->h.consecutive == 1 ? "" : "s",
              d->h.last_error ? d->h.last_error : "no reason recorded");
-    while ((g = TAILQ_FIRST(&d->ready)) != NULL) {
+    /* Only groups for the direct phase: the gateways are not down. */
+    for (g = TAILQ_FIRST(&d->ready); g != NULL; g = next) {
+        next = TAILQ_NEXT(g, rlink);
+        if (group_goes_relay(q, g, now))
+            continue;
         TAILQ_REMOVE(&d->ready, g, rlink);
         d->nready--;
         g->st = G_IDLE;
-        defer_group(q, g, DLV_CLASS_NETWORK, DLV_STEP_NONE, text, now);
+        defer_group(q, g, DLV_PHASE_DIRECT, DLV_CLASS_NETWORK, DLV_STEP_NONE, text, now);
     }
 }
 
@@ -373,18 +397,26 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
 {
     struct msg *m = g->m;
     struct dest *d = g->d;
-    const struct qpolicy *pol = policy_for(q, d);
     size_t gi = (size_t)(g - m->groups);
     struct qhist h = group_hist(g);
-    struct qdecision dec = decide_next(pol, &h, now);
+    struct route_plan plan;
+    struct ipc_chan *ch;
     struct dlv_req req;
     struct delivery *dl;
     struct ipc_w w;
     char path[64];
     int fd;
 
-    if (dec.next == QNEXT_FAIL) {
+    policy_plan(q, m, d, &h, now, &plan);
+    if (plan.next == QNEXT_FAIL) {
+        struct qdecision dec = {QNEXT_FAIL, plan.expired, plan.why};
         fail_group(q, g, &dec, now);
+        return;
+    }
+    ch = plan.next == QNEXT_RELAY ? q->relay : q->deliver;
+    if (ch == NULL) {
+        sched_push(&q->sched, &g->si, now + 1000000); /* its process is restarting */
+        g->st = G_WAIT;
         return;
     }
     msg_path(m, path, sizeof(path));
@@ -397,16 +429,16 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
         }
         char *t = xasprintf("cannot open %s: %s", path, strerror(errno));
         log_err("%s: %s", m->id, t);
-        defer_group(q, g, DLV_CLASS_LOCAL, DLV_STEP_NONE, t, now);
+        defer_group(q, g, plan.next == QNEXT_RELAY ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT,
+                    DLV_CLASS_LOCAL, DLV_STEP_NONE, t, now);
         free(t);
         return;
     }
     dl = xcalloc(1, sizeof(*dl));
     dl->id = ++q->next_id;
     dl->g = g;
-    dl->ch = q->deliver;
+    dl->ch = ch;
     dl->start_us = now;
-    dl->attempt = h.direct_attempts + 1;
     dl->ridx = xcalloc(m->nrcpt, sizeof(*dl->ridx));
     memset(&req, 0, sizeof(req));
     req.rcpts = xcalloc(m->nrcpt, sizeof(*req.rcpts));
@@ -431,22 +463,21 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
     req.need = (m->body == QFILE_BODY_8BITMIME ? DLV_NEED_8BITMIME : 0) |
                (m->smtputf8 ? DLV_NEED_SMTPUTF8 : 0);
     req.domain = d->name;
-    req.phase = DLV_PHASE_DIRECT;
-    req.attempt = dl->attempt;
-    req.target = DLV_TARGET_MX;
-    req.tls = (uint8_t)pol->tls;
-    req.port = (uint16_t)pol->port;
-    req.dest_key = d->name;
     req.max_per_conn = (uint32_t)q->per_conn;
     req.idle_timeout_s = 5;
+    policy_fill_req(q, d, &plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
+    policy_log_attempt(q, m, d, &plan, dl);
     ipc_w_init(&w);
     dlv_req_encode(&w, &req);
     free(req.rcpts);
-    if (ipc_send(q->deliver, IMSG_DELIVERY, dl->id, fd, w.p, w.len) != 0) {
-        log_warn("%s: could not hand the delivery to deliver; trying again in a second", m->id);
+    policy_req_done(&req);
+    if (ipc_send(ch, IMSG_DELIVERY, dl->id, fd, w.p, w.len) != 0) {
+        log_warn("%s: could not hand the delivery to %s; trying again in a second", m->id,
+                 ipc_chan_name(ch));
         close(fd);
         ipc_w_free(&w);
         free(dl->ridx);
+        free(dl->via);
         free(dl);
         sched_push(&q->sched, &g->si, now + 1000000);
         g->st = G_WAIT;
@@ -460,8 +491,9 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
     q->nactive++;
     m->active++;
     q->st.deliveries++;
-    log_debug("%s: delivery %u to %s: %zu recipient%s, attempt %u", m->id, dl->id, d->name, dl->n,
-              dl->n == 1 ? "" : "s", dl->attempt);
+    log_debug("%s: delivery %u to %s: %zu recipient%s, %s attempt %u", m->id, dl->id, d->name,
+              dl->n, dl->n == 1 ? "" : "s", dlv_phase_name((enum dlv_phase)dl->phase),
+              dl->attempt);
 }
 
 static unsigned dest_limit(struct qmgr *q, const struct dest *d)
@@ -478,7 +510,7 @@ static void dispatch_ready(struct qmgr *q, int64_t now)
 {
     struct dest *d;
 
-    if (q->paused || q->stopping || q->deliver == NULL)
+    if (q->paused || q->stopping || (q->deliver == NULL && q->relay == NULL))
         return;
     while (q->nactive < (unsigned long long)q->max_deliveries && (d = TAILQ_FIRST(&q->run))) {
         struct group *g;
@@ -487,8 +519,9 @@ static void dispatch_ready(struct qmgr *q, int64_t now)
         if (d->nready == 0)
             continue;
         if (d->h.down_until_us > now) {
-            dest_defer_ready(q, d, now);
-            continue;
+            dest_defer_ready(q, d, now); /* groups for the gateways stay */
+            if (d->nready == 0)
+                continue;
         }
         if (d->active >= dest_limit(q, d))
             continue; /* back in the run list when one of its deliveries ends */
@@ -584,8 +617,10 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
     int64_t now = now_us();
     int any_ok = 0, all_net = 1;
     const char *first_reason = NULL;
+    char tag[300];
 
     end_delivery(q, dl);
+    policy_log_tag(dl, res ? res->label : NULL, tag, sizeof(tag));
     if (m->removed) {
         msg_release_ref(m);
     } else {
@@ -596,17 +631,17 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
             if (i >= m->nrcpt)
                 continue;
             if (r == NULL) {
-                apply(q, m, i, DLV_TEMP, DLV_CLASS_LOCAL, DLV_STEP_NONE, 0, "",
+                apply(q, m, i, dl->phase, DLV_TEMP, DLV_CLASS_LOCAL, DLV_STEP_NONE, 0, "",
                       res ? "deliver returned no result for this recipient"
                           : "deliver returned a malformed result",
-                      res ? res->relay : NULL, now);
+                      res ? res->relay : NULL, tag, now);
                 all_net = 0;
                 continue;
             }
             char reply[REPLY_MAX];
             fmt_reply(reply, sizeof(reply), r->code, r->dsn ? r->dsn : "", r->text ? r->text : "");
-            apply(q, m, i, r->status, r->cls, r->step, r->code, r->dsn ? r->dsn : "", reply,
-                  res->relay, now);
+            apply(q, m, i, dl->phase, r->status, r->cls, r->step, r->code, r->dsn ? r->dsn : "",
+                  reply, res->relay, tag, now);
             if (r->status == DLV_OK)
                 any_ok = 1;
             if (!(r->status == DLV_TEMP &&
@@ -615,7 +650,9 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
             else if (first_reason == NULL)
                 first_reason = m->rcpt[i].last_text;
         }
-        if (dl->n > 0 && all_net && !any_ok && first_reason)
+        if (dl->phase == DLV_PHASE_RELAY)
+            policy_note_relay(q, m, dl, res); /* gateways' health is theirs, not d's */
+        else if (dl->n > 0 && all_net && !any_ok && first_reason)
             dest_fail(q, d, first_reason, dl->start_us, now);
         else if (any_ok || !all_net)
             dest_ok(q, d);
@@ -623,6 +660,7 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
     }
     run_add(q, d);
     free(dl->ridx);
+    free(dl->via);
     free(dl);
     if (q->stopping && q->nactive == 0)
         child_exit(q->c, 0);
@@ -677,6 +715,7 @@ void dispatch_peer_lost(struct qmgr *q, struct ipc_chan *ch)
         }
         run_add(q, g->d);
         free(dl->ridx);
+        free(dl->via);
         free(dl);
     }
     qmgr_kick(q);

@@ -5,10 +5,12 @@
 #include "policy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "delivery.h"
 #include "domains.h"
 #include "gateways.h"
 #include "log.h"
@@ -327,4 +329,226 @@ struct gw_stat *routing_gw_stat(struct qmgr *q, const char *gateway)
         strmap_put(q->rt->stats, gateway, s);
     }
     return s;
+}
+
+/* ---- the glue with dispatch.c ---- */
+
+static void make_ctx(struct qmgr *q, const struct msg *m, const struct dest *d,
+                     struct route_ctx *c)
+{
+    c->p = policy_for(q, d);
+    c->gws = &q->rt->gws;
+    c->size = m->size;
+    c->sender_gws = routing_sender_gateways(q, m->sender, NULL);
+}
+
+void policy_plan(struct qmgr *q, const struct msg *m, const struct dest *d, const struct qhist *h,
+                 int64_t now, struct route_plan *out)
+{
+    struct route_ctx c;
+
+    make_ctx(q, m, d, &c);
+    *out = route_decide(&c, h, now);
+}
+
+struct qoutcome policy_result(struct qmgr *q, const struct msg *m, const struct dest *d,
+                              const struct qhist *h, int phase, int status, int64_t now,
+                              uint32_t rnd)
+{
+    struct route_ctx c;
+
+    make_ctx(q, m, d, &c);
+    return route_result(&c, h, phase, status, now, rnd);
+}
+
+static void fill_gateway(struct qmgr *q, const struct gateway *gw, struct dlv_host *h)
+{
+    char *user = NULL, *pass = NULL;
+
+    h->name = xstrdup(gw->host);
+    h->port = (uint16_t)gw->port;
+    h->tls = (uint8_t)gw->tls;
+    h->label = xstrdup(gw->name);
+    if (routing_secret(q, gw->name, &user, &pass)) {
+        h->auth_user = user;
+        h->auth_pass = pass;
+    } else {
+        h->auth_user = xstrdup("");
+        h->auth_pass = xstrdup("");
+    }
+    h->auth_plaintext_ok = (uint8_t)gw->plainauth;
+}
+
+void policy_fill_req(struct qmgr *q, const struct dest *d, const struct route_plan *plan,
+                     struct dlv_req *req, struct delivery *dl)
+{
+    const struct qpolicy *pol = policy_for(q, d);
+    struct buf via;
+
+    req->attempt = plan->attempt;
+    req->tls = (uint8_t)pol->tls;
+    req->port = (uint16_t)pol->port;
+    req->mx_override = NULL;
+    req->hosts = NULL;
+    req->nhosts = 0;
+    dl->phase = plan->next == QNEXT_RELAY ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT;
+    dl->attempt = plan->attempt;
+    dl->via = NULL;
+    req->phase = dl->phase;
+    if (plan->next == QNEXT_RELAY) {
+        buf_init(&via);
+        req->target = DLV_TARGET_HOSTS;
+        req->port = 25;
+        req->hosts = xcalloc(plan->ngw, sizeof(*req->hosts));
+        for (size_t i = 0; i < plan->ngw; i++) {
+            fill_gateway(q, plan->gw[i], &req->hosts[i]);
+            buf_printf(&via, "%s%s", i ? "," : "", plan->gw[i]->name);
+        }
+        req->nhosts = plan->ngw;
+        buf_addc(&via, '\0');
+        dl->via = xstrdup(via.data);
+        buf_free(&via);
+        req->dest_key = xasprintf("relay:%s", plan->gw[0]->name);
+        return;
+    }
+    if (plan->static_route && pol->route_host) {
+        int port = pol->route_port ? pol->route_port : pol->port;
+        dl->via = xstrdup(pol->route_text);
+        req->dest_key = xasprintf("route:%s:%d", pol->route_host, port);
+        if (pol->route_no_mx) {
+            req->target = DLV_TARGET_HOSTS;
+            req->hosts = xcalloc(1, sizeof(*req->hosts));
+            req->hosts[0].name = xstrdup(pol->route_host);
+            req->hosts[0].port = (uint16_t)port;
+            req->hosts[0].tls = (uint8_t)pol->tls;
+            req->hosts[0].label = xstrdup("");
+            req->hosts[0].auth_user = xstrdup("");
+            req->hosts[0].auth_pass = xstrdup("");
+            req->nhosts = 1;
+        } else {
+            /* smtp:host:port: the MX hosts of host (as Postfix reads it) */
+            req->target = DLV_TARGET_MX;
+            req->domain = pol->route_host;
+            req->port = (uint16_t)port;
+        }
+        return;
+    }
+    req->target = DLV_TARGET_MX;
+    req->mx_override = pol->mx && pol->mx[0] ? pol->mx : NULL;
+    req->dest_key = xstrdup(d->name);
+}
+
+void policy_req_done(struct dlv_req *req)
+{
+    for (size_t i = 0; i < req->nhosts; i++) {
+        struct dlv_host *h = &req->hosts[i];
+        free(h->name);
+        free(h->label);
+        free(h->auth_user);
+        if (h->auth_pass) {
+            explicit_bzero(h->auth_pass, strlen(h->auth_pass));
+            free(h->auth_pass);
+        }
+    }
+    free(req->hosts);
+    free(req->dest_key);
+    req->hosts = NULL;
+    req->nhosts = 0;
+    req->dest_key = NULL;
+}
+
+void policy_log_tag(const struct delivery *dl, const char *label, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (dl == NULL)
+        return;
+    if (dl->phase == DLV_PHASE_RELAY)
+        snprintf(buf, len, ", phase=relay, gateway=%s", label && label[0] ? label : "none");
+    else if (dl->via)
+        snprintf(buf, len, ", phase=direct, route=%s", dl->via);
+}
+
+/* via's names into out[] (pointers into the copy *buf); returns how many. */
+static size_t split_via(const char *via, char **buf, char **out, size_t max)
+{
+    size_t n = 0;
+    char *save, *tok;
+
+    *buf = xstrdup(via ? via : "");
+    for (tok = strtok_r(*buf, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save))
+        out[n++] = tok;
+    return n;
+}
+
+static void gw_failed(struct qmgr *q, const char *name, const char *why, int64_t now)
+{
+    struct gw_stat *s = routing_gw_stat(q, name);
+
+    s->failed++;
+    s->consecutive++;
+    s->last_fail_us = now;
+    free(s->last_error);
+    s->last_error = xstrdup(why);
+}
+
+void policy_note_relay(struct qmgr *q, const struct msg *m, const struct delivery *dl,
+                       const struct dlv_res *res)
+{
+    char *buf, *names[ROUTE_MAX_GW], why[600];
+    size_t n = split_via(dl->via, &buf, names, ROUTE_MAX_GW), last = n;
+    int64_t now = now_us();
+    const struct dlv_rcpt_res *bad = NULL;
+
+    if (res == NULL || n == 0) {
+        free(buf);
+        return;
+    }
+    for (size_t i = 0; i < res->n && bad == NULL; i++)
+        if (res->r[i].status != DLV_OK)
+            bad = &res->r[i];
+    if (res->host_index >= 0 && (size_t)res->host_index < n) {
+        struct gw_stat *s = routing_gw_stat(q, names[res->host_index]);
+        s->sent++;
+        s->consecutive = 0;
+        s->last_ok_us = now;
+        last = (size_t)res->host_index;
+    } else if (res->label && res->label[0]) {
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(names[i], res->label) == 0)
+                last = i + 1;
+    }
+    /* Gateways before the one that took it (or up to the last one tried)
+     * did not take the message; the reason is known for the last tried. */
+    for (size_t i = 0; i < last && i < n; i++) {
+        int is_last = res->host_index < 0 && i + 1 == last;
+        if (is_last && bad)
+            snprintf(why, sizeof(why), "%s/%s: %s", dlv_class_name((enum dlv_class)bad->cls),
+                     dlv_step_name((enum dlv_step)bad->step), bad->text ? bad->text : "");
+        else
+            snprintf(why, sizeof(why), "did not take %s (its failure is in the log)", m->id);
+        gw_failed(q, names[i], why, now);
+    }
+    if (bad && bad->cls == DLV_CLASS_AUTH) {
+        const char *gw = res->label && res->label[0] ? res->label : names[last ? last - 1 : 0];
+        log_warn("%s: gateway %s (%s) refused the login: %s; the message is deferred. Check "
+                 "the entry for %s in the secrets map (relay_secrets_map), then run smtpctl "
+                 "makemap and smtpctl reload",
+                 m->id, gw, res->relay && res->relay[0] ? res->relay : "not reached",
+                 bad->text ? bad->text : "", gw);
+    }
+    free(buf);
+}
+
+void policy_log_attempt(struct qmgr *q, const struct msg *m, const struct dest *d,
+                        const struct route_plan *plan, const struct delivery *dl)
+{
+    if (plan->next == QNEXT_RELAY)
+        log_info("%s: %s: relay attempt %u of %u via %s (%s)", m->id, d->name, plan->attempt,
+                 plan->attempts, dl->via, plan->why ? plan->why : "relay phase");
+    else if (dl->via)
+        log_info("%s: %s: direct attempt %u of %u via route %s", m->id, d->name, plan->attempt,
+                 plan->attempts, dl->via);
+    else
+        log_detail("%s: %s: direct attempt %u of %u", m->id, d->name, plan->attempt,
+                   plan->attempts);
 }

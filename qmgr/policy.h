@@ -29,6 +29,7 @@
 #ifndef QMGR_POLICY_H
 #define QMGR_POLICY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "decide.h"
@@ -62,5 +63,39 @@ char *const *routing_sender_gateways(struct qmgr *q, const char *sender, const c
 int routing_secret(struct qmgr *q, const char *gateway, char **user, char **pass);
 /* Statistics of a gateway by name (created on first use). */
 struct gw_stat *routing_gw_stat(struct qmgr *q, const char *gateway);
+
+/*
+ * The glue between dispatch.c and route.h. policy_plan: the next attempt
+ * for a group of m at d (route_decide with the message's size and what
+ * the sender map says). policy_fill_req: the routing part of a delivery
+ * request for that plan (phase, attempt, target, hosts with credentials,
+ * TLS, port, mx override, reuse key) and dl->via (the gateways in try
+ * order, or the static route); policy_req_done frees what it allocated.
+ * policy_result: route_result for one recipient's result.
+ * policy_note_relay: after a relay delivery, the gateways' statistics
+ * and a clear log line when a gateway refused AUTH.
+ */
+struct msg;
+struct dest;
+struct delivery;
+struct dlv_req;
+struct dlv_res;
+struct route_plan;
+
+void policy_plan(struct qmgr *q, const struct msg *m, const struct dest *d, const struct qhist *h,
+                 int64_t now, struct route_plan *out);
+void policy_fill_req(struct qmgr *q, const struct dest *d, const struct route_plan *plan,
+                     struct dlv_req *req, struct delivery *dl);
+void policy_req_done(struct dlv_req *req);
+struct qoutcome policy_result(struct qmgr *q, const struct msg *m, const struct dest *d,
+                              const struct qhist *h, int phase, int status, int64_t now,
+                              uint32_t rnd);
+void policy_note_relay(struct qmgr *q, const struct msg *m, const struct delivery *dl,
+                       const struct dlv_res *res);
+/* One line per attempt: info for the relay phase and static routes, detailed for MX. */
+void policy_log_attempt(struct qmgr *q, const struct msg *m, const struct dest *d,
+                        const struct route_plan *plan, const struct delivery *dl);
+/* ", phase=relay, gateway=NAME" or ", phase=direct, route=..." or "" for log lines. */
+void policy_log_tag(const struct delivery *dl, const char *label, char *buf, size_t len);
 
 #endif

@@ -94,7 +94,10 @@ struct delivery {
     int64_t start_us;
     uint32_t *ridx; /* recipients in this delivery */
     size_t n;
-    unsigned attempt;
+    unsigned attempt; /* within its phase */
+    uint8_t phase;    /* enum dlv_phase */
+    char *via;        /* relay: gateway names in try order, comma-separated;
+                         static route: the route; else NULL (policy.c) */
 };
 
 struct qstats {

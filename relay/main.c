@@ -1,68 +1,34 @@
 /*
- * relay - delivery through relay gateways (issue 6 builds its work).
+ * relay - delivery through relay gateways and smarthosts: the relay phase
+ * of DESIGN section 4 (phase 2), and relay-only routing (gateway_policy
+ * always, route = relay, relay_size_over, the sender map).
  *
- * Today it runs under the child skeleton (privileges dropped, chrooted as
- * DESIGN section 1 says, answering master's status and reload) and keeps
- * its peer channels open; it takes no work yet.
+ * qmgr chooses the gateways and their order for each attempt (priority,
+ * the domain's subset or the sender's, rotation between attempts: see
+ * qmgr/route.h) and sends IMSG_DELIVERY with DLV_TARGET_HOSTS: the
+ * gateways in that order, each with its port, TLS mode and AUTH
+ * credentials from the secrets map, and the open queue file. relay
+ * resolves gateway names through dnsd, tries the gateways in order until
+ * one takes the message, and answers IMSG_DELIVERY_RESULT with one
+ * result per recipient and the gateway that took it (or was tried last).
+ *
+ * Its policy: it takes listed hosts only (never an MX lookup: that is
+ * deliver's job); AUTH goes only over TLS unless the gateway is marked
+ * plainauth (the shared SMTP client enforces it and reports class auth);
+ * a gateway whose TLS mode is encrypt or verify that offers no STARTTLS
+ * is not given the message (class tls). The work is the shared delivery
+ * engine (common/dlv_engine.h) inside the shared process shell
+ * (common/dlv_proc.h), as for deliver. relay runs as mail_owner,
+ * chrooted into an empty directory; it never opens the spool.
  */
-#include <string.h>
-#include <unistd.h>
+#include "dlv_proc.h"
 
-#include "child.h"
-#include "ipc.h"
-#include "log.h"
-
-#define MAX_PEERS 4
-
-static struct ipc_chan *peers[MAX_PEERS];
-static const char *peer_name[MAX_PEERS];
-
-static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
-{
-    log_warn("%s sent message type %u, which this version does not handle", ipc_chan_name(ch),
-             m->type);
-    if (m->fd >= 0)
-        close(m->fd);
-}
-
-static void on_peer_close(struct ipc_chan *ch, void *arg)
-{
-    for (int i = 0; i < MAX_PEERS; i++)
-        if (peers[i] == ch)
-            peers[i] = NULL;
-    ipc_chan_free(ch);
-}
-
-static void on_peer(struct child *c, const char *name, int fd)
-{
-    int slot = -1;
-
-    for (int i = 0; i < MAX_PEERS; i++) {
-        if (peer_name[i] && peers[i] && strcmp(peer_name[i], name) == 0) {
-            ipc_chan_free(peers[i]);
-            peers[i] = NULL;
-        }
-        if (peers[i] == NULL && slot < 0)
-            slot = i;
-    }
-    if (slot < 0) {
-        close(fd);
-        return;
-    }
-    peer_name[slot] = name; /* static string from the skeleton */
-    peers[slot] = ipc_chan_new(c->base, fd, name, on_peer_msg, on_peer_close, NULL);
-}
-
-static const struct child_spec spec = {
+static const struct dlv_proc_policy policy = {
     .prog = "relay",
-    .root = CHILD_ROOT_EMPTY,
-    .peer = on_peer,
+    .accept = DLV_ACCEPT_HOSTS,
 };
 
 int main(int argc, char **argv)
 {
-    struct child *c = child_init(argc, argv, &spec);
-
-    child_drop(c);
-    return child_loop(c);
+    return dlv_proc_main(argc, argv, &policy);
 }
