@@ -119,6 +119,7 @@ int domain_rule_lookup(struct map *m, const char *domain, struct domain_rule *r,
         char *val = NULL, *perr = NULL;
         int found = map_get(m, *k, &val, err);
         if (found < 0) {
+            domain_rule_free(r);
             rc = -1;
             break;
         }
@@ -129,7 +130,6 @@ int domain_rule_lookup(struct map *m, const char *domain, struct domain_rule *r,
             *err = xasprintf("domains map entry '%s': %s", *k, perr);
             free(perr);
             free(val);
-            domain_rule_init(r);
             rc = -1;
             break;
         }

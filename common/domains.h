@@ -39,8 +39,9 @@ void domain_keys_free(char **keys);
 
 /*
  * The rule for domain from an open domains map (m may be NULL: main.cf
- * only). 0 (r filled; r->matched says which entry), or -1 and *err on a
- * map error or an entry that does not parse.
+ * only). 0 (r filled; r->matched says which entry; free it with
+ * domain_rule_free), or -1 and *err on a map error or an entry that does
+ * not parse (r is then empty and needs no freeing).
  */
 int domain_rule_lookup(struct map *m, const char *domain, struct domain_rule *r, char **err);
 

@@ -493,6 +493,8 @@ int ipc_send_blocking(int sock, uint16_t type, uint32_t id, int fd, const void *
             return -1;
         n = sizeof(hdr);
     }
+    if (len == 0)
+        return 0;
     return write_all(sock, (const uint8_t *)body + (n - (ssize_t)sizeof(hdr)),
                      len - (size_t)(n - (ssize_t)sizeof(hdr)));
 }

@@ -15,5 +15,8 @@ for t in t/integration/*.t; do
     [ -f "$t" ] && tests="$tests $t"
 done
 
+# Sanitizer builds: known leaks inside system libraries only (see the file).
+export LSAN_OPTIONS="suppressions=$(pwd)/t/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
 # Integration tests start whole instances; two at a time fits a 2-core machine.
 exec prove -I t/lib --timer -j "${PROVE_JOBS:-2}" $tests
