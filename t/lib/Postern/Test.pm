@@ -360,7 +360,22 @@ sub stop {
         push @{ $self->{leftovers} }, @left;
         wait_until(3, sub { !grep { pid_alive($_) } @left }, 0.05);
     }
+    $self->_check_sanitizer;
     return $self->{master_status};
+}
+
+# A sanitizer build (make check SANITIZE=1) writes its reports to stderr,
+# which is master.log: any report there fails the test, once per instance.
+sub _check_sanitizer {
+    my ($self) = @_;
+    return if $self->{sanitizer_checked} || !-s $self->{log};
+    my @hits = grep { /ERROR: (?:Address|Leak|Memory|Thread)Sanitizer|runtime error: |SUMMARY: \w+Sanitizer/ }
+        split /\n/, $self->_log_from(0);
+    return unless @hits;
+    $self->{sanitizer_checked} = 1;
+    my $tb = eval { require Test::More; Test::More->builder } or return;
+    $tb->ok(0, "no sanitizer report in $self->{log}");
+    $tb->diag(join("\n", @hits[0 .. ($#hits < 20 ? $#hits : 19)]));
 }
 
 sub restart {
