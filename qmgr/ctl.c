@@ -12,6 +12,7 @@
  *   hold SELECTION              move messages to hold/ (not delivered)
  *   release SELECTION           move held messages back to queue/
  *   pause delivery | resume delivery
+ *   route ADDRESS ..., show relays   routing (policy_ctl.c)
  *
  * SELECTION: queue IDs, and/or --domain D, --recipient R, --sender S
  * (a message matches when one of its recipients is at domain D / is R,
@@ -31,6 +32,7 @@
 #include "group.h"
 #include "ipc.h"
 #include "log.h"
+#include "policy.h"
 #include "proto.h"
 #include "qmgr.h"
 #include "strmap.h"
@@ -51,6 +53,7 @@ static int usage(struct buf *out, const char *what)
                   "       flush [SELECTION] | remove SELECTION | hold SELECTION | release "
                   "SELECTION\n"
                   "       pause delivery | resume delivery\n"
+                  "       route ADDRESS [--size N] [--from SENDER] | show relays\n"
                   "SELECTION: queue IDs, --domain D, --recipient R, --sender S, or all\n");
     return 2;
 }
@@ -622,6 +625,8 @@ int qmgr_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf 
 
     if (argc < 1)
         return usage(out, "no command");
+    if ((rc = policy_ctl(q, argc, argv, flags, out)) != POLICY_CTL_NOT_MINE)
+        return rc;
     if (argc == 2 && (strcmp(argv[0], "pause") == 0 || strcmp(argv[0], "resume") == 0) &&
         strcmp(argv[1], "delivery") == 0) {
         q->paused = argv[0][0] == 'p';

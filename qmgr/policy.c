@@ -56,7 +56,10 @@ static struct map *open_map(const char *param_value, const char *path, unsigned 
         log_debug("no %s (%s not compiled; smtpctl makemap)", what, param_value);
         return NULL;
     }
-    m = map_open(path, flags, &err);
+    /* map_open takes the source's name and adds ".db" itself */
+    char *base = xstrndup(path, strlen(path) - (strlen(path) > 3 && strcmp(path + strlen(path) - 3, ".db") == 0 ? 3 : 0));
+    m = map_open(base, flags, &err);
+    free(base);
     if (m == NULL) {
         log_warn("cannot open the %s %s: %s; going on without it", what, path, err);
         free(err);

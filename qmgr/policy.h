@@ -98,4 +98,9 @@ void policy_log_attempt(struct qmgr *q, const struct msg *m, const struct dest *
 /* ", phase=relay, gateway=NAME" or ", phase=direct, route=..." or "" for log lines. */
 void policy_log_tag(const struct delivery *dl, const char *label, char *buf, size_t len);
 
+/* policy_ctl.c: smtpctl route and show relays; POLICY_CTL_NOT_MINE for other commands. */
+#define POLICY_CTL_NOT_MINE (-2000)
+struct buf;
+int policy_ctl(struct qmgr *q, int argc, char **argv, unsigned flags, struct buf *out);
+
 #endif
