@@ -1,0 +1,107 @@
+#!/usr/bin/perl
+# route_on_error.t - gateway_policy on_error and relay_on_errors (DESIGN
+# 4.3), and permanent errors (4.5), end to end. DNS is a scripted
+# responder that answers SERVFAIL for the failing domains.
+#   - on_error with relay_on_errors=dns: a domain whose DNS fails goes to
+#     the gateway at once, after one direct attempt
+#   - on_error with only smtp: the same DNS failure does not switch; the
+#     direct attempts go on, and the gateway is used only once they are
+#     spent (on_error includes what undelivered does)
+#   - on_error with smtp: a 550 from the MX goes to the gateway at once
+#   - undelivered: a 550 from the MX fails the recipient, no gateway
+#   - smtpctl route says so for each
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use JSON::PP;
+use Test::More;
+use Postern::Test;
+use Postern::DNS;
+use Postern::Util qw(wait_until);
+
+my $dns = Postern::DNS::Fake->new(rules => {
+    'dnsfail.oe.test/*'  => { rcode => 'SERVFAIL' },
+    'dnsfail2.oe.test/*' => { rcode => 'SERVFAIL' },
+});
+$dns->start;
+
+my $pt = Postern::Test->new(retry_delay => '1s', retry_delay_max => '0', dns_servers => $dns->addr,
+    dns_timeout => '1s', dns_attempts => 1);
+my $gp = $pt->free_port('127.0.0.141');
+my $gw = $pt->peer(name => 'gw', addr => '127.0.0.141', port => $gp);
+my $mx = $pt->peer(name => 'mx550', addr => '127.0.0.131', replies => { rcpt => '550 5.1.1 no such user' });
+$pt->config(relay_gateways => "gw=127.0.0.141:$gp");
+$pt->write_file('domains', <<'MAP');
+dnsfail.oe.test   gateway_policy=on_error relay_on_errors=dns direct_attempts=5 relay_attempts=2
+dnsfail2.oe.test  gateway_policy=on_error relay_on_errors=smtp direct_attempts=3 relay_attempts=2
+perm.oe.test      gateway_policy=on_error relay_on_errors=smtp mx=127.0.0.131
+permund.oe.test   gateway_policy=undelivered mx=127.0.0.131
+MAP
+my ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . '/domains');
+is($rc, 0, 'makemap') or diag $out;
+$pt->start;
+
+sub route {
+    my ($c, $o) = $pt->smtpctl('route', @_, '--json');
+    my $r = eval { decode_json($o) };
+    ok($r, "smtpctl route @_") or diag $o;
+    return $r // {};
+}
+
+sub seen {
+    my ($peer, $dom) = @_;
+    return grep { grep { $_->{addr} =~ /\@\Q$dom\E$/ } @{ $_->{rcpts} || [] } } $peer->transactions;
+}
+
+# --- on_error + dns: at once ---
+my $r = route('a@dnsfail.oe.test');
+is($r->{gateway_policy}, 'on_error', 'route: on_error');
+is_deeply($r->{phases}[1]{early}{on_error}, ['dns'], 'route: relay early on a dns error');
+my $q1 = $pt->send_mail(from => 's@src.test', to => ['a@dnsfail.oe.test']);
+ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'dnsfail.oe.test') }),
+    'DNS failure with relay_on_errors=dns: the gateway got the message');
+ok($pt->wait_log(qr/\Q$q1\E: to=<a\@dnsfail\.oe\.test>, relay=none, .*tries=1, .*status=deferred \(dns:/, 5),
+    'after one direct attempt that failed in DNS');
+ok($pt->wait_log(qr/\Q$q1\E: dnsfail\.oe\.test: relay attempt 1 of 2 via gw \(on_error: a direct dns error\)/, 5),
+    'log: relay because of the dns error');
+ok($pt->wait_log(qr/\Q$q1\E: to=<a\@dnsfail\.oe\.test>, .*phase=relay, gateway=gw, .*tries=2, .*status=sent/, 5),
+    'sent by the gateway at the second try');
+
+# --- on_error + only smtp: the dns error does not switch ---
+$r = route('b@dnsfail2.oe.test');
+is_deeply($r->{phases}[1]{early}{on_error}, ['smtp'], 'route: relay early on smtp errors only');
+my $q2 = $pt->send_mail(from => 's@src.test', to => ['b@dnsfail2.oe.test']);
+ok($pt->wait_log(qr/\Q$q2\E: to=<b\@dnsfail2\.oe\.test>, relay=none, .*tries=2, .*status=deferred \(dns:/, 20),
+    'a second direct attempt after the dns error');
+is(scalar(seen($gw, 'dnsfail2.oe.test')), 0, 'the gateway saw nothing while direct attempts were left');
+ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'dnsfail2.oe.test') }),
+    'the gateway got it once the direct attempts were spent');
+is(scalar $pt->log_lines(qr/\Q$q2\E: to=<b\@dnsfail2\.oe\.test>, relay=none, .*status=deferred \(dns:/), 3,
+    'three direct attempts (direct_attempts=3) before');
+ok($pt->wait_log(qr/\Q$q2\E: dnsfail2\.oe\.test: relay attempt 1 of 2 via gw \(direct_attempts used up\)/, 5),
+    'log: relay because the direct attempts were used up');
+
+# --- on_error + smtp: a permanent error goes to the gateway ---
+my $q3 = $pt->send_mail(from => 's@src.test', to => ['c@perm.oe.test']);
+ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'perm.oe.test') }),
+    '550 from the MX with on_error smtp: the gateway got it');
+# (a transaction on a connection kept for reuse is recorded at its next
+# command or close)
+wait_until(10, sub { seen($mx, 'perm.oe.test') >= 1 });
+is(scalar(seen($mx, 'perm.oe.test')), 1, 'the MX was tried once');
+ok($pt->wait_log(qr/\Q$q3\E: to=<c\@perm\.oe\.test>, relay=127\.0\.0\.131\S*, .*dsn=5\.1\.1, status=deferred \(smtp\/rcpt: 550/, 5),
+    'the 550 deferred the recipient to the relay phase');
+ok($pt->wait_log(qr/\Q$q3\E: perm\.oe\.test: relay attempt 1 of \d+ via gw \(on_error: a direct smtp error\)/, 5),
+    'log: relay because of the smtp error');
+
+# --- undelivered: a permanent error fails ---
+$r = route('d@permund.oe.test');
+is($r->{gateway_policy}, 'undelivered', 'route: undelivered');
+my $q4 = $pt->send_mail(from => 's@src.test', to => ['d@permund.oe.test']);
+ok($pt->wait_log(qr/\Q$q4\E: to=<d\@permund\.oe\.test>, relay=127\.0\.0\.131\S*, .*tries=1, dsn=5\.1\.1, status=failed \(smtp\/rcpt: 550/, 20),
+    '550 with undelivered: failed at once');
+sleep 1;
+is(scalar(seen($gw, 'permund.oe.test')), 0, 'no gateway for it');
+
+done_testing;
