@@ -524,10 +524,14 @@ void policy_note_relay(struct qmgr *q, const struct msg *m, const struct deliver
      * did not take the message; the reason is known for the last tried. */
     for (size_t i = 0; i < last && i < n; i++) {
         int is_last = res->host_index < 0 && i + 1 == last;
-        if (is_last && bad)
-            snprintf(why, sizeof(why), "%s/%s: %s", dlv_class_name((enum dlv_class)bad->cls),
-                     dlv_step_name((enum dlv_step)bad->step), bad->text ? bad->text : "");
-        else
+        if (is_last && bad) {
+            const char *cn = dlv_class_name((enum dlv_class)bad->cls);
+            const char *sn = dlv_step_name((enum dlv_step)bad->step);
+            if (bad->step == DLV_STEP_NONE || strcmp(cn, sn) == 0)
+                snprintf(why, sizeof(why), "%s: %s", cn, bad->text ? bad->text : "");
+            else
+                snprintf(why, sizeof(why), "%s/%s: %s", cn, sn, bad->text ? bad->text : "");
+        } else
             snprintf(why, sizeof(why), "did not take %s (its failure is in the log)", m->id);
         gw_failed(q, names[i], why, now);
     }
