@@ -29,6 +29,6 @@ struct qoutcome decide_result(const struct qpolicy *p, const struct qhist *h, in
 {
     struct route_ctx c = {p, NULL, 0, NULL};
 
-    return route_result(&c, h, h->relay_attempts > 0 ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT,
-                        status, now, rnd);
+    return route_result(&c, h, h->relay_attempts > 0 ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT, status,
+                        now, rnd);
 }

@@ -42,18 +42,18 @@ struct qpolicy {
     long long messages_per_connection;
     long long connection_delay; /* seconds */
     /* routing (DESIGN section 4) */
-    int gateway_policy;         /* enum gw_policy */
-    unsigned relay_on;          /* bit (1u << enum dlv_class) per class of relay_on_errors */
-    long long direct_max_age;   /* seconds, 0: off */
-    long long relay_size_over;  /* bytes, 0: off */
-    int route_kind;             /* enum route_kind (domains.h) */
-    char *route_host;           /* ROUTE_SMTP: host, and */
-    int route_port;             /* its port (0: direct_port) */
-    int route_no_mx;            /* [host]: no MX lookup */
-    char **gateways;            /* the domain's subset of gateways (NULL or empty: all) */
-    char **mx;                  /* mx= DNS override (NULL or empty: none) */
-    char *matched;              /* the etc/domains key that matched, or "main.cf" */
-    char *route_text;           /* route as written ("" when none) */
+    int gateway_policy;        /* enum gw_policy */
+    unsigned relay_on;         /* bit (1u << enum dlv_class) per class of relay_on_errors */
+    long long direct_max_age;  /* seconds, 0: off */
+    long long relay_size_over; /* bytes, 0: off */
+    int route_kind;            /* enum route_kind (domains.h) */
+    char *route_host;          /* ROUTE_SMTP: host, and */
+    int route_port;            /* its port (0: direct_port) */
+    int route_no_mx;           /* [host]: no MX lookup */
+    char **gateways;           /* the domain's subset of gateways (NULL or empty: all) */
+    char **mx;                 /* mx= DNS override (NULL or empty: none) */
+    char *matched;             /* the etc/domains key that matched, or "main.cf" */
+    char *route_text;          /* route as written ("" when none) */
 };
 
 /* Recipient states, as stored (qrec.h) and shown (smtpctl show queue). */

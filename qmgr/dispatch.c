@@ -194,8 +194,8 @@ static void set_error(struct rcpt *r, int cls, int step, unsigned code, const ch
  * dsn and reply are what the server (or deliver) said; tag names the
  * phase and gateway for the log (policy_log_tag).
  */
-static void apply(struct qmgr *q, struct msg *m, size_t i, int phase, int status, int cls,
-                  int step, unsigned code, const char *dsn, const char *reply, const char *relay,
+static void apply(struct qmgr *q, struct msg *m, size_t i, int phase, int status, int cls, int step,
+                  unsigned code, const char *dsn, const char *reply, const char *relay,
                   const char *tag, int64_t now)
 {
     struct rcpt *r = &m->rcpt[i];

@@ -30,10 +30,10 @@ struct sender_ent {
 struct routing {
     struct map *domains, *secrets, *senders;
     struct gateways gws;
-    struct strmap *pol;     /* domain -> struct qpolicy * */
-    struct strmap *sendc;   /* sender -> struct sender_ent * */
-    struct strmap *stats;   /* gateway name -> struct gw_stat * (kept across reloads) */
-    struct strmap *warned;  /* domains whose rule could not be read, logged once */
+    struct strmap *pol;    /* domain -> struct qpolicy * */
+    struct strmap *sendc;  /* sender -> struct sender_ent * */
+    struct strmap *stats;  /* gateway name -> struct gw_stat * (kept across reloads) */
+    struct strmap *warned; /* domains whose rule could not be read, logged once */
 };
 
 static void free_strv(char **v)
@@ -57,7 +57,9 @@ static struct map *open_map(const char *param_value, const char *path, unsigned 
         return NULL;
     }
     /* map_open takes the source's name and adds ".db" itself */
-    char *base = xstrndup(path, strlen(path) - (strlen(path) > 3 && strcmp(path + strlen(path) - 3, ".db") == 0 ? 3 : 0));
+    char *base = xstrndup(
+        path,
+        strlen(path) - (strlen(path) > 3 && strcmp(path + strlen(path) - 3, ".db") == 0 ? 3 : 0));
     m = map_open(base, flags, &err);
     free(base);
     if (m == NULL) {
@@ -336,8 +338,7 @@ struct gw_stat *routing_gw_stat(struct qmgr *q, const char *gateway)
 
 /* ---- the glue with dispatch.c ---- */
 
-static void make_ctx(struct qmgr *q, const struct msg *m, const struct dest *d,
-                     struct route_ctx *c)
+static void make_ctx(struct qmgr *q, const struct msg *m, const struct dest *d, struct route_ctx *c)
 {
     c->p = policy_for(q, d);
     c->gws = &q->rt->gws;

@@ -39,8 +39,8 @@ struct gateways;
 
 /* What qmgr has seen of one gateway since it started. */
 struct gw_stat {
-    uint64_t sent;      /* deliveries it took */
-    uint64_t failed;    /* deliveries it was tried for and did not take */
+    uint64_t sent;   /* deliveries it took */
+    uint64_t failed; /* deliveries it was tried for and did not take */
     uint32_t consecutive;
     int64_t last_ok_us, last_fail_us;
     char *last_error;

@@ -92,14 +92,14 @@ struct view {
     struct qpolicy pol;
     struct route_ctx ctx;
     const char *relay_only;
-    int direct, relay;               /* phases present */
-    long long direct_n, relay_n;     /* their attempts */
+    int direct, relay;           /* phases present */
+    long long direct_n, relay_n; /* their attempts */
     const struct gateway *gw[ROUTE_MAX_GW];
     size_t ngw;
-    size_t norders;                  /* attempt orders shown (rotation repeats after ngw) */
+    size_t norders; /* attempt orders shown (rotation repeats after ngw) */
     struct route_plan orders[ROUTE_MAX_GW];
     struct route_plan first;
-    int early_age, early_error;      /* the relay phase may start before direct attempts are spent */
+    int early_age, early_error; /* the relay phase may start before direct attempts are spent */
 };
 
 static void build_view(struct qmgr *q, struct view *v, int64_t now)
@@ -118,8 +118,8 @@ static void build_view(struct qmgr *q, struct view *v, int64_t now)
     v->relay = (v->relay_only || route_fallback(&v->pol)) && v->pol.relay_attempts > 0 && v->ngw;
     v->relay_n = v->relay ? v->pol.relay_attempts : 0;
     v->early_age = v->direct && v->relay && v->pol.direct_max_age > 0;
-    v->early_error = v->direct && v->relay && v->pol.gateway_policy == GWP_ON_ERROR &&
-                     v->pol.relay_on != 0;
+    v->early_error =
+        v->direct && v->relay && v->pol.gateway_policy == GWP_ON_ERROR && v->pol.relay_on != 0;
     memset(&h, 0, sizeof(h));
     h.arrival_us = now;
     v->first = route_decide(&v->ctx, &h, now);
@@ -152,7 +152,8 @@ static void text_route(const struct view *v, struct buf *out)
     if (v->size > 0)
         buf_printf(out, "size:        %lld bytes\n", v->size);
     fmt_secs(a, sizeof(a), p->direct_max_age);
-    buf_printf(out, "policy:      gateway_policy %s, relay_on_errors ", policy_name(p->gateway_policy));
+    buf_printf(out, "policy:      gateway_policy %s, relay_on_errors ",
+               policy_name(p->gateway_policy));
     classes(p->relay_on, out, 0);
     buf_printf(out, ", direct_max_age %s, relay_size_over %lld\n", a, p->relay_size_over);
     if (v->relay_only)
@@ -188,8 +189,9 @@ static void text_route(const struct view *v, struct buf *out)
         if (v->norders > 1 && v->relay_n > (long long)v->norders)
             buf_printf(out, "             (the rotation repeats every %zu attempts)\n", v->norders);
         if (v->early_age)
-            buf_printf(out, "     the relay phase starts once the mail has failed directly "
-                            "for %s (direct_max_age)\n",
+            buf_printf(out,
+                       "     the relay phase starts once the mail has failed directly "
+                       "for %s (direct_max_age)\n",
                        a);
         if (v->early_error) {
             buf_adds(out, "     the relay phase starts at the first direct error of class ");
@@ -266,9 +268,8 @@ static void json_route(const struct view *v, struct buf *out)
                    p->route_kind == ROUTE_SMTP ? "route" : "mx");
         buf_adds(out, ",\"mx_override\":");
         json_strv(out, p->mx);
-        buf_printf(out, ",\"port\":%d}", p->route_kind == ROUTE_SMTP && p->route_port
-                                             ? p->route_port
-                                             : p->port);
+        buf_printf(out, ",\"port\":%d}",
+                   p->route_kind == ROUTE_SMTP && p->route_port ? p->route_port : p->port);
     }
     if (v->relay) {
         buf_printf(out, "%s{\"phase\":\"relay\",\"attempts\":%lld,\"gateways\":[",
@@ -415,8 +416,8 @@ static int cmd_relays(struct qmgr *q, unsigned flags, struct buf *out)
                        "\"consecutive_failures\":%u",
                        gw->port, gw_priority_name(gw->prio), dlv_tls_name((enum dlv_tls)gw->tls),
                        gw->plainauth ? "true" : "false", auth ? "true" : "false",
-                       gw->enabled ? "true" : "false", gw_state(gw, s),
-                       (unsigned long long)s->sent, (unsigned long long)s->failed, s->consecutive);
+                       gw->enabled ? "true" : "false", gw_state(gw, s), (unsigned long long)s->sent,
+                       (unsigned long long)s->failed, s->consecutive);
             if (s->last_ok_us)
                 buf_printf(out, ",\"last_ok\":%.3f", (double)s->last_ok_us / 1e6);
             else

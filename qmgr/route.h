@@ -67,12 +67,12 @@ struct route_ctx {
 
 struct route_plan {
     enum qnext next;
-    int expired;           /* QNEXT_FAIL because of max_queue_lifetime */
-    const char *why;       /* QNEXT_FAIL: the reason; QNEXT_RELAY: why through gateways */
-    unsigned attempt;      /* this attempt's number within its phase, from 1 */
-    unsigned attempts;     /* attempts the phase has */
-    int static_route;      /* QNEXT_DIRECT through route = smtp:... */
-    int relay_only;        /* no direct phase for this message */
+    int expired;       /* QNEXT_FAIL because of max_queue_lifetime */
+    const char *why;   /* QNEXT_FAIL: the reason; QNEXT_RELAY: why through gateways */
+    unsigned attempt;  /* this attempt's number within its phase, from 1 */
+    unsigned attempts; /* attempts the phase has */
+    int static_route;  /* QNEXT_DIRECT through route = smtp:... */
+    int relay_only;    /* no direct phase for this message */
     const struct gateway *gw[ROUTE_MAX_GW]; /* QNEXT_RELAY: in the order to try */
     size_t ngw;
 };

@@ -65,20 +65,20 @@ static const char *order(const struct route_plan *r)
 
 struct row {
     const char *name;
-    const char *rule;         /* etc/domains options */
+    const char *rule; /* etc/domains options */
     uint64_t size;
-    const char *sender_gws;   /* comma list, or NULL */
-    unsigned direct, relay;   /* attempts made */
-    long long failing_s;      /* first failure this long ago (-1: never failed) */
+    const char *sender_gws; /* comma list, or NULL */
+    unsigned direct, relay; /* attempts made */
+    long long failing_s;    /* first failure this long ago (-1: never failed) */
     int last_class;
-    long long age_s;          /* message age */
-    int no_gateways;          /* relay_gateways empty */
+    long long age_s; /* message age */
+    int no_gateways; /* relay_gateways empty */
     /* expected */
     enum qnext next;
-    const char *gws;          /* QNEXT_RELAY: order */
-    const char *why;          /* substring of why (NULL: not checked) */
+    const char *gws; /* QNEXT_RELAY: order */
+    const char *why; /* substring of why (NULL: not checked) */
     int static_route;
-    unsigned attempt;         /* 0: not checked */
+    unsigned attempt; /* 0: not checked */
 };
 
 static const struct row rows[] = {
@@ -159,8 +159,8 @@ static const struct row rows[] = {
      QNEXT_DIRECT, NULL, NULL, 1, 1},
     {"static route spent: relay (undelivered)", "route=smtp:relay.example:2525 direct_attempts=1",
      0, NULL, 1, 0, 60, DLV_CLASS_NETWORK, 60, 0, QNEXT_RELAY, "a,b,c", NULL, 0, 1},
-    {"mx= override: direct", "mx=10.1.1.1,10.1.1.2", 0, NULL, 0, 0, -1, 0, 0, 0, QNEXT_DIRECT,
-     NULL, NULL, 0, 1},
+    {"mx= override: direct", "mx=10.1.1.1,10.1.1.2", 0, NULL, 0, 0, -1, 0, 0, 0, QNEXT_DIRECT, NULL,
+     NULL, 0, 1},
     /* size and sender */
     {"bigger than relay_size_over: relay", "relay_size_over=1000", 1001, NULL, 0, 0, -1, 0, 0, 0,
      QNEXT_RELAY, "a,b,c", "relay_size_over", 0, 1},
