@@ -10,6 +10,8 @@
 #   - on_error with smtp: a 550 from the MX goes to the gateway at once
 #   - undelivered: a 550 from the MX fails the recipient, no gateway
 #   - smtpctl route says so for each
+#   - a static route without brackets (route=smtp:host:port) goes to the
+#     MX hosts of that host, on that port
 use strict;
 use warnings;
 use FindBin;
@@ -23,6 +25,9 @@ use Postern::Util qw(wait_until);
 my $dns = Postern::DNS::Fake->new(rules => {
     'dnsfail.oe.test/*'  => { rcode => 'SERVFAIL' },
     'dnsfail2.oe.test/*' => { rcode => 'SERVFAIL' },
+    'hub.oe.test/MX'     => { answer => ['hub.oe.test 60 MX 10 mxhub.oe.test'] },
+    'mxhub.oe.test/A'    => { answer => ['mxhub.oe.test 60 A 127.0.0.135'] },
+    'mxhub.oe.test/AAAA' => { rcode => 'NOERROR' },
 });
 $dns->start;
 
@@ -31,8 +36,11 @@ my $pt = Postern::Test->new(retry_delay => '1s', retry_delay_max => '0', dns_ser
 my $gp = $pt->free_port('127.0.0.141');
 my $gw = $pt->peer(name => 'gw', addr => '127.0.0.141', port => $gp);
 my $mx = $pt->peer(name => 'mx550', addr => '127.0.0.131', replies => { rcpt => '550 5.1.1 no such user' });
+my $hp = $pt->free_port('127.0.0.135');
+my $hub = $pt->peer(name => 'hub', addr => '127.0.0.135', port => $hp);
 $pt->config(relay_gateways => "gw=127.0.0.141:$gp");
-$pt->write_file('domains', <<'MAP');
+$pt->write_file('domains', <<"MAP");
+via.oe.test       route=smtp:hub.oe.test:$hp
 dnsfail.oe.test   gateway_policy=on_error relay_on_errors=dns direct_attempts=5 relay_attempts=2
 dnsfail2.oe.test  gateway_policy=on_error relay_on_errors=smtp direct_attempts=3 relay_attempts=2
 perm.oe.test      gateway_policy=on_error relay_on_errors=smtp mx=127.0.0.131
@@ -103,5 +111,14 @@ ok($pt->wait_log(qr/\Q$q4\E: to=<d\@permund\.oe\.test>, relay=127\.0\.0\.131\S*,
     '550 with undelivered: failed at once');
 sleep 1;
 is(scalar(seen($gw, 'permund.oe.test')), 0, 'no gateway for it');
+
+# --- route=smtp:host:port: the MX hosts of host ---
+$r = route('v@via.oe.test');
+is($r->{phases}[0]{target}, 'route', 'route: static route through the MX of hub.oe.test');
+my $q6 = $pt->send_mail(from => 's@src.test', to => ['v@via.oe.test']);
+ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($hub, 'via.oe.test') }),
+    'the MX host of the route host got it, on the route port');
+ok($pt->wait_log(qr/\Q$q6\E: to=<v\@via\.oe\.test>, relay=mxhub\.oe\.test\[127\.0\.0\.135\]:$hp, phase=direct, route=smtp:hub\.oe\.test:$hp, .*status=sent/, 5),
+    'log: through the route');
 
 done_testing;
