@@ -297,12 +297,14 @@ int main(int argc, char **argv)
         usage();
     if (config_load(&m->cfg, confdir, m->overrides, &err) < 0) {
         log_err("%s", err);
+        free(err);
         return 1;
     }
     m->confdir = xstrdup(m->cfg.dir);
     m->cfg_text = read_text(m->cfg.file, &err);
     if (m->cfg_text == NULL) {
         log_err("%s", err);
+        free(err);
         return 1;
     }
     m->bindir = self_bindir();
@@ -314,6 +316,7 @@ int main(int argc, char **argv)
     if (setup_spool(m, &err) < 0 || setup_maps(m, &err) < 0 || write_pidfile(m, &err) < 0 ||
         setup_listeners(m, &err) < 0) {
         log_err("%s", err);
+        free(err);
         return 1;
     }
     if (!m->foreground)
@@ -330,6 +333,7 @@ int main(int argc, char **argv)
         log_panic("cannot create event base");
     if (control_open(m, &err) < 0) {
         log_err("%s", err);
+        free(err);
         return 1;
     }
     static const int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
