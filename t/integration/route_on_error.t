@@ -10,6 +10,7 @@
 #   - on_error with smtp: a 550 from the MX goes to the gateway at once
 #   - undelivered: a 550 from the MX fails the recipient, no gateway
 #   - smtpctl route says so for each
+#   - a gateway given by name is resolved through dnsd
 #   - a static route without brackets (route=smtp:host:port) goes to the
 #     MX hosts of that host, on that port
 use strict;
@@ -28,6 +29,8 @@ my $dns = Postern::DNS::Fake->new(rules => {
     'hub.oe.test/MX'     => { answer => ['hub.oe.test 60 MX 10 mxhub.oe.test'] },
     'mxhub.oe.test/A'    => { answer => ['mxhub.oe.test 60 A 127.0.0.135'] },
     'mxhub.oe.test/AAAA' => { rcode => 'NOERROR' },
+    'gwname.oe.test/A'    => { answer => ['gwname.oe.test 60 A 127.0.0.141'] },
+    'gwname.oe.test/AAAA' => { rcode => 'NOERROR' },
 });
 $dns->start;
 
@@ -38,9 +41,10 @@ my $gw = $pt->peer(name => 'gw', addr => '127.0.0.141', port => $gp);
 my $mx = $pt->peer(name => 'mx550', addr => '127.0.0.131', replies => { rcpt => '550 5.1.1 no such user' });
 my $hp = $pt->free_port('127.0.0.135');
 my $hub = $pt->peer(name => 'hub', addr => '127.0.0.135', port => $hp);
-$pt->config(relay_gateways => "gw=127.0.0.141:$gp");
+$pt->config(relay_gateways => "gw=127.0.0.141:$gp gn=gwname.oe.test:$gp/low");
 $pt->write_file('domains', <<"MAP");
 via.oe.test       route=smtp:hub.oe.test:$hp
+named.oe.test     route=relay gateways=gn
 dnsfail.oe.test   gateway_policy=on_error relay_on_errors=dns direct_attempts=5 relay_attempts=2
 dnsfail2.oe.test  gateway_policy=on_error relay_on_errors=smtp direct_attempts=3 relay_attempts=2
 perm.oe.test      gateway_policy=on_error relay_on_errors=smtp mx=127.0.0.131
@@ -111,6 +115,13 @@ ok($pt->wait_log(qr/\Q$q4\E: to=<d\@permund\.oe\.test>, relay=127\.0\.0\.131\S*,
     '550 with undelivered: failed at once');
 sleep 1;
 is(scalar(seen($gw, 'permund.oe.test')), 0, 'no gateway for it');
+
+# --- a gateway by name ---
+my $q7 = $pt->send_mail(from => 's@src.test', to => ['n@named.oe.test']);
+ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'named.oe.test') }),
+    'a gateway given by name: resolved and used');
+ok($pt->wait_log(qr/\Q$q7\E: to=<n\@named\.oe\.test>, relay=gwname\.oe\.test\[127\.0\.0\.141\]:$gp, phase=relay, gateway=gn, .*status=sent/, 5),
+    'log: the gateway name and its address');
 
 # --- route=smtp:host:port: the MX hosts of host ---
 $r = route('v@via.oe.test');
