@@ -97,6 +97,7 @@ void dlv_req_encode(struct ipc_w *w, const struct dlv_req *q)
     ipc_w_str(w, q->dest_key);
     ipc_w_u32(w, q->max_per_conn);
     ipc_w_u32(w, q->idle_timeout_s);
+    ipc_w_u32(w, q->connection_delay_ms);
 }
 
 static char *dup_str(struct ipc_r *r)
@@ -160,6 +161,7 @@ int dlv_req_decode(const void *body, size_t len, struct dlv_req *q)
     q->dest_key = dup_str(&r);
     q->max_per_conn = ipc_r_u32(&r);
     q->idle_timeout_s = ipc_r_u32(&r);
+    q->connection_delay_ms = ipc_r_u32(&r);
     if (!ipc_r_done(&r) || q->target > DLV_TARGET_HOSTS || q->tls > DLV_TLS_VERIFY ||
         q->phase > DLV_PHASE_RELAY || (q->target == DLV_TARGET_HOSTS && q->nhosts == 0))
         goto bad;
@@ -222,6 +224,7 @@ void dlv_res_encode(struct ipc_w *w, const struct dlv_res *r)
         ipc_w_str(w, x->dsn);
         ipc_w_str(w, x->text);
     }
+    ipc_w_u8(w, r->conn_kept);
 }
 
 int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
@@ -256,7 +259,8 @@ int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
         if (x->status > DLV_PERM || x->cls > DLV_CLASS_LOCAL || x->step > DLV_STEP_DOT)
             goto bad;
     }
-    if (!ipc_r_done(&r))
+    res->conn_kept = ipc_r_u8(&r);
+    if (!ipc_r_done(&r) || res->conn_kept > 1)
         goto bad;
     return 0;
 bad:

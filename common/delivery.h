@@ -21,7 +21,11 @@
  * (or was tried last). Connection reuse (issue 7): a request names a
  * destination key; an idle connection to the same key may carry it, up
  * to max_per_conn messages per connection, and is closed after
- * idle_timeout_s.
+ * idle_timeout_s. A request that needs a new connection opens it no
+ * sooner than connection_delay_ms after the last connection under its
+ * key ended. The result says whether the delivery left its connection
+ * idle under the key (conn_kept), so qmgr knows a connection is ready
+ * for the destination's next message or that one has just ended.
  *
  * dlv_req_encode/dlv_req_decode and dlv_res_encode/dlv_res_decode are the
  * only code that knows the byte layout; decode fails (returns -1) on any
@@ -83,6 +87,7 @@ struct dlv_req {
     char *dest_key;        /* connection-reuse key ("" for none) */
     uint32_t max_per_conn; /* messages per connection (1: no reuse) */
     uint32_t idle_timeout_s;
+    uint32_t connection_delay_ms; /* pause after a connection under dest_key ended */
 };
 
 enum dlv_status { DLV_OK = 0, DLV_TEMP = 1, DLV_PERM = 2 };
@@ -130,6 +135,7 @@ struct dlv_res {
     uint64_t duration_us;
     struct dlv_rcpt_res *r;
     size_t n;
+    uint8_t conn_kept; /* the connection is idle under dest_key now */
 };
 
 const char *dlv_status_name(enum dlv_status s); /* "sent" "deferred" "failed" */

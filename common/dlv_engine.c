@@ -285,6 +285,12 @@ struct idle {
     struct sockaddr_storage addr;
 };
 
+/* When the last connection under a key ended (connection_delay). */
+struct closed {
+    char *key;
+    int64_t at_us; /* mono_us */
+};
+
 struct dlv_engine {
     struct dlv_engine_opts o;
     char *helo;
@@ -292,6 +298,7 @@ struct dlv_engine {
     struct dlv_job *jobs;
     struct idle *idle; /* most recently parked first */
     size_t njobs, nidle;
+    struct closed closed[DLV_MAX_CLOSED]; /* a small table; the oldest entry goes first */
 };
 
 struct dlv_job {
@@ -323,6 +330,9 @@ struct dlv_job {
     char *relay, *label;
     int host_index, tls_used, reused, in_cb;
     uint32_t connections;
+    int kept;           /* a session of this job is idle under its key */
+    int waited;         /* connection_delay was checked before the first new connection */
+    struct event *wait; /* that pause */
 };
 
 static uint32_t rnd_default(uint32_t n)
@@ -365,6 +375,45 @@ size_t dlv_engine_idle(const struct dlv_engine *e)
     return e->nidle;
 }
 
+/* -- when connections ended, per key (connection_delay) -- */
+
+/* A connection under key ended now. */
+static void note_closed(struct dlv_engine *e, const char *key)
+{
+    struct closed *slot = NULL, *victim = NULL;
+
+    if (key == NULL || key[0] == '\0')
+        return;
+    for (size_t i = 0; i < DLV_MAX_CLOSED && slot == NULL; i++) {
+        struct closed *c = &e->closed[i];
+        if (c->key && strcmp(c->key, key) == 0)
+            slot = c;
+        else if (victim == NULL || (victim->key && (c->key == NULL || c->at_us < victim->at_us)))
+            victim = c; /* an empty entry, else the oldest */
+    }
+    if (slot == NULL) {
+        slot = victim;
+        free(slot->key);
+        slot->key = xstrdup(key);
+    }
+    slot->at_us = mono_us();
+}
+
+/* Microseconds this job must still wait before it opens a new connection. */
+static int64_t delay_left(const struct dlv_engine *e, const struct dlv_req *q, int64_t now)
+{
+    if (q->connection_delay_ms == 0 || q->dest_key[0] == '\0')
+        return 0;
+    for (size_t i = 0; i < DLV_MAX_CLOSED; i++) {
+        const struct closed *c = &e->closed[i];
+        if (c->key && strcmp(c->key, q->dest_key) == 0) {
+            int64_t until = c->at_us + (int64_t)q->connection_delay_ms * 1000;
+            return until > now ? until - now : 0;
+        }
+    }
+    return 0;
+}
+
 /* -- idle sessions -- */
 
 static void idle_unlink(struct idle *it)
@@ -390,6 +439,7 @@ static void on_idle_lost(struct smtpc *s, void *arg)
     struct idle *it = arg;
 
     log_debug("idle connection to %s closed by the server", smtpc_info(s)->relay);
+    note_closed(it->e, it->key);
     idle_unlink(it);
     smtpc_free(s);
 }
@@ -400,6 +450,7 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     struct smtpc *s = it->s;
 
     log_debug("closing idle connection to %s", smtpc_info(s)->relay);
+    note_closed(it->e, it->key);
     idle_unlink(it);
     smtpc_close(s);
 }
@@ -414,6 +465,7 @@ static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
 
     if (q->dest_key[0] == '\0' || q->max_per_conn <= 1 || q->idle_timeout_s == 0 ||
         !smtpc_reusable(s) || (uint32_t)smtpc_info(s)->transactions >= q->max_per_conn) {
+        note_closed(e, q->dest_key);
         smtpc_close(s);
         return;
     }
@@ -433,11 +485,13 @@ static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
     it->next = e->idle;
     e->idle = it;
     e->nidle++;
+    j->kept = 1;
     if (e->nidle > DLV_MAX_IDLE) {
         struct idle *last = e->idle;
         while (last->next)
             last = last->next;
         s = last->s;
+        note_closed(e, last->key);
         idle_unlink(last);
         smtpc_close(s);
     }
@@ -490,6 +544,7 @@ void dlv_engine_close_idle(struct dlv_engine *e)
 /* -- jobs -- */
 
 static void job_next(struct dlv_job *j);
+static int job_pause(struct dlv_job *j);
 static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg);
 static void on_txn(struct smtpc *s, const struct smtpc_txn_res *tr, void *arg);
 
@@ -511,6 +566,8 @@ static void job_free(struct dlv_job *j)
     if (j->fd >= 0)
         close(j->fd);
     event_free(j->kick);
+    if (j->wait)
+        event_free(j->wait);
     dns_result_free(&j->mx);
     dns_result_free(&j->hostr);
     dlv_tally_free(&j->t);
@@ -537,6 +594,7 @@ static void job_finish(struct dlv_job *j)
     res.duration_us = (uint64_t)(mono_us() - j->start_us);
     res.r = j->t.r;
     res.n = j->t.n;
+    res.conn_kept = (uint8_t)(j->kept != 0);
     j->in_cb = 1;
     j->cb(&res, j->arg);
     job_free(j);
@@ -686,6 +744,7 @@ static void on_txn(struct smtpc *s, const struct smtpc_txn_res *tr, void *arg)
         log_detail("%s: reused connection to %s was closed before the transaction; "
                    "going on with a new one",
                    j->q.queue_id, smtpc_info(s)->relay);
+        note_closed(j->e, j->q.dest_key);
         smtpc_free(s);
         j->have_skip = 0; /* the server itself may well be fine */
         job_next(j);
@@ -850,9 +909,14 @@ static void job_next(struct dlv_job *j)
         return;
     }
     while (j->cur < j->ncands) {
-        const struct dlv_cand *c = &j->cands[j->cur++];
-        if (j->have_skip && same_addr(&c->addr, &j->skip))
+        const struct dlv_cand *c = &j->cands[j->cur];
+        if (j->have_skip && same_addr(&c->addr, &j->skip)) {
+            j->cur++;
             continue;
+        }
+        if (job_pause(j))
+            return;
+        j->cur++;
         try_cand(j, c);
         return;
     }
@@ -863,32 +927,76 @@ static void job_next(struct dlv_job *j)
     job_finish(j);
 }
 
-static void job_begin(struct dlv_job *j)
+/* Send over an idle session for the job's key, if there is one: 1 when
+ * the transaction started. */
+static int job_reuse(struct dlv_job *j)
 {
     int hi = -1;
     struct sockaddr_storage addr;
     struct smtpc *s = unpark(j->e, j, &hi, &addr);
 
-    if (s != NULL) {
-        const struct smtpc_info *in = smtpc_info(s);
-        log_detail("%s: %s delivery to %s, attempt %u: reusing the connection to %s "
-                   "(transaction %d)",
-                   j->q.queue_id, phase_tag(j), j->q.domain, j->q.attempt, in->relay,
-                   in->transactions + 1);
-        j->s = s;
-        j->sc = NULL;
-        j->s_reused = 1;
-        j->s_hi = hi;
-        j->s_addr = addr;
-        j->skip = addr; /* tried now: not again on a new connection */
-        j->have_skip = 1;
-        if (job_send(j, s) == 0)
-            return;
-        j->s = NULL;
-        j->have_skip = 0;
-        smtpc_free(s);
-    }
-    job_next(j);
+    if (s == NULL)
+        return 0;
+    const struct smtpc_info *in = smtpc_info(s);
+    log_detail("%s: %s delivery to %s, attempt %u: reusing the connection to %s "
+               "(transaction %d)",
+               j->q.queue_id, phase_tag(j), j->q.domain, j->q.attempt, in->relay,
+               in->transactions + 1);
+    j->s = s;
+    j->sc = NULL;
+    j->s_reused = 1;
+    j->s_hi = hi;
+    j->s_addr = addr;
+    j->skip = addr; /* tried now: not again on a new connection */
+    j->have_skip = 1;
+    if (job_send(j, s) == 0)
+        return 1;
+    j->s = NULL;
+    j->have_skip = 0;
+    smtpc_free(s);
+    return 0;
+}
+
+static void job_begin(struct dlv_job *j)
+{
+    if (!job_reuse(j))
+        job_next(j);
+}
+
+/* The pause is over: a session may have become idle meanwhile. */
+static void on_wait(evutil_socket_t fd, short what, void *arg)
+{
+    struct dlv_job *j = arg;
+
+    if (!job_reuse(j))
+        job_next(j);
+}
+
+/*
+ * connection_delay: before the job's first new connection, wait until
+ * the delay has passed since the last connection under its key ended.
+ * 1 when the job now waits (on_wait goes on).
+ */
+static int job_pause(struct dlv_job *j)
+{
+    int64_t left;
+    struct timeval tv;
+
+    if (j->waited || j->connections > 0)
+        return 0;
+    j->waited = 1;
+    left = delay_left(j->e, &j->q, mono_us());
+    if (left <= 0)
+        return 0;
+    if (j->wait == NULL && (j->wait = evtimer_new(j->e->o.base, on_wait, j)) == NULL)
+        log_panic("dlv_engine: cannot allocate a timer");
+    tv.tv_sec = (time_t)(left / 1000000);
+    tv.tv_usec = (suseconds_t)(left % 1000000);
+    evtimer_add(j->wait, &tv);
+    log_detail("%s: %s delivery to %s: waiting %.1fs before a new connection "
+               "(connection_delay)",
+               j->q.queue_id, phase_tag(j), j->q.domain, (double)left / 1e6);
+    return 1;
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -948,6 +1056,8 @@ void dlv_engine_free(struct dlv_engine *e)
     while (e->jobs)
         job_free(e->jobs);
     dlv_engine_close_idle(e);
+    for (size_t i = 0; i < DLV_MAX_CLOSED; i++)
+        free(e->closed[i].key);
     free(e->helo);
     free(e);
 }

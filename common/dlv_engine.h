@@ -39,7 +39,16 @@
  * when that session turns out dead before the transaction
  * (lost_before_txn) the job simply goes on with new connections, nothing
  * counted. Idle sessions are closed after idle_timeout_s, when the server
- * drops them, and on dlv_engine_close_idle.
+ * drops them, and on dlv_engine_close_idle. The result's conn_kept says
+ * that the job left a session idle under its key.
+ *
+ * connection_delay: the engine remembers when the last connection under
+ * each key ended (QUIT after max_per_conn transactions or after a failed
+ * transaction, idle timeout, dropped by the server while idle, found dead
+ * when reused). A job that has to open a new connection waits until
+ * req->connection_delay_ms have passed since then (an idle session that
+ * appears meanwhile is used at once). qmgr avoids sending such jobs
+ * early; this is the exact rule behind its schedule.
  *
  * Logs: each connection attempt at detailed level, each failed host or
  * address at info level with the class and step; the SMTP client adds
@@ -58,6 +67,7 @@
 
 #define DLV_MAX_SESSIONS 20 /* connection attempts per job */
 #define DLV_MAX_IDLE 256    /* idle sessions kept at most (all keys) */
+#define DLV_MAX_CLOSED 1024 /* keys whose last connection end is remembered */
 
 struct event_base;
 struct ipc_chan;

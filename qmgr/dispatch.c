@@ -1,19 +1,25 @@
 /*
  * dispatch - qmgr's scheduler: groups wait in the schedule (sched.h)
  * until their next try, then in their destination's ready list until a
- * delivery slot is free (max_deliveries in all, max_connections per
- * destination, one probe at a time to a destination that has been
- * failing); then one IMSG_DELIVERY goes to deliver with the open queue
- * file. Destinations with ready work are served round robin, so a
- * destination with a long backlog does not starve the others.
+ * delivery slot is free (max_deliveries in all; per destination the
+ * throttles of slots.c/throttle.h: a window up to max_connections, one
+ * probe at a time to a destination that has been failing, and
+ * connection_delay before a new connection); then one IMSG_DELIVERY goes
+ * to deliver or relay with the open queue file. Destinations with ready
+ * work are served round robin, so a destination with a long backlog does
+ * not starve the others - except that a destination whose delivery just
+ * left its connection idle is served first: its next message goes over
+ * that connection (up to messages_per_connection), as QK's "continuous
+ * connections" and Postfix's connection cache do.
  *
  * Results come back per recipient; decide.h turns each into sent,
  * deferred (with the next try) or failed, and this file writes the log
  * line, updates the destination's health and schedules what is left.
  * A destination that could not be reached at all (every recipient
- * deferred with a dns or network error) is down until a retry delay has
- * passed; groups that become due meanwhile are deferred without a
- * connection, with its last error.
+ * deferred with a dns or network error) gets one delivery at a time;
+ * after destination_failure_limit such failures in a row it is down until
+ * a retry delay has passed, and groups that become due meanwhile are
+ * deferred without a connection, with its last error.
  *
  * Everything is driven by events: a new message, a timer at the earliest
  * next try, a result, a control command. There is no periodic scan.
@@ -333,6 +339,8 @@ static void dest_fail(struct qmgr *q, struct dest *d, const char *reason, int64_
                       int64_t now)
 {
     const struct qpolicy *pol = policy_for(q, d);
+    unsigned limit = (unsigned)cfg_num(q->c->cfg, P_destination_failure_limit);
+    int was_down = d->h.down_until_us > now;
 
     /* Deliveries that were already running when the last failure came
      * back count as one failure with it. */
@@ -341,12 +349,21 @@ static void dest_fail(struct qmgr *q, struct dest *d, const char *reason, int64_
     d->h.last_fail_us = now;
     free(d->h.last_error);
     d->h.last_error = qrec_text(reason);
-    d->h.down_until_us =
-        now + retry_delay_us(pol->retry_delay, pol->retry_delay_max, d->h.consecutive, 0);
+    slots_failed(q, d);
     store_mark_dest(q, d);
-    log_info("destination %s is down for %.0fs after %u consecutive failure%s: %s", d->name,
-             (double)(d->h.down_until_us - now) / 1e6, d->h.consecutive,
-             d->h.consecutive == 1 ? "" : "s", reason);
+    if (d->h.consecutive < limit) {
+        log_detail("destination %s failed (%u of %u consecutive failure%s before it is marked "
+                   "down); one delivery at a time until it answers: %s",
+                   d->name, d->h.consecutive, limit, limit == 1 ? "" : "s", reason);
+        return;
+    }
+    /* down for retry_delay, doubling with each further failure */
+    d->h.down_until_us = now + retry_delay_us(pol->retry_delay, pol->retry_delay_max,
+                                              d->h.consecutive - limit + 1, 0);
+    if (!was_down) /* once per down period, not for each delivery that was in flight */
+        log_info("destination %s is down for %.0fs after %u consecutive failure%s: %s", d->name,
+                 (double)(d->h.down_until_us - now) / 1e6, d->h.consecutive,
+                 d->h.consecutive == 1 ? "" : "s", reason);
 }
 
 /* 1 when g's next attempt goes through the gateways, which d's being
@@ -393,6 +410,8 @@ static struct delivery *dlv_find(struct qmgr *q, uint32_t id)
     return NULL;
 }
 
+static void throttle_req(struct qmgr *q, const struct dest *d, struct dlv_req *req);
+
 static void start_group(struct qmgr *q, struct group *g, int64_t now)
 {
     struct msg *m = g->m;
@@ -405,7 +424,7 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
     struct delivery *dl;
     struct ipc_w w;
     char path[64];
-    int fd;
+    int fd, reuse;
 
     policy_plan(q, m, d, &h, now, &plan);
     if (plan.next == QNEXT_FAIL) {
@@ -463,8 +482,7 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
     req.need = (m->body == QFILE_BODY_8BITMIME ? DLV_NEED_8BITMIME : 0) |
                (m->smtputf8 ? DLV_NEED_SMTPUTF8 : 0);
     req.domain = d->name;
-    req.max_per_conn = (uint32_t)q->per_conn;
-    req.idle_timeout_s = 5;
+    throttle_req(q, d, &req);
     policy_fill_req(q, d, &plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
     policy_log_attempt(q, m, d, &plan, dl);
     ipc_w_init(&w);
@@ -491,19 +509,41 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
     q->nactive++;
     m->active++;
     q->st.deliveries++;
-    log_debug("%s: delivery %u to %s: %zu recipient%s, %s attempt %u", m->id, dl->id, d->name,
-              dl->n, dl->n == 1 ? "" : "s", dlv_phase_name((enum dlv_phase)dl->phase),
-              dl->attempt);
+    reuse = slots_started(q, d, now);
+    log_debug("%s: delivery %u to %s: %zu recipient%s, %s attempt %u%s", m->id, dl->id, d->name,
+              dl->n, dl->n == 1 ? "" : "s", dlv_phase_name((enum dlv_phase)dl->phase), dl->attempt,
+              reuse ? ", over an idle connection" : "");
 }
 
-static unsigned dest_limit(struct qmgr *q, const struct dest *d)
+/* The throttle fields of a request: messages_per_connection, the idle
+ * time and connection_delay in force for d. */
+static void throttle_req(struct qmgr *q, const struct dest *d, struct dlv_req *req)
 {
     const struct qpolicy *pol = policy_for(q, d);
+    long long idle = cfg_num(q->c->cfg, P_connection_idle_timeout);
 
-    /* A destination that has been failing gets one probe at a time. */
-    if (d->h.consecutive > 0)
-        return 1;
-    return pol->max_connections > 0 ? (unsigned)pol->max_connections : 1;
+    req->max_per_conn =
+        (uint32_t)(pol->messages_per_connection > 0 ? pol->messages_per_connection : 1);
+    req->idle_timeout_s = (uint32_t)idle;
+    req->connection_delay_ms = (uint32_t)(pol->connection_delay * 1000);
+}
+
+/* d first in the run list: a connection of its is idle and its next
+ * message should go over it before another destination takes the slot. */
+static void run_add_first(struct qmgr *q, struct dest *d)
+{
+    if (d->nready == 0)
+        return;
+    if (d->in_run)
+        TAILQ_REMOVE(&q->run, d, rlink);
+    TAILQ_INSERT_HEAD(&q->run, d, rlink);
+    d->in_run = 1;
+}
+
+void dispatch_wake(struct qmgr *q, struct dest *d)
+{
+    run_add(q, d);
+    qmgr_kick(q);
 }
 
 static void dispatch_ready(struct qmgr *q, int64_t now)
@@ -523,8 +563,10 @@ static void dispatch_ready(struct qmgr *q, int64_t now)
             if (d->nready == 0)
                 continue;
         }
-        if (d->active >= dest_limit(q, d))
-            continue; /* back in the run list when one of its deliveries ends */
+        enum thr_verdict v = slots_check(q, d, now);
+        if (v == THR_FULL || v == THR_WAIT)
+            continue; /* back in the run list when one of its deliveries ends, or on
+                         dispatch_wake after connection_delay */
         g = TAILQ_FIRST(&d->ready);
         TAILQ_REMOVE(&d->ready, g, rlink);
         d->nready--;
@@ -583,6 +625,7 @@ void dispatch_init(struct qmgr *q)
 {
     q->timer = evtimer_new(q->base, kick_cb, q);
     q->kick_ev = event_new(q->base, -1, 0, kick_cb, q);
+    slots_init(q);
     srandom((unsigned)(now_us() ^ getpid()));
 }
 
@@ -622,6 +665,7 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
     end_delivery(q, dl);
     policy_log_tag(dl, res ? res->label : NULL, tag, sizeof(tag));
     if (m->removed) {
+        slots_done(q, d, res, 0, now);
         msg_release_ref(m);
     } else {
         m->active--;
@@ -650,6 +694,7 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
             else if (first_reason == NULL)
                 first_reason = m->rcpt[i].last_text;
         }
+        slots_done(q, d, res, res && (any_ok || !all_net), now);
         if (dl->phase == DLV_PHASE_RELAY)
             policy_note_relay(q, m, dl, res); /* gateways' health is theirs, not d's */
         else if (dl->n > 0 && all_net && !any_ok && first_reason)
@@ -658,7 +703,10 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
             dest_ok(q, d);
         settle(q, g);
     }
-    run_add(q, d);
+    if (res && res->conn_kept)
+        run_add_first(q, d); /* its next message goes over the idle connection */
+    else
+        run_add(q, d);
     free(dl->ridx);
     free(dl->via);
     free(dl);
@@ -696,6 +744,7 @@ void dispatch_peer_lost(struct qmgr *q, struct ipc_chan *ch)
 {
     struct delivery *dl, *next;
 
+    slots_lost(q); /* the idle connections went with the process */
     for (dl = TAILQ_FIRST(&q->dlv); dl; dl = next) {
         struct group *g = dl->g;
         struct msg *m = g->m;

@@ -9,8 +9,10 @@
  *   group  the recipients of one message at one domain: the unit of
  *          scheduling and of delivery (one SMTP transaction).
  *   dest   a destination (the domain for direct delivery): concurrency
- *          (max_connections), health (hstate), and the groups that are
- *          due and wait for a delivery slot.
+ *          and connection reuse (throttle.h: the window up to
+ *          max_connections, idle connections, connection_delay), health
+ *          (hstate), and the groups that are due and wait for a delivery
+ *          slot.
  *
  * A group is in exactly one place: G_IDLE (nothing to do, or held),
  * G_WAIT (in the schedule until its next try), G_READY (due, in its
@@ -18,9 +20,10 @@
  * recipients are final).
  *
  * Modules: queue.c (messages, the spool, moves, the start-up scan),
- * dispatch.c (schedule, deliveries, results, logs), store.c (batched BDB
+ * dispatch.c (schedule, deliveries, results, logs), slots.c (throttles:
+ * which destination may get a delivery now), store.c (batched BDB
  * writes), ctl.c (smtpctl commands); pure helpers in sched.c, retry.c,
- * decide.c, group.c, qrec.c, strmap.c.
+ * decide.c, group.c, qrec.c, strmap.c, throttle.c.
  */
 #ifndef QMGR_QMGR_H
 #define QMGR_QMGR_H
@@ -33,6 +36,7 @@
 #include "qfile.h"
 #include "qrec.h"
 #include "sched.h"
+#include "throttle.h"
 #include "util.h"
 
 struct event;
@@ -84,6 +88,10 @@ struct dest {
     unsigned active;
     struct hstate h;
     uint64_t sent, deferred, failed;
+    struct throttle th;      /* slots.c */
+    TAILQ_ENTRY(dest) wlink; /* in q->waiting: connection_delay */
+    uint8_t in_wait;
+    int64_t wait_us;
 };
 
 struct delivery {
@@ -116,7 +124,9 @@ struct qmgr {
     struct event *timer;
     struct event *kick_ev;
     int kicked;
-    TAILQ_HEAD(, dest) run; /* dests with ready groups */
+    TAILQ_HEAD(, dest) run;     /* dests with ready groups */
+    TAILQ_HEAD(, dest) waiting; /* dests held back by connection_delay (slots.c) */
+    struct event *wait_ev;
     TAILQ_HEAD(, delivery) dlv;
     unsigned nactive;
     uint32_t next_id;
@@ -181,6 +191,29 @@ void dispatch_result(struct qmgr *q, const struct ipc_msg *im);
 void dispatch_peer_lost(struct qmgr *q, struct ipc_chan *ch);
 int64_t group_next_try(const struct group *g);
 void dest_clear_down(struct qmgr *q, struct dest *d);
+/* A destination's connection_delay is over: serve its ready groups. */
+void dispatch_wake(struct qmgr *q, struct dest *d);
+
+/*
+ * slots.c: throttle.h for qmgr's destinations. slots_check: may d get
+ * one more delivery now (THR_REUSE / THR_NEW), or not (THR_FULL: when
+ * one of its deliveries ends; THR_WAIT: d is put on the waiting list and
+ * dispatch_wake is called when connection_delay is over).
+ * slots_started after a delivery was handed out (1: over an idle
+ * connection); slots_done after its result (res NULL: unusable; reached:
+ * a server answered); slots_failed when d could not be reached;
+ * slots_lost when deliver or relay went away (their idle connections
+ * with them). slots_limits: the limits in force for d.
+ */
+struct dlv_res;
+void slots_init(struct qmgr *q);
+void slots_limits(struct qmgr *q, const struct dest *d, struct throttle_limits *l);
+enum thr_verdict slots_check(struct qmgr *q, struct dest *d, int64_t now);
+int slots_started(struct qmgr *q, struct dest *d, int64_t now);
+void slots_done(struct qmgr *q, struct dest *d, const struct dlv_res *res, int reached,
+                int64_t now);
+void slots_failed(struct qmgr *q, struct dest *d);
+void slots_lost(struct qmgr *q);
 
 /* store.c */
 void store_init(struct qmgr *q);

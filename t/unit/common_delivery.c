@@ -64,6 +64,7 @@ static void sample_req(struct dlv_req *q, struct dlv_host *hosts, struct dlv_rcp
     q->dest_key = S16;
     q->max_per_conn = 5;
     q->idle_timeout_s = 10;
+    q->connection_delay_ms = 2500;
 }
 
 static void test_req_roundtrip(void)
@@ -117,6 +118,7 @@ static void test_req_roundtrip(void)
     is_str(d.dest_key, "direct:example.test", "dest key");
     is_int(d.max_per_conn, 5, "max per conn");
     is_int(d.idle_timeout_s, 10, "idle timeout");
+    is_int(d.connection_delay_ms, 2500, "connection delay");
     dlv_req_free(&d);
     ok(d.queue_id == NULL && d.hosts == NULL, "free clears the structure");
 
@@ -239,8 +241,8 @@ static void test_res(void)
         {9, DLV_PERM, DLV_CLASS_SMTP, DLV_STEP_RCPT, 550, (char[]){"5.1.1"}, (char[]){"no user"}},
     };
     struct dlv_res r = {
-        77, (char[]){"mx1.test[127.0.0.11]:25"}, (char[]){"gw"}, 1, 1, 2, 1, 123456789012ull, rr,
-        2};
+        77, (char[]){"mx1.test[127.0.0.11]:25"}, (char[]){"gw"}, 1, 1, 2, 1, 123456789012ull, rr, 2,
+        1};
     struct dlv_res d;
     struct ipc_w w;
     size_t bad = 0;
@@ -264,6 +266,7 @@ static void test_res(void)
     is_int(d.r[1].code, 550, "code");
     is_str(d.r[1].dsn, "5.1.1", "dsn");
     is_str(d.r[1].text, "no user", "text");
+    is_int(d.conn_kept, 1, "connection kept");
     dlv_res_free(&d);
     for (size_t n = 0; n < w.len; n++)
         if (dlv_res_decode(w.p, n, &d) == 0) {
@@ -282,6 +285,13 @@ static void test_res(void)
     is_int(d.n, 0, "no recipients");
     dlv_res_free(&d);
     ipc_w_free(&w);
+
+    r.conn_kept = 2;
+    ipc_w_init(&w);
+    dlv_res_encode(&w, &r);
+    ok(dlv_res_decode(w.p, w.len, &d) < 0, "conn_kept other than 0 or 1 refused");
+    ipc_w_free(&w);
+    r.conn_kept = 0;
 
     r.n = 2;
     rr[0].status = 3;

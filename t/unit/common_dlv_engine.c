@@ -1111,6 +1111,80 @@ static void test_reuse(void)
     spin_ms(100);
 }
 
+static void keyed(struct dlv_req *q, const char *key, uint32_t per_conn, uint32_t idle_s,
+                  uint32_t delay_ms)
+{
+    req_init(q, "one.test", 1, NULL);
+    free(q->dest_key);
+    q->dest_key = xstrdup(key);
+    q->max_per_conn = per_conn;
+    q->idle_timeout_s = idle_s;
+    q->connection_delay_ms = delay_ms;
+}
+
+/* conn_kept in the result, and connection_delay before a new connection. */
+static void test_conn_delay(void)
+{
+    struct dlv_req q;
+    struct got g;
+
+    reset_servers();
+    keyed(&q, "cd1", 2, 10, 600);
+    run(&q, &g);
+    is_int(g.r.conn_kept, 1, "first message: the connection is kept idle");
+    got_free(&g);
+    keyed(&q, "cd1", 2, 10, 600);
+    run(&q, &g);
+    is_int(g.r.reused, 1, "second message over it (no pause for a reused connection)");
+    is_int(g.r.conn_kept, 0, "second message: closed after max_per_conn");
+    got_free(&g);
+    keyed(&q, "cd1", 2, 10, 600);
+    run(&q, &g);
+    is_str(status_of(&g, 0), "sent", "third message sent");
+    is_int(g.r.connections, 1, "over a new connection");
+    ok(g.r.duration_us >= 550000, "which waited for connection_delay (%.3fs)",
+       (double)g.r.duration_us / 1e6);
+    got_free(&g);
+    is_int(mx1.conns, 2, "two connections in all");
+
+    /* another key is not held up by cd1's delay */
+    keyed(&q, "cd2", 2, 10, 0);
+    run(&q, &g);
+    is_int(g.r.connections, 1, "another key, no delay: a new connection");
+    got_free(&g);
+
+    /* an idle connection closed by its timer starts the delay too */
+    dlv_engine_close_idle(eng);
+    reset_servers();
+    keyed(&q, "cd3", 5, 1, 800);
+    run(&q, &g);
+    is_int(g.r.conn_kept, 1, "kept idle");
+    got_free(&g);
+    spin_ms(1300); /* closed after 1 s idle */
+    is_int(dlv_engine_idle(eng), 0, "the idle connection was closed");
+    keyed(&q, "cd3", 5, 1, 800);
+    run(&q, &g);
+    is_int(g.r.connections, 1, "the next message opens a new connection");
+    ok(g.r.duration_us >= 350000, "after the rest of connection_delay since the idle close (%.3fs)",
+       (double)g.r.duration_us / 1e6);
+    got_free(&g);
+
+    /* a job cancelled while it waits: no callback, nothing left behind */
+    keyed(&q, "cd4", 1, 1, 0);
+    run(&q, &g);
+    is_int(g.r.conn_kept, 0, "max_per_conn 1: closed at once");
+    got_free(&g);
+    keyed(&q, "cd4", 1, 1, 5000);
+    memset(&g, 0, sizeof(g));
+    struct dlv_job *j = dlv_engine_start(eng, &q, dup(msgfd), on_done, &g);
+    spin_ms(200);
+    ok(!g.done, "a job waiting for connection_delay has not finished");
+    dlv_job_cancel(j);
+    is_int(dlv_engine_jobs(eng), 0, "cancelled while waiting");
+    dlv_engine_close_idle(eng);
+    spin_ms(100);
+}
+
 static void test_cancel(void)
 {
     struct dlv_req q;
@@ -1220,6 +1294,7 @@ int main(void)
     test_shuffle();
     test_hosts();
     test_reuse();
+    test_conn_delay();
     test_cancel();
     test_no_fd();
 
