@@ -75,7 +75,7 @@ ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'dnsfail.o
     'DNS failure with relay_on_errors=dns: the gateway got the message');
 ok($pt->wait_log(qr/\Q$q1\E: to=<a\@dnsfail\.oe\.test>, relay=none, .*tries=1, .*status=deferred \(dns:/, 5),
     'after one direct attempt that failed in DNS');
-ok($pt->wait_log(qr/\Q$q1\E: dnsfail\.oe\.test: relay attempt 1 of 2 via gw \(on_error: a direct dns error\)/, 5),
+ok($pt->wait_log(qr/\Q$q1\E: dnsfail\.oe\.test: relay attempt 1 of 2 via gw,gn \(on_error: a direct dns error\)/, 5),
     'log: relay because of the dns error');
 ok($pt->wait_log(qr/\Q$q1\E: to=<a\@dnsfail\.oe\.test>, .*phase=relay, gateway=gw, .*tries=2, .*status=sent/, 5),
     'sent by the gateway at the second try');
@@ -91,7 +91,7 @@ ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'dnsfail2.
     'the gateway got it once the direct attempts were spent');
 is(scalar $pt->log_lines(qr/\Q$q2\E: to=<b\@dnsfail2\.oe\.test>, relay=none, .*status=deferred \(dns:/), 3,
     'three direct attempts (direct_attempts=3) before');
-ok($pt->wait_log(qr/\Q$q2\E: dnsfail2\.oe\.test: relay attempt 1 of 2 via gw \(direct_attempts used up\)/, 5),
+ok($pt->wait_log(qr/\Q$q2\E: dnsfail2\.oe\.test: relay attempt 1 of 2 via gw,gn \(direct_attempts used up\)/, 5),
     'log: relay because the direct attempts were used up');
 
 # --- on_error + smtp: a permanent error goes to the gateway ---
@@ -104,7 +104,7 @@ wait_until(10, sub { seen($mx, 'perm.oe.test') >= 1 });
 is(scalar(seen($mx, 'perm.oe.test')), 1, 'the MX was tried once');
 ok($pt->wait_log(qr/\Q$q3\E: to=<c\@perm\.oe\.test>, relay=127\.0\.0\.131\S*, .*dsn=5\.1\.1, status=deferred \(smtp\/rcpt: 550/, 5),
     'the 550 deferred the recipient to the relay phase');
-ok($pt->wait_log(qr/\Q$q3\E: perm\.oe\.test: relay attempt 1 of \d+ via gw \(on_error: a direct smtp error\)/, 5),
+ok($pt->wait_log(qr/\Q$q3\E: perm\.oe\.test: relay attempt 1 of \d+ via gw,gn \(on_error: a direct smtp error\)/, 5),
     'log: relay because of the smtp error');
 
 # --- undelivered: a permanent error fails ---
