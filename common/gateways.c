@@ -235,3 +235,31 @@ void gateways_rotate(const struct gateway **order, size_t n, unsigned attempt)
         tmp[i] = order[(start + i) % n];
     memcpy(order, tmp, n * sizeof(*order));
 }
+
+int gateways_check_sender_entry(const char *key, const char *value, void *arg, char **why)
+{
+    const struct gateways *gws = arg;
+    const char *at = strchr(key, '@');
+    char *copy, *save, *tok;
+    int n = 0, rc = 0;
+
+    if (at == NULL || at[1] == '\0' || strchr(at + 1, '@') != NULL) {
+        *why = xasprintf("expected a sender address or @domain");
+        return -1;
+    }
+    copy = xstrdup(value);
+    for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+        n++;
+        if (gws && gateways_find(gws, tok) == NULL) {
+            *why = xasprintf("gateway '%s' is not in relay_gateways", tok);
+            rc = -1;
+            break;
+        }
+    }
+    free(copy);
+    if (rc == 0 && n == 0) {
+        *why = xasprintf("no gateway names");
+        rc = -1;
+    }
+    return rc;
+}

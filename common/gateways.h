@@ -58,6 +58,13 @@ const char *gw_priority_name(enum gw_priority p);
  */
 size_t gateways_order(const struct gateways *g, char *const *subset, const struct gateway **out,
                       size_t max);
+/*
+ * Check one relay_sender_map entry (a map_check_fn): the key is an address
+ * or @domain, the value gateway names (blanks or commas), each of which
+ * must be in gws (a struct gateways *, may be NULL: names not checked).
+ */
+int gateways_check_sender_entry(const char *key, const char *value, void *gws, char **why);
+
 /* Rotate order[n] in place for relay attempt number attempt (0-based). */
 void gateways_rotate(const struct gateway **order, size_t n, unsigned attempt);
 

@@ -77,16 +77,23 @@ static int cmd_check(const char *confdir)
         config_free(&cfg);
         return 1;
     }
-    const char *dm = cfg_str(&cfg, P_domains_map);
-    if (*dm && access(dm, F_OK) == 0) {
-        if (map_check(dm, domains_check_entry, &gws, &err) < 0) {
+    static const struct {
+        enum cfg_id param;
+        map_check_fn check;
+    } checked[] = {{P_domains_map, domains_check_entry},
+                   {P_relay_sender_map, gateways_check_sender_entry}};
+    for (size_t i = 0; i < nitems(checked); i++) {
+        const char *src = cfg_str(&cfg, checked[i].param);
+        if (*src == '\0' || access(src, F_OK) != 0)
+            continue;
+        if (map_check(src, checked[i].check, &gws, &err) < 0) {
             fprintf(stderr, "%s\n", err);
             free(err);
             gateways_free(&gws);
             config_free(&cfg);
             return 1;
         }
-        printf("%s: ok\n", dm);
+        printf("%s: ok\n", src);
     }
     gateways_free(&gws);
     for (size_t i = 0; i < nitems(map_params); i++) {
@@ -134,6 +141,18 @@ static int is_domains_map(const char *confdir, const char *path)
     return yes;
 }
 
+static int is_sender_map(const char *confdir, const char *path)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char *senders = config_peek(confdir, P_relay_sender_map);
+    int yes = strcmp(base, "senders") == 0 ||
+              (*senders && realpath(path, a) && realpath(senders, b) && strcmp(a, b) == 0);
+
+    free(senders);
+    return yes;
+}
+
 /* relay_gateways from main.cf when it loads (to check gateways= names). */
 static int load_gateways(const char *confdir, struct gateways *gws)
 {
@@ -166,9 +185,10 @@ static int cmd_makemap(const char *confdir, int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         unsigned flags = is_secret_map(confdir, argv[i]) ? MAP_SECRET : 0;
-        int domains = is_domains_map(confdir, argv[i]);
-        if (map_compile_checked(argv[i], flags, domains ? domains_check_entry : NULL,
-                                have_gws ? &gws : NULL, &err) < 0) {
+        map_check_fn check = is_domains_map(confdir, argv[i])  ? domains_check_entry
+                             : is_sender_map(confdir, argv[i]) ? gateways_check_sender_entry
+                                                               : NULL;
+        if (map_compile_checked(argv[i], flags, check, have_gws ? &gws : NULL, &err) < 0) {
             fprintf(stderr, "%s\n", err);
             free(err);
             err = NULL;

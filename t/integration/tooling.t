@@ -69,6 +69,17 @@ close $fh;
 $out = `$smtpctl -c $mdir/etc makemap $mdir/etc/domains 2>&1`;
 is($?, 0, 'a good domains map compiles') or diag $out;
 ok(-f "$mdir/etc/domains.db", 'domains.db written');
+open($fh, '>', "$mdir/etc/senders") or die;
+print $fh "boss\@example.com isp\n\@branch.example nosuch\n";
+close $fh;
+$out = `$smtpctl -c $mdir/etc makemap $mdir/etc/senders 2>&1`;
+like($out, qr{senders:2: \@branch\.example: gateway 'nosuch' is not in relay_gateways},
+     'sender map gateway names are checked');
+open($fh, '>', "$mdir/etc/senders") or die;
+print $fh "boss\@example.com isp\n";
+close $fh;
+$out = `$smtpctl -c $mdir/etc makemap $mdir/etc/senders 2>&1`;
+is($?, 0, 'a good sender map compiles') or diag $out;
 open($fh, '>', "$mdir/etc/secrets") or die;
 print $fh "isp user secret\n";
 close $fh;
