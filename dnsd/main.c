@@ -9,7 +9,8 @@
  * from dns_query's cached, coalesced upstream questions.
  *
  * Control commands (smtpctl): "show dns" (cache entries, counters),
- * "dns lookup DOMAIN [OVERRIDE...]" (an MX set, asked live; exit 1 when
+ * "dns lookup DOMAIN [OVERRIDE...]" (an MX set, asked live and answered
+ * when it completes, without blocking the loop; exit 1 when
  * the lookup failed), "dns host NAME", "dns flush".
  */
 #include <event2/event.h>
@@ -288,60 +289,48 @@ static void ctl_show(struct buf *out, int json)
     dnscache_walk(D.cache, now, walk_entry, &w);
 }
 
-struct ctl_wait {
-    int done;
-    struct dns_result r;
+/* A live lookup asked by smtpctl, answered when the lookup completes. */
+struct ctl_pending {
+    struct child *c;
+    uint32_t token;
+    int json;
 };
 
 static void ctl_done(const struct dns_result *r, void *arg)
 {
-    struct ctl_wait *w = arg;
-    dns_result_copy(&w->r, r);
-    w->done = 1;
+    struct ctl_pending *p = arg;
+    struct buf out;
+
+    buf_init(&out);
+    if (p->json) {
+        dns_result_json(r, &out);
+        buf_addc(&out, '\n');
+    } else {
+        dns_result_format(r, &out);
+    }
+    child_ctl_reply(p->c, p->token, r->err == DNS_OK ? 0 : 1, out.data);
+    buf_free(&out);
+    free(p);
 }
 
 /*
- * A live lookup for smtpctl. The control callback must answer before it
- * returns, so the lookup runs on a private event base (sharing the cache
- * and counters); it is bounded by dns_timeout x dns_attempts x servers.
+ * "dns lookup" / "dns host": the lookup runs on dnsd's own engine (cache,
+ * coalescing and counters shared with deliver's and relay's lookups) and
+ * the answer goes back when it completes, so dnsd keeps serving meanwhile.
  */
-static int ctl_lookup(int mx, const char *name, const char *const *override, size_t n,
-                      struct buf *out, int json)
+static int ctl_lookup(struct child *c, int mx, const char *name, const char *const *override,
+                      size_t n, int json)
 {
-    struct event_base *b = event_base_new();
-    struct dnsq_engine *e;
-    struct ctl_wait w;
-    int code;
+    struct ctl_pending *p = xmalloc(sizeof(*p));
 
-    memset(&w, 0, sizeof(w));
-    if (!b) {
-        buf_adds(out, "dnsd: cannot create an event base\n");
-        return 2;
-    }
-    e = dnsq_engine_new(b, D.cache, &D.st);
-    dnsq_engine_configure(e, &D.conf);
+    p->c = c;
+    p->token = child_ctl_defer(c);
+    p->json = json;
     if (mx)
-        lookup_mx(e, name, override, n, ctl_done, &w);
+        lookup_mx(D.eng, name, override, n, ctl_done, p);
     else
-        lookup_host(e, name, ctl_done, &w);
-    while (!w.done)
-        if (event_base_loop(b, EVLOOP_ONCE) < 0)
-            break;
-    dnsq_engine_free(e);
-    event_base_free(b);
-    if (!w.done) {
-        buf_adds(out, "dnsd: lookup did not finish\n");
-        return 2;
-    }
-    if (json) {
-        dns_result_json(&w.r, out);
-        buf_addc(out, '\n');
-    } else {
-        dns_result_format(&w.r, out);
-    }
-    code = w.r.err == DNS_OK ? 0 : 1;
-    dns_result_free(&w.r);
-    return code;
+        lookup_host(D.eng, name, ctl_done, p);
+    return CHILD_CTL_LATER;
 }
 
 static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out)
@@ -358,9 +347,9 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
         return 0;
     }
     if (na >= 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "lookup") == 0)
-        return ctl_lookup(1, args[2], args + 3, (size_t)(na - 3), out, json);
+        return ctl_lookup(c, 1, args[2], args + 3, (size_t)(na - 3), json);
     if (na == 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "host") == 0)
-        return ctl_lookup(0, args[2], NULL, 0, out, json);
+        return ctl_lookup(c, 0, args[2], NULL, 0, json);
     if (na == 2 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "flush") == 0) {
         size_t n = dnscache_flush(D.cache);
         log_info("dns cache flushed (%zu entries)", n);
