@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 
 sbindir=$PREFIX/sbin
 libexec=$PREFIX/libexec/postern
+# smtpctl, sendmail and mailq look in /etc/postern by default (or
+# $POSTERN_CONFIG): the configuration goes there whatever PREFIX is.
 confdir=/etc/postern
-[ "$PREFIX" = /usr ] || [ "$PREFIX" = /usr/local ] || confdir=$PREFIX/etc/postern
 docdir=$PREFIX/share/doc/postern
 
 install -d "$DESTDIR$sbindir" "$DESTDIR$libexec" "$DESTDIR$confdir" "$DESTDIR$docdir"
