@@ -73,18 +73,31 @@ static int skip_comment(const char *s, size_t len, size_t *i)
     return -1;
 }
 
-/* From s[*i] == open to the matching close; quoted pairs allowed. */
+/* A control character other than tab: never part of an address (NUL, CR, LF...). */
+static int is_ctl(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/*
+ * From s[*i] == open to the matching close; quoted pairs allowed, but a
+ * quoted pair is a printable character or a blank (RFC 5322 quoted-pair),
+ * so "\\<NUL>" or "\\<LF>" cannot smuggle a control character in.
+ */
 static int scan_delimited(const char *s, size_t len, size_t *i, char close)
 {
     for ((*i)++; *i < len; (*i)++) {
-        if (s[*i] == '\\')
-            (*i)++;
-        else if (s[*i] == close)
+        unsigned char c = (unsigned char)s[*i];
+        if (c == '\\') {
+            if (++(*i) >= len || is_ctl((unsigned char)s[*i]))
+                return -1;
+        } else if (c == (unsigned char)close) {
             return 0;
-        else if (s[*i] == '\0')
+        } else if (is_ctl(c)) {
             return -1;
-        else if (close == ']' && s[*i] == '[')
+        } else if (close == ']' && c == '[') {
             return -1;
+        }
     }
     return -1;
 }

@@ -145,6 +145,15 @@ static void t_errors(void)
         const char nul[] = "a@x, b\0c@y";
         addrlist_init(&l);
         is_int(addrlist_parse(&l, nul, sizeof(nul) - 1, 10, &why, &where), -1, "NUL refused");
+        /* Found by the fuzzer: a quoted pair must not carry a control character. */
+        static const char qnul[] = "\"a\\\0b\"@example.com";
+        is_int(addrlist_parse(&l, qnul, sizeof(qnul) - 1, 10, &why, &where), -1,
+               "escaped NUL in a quoted local part refused");
+        ok(strncmp(P("\"a\\\nb\"@example.com"), "ERR:", 4) == 0,
+           "escaped LF in a quoted local part refused");
+        ok(strncmp(P("\"a\x01b\"@example.com"), "ERR:", 4) == 0,
+           "control character in a quoted local part refused");
+        is_str(P("\"a\\ b\"@example.com"), "\"a b\"@example.com", "escaped blank still allowed");
         is_int(l.n, 0, "nothing appended on error");
         addrlist_free(&l);
     }
