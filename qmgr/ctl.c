@@ -436,7 +436,7 @@ static int show_message(struct qmgr *q, const char *id, unsigned flags, struct b
 
 static int dest_shown(const struct dest *d)
 {
-    return d->ngroups > 0 || d->active > 0 || d->h.consecutive > 0;
+    return d->ngroups > 0 || d->active > 0 || d->h.consecutive > 0 || d->th.nidle > 0;
 }
 
 static int by_name(const void *a, const void *b)
@@ -459,8 +459,8 @@ static int show_hosts(struct qmgr *q, unsigned flags, struct buf *out)
     if (flags & CTL_F_JSON)
         buf_adds(out, "{\"hosts\":[");
     else if (n)
-        buf_printf(out, "%-30s %7s %6s %5s %8s %10s  %s\n", "Destination", "Queued", "Active",
-                   "Fails", "Last fail", "Down for", "Last error");
+        buf_printf(out, "%-30s %7s %6s %5s %8s %10s %-7s %4s  %s\n", "Destination", "Queued",
+                   "Active", "Fails", "Last fail", "Down for", "State", "Idle", "Last error");
     for (size_t i = 0; i < n && out->len < OUT_LIMIT; i++) {
         const struct dest *d = v[i];
         if (flags & CTL_F_JSON) {
@@ -474,6 +474,7 @@ static int show_hosts(struct qmgr *q, unsigned flags, struct buf *out)
                        d->ngroups, d->nready, d->active, d->h.consecutive);
             json_num_or_null(out, "last_failure", d->h.last_fail_us);
             json_num_or_null(out, "down_until", d->h.down_until_us > now ? d->h.down_until_us : 0);
+            slots_json(q, d, out, now); /* state, throttles */
             buf_printf(out, ",\"sent\":%llu,\"deferred\":%llu,\"failed\":%llu,\"last_error\":",
                        (unsigned long long)d->sent, (unsigned long long)d->deferred,
                        (unsigned long long)d->failed);
@@ -490,8 +491,9 @@ static int show_hosts(struct qmgr *q, unsigned flags, struct buf *out)
             }
             if (d->h.down_until_us > now)
                 fmt_dur(down, sizeof(down), d->h.down_until_us - now);
-            buf_printf(out, "%-30s %7zu %6u %5u %8s %10s  %s\n", d->name, d->ngroups, d->active,
-                       d->h.consecutive, lf, down,
+            buf_printf(out, "%-30s %7zu %6u %5u %8s %10s %-7s %4u  %s\n", d->name, d->ngroups,
+                       d->active, d->h.consecutive, lf, down, slots_state(d, now),
+                       slots_idle(q, d, now),
                        d->h.consecutive && d->h.last_error ? d->h.last_error : "");
         }
     }

@@ -344,7 +344,9 @@ static void dest_fail(struct qmgr *q, struct dest *d, const char *reason, int64_
 
     /* Deliveries that were already running when the last failure came
      * back count as one failure with it. */
-    if (d->h.last_fail_us < started || d->h.consecutive == 0)
+    int counted = d->h.last_fail_us < started || d->h.consecutive == 0;
+
+    if (counted)
         d->h.consecutive++;
     d->h.last_fail_us = now;
     free(d->h.last_error);
@@ -352,9 +354,10 @@ static void dest_fail(struct qmgr *q, struct dest *d, const char *reason, int64_
     slots_failed(q, d);
     store_mark_dest(q, d);
     if (d->h.consecutive < limit) {
-        log_detail("destination %s failed (%u of %u consecutive failure%s before it is marked "
-                   "down); one delivery at a time until it answers: %s",
-                   d->name, d->h.consecutive, limit, limit == 1 ? "" : "s", reason);
+        if (counted)
+            log_detail("destination %s failed (%u of %u consecutive failure%s before it is "
+                       "marked down); one delivery at a time until it answers: %s",
+                       d->name, d->h.consecutive, limit, limit == 1 ? "" : "s", reason);
         return;
     }
     /* down for retry_delay, doubling with each further failure */
@@ -410,7 +413,7 @@ static struct delivery *dlv_find(struct qmgr *q, uint32_t id)
     return NULL;
 }
 
-static void throttle_req(struct qmgr *q, const struct dest *d, struct dlv_req *req);
+static void throttle_req(struct qmgr *q, struct dest *d, struct dlv_req *req);
 
 static void start_group(struct qmgr *q, struct group *g, int64_t now)
 {
@@ -517,14 +520,15 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
 
 /* The throttle fields of a request: messages_per_connection, the idle
  * time and connection_delay in force for d. */
-static void throttle_req(struct qmgr *q, const struct dest *d, struct dlv_req *req)
+static void throttle_req(struct qmgr *q, struct dest *d, struct dlv_req *req)
 {
     const struct qpolicy *pol = policy_for(q, d);
     long long idle = cfg_num(q->c->cfg, P_connection_idle_timeout);
 
     req->max_per_conn =
         (uint32_t)(pol->messages_per_connection > 0 ? pol->messages_per_connection : 1);
-    req->idle_timeout_s = (uint32_t)idle;
+    /* no idle connection left behind when others need the room (slots.c) */
+    req->idle_timeout_s = slots_keep(q, d) ? (uint32_t)idle : 0;
     req->connection_delay_ms = (uint32_t)(pol->connection_delay * 1000);
 }
 

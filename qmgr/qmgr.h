@@ -90,7 +90,9 @@ struct dest {
     uint64_t sent, deferred, failed;
     struct throttle th;      /* slots.c */
     TAILQ_ENTRY(dest) wlink; /* in q->waiting: connection_delay */
-    uint8_t in_wait;
+    TAILQ_ENTRY(dest) ilink; /* in q->idlers: has idle connections */
+    TAILQ_ENTRY(dest) blink; /* in q->blocked: waits for room under max_deliveries */
+    uint8_t in_wait, in_idlers, in_blocked;
     int64_t wait_us;
 };
 
@@ -126,7 +128,10 @@ struct qmgr {
     int kicked;
     TAILQ_HEAD(, dest) run;     /* dests with ready groups */
     TAILQ_HEAD(, dest) waiting; /* dests held back by connection_delay (slots.c) */
-    struct event *wait_ev;
+    TAILQ_HEAD(, dest) idlers;  /* dests with idle connections (slots.c) */
+    TAILQ_HEAD(, dest) blocked; /* dests that need a new connection and wait for room */
+    struct event *wait_ev, *idle_ev;
+    unsigned idle_total; /* idle connections of all dests (slots.c) */
     TAILQ_HEAD(, delivery) dlv;
     unsigned nactive;
     uint32_t next_id;
@@ -195,25 +200,41 @@ void dest_clear_down(struct qmgr *q, struct dest *d);
 void dispatch_wake(struct qmgr *q, struct dest *d);
 
 /*
- * slots.c: throttle.h for qmgr's destinations. slots_check: may d get
- * one more delivery now (THR_REUSE / THR_NEW), or not (THR_FULL: when
- * one of its deliveries ends; THR_WAIT: d is put on the waiting list and
- * dispatch_wake is called when connection_delay is over).
- * slots_started after a delivery was handed out (1: over an idle
- * connection); slots_done after its result (res NULL: unusable; reached:
- * a server answered); slots_failed when d could not be reached;
- * slots_lost when deliver or relay went away (their idle connections
- * with them). slots_limits: the limits in force for d.
+ * slots.c: throttle.h for qmgr's destinations, and the global budget:
+ * deliveries in flight plus the connections deliver and relay keep idle
+ * never exceed max_deliveries, so no server behind several destinations
+ * (direct and relay alike) sees more connections than that.
+ * slots_check: may d get one more delivery now (THR_REUSE / THR_NEW), or
+ * not (THR_FULL: when one of its deliveries ends; THR_WAIT: d is put on
+ * the waiting list and dispatch_wake is called when connection_delay is
+ * over). A new connection that does not fit the budget is THR_FULL too:
+ * d waits in the blocked list until a delivery ends or an idle
+ * connection expires. slots_keep: may the delivery being started leave
+ * its connection idle (its destination has more mail than deliveries in
+ * flight, or the budget has room to spare). slots_started after a
+ * delivery was handed out (1: over an idle connection); slots_done after
+ * its result (res NULL: unusable; reached: a server answered);
+ * slots_failed when d could not be reached; slots_lost when deliver or
+ * relay went away (their idle connections with them). slots_limits: the
+ * limits in force for d.
  */
 struct dlv_res;
 void slots_init(struct qmgr *q);
 void slots_limits(struct qmgr *q, const struct dest *d, struct throttle_limits *l);
 enum thr_verdict slots_check(struct qmgr *q, struct dest *d, int64_t now);
+int slots_keep(struct qmgr *q, const struct dest *d);
 int slots_started(struct qmgr *q, struct dest *d, int64_t now);
 void slots_done(struct qmgr *q, struct dest *d, const struct dlv_res *res, int reached,
                 int64_t now);
 void slots_failed(struct qmgr *q, struct dest *d);
 void slots_lost(struct qmgr *q);
+/* For smtpctl show hosts: "ok", "failing" (one delivery at a time) or
+ * "down"; the idle connections; and the JSON fields ,"state":..,"deliveries_allowed":..,
+ * "max_connections":..,"idle_connections":..,"next_connection":..,
+ * "reused":.. */
+const char *slots_state(const struct dest *d, int64_t now);
+unsigned slots_idle(struct qmgr *q, const struct dest *d, int64_t now);
+void slots_json(struct qmgr *q, const struct dest *d, struct buf *out, int64_t now);
 
 /* store.c */
 void store_init(struct qmgr *q);

@@ -1,9 +1,11 @@
 /*
  * slots - the glue between dispatch.c and throttle.h: the limits in
- * force for a destination (etc/domains over main.cf), destinations that
- * wait for connection_delay (a list and one timer at the earliest), and
- * what a delivery's start and result mean for its destination's
- * throttle. Contract in qmgr.h (slots_*).
+ * force for a destination (etc/domains over main.cf), the global budget
+ * of max_deliveries (deliveries in flight + idle connections), and the
+ * destinations that wait: for connection_delay (q->waiting, one timer at
+ * the earliest) or for room in the budget (q->blocked, woken when a
+ * delivery ends or an idle connection expires). Contract in qmgr.h
+ * (slots_*).
  */
 #include <event2/event.h>
 
@@ -27,23 +29,116 @@ void slots_limits(struct qmgr *q, const struct dest *d, struct throttle_limits *
         l->idle_timeout_us = 0;
 }
 
-static void arm(struct qmgr *q, int64_t now)
+static unsigned max_deliveries(const struct qmgr *q)
+{
+    return q->max_deliveries > 0 ? (unsigned)q->max_deliveries : 1;
+}
+
+static void timer_at(struct event *ev, int64_t when, int64_t now)
+{
+    int64_t dt = when > now ? when - now : 0;
+    struct timeval tv = {(time_t)(dt / 1000000), (suseconds_t)(dt % 1000000)};
+
+    evtimer_add(ev, &tv);
+}
+
+/* ---- idle connections: q->idlers and q->idle_total follow d->th.nidle ---- */
+
+static void sync_idle(struct qmgr *q, struct dest *d, unsigned before)
+{
+    q->idle_total = q->idle_total - before + d->th.nidle;
+    if (d->th.nidle > 0 && !d->in_idlers) {
+        TAILQ_INSERT_TAIL(&q->idlers, d, ilink);
+        d->in_idlers = 1;
+    } else if (d->th.nidle == 0 && d->in_idlers) {
+        TAILQ_REMOVE(&q->idlers, d, ilink);
+        d->in_idlers = 0;
+    }
+}
+
+/* Forget idle connections whose timer has closed them (as far as we know). */
+static void expire_idle(struct qmgr *q, int64_t now)
+{
+    struct dest *d, *next;
+
+    for (d = TAILQ_FIRST(&q->idlers); d; d = next) {
+        struct throttle_limits l;
+        unsigned before = d->th.nidle;
+        next = TAILQ_NEXT(d, ilink);
+        slots_limits(q, d, &l);
+        throttle_idle(&d->th, &l, now);
+        sync_idle(q, d, before);
+    }
+}
+
+/* ---- destinations waiting for room in the budget ---- */
+
+static void wake_blocked(struct qmgr *q)
 {
     struct dest *d;
-    int64_t first = INT64_MAX, dt;
-    struct timeval tv;
+
+    while ((d = TAILQ_FIRST(&q->blocked)) != NULL) {
+        TAILQ_REMOVE(&q->blocked, d, blink);
+        d->in_blocked = 0;
+        dispatch_wake(q, d);
+    }
+}
+
+static void unblock(struct qmgr *q, struct dest *d)
+{
+    if (d->in_blocked) {
+        TAILQ_REMOVE(&q->blocked, d, blink);
+        d->in_blocked = 0;
+    }
+}
+
+/* The blocked ones get another chance when the first idle connection expires. */
+static void arm_idle(struct qmgr *q, int64_t now)
+{
+    struct dest *d;
+    int64_t first = INT64_MAX;
+
+    if (TAILQ_EMPTY(&q->blocked)) {
+        evtimer_del(q->idle_ev);
+        return;
+    }
+    TAILQ_FOREACH(d, &q->idlers, ilink)
+    {
+        struct throttle_limits l;
+        int64_t t;
+        slots_limits(q, d, &l);
+        t = throttle_idle_next(&d->th, &l);
+        if (t < first)
+            first = t;
+    }
+    if (first == INT64_MAX)
+        evtimer_del(q->idle_ev); /* woken by the end of a delivery */
+    else
+        timer_at(q->idle_ev, first, now);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct qmgr *q = arg;
+
+    expire_idle(q, now_us());
+    wake_blocked(q);
+}
+
+/* ---- destinations waiting for connection_delay ---- */
+
+static void arm_wait(struct qmgr *q, int64_t now)
+{
+    struct dest *d;
+    int64_t first = INT64_MAX;
 
     TAILQ_FOREACH(d, &q->waiting, wlink)
     if (d->wait_us < first)
         first = d->wait_us;
-    if (first == INT64_MAX) {
+    if (first == INT64_MAX)
         evtimer_del(q->wait_ev);
-        return;
-    }
-    dt = first > now ? first - now : 0;
-    tv.tv_sec = (time_t)(dt / 1000000);
-    tv.tv_usec = (suseconds_t)(dt % 1000000);
-    evtimer_add(q->wait_ev, &tv);
+    else
+        timer_at(q->wait_ev, first, now);
 }
 
 static void on_wait(evutil_socket_t fd, short what, void *arg)
@@ -60,14 +155,32 @@ static void on_wait(evutil_socket_t fd, short what, void *arg)
         d->in_wait = 0;
         dispatch_wake(q, d);
     }
-    arm(q, now);
+    arm_wait(q, now);
 }
+
+static void wait_for(struct qmgr *q, struct dest *d, int64_t when, int64_t now)
+{
+    if (d->in_wait && d->wait_us <= when)
+        return;
+    if (!d->in_wait)
+        TAILQ_INSERT_TAIL(&q->waiting, d, wlink);
+    d->in_wait = 1;
+    d->wait_us = when;
+    log_debug("%s: next connection in %.1fs (connection_delay)", d->name,
+              (double)(when - now) / 1e6);
+    arm_wait(q, now);
+}
+
+/* ---- the interface ---- */
 
 void slots_init(struct qmgr *q)
 {
     TAILQ_INIT(&q->waiting);
+    TAILQ_INIT(&q->idlers);
+    TAILQ_INIT(&q->blocked);
     q->wait_ev = evtimer_new(q->base, on_wait, q);
-    if (q->wait_ev == NULL)
+    q->idle_ev = evtimer_new(q->base, on_idle, q);
+    if (q->wait_ev == NULL || q->idle_ev == NULL)
         log_panic("qmgr: cannot allocate a timer");
 }
 
@@ -75,30 +188,51 @@ enum thr_verdict slots_check(struct qmgr *q, struct dest *d, int64_t now)
 {
     struct throttle_limits l;
     int64_t when = 0;
+    unsigned before = d->th.nidle;
     enum thr_verdict v;
 
     slots_limits(q, d, &l);
     v = throttle_check(&d->th, &l, d->active, d->h.consecutive > 0, now, &when);
-    if (v != THR_WAIT)
+    sync_idle(q, d, before);
+    if (v == THR_WAIT) {
+        wait_for(q, d, when, now);
         return v;
-    if (!d->in_wait || when < d->wait_us) {
-        if (!d->in_wait)
-            TAILQ_INSERT_TAIL(&q->waiting, d, wlink);
-        d->in_wait = 1;
-        d->wait_us = when;
-        log_debug("%s: next connection in %.1fs (connection_delay)", d->name,
-                  (double)(when - now) / 1e6);
-        arm(q, now);
     }
+    if (v == THR_NEW && !throttle_room_new(q->nactive, q->idle_total, max_deliveries(q))) {
+        expire_idle(q, now);
+        if (!throttle_room_new(q->nactive, q->idle_total, max_deliveries(q))) {
+            if (!d->in_blocked) {
+                TAILQ_INSERT_TAIL(&q->blocked, d, blink);
+                d->in_blocked = 1;
+            }
+            log_debug("%s: no room for a new connection (%u deliveries, %u idle connections, "
+                      "max_deliveries %u)",
+                      d->name, q->nactive, q->idle_total, max_deliveries(q));
+            arm_idle(q, now);
+            return THR_FULL;
+        }
+    }
+    if (v != THR_FULL)
+        unblock(q, d);
     return v;
+}
+
+int slots_keep(struct qmgr *q, const struct dest *d)
+{
+    return throttle_keep((unsigned)d->nready, d->active, q->nactive, q->idle_total,
+                         max_deliveries(q));
 }
 
 int slots_started(struct qmgr *q, struct dest *d, int64_t now)
 {
     struct throttle_limits l;
+    unsigned before = d->th.nidle;
+    int reused;
 
     slots_limits(q, d, &l);
-    return throttle_started(&d->th, &l, now);
+    reused = throttle_started(&d->th, &l, now);
+    sync_idle(q, d, before);
+    return reused;
 }
 
 void slots_done(struct qmgr *q, struct dest *d, const struct dlv_res *res, int reached, int64_t now)
@@ -106,9 +240,12 @@ void slots_done(struct qmgr *q, struct dest *d, const struct dlv_res *res, int r
     struct throttle_limits l;
     int kept = res && res->conn_kept;
     int used = res == NULL || res->connections > 0 || res->reused;
+    unsigned before = d->th.nidle;
 
     slots_limits(q, d, &l);
     throttle_done(&d->th, &l, kept, used, reached, now);
+    sync_idle(q, d, before);
+    wake_blocked(q); /* a delivery ended: maybe room for them */
 }
 
 void slots_failed(struct qmgr *q, struct dest *d)
@@ -118,17 +255,48 @@ void slots_failed(struct qmgr *q, struct dest *d)
 
 void slots_lost(struct qmgr *q)
 {
-    size_t pos = 0;
-    const char *key;
-    void *val;
+    struct dest *d, *next;
     int64_t now = now_us();
 
-    while (strmap_next(q->dests, &pos, &key, &val)) {
-        struct dest *d = val;
+    for (d = TAILQ_FIRST(&q->idlers); d; d = next) {
         struct throttle_limits l;
-        if (d->th.nidle == 0)
-            continue;
+        unsigned before = d->th.nidle;
+        next = TAILQ_NEXT(d, ilink);
         slots_limits(q, d, &l);
         throttle_lost(&d->th, &l, now);
+        sync_idle(q, d, before);
     }
+    wake_blocked(q);
+}
+
+const char *slots_state(const struct dest *d, int64_t now)
+{
+    if (d->h.down_until_us > now)
+        return "down";
+    return d->h.consecutive > 0 ? "failing" : "ok";
+}
+
+unsigned slots_idle(struct qmgr *q, const struct dest *d, int64_t now)
+{
+    struct throttle_limits l;
+
+    slots_limits(q, d, &l);
+    return throttle_idle_count(&d->th, &l, now);
+}
+
+void slots_json(struct qmgr *q, const struct dest *d, struct buf *out, int64_t now)
+{
+    struct throttle_limits l;
+
+    slots_limits(q, d, &l);
+    buf_printf(out,
+               ",\"state\":\"%s\",\"deliveries_allowed\":%u,\"max_connections\":%u,"
+               "\"idle_connections\":%u,\"reused\":%llu,\"next_connection\":",
+               slots_state(d, now), throttle_limit(&d->th, &l, d->h.consecutive > 0),
+               l.max_connections, throttle_idle_count(&d->th, &l, now),
+               (unsigned long long)d->th.reused);
+    if (d->th.next_conn_us > now)
+        buf_printf(out, "%.3f", (double)d->th.next_conn_us / 1e6);
+    else
+        buf_adds(out, "null");
 }

@@ -48,6 +48,27 @@ unsigned throttle_idle(struct throttle *t, const struct throttle_limits *lim, in
     return t->nidle;
 }
 
+int64_t throttle_idle_next(const struct throttle *t, const struct throttle_limits *lim)
+{
+    int64_t first = INT64_MAX, m = idle_margin(lim);
+
+    for (unsigned i = 0; i < t->nidle; i++)
+        if (t->idle_until[i] - m < first)
+            first = t->idle_until[i] - m;
+    return first;
+}
+
+unsigned throttle_idle_count(const struct throttle *t, const struct throttle_limits *lim,
+                             int64_t now)
+{
+    int64_t m = idle_margin(lim);
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < t->nidle; i++)
+        n += now < t->idle_until[i] - m;
+    return n;
+}
+
 unsigned throttle_limit(const struct throttle *t, const struct throttle_limits *lim, int failing)
 {
     unsigned w = t->window ? t->window : THR_START_WINDOW;
@@ -114,6 +135,19 @@ void throttle_lost(struct throttle *t, const struct throttle_limits *lim, int64_
         return;
     t->nidle = 0;
     closed_at(t, lim, now);
+}
+
+int throttle_room_new(unsigned nactive, unsigned idle_total, unsigned max_deliveries)
+{
+    return nactive + idle_total < max_deliveries;
+}
+
+int throttle_keep(unsigned nready, unsigned dest_active, unsigned nactive, unsigned idle_total,
+                  unsigned max_deliveries)
+{
+    if (nready > dest_active)
+        return 1;
+    return nactive + idle_total + 2 <= max_deliveries;
 }
 
 const char *throttle_verdict_name(enum thr_verdict v)

@@ -93,8 +93,27 @@ void throttle_failed(struct throttle *t);
 /* The process that kept the idle connections went away: they are closed now. */
 void throttle_lost(struct throttle *t, const struct throttle_limits *lim, int64_t now);
 
+/*
+ * The global budget (max_deliveries counts deliveries in flight and idle
+ * connections together). throttle_room_new: a new connection fits.
+ * throttle_keep: the delivery about to start may leave its connection
+ * idle afterwards: its destination has more ready mail (nready, the
+ * group being started excluded) than the deliveries it has in flight
+ * (dest_active, this one excluded), so the next one will take the
+ * connection; or the budget has room for this delivery and an idle
+ * connection besides (nactive: in flight, this one excluded).
+ */
+int throttle_room_new(unsigned nactive, unsigned idle_total, unsigned max_deliveries);
+int throttle_keep(unsigned nready, unsigned dest_active, unsigned nactive, unsigned idle_total,
+                  unsigned max_deliveries);
+
 /* The deliveries the destination may have in flight now. */
 unsigned throttle_limit(const struct throttle *t, const struct throttle_limits *lim, int failing);
+/* When the first idle connection stops being usable (INT64_MAX: none). */
+int64_t throttle_idle_next(const struct throttle *t, const struct throttle_limits *lim);
+/* Idle connections still usable at now, without dropping the others. */
+unsigned throttle_idle_count(const struct throttle *t, const struct throttle_limits *lim,
+                             int64_t now);
 /* Idle connections still usable at now (expired ones are dropped). */
 unsigned throttle_idle(struct throttle *t, const struct throttle_limits *lim, int64_t now);
 /* "reuse" "new" "full" "wait" */

@@ -147,12 +147,36 @@ static void test_idle_expiry(void)
     ok(t.next_conn_us == now + 3 * S, "and the delay runs from then");
 }
 
+static void test_budget(void)
+{
+    struct throttle t;
+    struct throttle_limits l = lim(5, 0, 8);
+    int64_t now = 1000 * S;
+
+    ok(throttle_room_new(2, 0, 3), "2 in flight of 3: room for a new connection");
+    ok(!throttle_room_new(2, 1, 3), "2 in flight and 1 idle of 3: none");
+    ok(!throttle_room_new(3, 0, 3), "3 in flight of 3: none");
+    ok(throttle_keep(2, 1, 2, 1, 3), "more ready mail than deliveries in flight: keep");
+    ok(!throttle_keep(1, 1, 2, 0, 3), "no backlog and no room to spare: do not keep");
+    ok(throttle_keep(0, 0, 0, 0, 10), "no backlog but room to spare: keep (a trickle)");
+    ok(!throttle_keep(0, 0, 8, 1, 10), "room for this delivery only: do not keep");
+    ok(throttle_keep(0, 0, 8, 0, 10), "room for this one and an idle connection: keep");
+
+    memset(&t, 0, sizeof(t));
+    ok(throttle_idle_next(&t, &l) == INT64_MAX, "no idle connection: no expiry");
+    throttle_done(&t, &l, 1, 1, 1, now + 2 * S);
+    throttle_done(&t, &l, 1, 1, 1, now);
+    ok(throttle_idle_next(&t, &l) == now + 7 * S,
+       "the first stops being usable 1 s before its timer");
+}
+
 int main(void)
 {
     plan_lazy();
     test_window();
     test_reuse();
     test_idle_expiry();
+    test_budget();
     is_str(throttle_verdict_name(THR_WAIT), "wait", "verdict names");
     return tap_done();
 }
