@@ -20,6 +20,10 @@
 #   CPU        seconds per 1,000 messages used by all the MTA's processes
 #              (exited ones included), start of the run to 1 s after the
 #              last arrival
+#   box busy   share of the machine's CPU time (all cores, everything on
+#              it: load tools, MTA, anything else) that was not idle
+#   (bg_busy in runs.jsonl: the same over the idle second before the run,
+#   i.e. other users' load; high values mark disturbed runs)
 # Each figure in the table is the median of the runs; Postern's ratios to
 # Postfix are medians of the per-run ratios (runs are interleaved, so a
 # ratio compares runs made one right after the other).
@@ -145,7 +149,11 @@ sub run_one {
     make_path($dir);
     chmod 0755, $dir;
     system('sync');
+    # what the machine does without us: other users' work shows here
+    my @b0 = Bench::Proc::machine_cpu();
     sleep 1;
+    my @b1 = Bench::Proc::machine_cpu();
+    $r{bg_busy} = 1 - ($b1[0] - $b0[0]) / ($b1[1] - $b0[1]) if $b1[1] > $b0[1];
     my ($sink, $mta, $src);
     my $ok = eval {
         my $sport = free_port('127.0.0.2');
@@ -187,6 +195,7 @@ sub measure {
         $tr->sample($s);
     }
     my $timeout = $o{timeout} // (120 + $n / 5);
+    my @stat0 = Bench::Proc::machine_cpu();
     my $t0 = time;
     my $src = $load->source(dir => $dir, to => $to, sessions => $cell->{conc}, messages => $n,
         size => $cell->{size});
@@ -208,6 +217,8 @@ sub measure {
         if ($tr && time >= $next) { $tr->sample; $next = time + 0.25 }
         sleep 0.05;
     }
+    my @stat1 = Bench::Proc::machine_cpu();
+    $r->{box_busy} = 1 - ($stat1[0] - $stat0[0]) / ($stat1[1] - $stat0[1]) if $stat1[1] > $stat0[1];
     $src->stop;
     source_results($r, $mta, $src) unless defined $r->{accept_end};
     $r->{t0} = $t0;

@@ -21,6 +21,7 @@ package Bench::Proc;
 #   Bench::Proc::Tracker->new($root_pid): follows one program's process
 #       tree; ->sample (memory peak), ->cpu, ->per_name, ->kill_all
 #   port_listening($addr, $port)   true once something listens there
+#   machine_cpu()  (idle, total) CPU jiffies of the machine so far
 #
 # Every PID is remembered with its start time and only signalled while
 # /proc shows the same process; cleanup kills, by PID, everything spawned
@@ -229,6 +230,19 @@ sub stop_pid {
     return 1 if wait_exit($pid, $secs // 5);
     kill 'KILL', $pid if _ours($pid, $start);
     return wait_exit($pid, 5) ? 1 : 0;
+}
+
+# (idle, total) jiffies of all CPUs since boot, from /proc/stat; idle
+# counts iowait too.
+sub machine_cpu {
+    open my $fh, '<', '/proc/stat' or return (0, 0);
+    my $l = <$fh>;
+    close $fh;
+    my @f = split ' ', $l;
+    shift @f;
+    my $tot = 0;
+    $tot += $_ for @f[0 .. 7];
+    return ($f[3] + $f[4], $tot);
 }
 
 sub port_listening {

@@ -134,7 +134,9 @@ sub one_line {
     my $s = sprintf('%-9s %4s c=%-2d N=%-5d run %d: ', $r->{target}, $r->{label}, $r->{conc}, $r->{n},
         $r->{run});
     return $s . "ERROR $r->{error}" if $r->{error};
-    $s .= sprintf('accept %s/s e2e %s/s', _f($r->{accept_rate}), _f($r->{e2e_rate}));
+    $s .= sprintf('accept %s/s e2e %s/s box %s%% (idle box before: %s%%)', _f($r->{accept_rate}),
+        _f($r->{e2e_rate}), _f(defined $r->{box_busy} ? 100 * $r->{box_busy} : undef),
+        _f(defined $r->{bg_busy} ? 100 * $r->{bg_busy} : undef));
     return $s if $r->{target} eq 'ceiling';
     $s .= sprintf(' p50 %s ms p99 %s ms RSS %s MB PSS %s MB CPU %s s/1000', _f($r->{p50_ms}, '%.1f'),
         _f($r->{p99_ms}, '%.1f'), _mb($r->{rss}), _mb($r->{pss}), _f($r->{cpu_per_1000}, '%.2f'));
@@ -166,8 +168,8 @@ sub finish {
                 . '4 KiB appends/s', _f($d->{file}), _f($d->{commit}), _f($d->{append}));
     }
     push @t, '',
-        '| size | conc | MTA | N | runs | accept/s | end-to-end/s | p50 ms | p99 ms | peak RSS MB | peak PSS MB | CPU s/1000 msgs | Postern ÷ Postfix |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |';
+        '| size | conc | MTA | N | runs | accept/s | end-to-end/s | p50 ms | p99 ms | peak RSS MB | peak PSS MB | CPU s/1000 msgs | box busy | Postern ÷ Postfix |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |';
     my %cells;
     for my $r (@{ $self->{runs} }) {
         push @{ $cells{"$r->{size}:$r->{conc}"} }, $r;
@@ -181,7 +183,7 @@ sub finish {
             next unless @rs;
             my @ok = grep { !$_->{error} } @rs;
             my %m;
-            for my $k (qw(accept_rate e2e_rate p50_ms p99_ms rss pss cpu_per_1000)) {
+            for my $k (qw(accept_rate e2e_rate p50_ms p99_ms rss pss cpu_per_1000 box_busy)) {
                 $m{$k} = median(map { $_->{$k} } @ok);
             }
             my $ratio = '';
@@ -195,11 +197,12 @@ sub finish {
             }
             my $err = @ok < @rs ? sprintf(' (%d failed)', @rs - @ok) : '';
             my $c = $target eq 'ceiling';
-            push @t, sprintf('| %s | %d | %s | %d | %d%s | %s | %s | %s | %s | %s | %s | %s | %s |',
+            push @t, sprintf('| %s | %d | %s | %d | %d%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
                 $rs[0]{label}, $rs[0]{conc}, $NAME{$target} // $target, $rs[0]{n}, scalar @ok, $err,
                 _f($m{accept_rate}), _f($m{e2e_rate}), $c ? '' : _f($m{p50_ms}, '%.1f'),
                 $c ? '' : _f($m{p99_ms}, '%.1f'), $c ? '' : _mb($m{rss}), $c ? '' : _mb($m{pss}),
-                $c ? '' : _f($m{cpu_per_1000}, '%.2f'), $ratio);
+                $c ? '' : _f($m{cpu_per_1000}, '%.2f'),
+                defined $m{box_busy} ? sprintf('%.0f%%', 100 * $m{box_busy}) : '-', $ratio);
         }
     }
     my @errs = grep { $_->{error} } @{ $self->{runs} };
