@@ -35,26 +35,31 @@ static void drop_idle(struct throttle *t, unsigned i)
 unsigned throttle_idle(struct throttle *t, const struct throttle_limits *lim, int64_t now)
 {
     int64_t m = idle_margin(lim);
-    unsigned i = 0;
+    unsigned i = 0, usable = 0;
 
     while (i < t->nidle) {
-        if (now >= t->idle_until[i] - m) {
-            closed_at(t, lim, t->idle_until[i]); /* its timer closes it (or has) */
+        int64_t until = t->idle_until[i];
+        if (now >= until) {
+            closed_at(t, lim, until); /* its timer has closed it */
             drop_idle(t, i);
-        } else {
-            i++;
+            continue;
         }
+        if (now >= until - m)
+            closed_at(t, lim, until); /* closing: no use any more, but still open */
+        else
+            usable++;
+        i++;
     }
-    return t->nidle;
+    return usable;
 }
 
 int64_t throttle_idle_next(const struct throttle *t, const struct throttle_limits *lim)
 {
-    int64_t first = INT64_MAX, m = idle_margin(lim);
+    int64_t first = INT64_MAX;
 
     for (unsigned i = 0; i < t->nidle; i++)
-        if (t->idle_until[i] - m < first)
-            first = t->idle_until[i] - m;
+        if (t->idle_until[i] < first)
+            first = t->idle_until[i];
     return first;
 }
 
@@ -97,11 +102,18 @@ enum thr_verdict throttle_check(struct throttle *t, const struct throttle_limits
 
 int throttle_started(struct throttle *t, const struct throttle_limits *lim, int64_t now)
 {
+    int64_t m = idle_margin(lim);
+
     if (throttle_idle(t, lim, now) == 0)
         return 0;
-    t->nidle--; /* the most recently parked one, as the engine takes it */
-    t->reused++;
-    return 1;
+    /* the most recently parked usable one, as the engine takes it */
+    for (unsigned i = t->nidle; i-- > 0;)
+        if (now < t->idle_until[i] - m) {
+            drop_idle(t, i);
+            t->reused++;
+            return 1;
+        }
+    return 0;
 }
 
 void throttle_done(struct throttle *t, const struct throttle_limits *lim, int kept, int used_conn,

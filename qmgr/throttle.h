@@ -39,8 +39,9 @@
  * An idle connection counts as usable until shortly before its timer
  * closes it (THR_IDLE_MARGIN_US or a quarter of the idle time, the
  * smaller), since the engine's timer started before qmgr heard of it;
- * after that it counts as closed at its timer, and connection_delay runs
- * from then.
+ * after that it counts as ending at its timer (connection_delay runs from
+ * then), but it is still counted (nidle) until that moment: the global
+ * budget must not count it gone while it may still be open.
  *
  * throttle_started(t, lim, now) after a delivery was handed out: it
  * takes the idle connection throttle_check counted on (returns 1), if
@@ -74,9 +75,9 @@ struct throttle_limits {
 };
 
 struct throttle {
-    unsigned window; /* 0: THR_START_WINDOW */
-    unsigned nidle;
-    int64_t idle_until[THR_IDLE_MAX]; /* oldest first */
+    unsigned window;                  /* 0: THR_START_WINDOW */
+    unsigned nidle;                   /* idle connections, usable or closing */
+    int64_t idle_until[THR_IDLE_MAX]; /* their timers, oldest first */
     int64_t next_conn_us;             /* 0: any time */
     int64_t last_close_us;            /* 0: none yet */
     uint64_t reused;                  /* deliveries handed to an idle connection */
@@ -109,12 +110,14 @@ int throttle_keep(unsigned nready, unsigned dest_active, unsigned nactive, unsig
 
 /* The deliveries the destination may have in flight now. */
 unsigned throttle_limit(const struct throttle *t, const struct throttle_limits *lim, int failing);
-/* When the first idle connection stops being usable (INT64_MAX: none). */
+/* When the first idle connection is closed by its timer, leaving the
+ * budget (INT64_MAX: none). */
 int64_t throttle_idle_next(const struct throttle *t, const struct throttle_limits *lim);
 /* Idle connections still usable at now, without dropping the others. */
 unsigned throttle_idle_count(const struct throttle *t, const struct throttle_limits *lim,
                              int64_t now);
-/* Idle connections still usable at now (expired ones are dropped). */
+/* Idle connections still usable at now (those past their timer are
+ * dropped; t->nidle keeps counting the closing ones). */
 unsigned throttle_idle(struct throttle *t, const struct throttle_limits *lim, int64_t now);
 /* "reuse" "new" "full" "wait" */
 const char *throttle_verdict_name(enum thr_verdict v);

@@ -121,6 +121,7 @@ static void test_idle_expiry(void)
     is_int(throttle_idle(&t, &l, now + 6 * S), 1, "usable well before its timer");
     is_int(throttle_idle(&t, &l, now + 7 * S), 0, "not within the margin before its timer");
     ok(t.last_close_us == now + 8 * S, "counted as closed at its timer");
+    is_int(t.nidle, 1, "still counted until then");
     is_int(throttle_check(&t, &l, 0, 0, now + 7 * S, &when), THR_WAIT,
            "a new connection waits for connection_delay after the idle close");
     ok(when == now + 10 * S, "until the timer + connection_delay");
@@ -166,8 +167,16 @@ static void test_budget(void)
     ok(throttle_idle_next(&t, &l) == INT64_MAX, "no idle connection: no expiry");
     throttle_done(&t, &l, 1, 1, 1, now + 2 * S);
     throttle_done(&t, &l, 1, 1, 1, now);
-    ok(throttle_idle_next(&t, &l) == now + 7 * S,
-       "the first stops being usable 1 s before its timer");
+    ok(throttle_idle_next(&t, &l) == now + 8 * S, "the first leaves the budget at its timer");
+    is_int(throttle_idle_count(&t, &l, now + 7 * S), 1, "usable until 1 s before its timer");
+    is_int(throttle_idle(&t, &l, now + 7 * S), 1, "then one is usable");
+    is_int(t.nidle, 2, "but both still count for the budget");
+    is_int(throttle_started(&t, &l, now + 7 * S), 1, "a delivery takes the usable one");
+    is_int(t.nidle, 1, "the closing one stays counted");
+    ok(t.idle_until[0] == now + 8 * S, "(the closing one)");
+    is_int(throttle_started(&t, &l, now + 7 * S), 0, "it is not handed out");
+    throttle_idle(&t, &l, now + 8 * S);
+    is_int(t.nidle, 0, "gone at its timer");
 }
 
 int main(void)
