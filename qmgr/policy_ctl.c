@@ -100,6 +100,7 @@ struct view {
     struct route_plan orders[ROUTE_MAX_GW];
     struct route_plan first;
     int early_age, early_error; /* the relay phase may start before direct attempts are spent */
+    long long max_deliveries, idle_timeout, failure_limit; /* global throttles (main.cf) */
 };
 
 static void build_view(struct qmgr *q, struct view *v, int64_t now)
@@ -107,6 +108,9 @@ static void build_view(struct qmgr *q, struct view *v, int64_t now)
     struct qhist h;
 
     policy_lookup(q, v->domain, &v->pol);
+    v->max_deliveries = cfg_num(q->c->cfg, P_max_deliveries);
+    v->idle_timeout = cfg_num(q->c->cfg, P_connection_idle_timeout);
+    v->failure_limit = cfg_num(q->c->cfg, P_destination_failure_limit);
     v->ctx.p = &v->pol;
     v->ctx.gws = routing_gateways(q);
     v->ctx.size = v->size > 0 ? (uint64_t)v->size : 0;
@@ -217,6 +221,11 @@ static void text_route(const struct view *v, struct buf *out)
                "throttles:   max_connections %lld, messages_per_connection %lld, "
                "connection_delay %s, retry_delay %s, retry_delay_max %s, max_queue_lifetime %s\n",
                p->max_connections, p->messages_per_connection, a, b, c, d);
+    fmt_secs(a, sizeof(a), v->idle_timeout);
+    buf_printf(out,
+               "             (all destinations) max_deliveries %lld, connection_idle_timeout %s, "
+               "destination_failure_limit %lld\n",
+               v->max_deliveries, a, v->failure_limit);
     buf_printf(out, "tls:         %s\n", dlv_tls_name((enum dlv_tls)p->tls));
 }
 
@@ -307,9 +316,11 @@ static void json_route(const struct view *v, struct buf *out)
     buf_printf(out,
                ",\"tls\":\"%s\",\"throttles\":{\"max_connections\":%lld,"
                "\"messages_per_connection\":%lld,\"connection_delay\":%lld,\"retry_delay\":%lld,"
-               "\"retry_delay_max\":%lld,\"max_queue_lifetime\":%lld}}\n",
+               "\"retry_delay_max\":%lld,\"max_queue_lifetime\":%lld,\"max_deliveries\":%lld,"
+               "\"connection_idle_timeout\":%lld,\"destination_failure_limit\":%lld}}\n",
                dlv_tls_name((enum dlv_tls)p->tls), p->max_connections, p->messages_per_connection,
-               p->connection_delay, p->retry_delay, p->retry_delay_max, p->max_queue_lifetime);
+               p->connection_delay, p->retry_delay, p->retry_delay_max, p->max_queue_lifetime,
+               v->max_deliveries, v->idle_timeout, v->failure_limit);
 }
 
 static int route_usage(struct buf *out, const char *why)

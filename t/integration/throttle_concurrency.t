@@ -15,7 +15,7 @@
 #     reuse count too, so a server behind several destinations never sees
 #     more than max_deliveries connections from Postern
 #   - smtpctl route shows max_connections 2 for the domain and 10 for one
-#     without an entry
+#     without an entry, and max_deliveries (all destinations) after a reload
 # Counting connections at the peer: Postern sends QUIT and its result
 # goes to qmgr at once, while the peer records the close only after it
 # has answered 221 and closed; a new connection may be recorded in the
@@ -115,6 +115,9 @@ $pt->config(max_deliveries => 3);
 ($rc, $out) = $pt->smtpctl('reload');
 is($rc, 0, 'reload with max_deliveries = 3') or diag $out;
 sleep 1;
+is(throttles('u@direct.thr.test')->{max_deliveries}, 3, 'route: max_deliveries 3 in force');
+($rc, $out) = $pt->smtpctl('route', 'u@relay.thr.test');
+like($out, qr/\(all destinations\) max_deliveries 3, connection_idle_timeout 5s/, 'route text shows the global throttles');
 $pt->mark_log;
 is(queue_mail(map { ("d$_\@direct.thr.test", "r$_\@relay.thr.test") } 1 .. 15), 30,
     '15 messages to a direct domain and 15 to a relayed one, the same peer behind both');
