@@ -4,11 +4,12 @@
 #   - dead.thr.test's MX accepts connections and never says a word (the
 #     worst kind: each attempt holds a delivery slot until smtp_timeout,
 #     3 s here); ok.thr.test's MX works
-#   - 10 messages to the dead domain are queued first, then 10 to the
-#     healthy one: the healthy one gets all 10 before the first
-#     connection to the dead MX has even given up - the dead destination,
-#     new and untried, may have at most 2 deliveries in flight (the start
-#     of its window) and so never takes all 4 slots
+#   - 10 messages to the dead domain are sent first, and once its
+#     deliveries have started 10 to the healthy one: the healthy one gets
+#     all 10 before the first connection to the dead MX has even given up
+#     - the dead destination, new and untried, may have at most 2
+#     deliveries in flight (the start of its window) and so never takes
+#     all 4 slots
 #   - after that first failure (the two deliveries in flight failed
 #     together: one failure) the dead destination gets one delivery at a
 #     time, and the messages that failed are not tried again before their
@@ -57,13 +58,13 @@ sub hosts {
 }
 
 # --- the first wave ---
-($rc, $out) = $pt->smtpctl('pause', 'delivery');
+$pt->mark_log;
 my $n = 0;
 for my $i (1 .. 10) { $n++ if $pt->send_mail(from => 's@src.test', to => ["d$i\@dead.thr.test"]) }
+ok(wait_until(10, sub { $dead->connections >= 1 }), 'the dead MX is being tried');
+sleep 0.5;    # every delivery qmgr is willing to start for it has started
 for my $i (1 .. 10) { $n++ if $pt->send_mail(from => 's@src.test', to => ["o$i\@ok.thr.test"]) }
 is($n, 20, '10 messages to the dead domain, then 10 to the healthy one');
-$pt->mark_log;
-($rc, $out) = $pt->smtpctl('resume', 'delivery');
 ok($ok->wait_messages(10, 30), 'the healthy domain got its 10');
 ok(wait_until(15, sub { grep { defined $_->{close} } $dead->connections }),
     'a first connection to the dead MX gave up');
