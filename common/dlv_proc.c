@@ -126,6 +126,9 @@ static void cancel_gen(uint32_t gen)
     }
     if (n > 0)
         log_info("qmgr went away: %zu delivery job(s) cancelled", n);
+    /* A new qmgr does not know our idle connections: counting them against
+     * max_connections and max_deliveries starts afresh, so close them. */
+    dlv_engine_close_idle(P.eng);
     exit_when_idle();
 }
 
