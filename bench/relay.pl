@@ -130,9 +130,11 @@ sub disk_ceiling {
     my ($secs) = @_;
     my %r;
     for my $i (1 .. 3) {
-        my $pid = open(my $fh, '-|');
-        die "bench: fork: $!\n" unless defined $pid;
-        if ($pid == 0) { exec "$WORK/bin/fsyncrate", $WORK, $secs or POSIX::_exit(127) }
+        my $f = "$out/fsyncrate.$i.txt";
+        my $pid = Bench::Proc::spawn(cmd => [ "$WORK/bin/fsyncrate", $WORK, $secs ], name => 'fsyncrate',
+            stdout => $f);
+        Bench::Proc::wait_exit($pid, 3 * $secs + 60) or Bench::Proc::stop_pid($pid, 5);
+        open my $fh, '<', $f or next;
         while (<$fh>) { push @{ $r{$1} }, $2 if /^(\w+) \d+ \S+ (\d+)/ }
         close $fh;
     }

@@ -2,8 +2,9 @@ package Bench::Proc;
 
 # Bench::Proc - the processes a benchmark starts, and what they cost.
 #
-#   Bench::Proc::init($workdir)   once: become a child subreaper, install
-#                                 the cleanup handlers (INT TERM HUP, END)
+#   Bench::Proc::init($workdir)   once: take $workdir/bench.lock (waits while
+#                                 another benchmark runs), become a child
+#                                 subreaper, install the cleanup handlers
 #   my $pid = spawn(cmd => [...], name => 'sink', stdout => PATH|FH|undef,
 #                   stderr => PATH|FH|'stdout'|undef, env => {...});
 #   my ($pid, $tpid) = spawn_logged(cmd => [...], name => ..., log => PATH,
@@ -31,6 +32,7 @@ package Bench::Proc;
 use strict;
 use warnings;
 use Exporter 'import';
+use Fcntl ();
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
 
@@ -45,10 +47,22 @@ my %SPAWNED;      # pid => { name, start }
 my %EXITED;       # pid => [time, status]
 my @TRACKERS;     # live trackers, killed at cleanup
 
+my $LOCK;
+
 sub init {
     my ($work) = @_;
     $TSLOG = "$work/bin/tslog";
     die "bench: $TSLOG is not built (run bench/run)\n" unless -x $TSLOG;
+    # One benchmark at a time: two would measure each other.
+    open $LOCK, '>>', "$work/bench.lock" or die "bench: $work/bench.lock: $!\n";
+    if (!flock($LOCK, Fcntl::LOCK_EX() | Fcntl::LOCK_NB())) {
+        print STDERR "bench: another benchmark holds $work/bench.lock; waiting for it (at most 4 h)\n";
+        my $end = time + 4 * 3600;
+        until (flock($LOCK, Fcntl::LOCK_EX() | Fcntl::LOCK_NB())) {
+            die "bench: gave up waiting for $work/bench.lock\n" if time > $end;
+            sleep 5;
+        }
+    }
     # Orphans of the programs we start come back to us, so we can reap and
     # kill them by PID (PR_SET_CHILD_SUBREAPER).
     eval {
