@@ -28,8 +28,8 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wno-unused-parameter -Wno-format-nonliteral \
 	-Wcast-qual -Wundef -Wwrite-strings
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Icommon $(WARN) $(CFLAGS) -MMD -MP
-LIBS := -levent_openssl -levent -lldns -ldb-5.3 -lssl -lcrypto -lcrypt
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Icommon $(WARN) $(CFLAGS) -MMD -MP
+LIBS := -levent_openssl -levent -lldns -ldb-5.3 -lssl -lcrypto -lcrypt -pthread
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -106,7 +106,7 @@ run: all
 	sh tools/run.sh
 
 # Fuzzers: sources compiled again with clang's fuzzer instrumentation.
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Icommon -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Icommon -g -O1 -fsanitize=fuzzer-no-link,address,undefined
 build/fz/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<

@@ -9,17 +9,26 @@
  * (qmsg_spill), so memory stays bounded.
  *
  * commit_submit() puts a complete message in the current batch. The batch
- * runs from a zero-delay timer, i.e. after the event loop has handled
+ * starts from a zero-delay timer, i.e. after the event loop has handled
  * every other ready socket, so that messages whose final dot arrived
  * together are committed together:
- *   1. create and write incoming/ID for each (unless spilled already) and
- *      set the size in the envelope;
- *   2. fdatasync each file;
- *   3. rename incoming/ID to queue/ID for each (never over an existing
- *      file: RENAME_NOREPLACE);
- *   4. fsync the queue/ directory once;
- * and only then calls each message's done(ok) so the session can say 250.
+ *   1. (loop) create and write incoming/ID for each (unless spilled
+ *      already) and set the size in the envelope;
+ *   2. (sync thread) start writeback of every file, fdatasync each;
+ *   3. (sync thread) rename incoming/ID to queue/ID for each (never over
+ *      an existing file: RENAME_NOREPLACE);
+ *   4. (sync thread) fsync the queue/ directory once;
+ *   5. (loop, woken by an eventfd) call each message's done(ok), so the
+ *      session says 250 only now.
  * A message that failed anywhere is removed and reported with ok = 0.
+ *
+ * Steps 2-4 run in one sync thread so that the event loop never waits
+ * for the disk: while one batch is being made durable, sessions go on
+ * and the next batch fills. That is what lets a batch grow with the load
+ * (group commit); with the sync in the loop, every session stalled for
+ * every fsync. The thread touches only the messages of the batch it was
+ * given, and only until it hands the batch back; it never logs or calls
+ * back (the loop does both).
  *
  * qmsg_free() of a message that was not committed removes its incoming
  * file, so an aborted session leaves nothing behind. commit_init()
@@ -54,6 +63,8 @@ struct qmsg {
     int fd;            /* incoming/ID once created, else -1 */
     int failed;
     int committed;
+    const char *sync_what; /* set by the sync thread when a step failed */
+    int sync_errno;
     qmsg_done_fn done;
     void *arg;
 };
@@ -66,7 +77,8 @@ struct commit_stats {
     uint64_t failed;
     uint64_t bytes;
     uint64_t max_batch;
-    uint64_t sync_us; /* time spent in fdatasync/fsync */
+    uint64_t sync_us;  /* time spent in fdatasync/fsync */
+    uint64_t inflight; /* messages in the batch being synced */
 };
 
 struct committer {
@@ -74,9 +86,11 @@ struct committer {
     int incoming_fd;
     int queue_fd;
     struct event *ev;
-    struct qmsg_list batch;
+    struct qmsg_list batch; /* filling: messages submitted since the last start */
     size_t nbatch;
     struct commit_stats st;
+    /* The sync thread and the batch it works on (guarded by mu). */
+    struct sync_worker *w;
 };
 
 /* Open incoming/ and queue/ (relative to the working directory, the
@@ -91,7 +105,8 @@ int qmsg_spill(struct committer *c, struct qmsg *m);
 void qmsg_free(struct committer *c, struct qmsg *m);
 
 void commit_submit(struct committer *c, struct qmsg *m, qmsg_done_fn done, void *arg);
-/* Run the current batch now (tests, shutdown). */
+/* Finish the batch in the sync thread and run the current one, both to
+ * the end, before returning (tests, shutdown). */
 void commit_run(struct committer *c);
 
 #endif

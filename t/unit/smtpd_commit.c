@@ -122,6 +122,13 @@ int main(void)
     }
     is_int(done_ok, 0, "nothing acknowledged before the batch runs");
     event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    is_int(done_ok, 0, "nothing acknowledged while the sync thread works on the batch");
+    /* The sync thread wakes the loop through its eventfd (bounded wait). */
+    for (int i = 0; i < 500 && done_ok < 3; i++) {
+        struct timeval tick = {0, 10000};
+        event_base_loopexit(base, &tick);
+        event_base_dispatch(base);
+    }
     is_int(done_ok, 3, "three acknowledged");
     is_int(c.st.batches, 1, "in one batch");
     is_int(count("queue"), 3, "three files in queue/");
