@@ -15,31 +15,8 @@ use IO::Socket::SSL;
 use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(time);
 use Postern::Test;
+use Postern::RawSMTP qw(smtp_connect smtp_reply smtp_cmd);
 use Postern::Util qw(slurp make_cert);
-
-sub smtp_connect {
-    my (%o) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $o{port},
-        ($o{local} ? (LocalAddr => $o{local}) : ()), Timeout => 10)
-        or die "connect: $!";
-    binmode $s;
-    $s->autoflush(1);
-    return $s;
-}
-
-sub smtp_reply {
-    my ($s) = @_;
-    my $r = '';
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 15;
-        while (defined(my $l = <$s>)) { $r .= $l; last if $l =~ /^\d{3}(?: |\r?\n)/ }
-        alarm 0;
-    };
-    return $r;
-}
-
-sub smtp_cmd { my ($s, $line) = @_; print $s "$line\r\n"; return smtp_reply($s) }
 
 # etc/users compiled to etc/users.db: by `smtpctl makemap` when it can,
 # else directly with DB_File (the same Berkeley DB hash format).

@@ -10,30 +10,8 @@ use lib "$FindBin::Bin/../lib";
 use Test::More;
 use IO::Socket::INET;
 use Postern::Test;
+use Postern::RawSMTP qw(smtp_connect smtp_reply smtp_cmd);
 use Postern::Util qw(slurp wait_until pid_alive);
-
-sub smtp_connect {
-    my (%o) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $o{port}, Timeout => 10)
-        or die "connect: $!";
-    binmode $s;
-    $s->autoflush(1);
-    return $s;
-}
-
-sub smtp_reply {
-    my ($s) = @_;
-    my $r = '';
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 15;
-        while (defined(my $l = <$s>)) { $r .= $l; last if $l =~ /^\d{3}(?: |\r?\n)/ }
-        alarm 0;
-    };
-    return $r;
-}
-
-sub smtp_cmd { my ($s, $line) = @_; print $s "$line\r\n"; return smtp_reply($s) }
 
 sub files {
     my ($pt, $dir) = @_;
