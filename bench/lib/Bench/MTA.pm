@@ -14,7 +14,6 @@ package Bench::MTA;
 #   $m->id_from_250($line)    # queue ID in smtp-source's "<<< 250 ..." line
 #   $m->id_from_sent($line)   # queue ID in the MTA's "delivered" log line
 #   $m->stop(30);             # SIGTERM to its master, then SIGKILL leftovers
-#   $m->describe              # one line: how it is configured
 #
 # Postern runs bin/master -d. Postfix (postfix start-fg) and OpenSMTPD
 # (smtpd -d) run from the .debs unpacked under bench/work/root, each in a
@@ -168,11 +167,6 @@ sub ready { return $_[0]->log_since_start =~ /postern ready/ }
 sub id_from_250  { return $_[1] =~ /<<< 250 .*queued as (\S+)/ ? $1 : undef }
 sub id_from_sent { return $_[1] =~ /: (\S+): to=<[^>]*>, relay=.*status=sent/ ? $1 : undef }
 
-sub describe {
-    return 'Postern (this tree, bin/master -d): default main.cf but for listen address, spool, '
-        . 'mynetworks, dns_servers = the bench nsd, direct_port = the sink\'s port; '
-        . 'delivers by MX lookup through its dnsd';
-}
 
 ############################################################################
 package Bench::MTA::Postfix;
@@ -266,11 +260,6 @@ sub master_pid { return $_[0]{tracker}->find(qr{/sbin/master\b}) }
 sub id_from_250  { return $_[1] =~ /<<< 250 .*queued as (\S+)/ ? $1 : undef }
 sub id_from_sent { return $_[1] =~ m{postfix/smtp\[\d+\]: (\w+): to=<.*status=sent} ? $1 : undef }
 
-sub describe {
-    return 'Postfix 3.7 (Debian .deb, unpacked): compiled-in defaults but for private paths, '
-        . 'listen address, mynetworks, mydestination empty, relayhost = [sink]:port, no chroot, '
-        . 'maillog_file = /dev/stdout';
-}
 
 ############################################################################
 package Bench::MTA::OpenSMTPD;
@@ -315,9 +304,5 @@ sub id_from_sent {
     return $_[1] =~ /mta delivery evpid=([0-9a-f]{8})[0-9a-f]{8} .*result="Ok"/ ? $1 : undef;
 }
 
-sub describe {
-    return 'OpenSMTPD 6.8 (Debian .deb, unpacked): listen on 127.0.0.1 port P, '
-        . 'relay host smtp://sink:port, everything else default';
-}
 
 1;
