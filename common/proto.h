@@ -31,7 +31,8 @@ enum ipc_type {
     IMSG_SHUTDOWN = 9,   /* master->child: empty; finish and exit 0 */
 
     /* smtpd <-> qmgr: 100..199 */
-    IMSG_QUEUE_NEW = 100, /* smtpd->qmgr: str queue_id (file is in queue/) */
+    IMSG_QUEUE_NEW = 100,  /* smtpd->qmgr: str queue_id (file is in queue/) */
+    IMSG_QUEUE_FREE = 101, /* qmgr->smtpd: u32 n, n x str name (files moved to free/) */
 
     /* qmgr <-> deliver / relay: 200..299 (layouts in common/delivery.h) */
     IMSG_DELIVERY = 200,        /* qmgr->deliver|relay, with the message fd */

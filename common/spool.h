@@ -13,6 +13,7 @@
 
 #define SPOOL_INCOMING "incoming"
 #define SPOOL_QUEUE "queue"
+#define SPOOL_FREE "free" /* delivered files kept for reuse (smtpd/commit.h) */
 #define SPOOL_HOLD "hold"
 #define SPOOL_BOUNCED "bounced"
 #define SPOOL_BAD "bad"

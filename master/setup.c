@@ -48,7 +48,7 @@ static int ensure_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, char 
 
 int setup_spool(struct master *m, char **err)
 {
-    static const char *const owned[] = {SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_HOLD,
+    static const char *const owned[] = {SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_FREE, SPOOL_HOLD,
                                         SPOOL_BOUNCED,  SPOOL_BAD,   SPOOL_DB};
     const char *spool = cfg_str(&m->cfg, P_queue_directory);
     uid_t uid = geteuid(), root = 0;

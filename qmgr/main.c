@@ -41,6 +41,7 @@ static void load_policy(struct qmgr *q, const struct config *cfg)
     q->pol.port = (int)cfg_num(cfg, P_direct_port);
     q->max_deliveries = cfg_num(cfg, P_max_deliveries);
     q->per_conn = cfg_num(cfg, P_messages_per_connection);
+    q->recycle_max = cfg_num(cfg, P_queue_file_recycle);
 }
 
 static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
@@ -176,6 +177,7 @@ int main(int argc, char **argv)
     store_init(q);
     queue_start(q);
     rc = child_loop(c);
+    recycle_close(q);
     store_close(q);
     routing_free(q);
     return rc;

@@ -152,6 +152,10 @@ struct qmgr {
     struct qpolicy pol;
     struct routing *rt; /* policy.h: domains map, gateways, secrets, sender map */
     long long max_deliveries, per_conn;
+    long long recycle_max;        /* queue_file_recycle */
+    char (*freed)[QFILE_ID_SIZE]; /* names in free/ not yet sent to smtpd (recycle.c) */
+    size_t nfreed, freed_cap;
+    struct event *free_ev;
     int64_t started_us, start_ms;
     struct qstats st;
 };
@@ -179,6 +183,11 @@ int msg_remove(struct qmgr *q, struct msg *m);
 /* Move a file from queue/ to bad/ (rename; never deleted). */
 int spool_to_bad(const char *from_dir, const char *id, const char *why);
 struct dest *dest_get(struct qmgr *q, const char *name);
+
+/* recycle.c: move a delivered file (at path) to free/ for smtpd to reuse;
+ * 0, or -1 when it must be deleted instead. */
+int recycle_file(struct qmgr *q, const struct msg *m, const char *path);
+void recycle_close(struct qmgr *q);
 
 /* policy.c: the rules in force for d (etc/domains over main.cf). */
 struct qpolicy *policy_for(struct qmgr *q, const struct dest *d);

@@ -2,7 +2,8 @@
  * queue - qmgr's messages and the spool: loading queue files, the
  * start-up scan, and moving files between queue/, hold/, bounced/ and
  * bad/ (all renames inside the spool; nothing is ever deleted except a
- * fully delivered message or one an admin removed).
+ * fully delivered message or one an admin removed; a delivered one goes
+ * to free/ for smtpd to reuse, recycle.c).
  *
  * Start-up (queue_start): every file in queue/ and hold/ is read; one
  * that does not parse goes to bad/ with a log line. Then the BDB records
@@ -263,7 +264,7 @@ void msg_finish(struct qmgr *q, struct msg *m)
             failed++;
     msg_path(m, path, sizeof(path));
     if (failed == 0) {
-        if (unlink(path) != 0 && errno != ENOENT) {
+        if (recycle_file(q, m, path) != 0 && unlink(path) != 0 && errno != ENOENT) {
             log_err("%s: cannot remove %s: %s", m->id, path, strerror(errno));
             return;
         }

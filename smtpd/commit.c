@@ -168,9 +168,10 @@ static int worker_start(struct committer *c, char **err)
     return 0;
 }
 
-static void clean_incoming(struct committer *c)
+/* Remove every file of a spool directory (but dot files); how many went. */
+static unsigned clean_dir(int dirfd, const char *name)
 {
-    int fd = dup(c->incoming_fd);
+    int fd = dup(dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     struct dirent *de;
     unsigned n = 0;
@@ -178,25 +179,36 @@ static void clean_incoming(struct committer *c)
     if (d == NULL) {
         if (fd >= 0)
             close(fd);
-        return;
+        return 0;
     }
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        if (unlinkat(c->incoming_fd, de->d_name, 0) == 0)
+        if (unlinkat(dirfd, de->d_name, 0) == 0)
             n++;
-        else
-            log_warn("cannot remove stale %s/%s: %s", SPOOL_INCOMING, de->d_name, strerror(errno));
+        else if (errno != ENOENT)
+            log_warn("cannot remove stale %s/%s: %s", name, de->d_name, strerror(errno));
     }
     closedir(d);
+    return n;
+}
+
+static void clean_incoming(struct committer *c)
+{
+    unsigned n = clean_dir(c->incoming_fd, SPOOL_INCOMING);
+
     if (n)
         log_info("removed %u unfinished message(s) from %s/ (left by an earlier stop)", n,
                  SPOOL_INCOMING);
+    /* Files qmgr freed before this process started: see commit.h. */
+    if (c->free_fd >= 0 && (n = clean_dir(c->free_fd, SPOOL_FREE)) > 0)
+        log_debug("removed %u old file(s) from %s/", n, SPOOL_FREE);
 }
 
 int commit_init(struct committer *c, struct event_base *base, char **err)
 {
     memset(c, 0, sizeof(*c));
+    c->free_fd = -1;
     c->base = base;
     TAILQ_INIT(&c->batch);
     c->incoming_fd = open(SPOOL_INCOMING, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -206,6 +218,11 @@ int commit_init(struct committer *c, struct event_base *base, char **err)
                          strerror(errno));
         return -1;
     }
+    /* free/ is optional: without it files are created, never reused. */
+    c->free_fd = open(SPOOL_FREE, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (c->free_fd < 0)
+        log_info("no %s/ in the spool (%s): queue files are not recycled", SPOOL_FREE,
+                 strerror(errno));
     c->ev = event_new(base, -1, 0, on_timer, c);
     clean_incoming(c);
     return worker_start(c, err);
@@ -235,7 +252,63 @@ void commit_free(struct committer *c)
         close(c->incoming_fd);
     if (c->queue_fd >= 0)
         close(c->queue_fd);
+    if (c->free_fd >= 0)
+        close(c->free_fd);
+    free(c->pool);
+    c->pool = NULL;
+    c->npool = c->pool_max = 0;
+    c->free_fd = -1;
     c->ev = NULL;
+}
+
+void commit_set_pool_max(struct committer *c, size_t max)
+{
+    while (c->npool > max) {
+        c->npool--;
+        unlinkat(c->free_fd, c->pool[c->npool], 0);
+    }
+    c->pool = xrealloc(c->pool, (max ? max : 1) * sizeof(*c->pool));
+    c->pool_max = max;
+}
+
+void commit_recycle(struct committer *c, const char *name)
+{
+    if (c->free_fd < 0)
+        return;
+    if (!qfile_id_valid(name))
+        return; /* not ours to touch: only queue IDs are ever put there */
+    if (c->npool >= c->pool_max) {
+        unlinkat(c->free_fd, name, 0);
+        c->st.pool_dropped++;
+        return;
+    }
+    memcpy(c->pool[c->npool++], name, QFILE_ID_SIZE);
+}
+
+/*
+ * A file for incoming/ID: the newest name of the pool (its blocks are the
+ * likeliest to be cached), else a new file. A name that is gone (removed
+ * at a restart, say) is skipped.
+ */
+static int open_file(struct committer *c, struct qmsg *m)
+{
+    while (c->npool > 0) {
+        const char *name = c->pool[--c->npool];
+        if (renameat2(c->free_fd, name, c->incoming_fd, m->id, RENAME_NOREPLACE) != 0)
+            continue;
+        m->fd = openat(c->incoming_fd, m->id, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (m->fd >= 0) {
+            m->recycled = 1;
+            c->st.recycled++;
+            return 0;
+        }
+        unlinkat(c->incoming_fd, m->id, 0);
+    }
+    m->fd = openat(c->incoming_fd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (m->fd < 0)
+        return -1;
+    c->st.created++;
+    return 0;
 }
 
 struct qmsg *qmsg_new(const char *id)
@@ -294,8 +367,7 @@ static int create_file(struct committer *c, struct qmsg *m)
     struct iovec iov[2];
     size_t total, done = 0;
 
-    m->fd = openat(c->incoming_fd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (m->fd < 0) {
+    if (open_file(c, m) != 0) {
         fail(c, m, "cannot create");
         return -1;
     }
@@ -314,6 +386,7 @@ static int create_file(struct committer *c, struct qmsg *m)
             return -1;
         }
         done += (size_t)w;
+        m->file_len += (uint64_t)w;
         if (done >= total)
             break;
         /* Partial write: advance the vectors and go on. */
@@ -338,8 +411,17 @@ int qmsg_spill(struct committer *c, struct qmsg *m)
         fail(c, m, "cannot write");
         return -1;
     }
+    m->file_len += m->body.len;
     buf_reset(&m->body);
     return 0;
+}
+
+/* A reused file may be longer than this message: cut what is left of
+ * the old one. */
+static void cut_file(struct committer *c, struct qmsg *m)
+{
+    if (!m->failed && m->recycled && ftruncate(m->fd, (off_t)m->file_len) != 0)
+        fail(c, m, "cannot truncate");
 }
 
 /* Last part of a message: rest of the body and, if spilled, the size. */
@@ -350,17 +432,20 @@ static void finish_file(struct committer *c, struct qmsg *m)
     if (m->failed)
         return;
     if (m->fd < 0) {
-        create_file(c, m);
+        if (create_file(c, m) == 0)
+            cut_file(c, m);
         return;
     }
     if (write_full(m->fd, m->body.data, m->body.len) != 0) {
         fail(c, m, "cannot write");
         return;
     }
+    m->file_len += m->body.len;
     buf_reset(&m->body);
     qfile_size_field(msg_size(m), sf);
     if (pwrite(m->fd, sf, sizeof(sf), (off_t)m->size_off) != (ssize_t)sizeof(sf))
         fail(c, m, "cannot write the size of");
+    cut_file(c, m);
 }
 
 void commit_submit(struct committer *c, struct qmsg *m, qmsg_done_fn done, void *arg)

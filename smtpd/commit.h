@@ -32,7 +32,19 @@
  *
  * qmsg_free() of a message that was not committed removes its incoming
  * file, so an aborted session leaves nothing behind. commit_init()
- * removes whatever an earlier crash left in incoming/.
+ * removes whatever an earlier crash left in incoming/ and free/.
+ *
+ * Recycled files. Creating a file costs an inode allocation, and on ext4
+ * without a journal that means scanning past every recently deleted inode
+ * of the group (measured: a third of smtpd's CPU time at 1,500 messages/s).
+ * So qmgr does not delete a delivered queue file: it renames it into
+ * free/ and tells smtpd its name (IMSG_QUEUE_FREE), and step 1 takes a
+ * name from this pool, renames free/NAME to incoming/ID, overwrites it
+ * from offset 0 and cuts it to the new length, falling back to creating
+ * a file when the pool is empty or the name is gone. Only names announced
+ * since this process started are reused: a file found in free/ at start
+ * could, after a crash of a file system without a journal, still share
+ * its inode with a queue file, so those are unlinked, never rewritten.
  */
 #ifndef POSTERN_COMMIT_H
 #define POSTERN_COMMIT_H
@@ -61,6 +73,8 @@ struct qmsg {
     struct buf body;   /* body bytes not yet written */
     uint64_t body_len; /* all body bytes, written or not */
     int fd;            /* incoming/ID once created, else -1 */
+    uint64_t file_len; /* bytes written to fd so far */
+    int recycled;      /* fd is a reused file: cut it to file_len at the end */
     int failed;
     int committed;
     const char *sync_what; /* set by the sync thread when a step failed */
@@ -77,8 +91,11 @@ struct commit_stats {
     uint64_t failed;
     uint64_t bytes;
     uint64_t max_batch;
-    uint64_t sync_us;  /* time spent in fdatasync/fsync */
-    uint64_t inflight; /* messages in the batch being synced */
+    uint64_t sync_us;      /* time spent in fdatasync/fsync */
+    uint64_t inflight;     /* messages in the batch being synced */
+    uint64_t recycled;     /* files reused from free/ */
+    uint64_t created;      /* files created */
+    uint64_t pool_dropped; /* announced names deleted because the pool was full */
 };
 
 struct committer {
@@ -89,6 +106,9 @@ struct committer {
     struct qmsg_list batch; /* filling: messages submitted since the last start */
     size_t nbatch;
     struct commit_stats st;
+    int free_fd;                 /* free/, or -1: no recycling */
+    char (*pool)[QFILE_ID_SIZE]; /* names in free/ to reuse, newest last */
+    size_t npool, pool_max;
     /* The sync thread and the batch it works on (guarded by mu). */
     struct sync_worker *w;
 };
@@ -97,6 +117,13 @@ struct committer {
  * spool) and remove stale files from incoming/. 0, or -1 and *err. */
 int commit_init(struct committer *c, struct event_base *base, char **err);
 void commit_free(struct committer *c);
+
+/* How many names the recycling pool keeps (queue_file_recycle); 0 turns
+ * recycling off and empties the pool. */
+void commit_set_pool_max(struct committer *c, size_t max);
+/* qmgr moved a delivered queue file to free/NAME: keep it for reuse, or
+ * delete it when the pool is full or the name is not a queue ID. */
+void commit_recycle(struct committer *c, const char *name);
 
 struct qmsg *qmsg_new(const char *id);
 /* Write what is buffered to incoming/ID now. 0, or -1 (the message is

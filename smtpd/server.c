@@ -63,6 +63,7 @@ struct smtpd {
     int timeout_s, data_timeout_s, fail_delay_s;
     unsigned max_sessions, max_per_client;
     size_t cmd_limit;
+    size_t pool_max; /* queue_file_recycle */
     SSL_CTX *tls;
     struct map *users;
     struct committer commit;
@@ -141,6 +142,7 @@ static int load_conf(struct smtpd *sd, const struct config *cfg, char **err)
     sd->max_sessions = (unsigned)cfg_num(cfg, P_smtpd_max_sessions);
     sd->max_per_client = (unsigned)cfg_num(cfg, P_smtpd_max_sessions_per_client);
     sd->cmd_limit = (size_t)cfg_num(cfg, P_smtpd_command_line_limit);
+    sd->pool_max = (size_t)cfg_num(cfg, P_queue_file_recycle);
     sd->line = xrealloc(sd->line, sd->cmd_limit + 1);
     return 0;
 }
@@ -932,6 +934,7 @@ int smtpd_start(struct smtpd *sd, char **err)
 
     if (commit_init(&sd->commit, sd->c->base, err) != 0)
         return -1;
+    commit_set_pool_max(&sd->commit, sd->pool_max);
     for (int pass = 0; pass < 2; pass++) {
         n = child_fds(sd->c, pass ? "submission" : "listen", fds, MAX_LISTENERS - sd->nlst);
         for (int i = 0; i < n; i++) {
@@ -958,10 +961,33 @@ int smtpd_start(struct smtpd *sd, char **err)
 
 /* ---- child callbacks ---- */
 
+/* qmgr moved delivered files to free/: their names, for reuse. */
+static void take_free(struct smtpd *sd, const struct ipc_msg *m)
+{
+    struct ipc_r r;
+    uint32_t n;
+
+    ipc_r_init(&r, m->body, m->len);
+    n = ipc_r_u32(&r);
+    for (uint32_t i = 0; i < n && ipc_r_ok(&r); i++) {
+        const char *name = ipc_r_str(&r);
+        if (ipc_r_ok(&r))
+            commit_recycle(&sd->commit, name);
+    }
+    if (!ipc_r_done(&r))
+        log_warn("qmgr: malformed list of freed queue files");
+}
+
 static void on_qmgr_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
 {
+    struct smtpd *sd = arg;
+
     if (m->fd >= 0)
         close(m->fd);
+    if (m->type == IMSG_QUEUE_FREE) {
+        take_free(sd, m);
+        return;
+    }
     log_debug("ignoring message type %u from qmgr", m->type);
 }
 
@@ -995,6 +1021,7 @@ int smtpd_reload(struct child *c, char **err)
 
     if (load_conf(sd, c->cfg, err) != 0)
         return -1;
+    commit_set_pool_max(&sd->commit, sd->pool_max);
     /* The master re-copied etc/users.db into the spool; we run inside it. */
     if (access(USERS_MAP_SPOOL ".db", F_OK) == 0)
         open_users(sd, USERS_MAP_SPOOL, 0);
@@ -1027,6 +1054,9 @@ static void show(struct smtpd *sd, unsigned flags, struct buf *out)
         {"commit_max_batch", cs->max_batch},
         {"commit_failed", cs->failed},
         {"commit_sync_us", cs->sync_us},
+        {"files_created", cs->created},
+        {"files_recycled", cs->recycled},
+        {"recycle_pool", sd->commit.npool},
         {"qmgr_notified", s->qmgr_notified},
         {"qmgr_missed", s->qmgr_missed},
     };

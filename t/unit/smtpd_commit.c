@@ -3,7 +3,10 @@
  * temporary spool: a batch lands in queue/ as parseable queue files, a
  * spilled large message gets its size patched, an aborted message leaves
  * nothing in incoming/, stale files are cleaned at start, and an existing
- * queue file is never overwritten.
+ * queue file is never overwritten. Recycling: an announced free/ file is
+ * reused (same inode) and cut to the new message, a spilled message too;
+ * bad names are ignored, a full pool deletes, a vanished name falls back
+ * to creating a file.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -94,6 +97,153 @@ static int check_file(const char *id, size_t want_size)
     return ok_;
 }
 
+static size_t file_size(const char *dir, const char *id, ino_t *ino)
+{
+    char path[128];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, id);
+    if (stat(path, &st) != 0)
+        return (size_t)-1;
+    if (ino)
+        *ino = st.st_ino;
+    return (size_t)st.st_size;
+}
+
+/* A file of n bytes of 'Z' in free/ under a fresh queue ID; its inode. */
+static ino_t put_free(struct qfile_idgen *g, char *name, size_t n)
+{
+    char path[128];
+    char *junk = malloc(n);
+    ino_t ino = 0;
+    int fd;
+
+    qfile_id_next(g, now_us(), name);
+    snprintf(path, sizeof(path), "free/%s", name);
+    memset(junk, 'Z', n);
+    fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    if (fd >= 0 && write(fd, junk, n) == (ssize_t)n)
+        file_size("free", name, &ino);
+    if (fd >= 0)
+        close(fd);
+    free(junk);
+    return ino;
+}
+
+static int has_byte(const char *dir, const char *id, char b)
+{
+    char path[128], buf[4096];
+    ssize_t n;
+    int fd, found = 0;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, id);
+    if ((fd = open(path, O_RDONLY)) < 0)
+        return -1;
+    while (!found && (n = read(fd, buf, sizeof(buf))) > 0)
+        found = memchr(buf, b, (size_t)n) != NULL;
+    close(fd);
+    return found;
+}
+
+static void test_recycling(struct committer *c, struct qfile_idgen *g)
+{
+    char name[QFILE_ID_SIZE], name2[QFILE_ID_SIZE], name3[QFILE_ID_SIZE];
+    ino_t ino, got;
+    struct qmsg *m;
+    size_t want;
+    uint64_t created, recycled;
+
+    commit_set_pool_max(c, 2);
+
+    /* a long file in free/ takes a short message */
+    ino = put_free(g, name, 20000);
+    ok(ino != 0, "free/ file made");
+    commit_recycle(c, name);
+    is_int((long long)c->npool, 1, "name taken into the pool");
+    m = make(g, "Subject: r\r\n\r\nrecycled\r\n", 24);
+    want = m->head.len + m->body.len;
+    char id[QFILE_ID_SIZE];
+    strcpy(id, m->id);
+    recycled = c->st.recycled;
+    commit_submit(c, m, on_done, c);
+    commit_run(c);
+    is_int((long long)(c->st.recycled - recycled), 1, "the message went into the recycled file");
+    is_int((long long)file_size("queue", id, &got), (long long)want, "cut to the new length");
+    ok(got == ino, "same inode");
+    is_int(has_byte("queue", id, 'Z'), 0, "nothing of the old content left");
+    ok(check_file(id, 16 + 24), "the recycled queue file parses");
+    is_int(count("free"), 0, "free/ is empty");
+
+    /* names that are not queue IDs are never touched */
+    close(open("free/notanid", O_CREAT | O_WRONLY, 0600));
+    commit_recycle(c, "notanid");
+    commit_recycle(c, "../queue");
+    is_int((long long)c->npool, 0, "bad names are not taken");
+    ok(access("free/notanid", F_OK) == 0, "nor deleted");
+    unlink("free/notanid");
+
+    /* a full pool deletes what it cannot keep */
+    put_free(g, name, 10);
+    put_free(g, name2, 10);
+    put_free(g, name3, 10);
+    commit_recycle(c, name);
+    commit_recycle(c, name2);
+    commit_recycle(c, name3);
+    is_int((long long)c->npool, 2, "the pool holds two");
+    is_int((long long)c->st.pool_dropped, 1, "one dropped");
+    ok(access("free/", F_OK) == 0 && count("free") == 2, "the dropped file is deleted");
+
+    /* a name that vanished: the next one, then a new file */
+    {
+        char path[64];
+        snprintf(path, sizeof(path), "free/%s", name2);
+        unlink(path);
+        snprintf(path, sizeof(path), "free/%s", name);
+        unlink(path);
+    }
+    created = c->st.created;
+    m = make(g, "x", 1);
+    strcpy(id, m->id);
+    commit_submit(c, m, on_done, c);
+    commit_run(c);
+    is_int((long long)c->npool, 0, "both vanished names were tried");
+    is_int((long long)(c->st.created - created), 1, "then a new file was created");
+    ok(check_file(id, 16 + 1), "and committed");
+
+    /* a spilled message into a recycled file, shorter than the old one */
+    ino = put_free(g, name, 3 * COMMIT_SPILL);
+    commit_recycle(c, name);
+    {
+        size_t big = COMMIT_SPILL + 100;
+        char *body = malloc(big);
+        memset(body, 'y', big);
+        m = make(g, body, COMMIT_SPILL);
+        strcpy(id, m->id);
+        want = m->head.len + big;
+        is_int(qmsg_spill(c, m), 0, "spill into a recycled file");
+        buf_add(&m->body, body + COMMIT_SPILL, 100);
+        m->body_len += 100;
+        commit_submit(c, m, on_done, c);
+        commit_run(c);
+        is_int((long long)file_size("queue", id, &got), (long long)want,
+               "spilled: cut to its length");
+        ok(got == ino, "spilled: same inode");
+        is_int(has_byte("queue", id, 'Z'), 0, "spilled: nothing old left");
+        ok(check_file(id, 16 + big), "spilled: parses with the right size");
+        free(body);
+    }
+
+    /* turning recycling off empties the pool */
+    put_free(g, name, 10);
+    commit_recycle(c, name);
+    commit_set_pool_max(c, 0);
+    is_int((long long)c->npool, 0, "pool emptied");
+    is_int(count("free"), 0, "and its files deleted");
+    put_free(g, name, 10);
+    commit_recycle(c, name);
+    is_int(count("free"), 0, "with recycling off an announced file is deleted");
+}
+
 int main(void)
 {
     char dir[] = "/tmp/commit-test-XXXXXX";
@@ -109,9 +259,12 @@ int main(void)
         return 1;
     mkdir("incoming", 0700);
     mkdir("queue", 0700);
+    mkdir("free", 0700);
     close(open("incoming/STALE", O_CREAT | O_WRONLY, 0600));
+    close(open("free/0660C61B0AE55A0000", O_CREAT | O_WRONLY, 0600));
     is_int(commit_init(&c, base, &err), 0, "commit_init");
     is_int(count("incoming"), 0, "stale incoming file removed at start");
+    is_int(count("free"), 0, "old free/ file removed at start, not reused");
     qfile_id_init(&g, 0);
 
     /* a batch of three, run from the event loop */
@@ -180,6 +333,8 @@ int main(void)
         ok(stat(path, &st) == 0 && st.st_size == 0, "the existing file is untouched");
         is_int(count("incoming"), 0, "nothing left in incoming/");
     }
+
+    test_recycling(&c, &g);
 
     commit_free(&c);
     event_base_free(base);
