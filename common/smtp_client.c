@@ -138,6 +138,8 @@ struct smtpc {
     off_t sent;
     char *rbuf;
     struct buf enc;
+    struct buf cork; /* commands held back to go out in one write */
+    int corked;
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -408,6 +410,7 @@ static void destroy(struct smtpc *s)
     txn_clear(s);
     smtp_reply_free(&s->reply);
     buf_free(&s->enc);
+    buf_free(&s->cork);
     free(s->rbuf);
     free(s->q);
     free(s->host);
@@ -461,6 +464,32 @@ static void expect(struct smtpc *s, enum expect what, size_t idx)
         kick_soon(s);
 }
 
+/*
+ * Output. On a plain connection with nothing queued, bytes go straight to
+ * the socket; going through the bufferevent would arm the write event and
+ * disarm it once drained (two epoll_ctl calls per command). What the
+ * socket does not take now is queued; an error is left for the
+ * bufferevent to find on its own write.
+ */
+static void out_add(struct smtpc *s, const void *p, size_t n)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+
+    if (s->corked) {
+        buf_add(&s->cork, p, n);
+        return;
+    }
+    if (s->ssl == NULL && evbuffer_get_length(out) == 0) {
+        ssize_t w = send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            p = (const char *)p + w;
+            n -= (size_t)w;
+        }
+    }
+    if (n > 0)
+        evbuffer_add(out, p, n);
+}
+
 /* Queue a command line (CR LF included in cmd); log shows `shown` if set. */
 static void send_cmd(struct smtpc *s, const char *cmd, size_t len, const char *shown)
 {
@@ -472,7 +501,7 @@ static void send_cmd(struct smtpc *s, const char *cmd, size_t len, const char *s
         log_line(s, ">", shown, strlen(shown));
     else
         log_line(s, ">", cmd, l);
-    bufferevent_write(s->bev, cmd, len);
+    out_add(s, cmd, len);
 }
 
 static void send_fmt(struct smtpc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1026,13 +1055,20 @@ static int send_envelope(struct smtpc *s)
 {
     size_t i;
 
-    send_mail(s);
-    if (!pipelining(s))
+    if (!pipelining(s)) {
+        send_mail(s);
         return STOP;
+    }
+    /* RFC 2920: the whole group in one write. */
+    s->corked = 1;
+    send_mail(s);
     for (i = 0; i < s->txn.nrcpts; i++)
         if (!s->rfinal[i])
             send_rcpt(s, i);
     send_fmt(s, "DATA");
+    s->corked = 0;
+    out_add(s, s->cork.data, s->cork.len);
+    buf_reset(&s->cork);
     expect(s, EX_DATA, 0);
     return STOP;
 }
@@ -1079,33 +1115,38 @@ static int fill_body(struct smtpc *s)
     size_t want;
 
     timer_arm(s, s->timeout);
-    while (evbuffer_get_length(out) < BODY_HIGH && s->sent < s->txn.length) {
-        want = BODY_CHUNK;
-        if ((off_t)want > s->txn.length - s->sent)
-            want = (size_t)(s->txn.length - s->sent);
-        n = pread(s->txn.fd, s->rbuf, want, s->txn.offset + s->sent);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return fail_local(s, SMTPC_TEMP, SMTPC_CL_LOCAL, SMTPC_STEP_DATA, "4.3.0",
-                              "cannot read the message file at offset %lld: %s",
-                              (long long)(s->txn.offset + s->sent),
-                              n < 0 ? strerror(errno) : "file shorter than expected");
+    for (;;) {
+        /* Up to BODY_HIGH bytes, dot-stuffed into s->enc, go out in one write. */
         buf_reset(&s->enc);
-        smtp_dotstuff_add(&s->ds, s->rbuf, (size_t)n, &s->enc);
-        evbuffer_add(out, s->enc.data, s->enc.len);
-        s->sent += n;
+        while (evbuffer_get_length(out) + s->enc.len < BODY_HIGH && s->sent < s->txn.length) {
+            want = BODY_CHUNK;
+            if ((off_t)want > s->txn.length - s->sent)
+                want = (size_t)(s->txn.length - s->sent);
+            n = pread(s->txn.fd, s->rbuf, want, s->txn.offset + s->sent);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return fail_local(s, SMTPC_TEMP, SMTPC_CL_LOCAL, SMTPC_STEP_DATA, "4.3.0",
+                                  "cannot read the message file at offset %lld: %s",
+                                  (long long)(s->txn.offset + s->sent),
+                                  n < 0 ? strerror(errno) : "file shorter than expected");
+            smtp_dotstuff_add(&s->ds, s->rbuf, (size_t)n, &s->enc);
+            s->sent += n;
+        }
+        if (s->sent >= s->txn.length && !s->body_ended) {
+            smtp_dotstuff_end(&s->ds, &s->enc);
+            s->body_ended = 1;
+        }
+        out_add(s, s->enc.data, s->enc.len);
+        if (s->body_ended) {
+            log_line(s, ">", ".", 1);
+            bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+            expect(s, EX_DOT, 0);
+            return STOP;
+        }
+        if (evbuffer_get_length(out) > 0)
+            return STOP; /* on_write calls again once it drains below BODY_LOW */
     }
-    if (s->sent >= s->txn.length && !s->body_ended) {
-        buf_reset(&s->enc);
-        smtp_dotstuff_end(&s->ds, &s->enc);
-        evbuffer_add(out, s->enc.data, s->enc.len);
-        s->body_ended = 1;
-        log_line(s, ">", ".", 1);
-        bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-        expect(s, EX_DOT, 0);
-    }
-    return STOP;
 }
 
 static int rset_reply(struct smtpc *s)
@@ -1540,6 +1581,7 @@ struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_opts *o, sm
 
     smtp_reply_init(&s->reply);
     buf_init(&s->enc);
+    buf_init(&s->cork);
     s->txn.fd = -1;
     s->open_cb = cb;
     s->arg = arg;
