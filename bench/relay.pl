@@ -225,6 +225,11 @@ sub measure {
     source_results($r, $mta, $src) unless defined $r->{accept_end};
     $r->{t0} = $t0;
     $r->{at_sink} = $sink->count;
+    # A run in which the source gave up early (a refused session is fatal
+    # to smtp-source) measured something else: it is not a figure.
+    $r->{error} //= sprintf('only %d of %d accepted; smtp-source: %s', $r->{accepted}, $n,
+        $r->{source_errors} ? $r->{source_errors}[0] : 'no error shown')
+        if defined $r->{accepted} && $r->{accepted} < $n;
     my $t_e2e = $sink->time_of($want);
     $r->{e2e_rate} = $want / ($t_e2e - $t0) if $t_e2e && !$r->{error};
     $r->{accept_rate} = $r->{accepted} / ($r->{accept_end} - $t0)

@@ -358,6 +358,13 @@ static void conn_close(struct conn *c)
 
     c->closing = 1;
     c->s.state = SS_CLOSED;
+    /* A closing session no longer counts against its client's limit: with
+     * the 221 written at once, a client may reconnect before the close
+     * completes here. */
+    if (c->slot) {
+        slot_put(c->sd, c->slot);
+        c->slot = NULL;
+    }
     if (c->bev == NULL) {
         conn_drop(c);
         return;
