@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,33 @@ static enum log_level log_level = LOG_LV_INFO;
 
 static const char *const level_names[] = {"error", "warning", "info", "detail", "debug"};
 
+/*
+ * The parts of a file line's prefix that rarely change are kept made:
+ * "NAME[PID]" (remade after a fork) and the time to the second. Only the
+ * event loop's thread logs (smtpd's sync thread never does), so these
+ * need no lock.
+ */
+static char who[96];
+static size_t who_len;
+static time_t stamp_sec = (time_t)-1;
+static char stamp[32];
+static size_t stamp_len;
+
+static void forget_pid(void)
+{
+    who_len = 0;
+}
+
 void log_init(const char *prog, enum log_target target)
 {
+    static int atfork;
+
+    if (!atfork) {
+        pthread_atfork(NULL, NULL, forget_pid);
+        atfork = 1;
+    }
     log_progname = prog;
+    who_len = 0;
     log_target = target;
     if (target == LOG_TO_SYSLOG)
         openlog(prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
@@ -91,14 +116,33 @@ void log_vmsg(enum log_level lv, const char *fmt, va_list ap)
         return;
     if (log_target == LOG_TO_STDERR) {
         struct timespec ts;
-        struct tm tm;
+        long ms;
         clock_gettime(CLOCK_REALTIME, &ts);
-        localtime_r(&ts.tv_sec, &tm);
-        n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-        r = snprintf(line + n, sizeof(line) - n, ".%03ld %s[%ld]: %s: ", ts.tv_nsec / 1000000,
-                     log_progname, (long)getpid(), level_names[lv]);
-        if (r > 0)
-            n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+        if (ts.tv_sec != stamp_sec) {
+            struct tm tm;
+            localtime_r(&ts.tv_sec, &tm);
+            stamp_len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+            stamp_sec = ts.tv_sec;
+        }
+        if (who_len == 0) {
+            r = snprintf(who, sizeof(who), "%s[%ld]: ", log_progname, (long)getpid());
+            who_len = r > 0 ? ((size_t)r < sizeof(who) ? (size_t)r : sizeof(who) - 1) : 0;
+        }
+        ms = ts.tv_nsec / 1000000;
+        memcpy(line, stamp, stamp_len);
+        n = stamp_len;
+        line[n++] = '.';
+        line[n++] = (char)('0' + ms / 100);
+        line[n++] = (char)('0' + ms / 10 % 10);
+        line[n++] = (char)('0' + ms % 10);
+        line[n++] = ' ';
+        memcpy(line + n, who, who_len);
+        n += who_len;
+        size_t ll = strlen(level_names[lv]);
+        memcpy(line + n, level_names[lv], ll);
+        n += ll;
+        line[n++] = ':';
+        line[n++] = ' ';
     } else {
         r = snprintf(line, sizeof(line), "%s: ", level_names[lv]);
         n = r > 0 ? (size_t)r : 0;
