@@ -1,10 +1,21 @@
 /*
  * Unit tests for common/smtp_reply: reply parsing, enhanced status codes,
  * summaries and sanitising, EHLO capabilities, the DATA encoder.
+ *
+ * The DATA encoder is also checked differentially: smtp_dotstuff_add/end
+ * must produce exactly what the reference copy of the original encoder
+ * (t/ref/dotstuff_ref.h) does, with the same bol/cr fields after every
+ * piece, for every short input over {".", CR, LF, "a"} cut in every way
+ * into two pieces and for thousands of seeded random messages cut in
+ * random pieces.
  */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ref/codec_gen.h"
+#include "../ref/dotstuff_ref.h"
 #include "smtp_reply.h"
 #include "tap.h"
 #include "util.h"
@@ -231,11 +242,129 @@ static void test_dotstuff(void)
     check_stuff("x\r\n.\r\n.\r\n", "x\r\n..\r\n..\r\n.\r\n", "an embedded end marker is escaped");
 }
 
+/* ---- differential tests against the reference encoder ---- */
+
+struct estats {
+    unsigned runs, fails;
+};
+
+/*
+ * Encode in[0..len) with the encoder and the reference, the same pieces to
+ * both (sizes from gen_chunk(), or the fixed cuts[] when ncuts > 0),
+ * comparing output and fields after every piece and after the end.
+ */
+static int diff_enc(const char *in, size_t len, struct gen_rng *r, int style, const size_t *cuts,
+                    size_t ncuts, struct estats *st)
+{
+    struct smtp_dotstuff a, b;
+    struct buf oa, ob;
+    size_t off = 0, piece = 0, n = 0, seen = 0;
+    int good = 1, ended = 0;
+
+    smtp_dotstuff_init(&a);
+    smtp_dotstuff_init(&b);
+    buf_init(&oa);
+    buf_init(&ob);
+    buf_add(&oa, "pre", 3); /* the encoder appends to what is there */
+    buf_add(&ob, "pre", 3);
+    while (good) {
+        if (off >= len && piece >= ncuts) {
+            smtp_dotstuff_end(&a, &oa);
+            ref_dotstuff_end(&b, &ob);
+            ended = 1;
+        } else {
+            n = ncuts > 0 ? (piece < ncuts ? cuts[piece] : len - off)
+                          : gen_chunk(r, style, len - off);
+            smtp_dotstuff_add(&a, in + off, n, &oa);
+            ref_dotstuff_add(&b, in + off, n, &ob);
+            off += n;
+            piece++;
+        }
+        good = a.bol == b.bol && a.cr == b.cr && oa.len == ob.len &&
+               memcmp(oa.data + seen, ob.data + seen, oa.len + 1 - seen) == 0; /* and NUL */
+        seen = oa.len;
+        if (ended)
+            break;
+    }
+    st->runs++;
+    if (!good && st->fails++ < 3) {
+        char esc[300];
+        size_t o = 0;
+        for (size_t i = 0; i < len && o + 8 < sizeof(esc); i++) {
+            unsigned char c = (unsigned char)in[i];
+            if (c == '\r' || c == '\n')
+                o += (size_t)snprintf(esc + o, sizeof(esc) - o, "\\%c", c == '\r' ? 'r' : 'n');
+            else if (c < 0x20 || c > 0x7e)
+                o += (size_t)snprintf(esc + o, sizeof(esc) - o, "\\x%02x", c);
+            else
+                esc[o++] = (char)c;
+        }
+        esc[o] = '\0';
+        diag("encoder differs: style=%d piece %zu at offset %zu (%zu bytes)%s: new bol=%d cr=%d "
+             "out=%zu, ref bol=%d cr=%d out=%zu",
+             style, piece, off, n, ended ? " at the end" : "", a.bol, a.cr, oa.len, b.bol, b.cr,
+             ob.len);
+        diag("input (%zu bytes): %s", len, esc);
+    }
+    buf_free(&oa);
+    buf_free(&ob);
+    return good;
+}
+
+static void test_dotstuff_diff_exhaustive(void)
+{
+    static const char alpha[] = ".\r\na";
+    struct estats st = {0};
+    struct gen_rng r;
+    char in[8];
+    size_t ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+
+    gen_seed(&r, 2);
+    for (size_t len = 0; len <= 7; len++) {
+        size_t total = 1;
+        for (size_t k = 0; k < len; k++)
+            total *= 4;
+        for (size_t v = 0; v < total; v++) {
+            size_t x = v;
+            for (size_t k = 0; k < len; k++, x /= 4)
+                in[k] = alpha[x % 4];
+            diff_enc(in, len, &r, GEN_WHOLE, NULL, 0, &st);
+            diff_enc(in, len, &r, GEN_ONE, ones, len, &st);
+            for (size_t cut = 0; cut <= len; cut++)
+                diff_enc(in, len, &r, GEN_WHOLE, &cut, 1, &st);
+        }
+    }
+    ok(st.fails == 0, "encoder, exhaustive short inputs: %u runs agree with the reference",
+       st.runs);
+}
+
+static void test_dotstuff_diff_random(void)
+{
+    static const size_t maxes[] = {8, 64, 400, 3000, 3000, 20000};
+    struct estats st = {0};
+    struct gen_rng r;
+    struct buf in;
+    const unsigned n_inputs = 1500;
+
+    for (unsigned seed = 0; seed < n_inputs; seed++) {
+        gen_seed(&r, 7000 + seed);
+        buf_init(&in);
+        gen_input(&r, &in, maxes[gen_below(&r, sizeof(maxes) / sizeof(maxes[0]))]);
+        for (int style = 0; style < GEN_STYLES; style++)
+            if (!diff_enc(in.data, in.len, &r, style, NULL, 0, &st) && st.fails <= 3)
+                diag("(random input seed %u)", 7000 + seed);
+        buf_free(&in);
+    }
+    ok(st.fails == 0, "encoder, random messages: %u runs agree with the reference", st.runs);
+}
+
 int main(void)
 {
     plan_lazy();
     test_replies();
     test_caps();
     test_dotstuff();
+    test_dotstuff_diff_exhaustive();
+    test_dotstuff_diff_random();
     return done_testing();
 }
