@@ -2,12 +2,17 @@
  * Fuzz target for common/smtp_reply: replies parsed one after another from
  * hostile input, each summarised and read as EHLO capabilities; the same
  * input run through the DATA encoder, whose output must be a well-formed
- * DATA stream (checked here, abort on violation).
+ * DATA stream (checked here, abort on violation), and must be exactly what
+ * the reference copy of the original encoder (t/ref/dotstuff_ref.h) gives,
+ * with the same bol/cr fields, fed whole, one byte at a time and in
+ * pseudo-random pieces (abort on any difference).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ref/codec_gen.h"
+#include "../ref/dotstuff_ref.h"
 #include "smtp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,6 +54,44 @@ static void fuzz_dotstuff(const char *in, size_t n)
     buf_free(&out);
 }
 
+/* style: 0 whole, 1 one byte, 2 small pieces, 3 larger pieces (some empty). */
+static void diff_dotstuff(const char *in, size_t n, int style, uint64_t seed)
+{
+    struct smtp_dotstuff a, b;
+    struct buf oa, ob;
+    struct gen_rng r;
+    size_t off = 0, seen = 0, piece;
+
+    gen_seed(&r, seed);
+    smtp_dotstuff_init(&a);
+    smtp_dotstuff_init(&b);
+    buf_init(&oa);
+    buf_init(&ob);
+    while (off < n) {
+        if (style == 0)
+            piece = n - off;
+        else if (style == 1)
+            piece = 1;
+        else
+            piece = gen_below(&r, style == 2 ? 9 : 300);
+        if (piece > n - off)
+            piece = n - off;
+        smtp_dotstuff_add(&a, in + off, piece, &oa);
+        ref_dotstuff_add(&b, in + off, piece, &ob);
+        off += piece;
+        if (a.bol != b.bol || a.cr != b.cr || oa.len != ob.len ||
+            memcmp(oa.data + seen, ob.data + seen, oa.len - seen) != 0)
+            abort();
+        seen = oa.len;
+    }
+    smtp_dotstuff_end(&a, &oa);
+    ref_dotstuff_end(&b, &ob);
+    if (a.bol != b.bol || a.cr != b.cr || oa.len != ob.len || memcmp(oa.data, ob.data, oa.len))
+        abort();
+    buf_free(&oa);
+    buf_free(&ob);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *p = (const char *)data;
@@ -77,5 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     smtp_reply_free(&r);
     fuzz_dotstuff(p, size);
+    for (int style = 0; style < 4; style++)
+        diff_dotstuff(p, size, style, size ? data[0] : 0);
     return 0;
 }

@@ -8,12 +8,19 @@
  * 2. Raw input in both bare-newline modes, fed in two pieces: DATA may
  *    only end right after the bytes CR LF "." CR LF (or ".\r\n" at the
  *    very start); normalize mode's output has only CR LF line ends.
+ * 3. Differential: the decoder against the reference copy of the original
+ *    byte-at-a-time decoder (t/ref/data_dec_ref.h), limits and mode taken
+ *    from the first bytes, the rest fed whole, one byte at a time and in
+ *    pseudo-random pieces: the bytes consumed, the output and every field
+ *    of struct data_dec must be the same after every piece.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../smtpd/data_dec.h"
+#include "../ref/codec_gen.h"
+#include "../ref/data_dec_ref.h"
 #include "smtp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -82,6 +89,68 @@ static void raw(const char *in, size_t n, int normalize, size_t split)
     buf_free(&out);
 }
 
+static int same_dec(const struct data_dec *a, const struct data_dec *b)
+{
+    return a->state == b->state && a->normalize == b->normalize && a->line_limit == b->line_limit &&
+           a->size_limit == b->size_limit && a->line_len == b->line_len && a->size == b->size &&
+           a->lines == b->lines && a->err == b->err && a->done == b->done;
+}
+
+/* style: 0 whole, 1 one byte, 2 small pieces, 3 larger pieces (some empty). */
+static void diff_one(const char *in, size_t n, int normalize, size_t line_limit,
+                     uint64_t size_limit, int style, uint64_t seed)
+{
+    struct data_dec a, b;
+    struct buf oa, ob;
+    struct gen_rng r;
+    size_t off = 0, seen = 0, piece, ua, ub;
+
+    gen_seed(&r, seed);
+    data_dec_init(&a, normalize, line_limit, size_limit);
+    data_dec_init(&b, normalize, line_limit, size_limit);
+    buf_init(&oa);
+    buf_init(&ob);
+    for (;;) {
+        if (a.done || style == 0)
+            piece = n - off;
+        else if (style == 1)
+            piece = n - off < 1 ? n - off : 1;
+        else
+            piece = gen_below(&r, style == 2 ? 9 : 300);
+        if (piece > n - off)
+            piece = n - off;
+        ua = data_dec_feed(&a, in + off, piece, &oa);
+        ub = ref_data_dec_feed(&b, in + off, piece, &ob);
+        if (ua != ub || !same_dec(&a, &b) || oa.len != ob.len ||
+            memcmp(oa.data + seen, ob.data + seen, oa.len - seen) != 0)
+            abort();
+        seen = oa.len;
+        off += ua;
+        if (off >= n || (a.done && ua == 0))
+            break;
+    }
+    buf_free(&oa);
+    buf_free(&ob);
+}
+
+static void differential(const uint8_t *data, size_t size)
+{
+    static const size_t line_lims[] = {0, 1, 2, 5, 10, 78, 1000, SIZE_MAX};
+    static const uint64_t size_lims[] = {0, 1, 3, 10, 100, 1000, 100000, UINT64_MAX};
+    int normalize;
+    size_t ll;
+    uint64_t sl, seed;
+
+    if (size < 3)
+        return;
+    normalize = data[0] & 1;
+    ll = line_lims[(data[0] >> 1) & 7];
+    sl = size_lims[(data[0] >> 4) & 7];
+    seed = (uint64_t)data[1] << 8 | data[2];
+    for (int style = 0; style < 4; style++)
+        diff_one((const char *)data + 3, size - 3, normalize, ll, sl, style, seed);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
@@ -90,5 +159,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     round_trip(in, size);
     raw(in, size, 0, split);
     raw(in, size, 1, split);
+    differential(data, size);
     return 0;
 }
