@@ -175,6 +175,7 @@ int main(int argc, char **argv)
     }
     dispatch_init(q);
     store_init(q);
+    recycle_start(q);
     queue_start(q);
     rc = child_loop(c);
     recycle_close(q);

@@ -187,6 +187,8 @@ struct dest *dest_get(struct qmgr *q, const char *name);
 /* recycle.c: move a delivered file (at path) to free/ for smtpd to reuse;
  * 0, or -1 when it must be deleted instead. */
 int recycle_file(struct qmgr *q, const struct msg *m, const char *path);
+/* Empty free/ (at start, before anything is recycled). */
+void recycle_start(struct qmgr *q);
 void recycle_close(struct qmgr *q);
 
 /* policy.c: the rules in force for d (etc/domains over main.cf). */

@@ -3,6 +3,7 @@
  * of being deleted (why: smtpd/commit.h). Names are sent to smtpd in one
  * IMSG_QUEUE_FREE per loop turn.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,34 @@ int recycle_file(struct qmgr *q, const struct msg *m, const char *path)
     if (q->nfreed == 1)
         event_active(q->free_ev, EV_TIMEOUT, 0);
     return 0;
+}
+
+/*
+ * At start: files a previous qmgr moved to free/ but never announced
+ * would stay there until smtpd restarts. Deleting them all is safe even
+ * while smtpd holds some of their names: smtpd skips a name that is gone,
+ * and its rename and this unlink cannot both succeed.
+ */
+void recycle_start(struct qmgr *q)
+{
+    DIR *d = opendir(SPOOL_FREE);
+    struct dirent *de;
+    unsigned n = 0;
+
+    (void)q;
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char path[300];
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", SPOOL_FREE, de->d_name);
+        if (unlink(path) == 0)
+            n++;
+    }
+    closedir(d);
+    if (n)
+        log_debug("removed %u file(s) from %s/", n, SPOOL_FREE);
 }
 
 void recycle_close(struct qmgr *q)

@@ -11,6 +11,9 @@
 #   - queue_file_recycle = 0 on reload: the pool is emptied, delivered
 #     files are deleted and new ones created
 #   - a file left in free/ is removed when smtpd starts, never reused
+#   - a file left in free/ is removed when qmgr restarts alone (a killed
+#     qmgr may have moved files it never announced), while smtpd still
+#     holds names: smtpd skips the vanished ones and mail flows
 #   - a deferred message in a recycled file parses (smtpctl show message)
 use strict;
 use warnings;
@@ -131,5 +134,20 @@ close $fh;
 $pt->start;
 ok(wait_until(10, sub { !-e "$spool/free/LEFTOVER" }), 'a leftover in free/ is removed at start');
 is(stats()->{files_recycled}, 0, 'nothing reused after the start');
+
+# 7. qmgr killed and restarted alone: free/ is emptied again, smtpd goes on
+deliver_one(body => "into the pool\n");
+ok(wait_until(10, sub { (stats()->{recycle_pool} // 0) >= 1 }), 'smtpd holds a name');
+my $old = $pt->pid_of('qmgr');
+ok($old && kill('KILL', $old), 'qmgr killed');
+open $fh, '>', "$spool/free/ORPHAN" or die "create: $!";
+close $fh;
+ok(wait_until(20, sub { my $p = $pt->pid_of('qmgr'); $p && $p != $old && !-e "$spool/free/ORPHAN" }),
+    'the new qmgr removed what was in free/');
+my $created = stats()->{files_created};
+my $g = deliver_one(body => "after qmgr's restart\n");
+is(stats()->{files_created}, $created + 1, "the held name was gone: smtpd created a file instead");
+($last) = ($mx->messages)[-1];
+like($mx->message_text($last), qr/after qmgr's restart\r?\n\z/, 'and the message arrived intact');
 
 done_testing();
