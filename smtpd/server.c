@@ -66,6 +66,7 @@ struct smtpd {
     size_t pool_max; /* queue_file_recycle */
     SSL_CTX *tls;
     struct map *users;
+    struct auth_pool *auth; /* the AUTH thread (auth.h) */
     struct committer commit;
     struct qfile_idgen idgen;
     struct ipc_chan *qmgr;
@@ -93,7 +94,7 @@ struct conn {
     struct event *delay;
     int in_tls_handshake;
     int discarding; /* skipping the rest of an over-long command line */
-    int busy;       /* a commit for this session is running */
+    int busy;       /* a commit or an AUTH check for this session is running */
     int dead;       /* the client is gone; free after the commit */
     int closing;
     int out_blocked;     /* input processing waits for the output to drain */
@@ -540,22 +541,22 @@ static void on_auth_delay(evutil_socket_t fd, short what, void *arg)
         conn_process(c);
 }
 
-static void do_auth(struct conn *c)
+/* The AUTH thread's verdict on c's credentials (in the loop). */
+static void on_auth_done(void *arg, int r)
 {
+    struct conn *c = arg;
     struct smtpd *sd = c->sd;
-    char *err = NULL;
-    int r = auth_check(sd->users, c->s.auth_user, c->s.auth_pass, &err);
     enum sess_act act;
 
-    memset(c->s.auth_pass, 0, sizeof(c->s.auth_pass));
+    c->busy = 0;
+    if (c->dead) {
+        conn_free(c);
+        return;
+    }
     if (r > 0) {
         sd->st.auth_ok++;
         log_info("[%s]:%u authenticated as %s", c->s.addr, c->s.port, c->s.auth_user);
-    } else if (r < 0) {
-        log_err("AUTH from [%s]: %s", c->s.addr, err);
-        free(err);
-    }
-    if (r == 0) {
+    } else {
         struct timeval tv = {sd->fail_delay_s, 0};
         sd->st.auth_failed++;
         log_warn("authentication failed for user %s from [%s]:%u", c->s.auth_user, c->s.addr,
@@ -568,6 +569,33 @@ static void do_auth(struct conn *c)
     act = sess_auth_result(&c->s, r, &sd->out);
     flush_out(c);
     handle_act(c, act);
+    if (!c->closing)
+        conn_process(c);
+}
+
+/*
+ * The user is looked up here (the loop owns the map); the crypt, about
+ * 18 ms for yescrypt, runs in the AUTH thread so that no session waits
+ * for another's password check. The session stays in SS_WAIT meanwhile.
+ */
+static void do_auth(struct conn *c)
+{
+    struct smtpd *sd = c->sd;
+    char *err = NULL, *hash = NULL;
+    enum sess_act act;
+
+    if (auth_lookup(sd->users, c->s.auth_user, &hash, &err) < 0) {
+        memset(c->s.auth_pass, 0, sizeof(c->s.auth_pass));
+        log_err("AUTH from [%s]: %s", c->s.addr, err);
+        free(err);
+        act = sess_auth_result(&c->s, -1, &sd->out);
+        flush_out(c);
+        handle_act(c, act);
+        return;
+    }
+    c->busy = 1;
+    auth_pool_submit(sd->auth, c->s.auth_pass, hash, c);
+    memset(c->s.auth_pass, 0, sizeof(c->s.auth_pass));
 }
 
 /* ---- STARTTLS ---- */
@@ -966,6 +994,8 @@ int smtpd_start(struct smtpd *sd, char **err)
     if (commit_init(&sd->commit, sd->c->base, err) != 0)
         return -1;
     commit_set_pool_max(&sd->commit, sd->pool_max);
+    if ((sd->auth = auth_pool_new(sd->c->base, on_auth_done, err)) == NULL)
+        return -1;
     for (int pass = 0; pass < 2; pass++) {
         n = child_fds(sd->c, pass ? "submission" : "listen", fds, MAX_LISTENERS - sd->nlst);
         for (int i = 0; i < n; i++) {

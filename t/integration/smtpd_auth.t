@@ -3,8 +3,11 @@
 # reason) unless it authenticates; AUTH PLAIN and LOGIN against an
 # etc/users map of crypt hashes (yescrypt and sha512-crypt), offered only
 # after STARTTLS; bad passwords get 535 after smtpd_auth_fail_delay; the
-# submission port refuses MAIL without AUTH. swaks, Net::SMTP and raw
-# sockets are the clients.
+# submission port refuses MAIL without AUTH. The password check runs in
+# smtpd's AUTH thread: several sessions checked at once all get their
+# verdict, a command pipelined behind AUTH is answered after it, and a
+# client gone before its verdict leaves smtpd serving. swaks, Net::SMTP
+# and raw sockets are the clients.
 use strict;
 use warnings;
 use FindBin;
@@ -160,6 +163,31 @@ SKIP: {
     like(smtp_cmd($t, 'MAIL FROM:<a@client.test>'), qr/^250 /, 'then MAIL');
     like(smtp_cmd($t, 'RCPT TO:<b@remote.test>'), qr/^250 /, 'and RCPT');
     smtp_cmd($t, 'QUIT');
+}
+
+# --- the AUTH thread: several at once, pipelined QUIT, client gone early ---
+{
+    my $pid = $pt->pid_of('smtpd');
+    my @s = map { (tls_session(local => '127.0.0.2'))[0] } 1 .. 6;
+    my $plain = 'AUTH PLAIN ' . encode_base64("\0alice\0alice-secret", '') . "\r\n";
+    print {$_} $plain for @s;    # all six wait in the AUTH thread's queue together
+    my @r = map { smtp_reply($_) } @s;
+    is(scalar(grep { /^235 / } @r), 6, 'six sessions checked at once: six 235')
+        or diag explain \@r;
+    smtp_cmd($_, 'QUIT') for @s;
+
+    my ($t) = tls_session(local => '127.0.0.2');
+    print $t $plain . "QUIT\r\n";
+    like(smtp_reply($t), qr/^235 /, 'AUTH with QUIT pipelined behind it: 235 first');
+    like(smtp_reply($t), qr/^221 /, 'then the buffered QUIT is answered');
+
+    my ($g) = tls_session(local => '127.0.0.2');
+    print $g $plain;
+    close $g;                    # gone before the verdict
+    my ($h) = tls_session(local => '127.0.0.2');
+    like(smtp_cmd($h, $plain =~ s/\r\n\z//r), qr/^235 /, 'the next session authenticates');
+    smtp_cmd($h, 'QUIT');
+    is($pt->pid_of('smtpd'), $pid, 'the same smtpd served all of it');
 }
 
 $pt->stop;
