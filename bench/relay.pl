@@ -4,7 +4,7 @@
 #   perl bench/relay.pl [--quick] [--mta postern,postfix,opensmtpd]
 #       [--cells 4k:1,4k:10,4k:50,100k:1,100k:10,100k:50] [--n N] [--n-100k N]
 #       [--n-opensmtpd N] [--runs 3] [--timeout SECS] [--no-ceiling]
-#       [--disk-seconds S] [--out DIR] [--keep]
+#       [--disk-seconds S] [--min-seconds S] [--out DIR] [--keep]
 #
 # Normally started by bench/run, which first installs and unpacks what this
 # needs (bench/setup). For every cell (message size, concurrency) and run,
@@ -24,6 +24,12 @@
 #              it: load tools, MTA, anything else) that was not idle
 #   (bg_busy in runs.jsonl: the same over the idle second before the run,
 #   i.e. other users' load; high values mark disturbed runs)
+# N: each target's runs of a cell take at least --min-seconds (default 20;
+# 0 with --quick): before its first run a short trial (a tenth of N, at
+# least 500 messages) measures the target's rate, and N is raised to
+# rate x min-seconds x 1.15 when that is more than the default (20,000
+# for 4 KiB, 10,000 for 100 KiB). An explicit --n (or --n-opensmtpd for
+# OpenSMTPD) is used as given. The trial is not part of the results.
 # Each figure in the table is the median of the runs; Postern's ratios to
 # Postfix are medians of the per-run ratios (runs are interleaved, so a
 # ratio compares runs made one right after the other).
@@ -57,7 +63,7 @@ my $ROOTS = "$WORK/root";
 
 my %o = (mta => 'postern,postfix,opensmtpd', runs => 3, ceiling => 1);
 GetOptions(\%o, 'quick', 'mta=s', 'cells=s', 'n=i', 'n-100k=i', 'n-opensmtpd=i', 'runs=i',
-    'timeout=i', 'ceiling!', 'disk-seconds=f', 'out=s', 'keep', 'help')
+    'timeout=i', 'ceiling!', 'disk-seconds=f', 'min-seconds=f', 'out=s', 'keep', 'help')
     or die "usage: see the header of bench/relay.pl\n";
 if ($o{help}) { system('sed', '-n', '2,30p', $0); exit 0 }
 
@@ -80,6 +86,32 @@ sub n_for {
         $n = $o{'n-opensmtpd'} // ($o{quick} ? 200 : $n);
     }
     return $n;
+}
+
+# N for a target's runs of a cell: see the header (--min-seconds).
+my %sized;
+sub sized_n {
+    my ($target, $cell) = @_;
+    my $n = n_for($target, $cell);
+    my $min = $o{'min-seconds'} // ($o{quick} ? 0 : 20);
+    return $n if $min <= 0 || defined $o{n};
+    return $n if $target eq 'opensmtpd' && defined $o{'n-opensmtpd'};
+    my $key = "$target/$cell->{label}/$cell->{conc}";
+    return $sized{$key} if defined $sized{$key};
+    my $trial = int($n / 10) < 500 ? 500 : int($n / 10);
+    $trial = $n if $trial > $n;
+    my $r = run_one($target, $cell, 0, $trial);
+    my $rate = $r->{error} ? undef : ($r->{e2e_rate} // $r->{accept_rate});
+    my $want = $n;
+    if ($rate) {
+        my $need = $rate * $min * 1.15;
+        $need = 300000 if $need > 300000;
+        $want = 1000 * int(($need + 999) / 1000) if $need > $n;
+    }
+    printf "sizing: %s %s c=%d: %s in a %d-message trial -> N=%d (runs of at least %gs)\n",
+        $target, $cell->{label}, $cell->{conc},
+        $rate ? sprintf('%.0f/s', $rate) : 'no rate (' . ($r->{error} // '?') . ')', $trial, $want, $min;
+    return $sized{$key} = $want;
 }
 
 $| = 1;
@@ -142,8 +174,8 @@ sub disk_ceiling {
 }
 
 sub run_one {
-    my ($target, $cell, $run) = @_;
-    my $n = n_for($target, $cell);
+    my ($target, $cell, $run, $n) = @_;
+    $n //= sized_n($target, $cell);
     my %r = (target => $target, size => $cell->{size}, label => $cell->{label},
         conc => $cell->{conc}, n => $n, run => $run);
     my $dir = "$WORK/run/$target-$cell->{label}-c$cell->{conc}-r$run";
