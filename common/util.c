@@ -4,6 +4,7 @@
  */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -277,4 +278,31 @@ int write_all(int fd, const void *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+unsigned dir_clear(int dirfd, unsigned *failed)
+{
+    int fd = dup(dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    unsigned n = 0, bad = 0;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        bad = 1;
+    } else {
+        while ((de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.')
+                continue;
+            if (unlinkat(dirfd, de->d_name, 0) == 0)
+                n++;
+            else if (errno != ENOENT)
+                bad++;
+        }
+        closedir(d);
+    }
+    if (failed)
+        *failed = bad;
+    return n;
 }

@@ -61,4 +61,9 @@ int fd_cloexec(int fd, int on);
 /* Write all of p, retrying on EINTR; -1 on error. For blocking fds only. */
 int write_all(int fd, const void *p, size_t n);
 
+/* Unlink every entry of the directory dirfd but dot files; returns how
+ * many went, and in *failed (if not NULL) how many could not (a name
+ * already gone does not count). */
+unsigned dir_clear(int dirfd, unsigned *failed);
+
 #endif

@@ -3,8 +3,8 @@
  * of being deleted (why: smtpd/commit.h). Names are sent to smtpd in one
  * IMSG_QUEUE_FREE per loop turn.
  */
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,24 +87,15 @@ int recycle_file(struct qmgr *q, const struct msg *m, const char *path)
  */
 void recycle_start(struct qmgr *q)
 {
-    DIR *d = opendir(SPOOL_FREE);
-    struct dirent *de;
-    unsigned n = 0;
+    int fd = open(SPOOL_FREE, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    unsigned n;
 
     (void)q;
-    if (d == NULL)
+    if (fd < 0)
         return;
-    while ((de = readdir(d)) != NULL) {
-        char path[300];
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", SPOOL_FREE, de->d_name);
-        if (unlink(path) == 0)
-            n++;
-    }
-    closedir(d);
-    if (n)
+    if ((n = dir_clear(fd, NULL)) > 0)
         log_debug("removed %u file(s) from %s/", n, SPOOL_FREE);
+    close(fd);
 }
 
 void recycle_close(struct qmgr *q)

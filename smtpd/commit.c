@@ -3,7 +3,6 @@
  */
 #include "commit.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -168,40 +167,17 @@ static int worker_start(struct committer *c, char **err)
     return 0;
 }
 
-/* Remove every file of a spool directory (but dot files); how many went. */
-static unsigned clean_dir(int dirfd, const char *name)
-{
-    int fd = dup(dirfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    struct dirent *de;
-    unsigned n = 0;
-
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (unlinkat(dirfd, de->d_name, 0) == 0)
-            n++;
-        else if (errno != ENOENT)
-            log_warn("cannot remove stale %s/%s: %s", name, de->d_name, strerror(errno));
-    }
-    closedir(d);
-    return n;
-}
-
 static void clean_incoming(struct committer *c)
 {
-    unsigned n = clean_dir(c->incoming_fd, SPOOL_INCOMING);
+    unsigned failed, n = dir_clear(c->incoming_fd, &failed);
 
     if (n)
         log_info("removed %u unfinished message(s) from %s/ (left by an earlier stop)", n,
                  SPOOL_INCOMING);
+    if (failed)
+        log_warn("cannot remove %u stale file(s) from %s/", failed, SPOOL_INCOMING);
     /* Files qmgr freed before this process started: see commit.h. */
-    if (c->free_fd >= 0 && (n = clean_dir(c->free_fd, SPOOL_FREE)) > 0)
+    if (c->free_fd >= 0 && (n = dir_clear(c->free_fd, NULL)) > 0)
         log_debug("removed %u old file(s) from %s/", n, SPOOL_FREE);
 }
 

@@ -120,4 +120,20 @@ __attribute__((unused)) static size_t gen_chunk(struct gen_rng *r, int style, si
     return n < left ? n : left;
 }
 
+/* Exhaustive inputs: there are gen_words(len) words of len letters from a
+ * 4-letter alphabet; gen_word() writes the v-th into out. */
+static inline size_t gen_words(size_t len)
+{
+    size_t total = 1;
+    for (size_t k = 0; k < len; k++)
+        total *= 4;
+    return total;
+}
+
+static inline void gen_word(const char *alpha4, size_t v, size_t len, char *out)
+{
+    for (size_t k = 0; k < len; k++, v /= 4)
+        out[k] = alpha4[v % 4];
+}
+
 #endif

@@ -321,13 +321,9 @@ static void test_dotstuff_diff_exhaustive(void)
 
     gen_seed(&r, 2);
     for (size_t len = 0; len <= 7; len++) {
-        size_t total = 1;
-        for (size_t k = 0; k < len; k++)
-            total *= 4;
+        size_t total = gen_words(len);
         for (size_t v = 0; v < total; v++) {
-            size_t x = v;
-            for (size_t k = 0; k < len; k++, x /= 4)
-                in[k] = alpha[x % 4];
+            gen_word(alpha, v, len, in);
             diff_enc(in, len, &r, GEN_WHOLE, NULL, 0, &st);
             diff_enc(in, len, &r, GEN_ONE, ones, len, &st);
             for (size_t cut = 0; cut <= len; cut++)

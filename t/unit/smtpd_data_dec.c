@@ -183,13 +183,9 @@ static void test_diff_exhaustive(void)
 
     gen_seed(&r, 1);
     for (size_t len = 0; len <= 7; len++) {
-        size_t total = 1;
-        for (size_t k = 0; k < len; k++)
-            total *= 4;
+        size_t total = gen_words(len);
         for (size_t v = 0; v < total; v++) {
-            size_t x = v;
-            for (size_t k = 0; k < len; k++, x /= 4)
-                in[k] = alpha[x % 4];
+            gen_word(alpha, v, len, in);
             for (size_t l = 0; l < sizeof(lim) / sizeof(lim[0]); l++) {
                 for (int norm = 0; norm <= 1; norm++) {
                     diff_dec(in, len, norm, lim[l].line, lim[l].size, &r, GEN_WHOLE, NULL, 0, &st);
