@@ -11,9 +11,12 @@
 #   make format           clang-format the tree; make format-check checks it
 #
 # Sources are found by folder: PROG/main.c holds main(), every other .c of
-# PROG/ goes into build/PROG/lib.a so unit tests can link it; common/ is
-# build/libcommon.a. t/unit/X.c becomes build/t/unit/X; when X starts with
-# "PROG_" it also links PROG's lib.a.
+# PROG/ goes into build/PROG/lib.a so unit tests can link it; common/'s
+# three layers (base, mail, delivery: common/README.md) are
+# build/libcommon.a. t/unit/X.c becomes build/t/unit/X, linked with the
+# TAP emitter t/lib/tap.c; when X starts with "PROG_" it also links
+# PROG's lib.a. `make layers` (part of every build) fails when a file
+# includes a layer above its own.
 
 ifeq ($(origin CC),default)
 CC := gcc
@@ -42,7 +45,7 @@ ALL_PROGS := $(foreach p,$(PROGS),$(if $(wildcard $(p)/main.c),$(p)))
 LIB_PROGS := $(foreach p,$(PROGS),$(if $(wildcard $(p)/*.c),$(p)))
 BINS := $(addprefix bin/,$(ALL_PROGS))
 
-COMMON_SRC := $(wildcard common/*.c)
+COMMON_SRC := $(wildcard common/*/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=build/%.o)
 LIBCOMMON := build/libcommon.a
 
@@ -55,8 +58,11 @@ FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 .SECONDEXPANSION:
 # Keep intermediate objects (fuzzer builds) between runs.
 .SECONDARY:
-.PHONY: all check unit deps run install clean fuzz bench format format-check docs
-all: $(BINS) $(UNIT_BINS)
+.PHONY: all check unit deps run install clean fuzz bench format format-check docs layers
+all: layers $(BINS) $(UNIT_BINS)
+
+layers:
+	@sh tools/layers.sh
 
 build/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -88,9 +94,12 @@ build/empty.o:
 	echo 'extern int postern_empty_unit; int postern_empty_unit;' | $(CC) -x c -c -o $@ -
 $(foreach p,$(LIB_PROGS),build/$(p)/lib.a): | build/empty.o
 
+TAP_OBJ := build/t/lib/tap.o
+build/t/%.o: ALL_CFLAGS += -It/lib
+
 unit_prog = $(firstword $(filter $(LIB_PROGS),$(firstword $(subst _, ,$(1)))))
-build/t/unit/%: build/t/unit/%.o $(LIBCOMMON) $$(if $$(call unit_prog,$$*),build/$$(call unit_prog,$$*)/lib.a)
-	$(CC) $(LDFLAGS) -o $@ $< $(if $(call unit_prog,$*),build/$(call unit_prog,$*)/lib.a) $(LIBCOMMON) $(LIBS)
+build/t/unit/%: build/t/unit/%.o $(TAP_OBJ) $(LIBCOMMON) $$(if $$(call unit_prog,$$*),build/$$(call unit_prog,$$*)/lib.a)
+	$(CC) $(LDFLAGS) -o $@ $< $(TAP_OBJ) $(if $(call unit_prog,$*),build/$(call unit_prog,$*)/lib.a) $(LIBCOMMON) $(LIBS)
 
 unit: $(UNIT_BINS)
 

@@ -1,6 +1,6 @@
 /*
  * codec - throughput of the SMTP DATA decoder (smtpd/data_dec.c) and
- * encoder (common/smtp_reply.c, smtp_dotstuff_*), each beside the frozen
+ * encoder (common/mail/smtp_reply.c, smtp_dotstuff_*), each beside the frozen
  * reference copy of the original byte-at-a-time code (t/ref/), so that
  * the gain of the fast paths shows on the same machine in the same run.
  *
@@ -28,8 +28,8 @@
 #include "../smtpd/data_dec.h"
 #include "../t/ref/data_dec_ref.h"
 #include "../t/ref/dotstuff_ref.h"
-#include "smtp_reply.h"
-#include "util.h"
+#include "mail/smtp_reply.h"
+#include "base/util.h"
 
 static size_t chunk = 16384;
 

@@ -28,7 +28,7 @@
 #include <ldns/ldns.h>
 #include <stdint.h>
 
-#include "dns_proto.h"
+#include "mail/dns_proto.h"
 
 #define DNSANS_MAX_HOPS 8
 

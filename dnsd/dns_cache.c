@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "dns_cache.h"
-#include "util.h"
+#include "base/util.h"
 
 struct centry {
     struct centry *hnext;       /* hash chain */

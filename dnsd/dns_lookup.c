@@ -14,8 +14,8 @@
 
 #include "dns_answer.h"
 #include "dns_lookup.h"
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 enum fam_state { FAM_PENDING, FAM_DATA, FAM_NODATA, FAM_NXDOMAIN, FAM_TEMP, FAM_LOOP };
 

@@ -27,7 +27,7 @@
 
 #include <stddef.h>
 
-#include "dns_proto.h"
+#include "mail/dns_proto.h"
 #include "dns_query.h"
 
 typedef void (*lookup_cb)(const struct dns_result *r, void *arg);

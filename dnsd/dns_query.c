@@ -19,8 +19,8 @@
 
 #include "dns_answer.h"
 #include "dns_query.h"
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #define EDNS_PAYLOAD 1232
 #define UDP_BUF 65536

@@ -3,7 +3,7 @@
  *
  * deliver and relay ask it for MX sets (IMSG_DNS_MX_REQ) and host
  * addresses (IMSG_DNS_HOST_REQ) and get one IMSG_DNS_REP each, with the
- * request's id (bodies in common/dns_proto.h). No other process touches
+ * request's id (bodies in common/mail/dns_proto.h). No other process touches
  * DNS. It reads /etc/resolv.conf before it is chrooted into an empty
  * directory, then runs one libevent loop: dns_lookup builds the answers
  * from dns_query's cached, coalesced upstream questions.
@@ -19,13 +19,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "child.h"
+#include "mail/child.h"
 #include "dns_cache.h"
 #include "dns_lookup.h"
-#include "dns_proto.h"
+#include "mail/dns_proto.h"
 #include "dns_query.h"
-#include "log.h"
-#include "proto.h"
+#include "base/log.h"
+#include "mail/proto.h"
 #include "resolv.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns_proto.h"
+#include "mail/dns_proto.h"
 #include "resolv.h"
-#include "util.h"
+#include "base/util.h"
 
 void resolv_init(struct resolv_conf *rc)
 {

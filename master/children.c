@@ -27,10 +27,10 @@
 
 #include <event2/event.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "master.h"
-#include "proto.h"
-#include "util.h"
+#include "mail/proto.h"
+#include "base/util.h"
 
 #define QUICK_DEATH_US (10 * 1000000LL)
 #define BACKOFF_BASE_MS 100

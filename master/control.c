@@ -22,11 +22,11 @@
 
 #include <event2/event.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "master.h"
-#include "proto.h"
-#include "spool.h"
-#include "util.h"
+#include "mail/proto.h"
+#include "mail/spool.h"
+#include "base/util.h"
 
 #define OP_TIMEOUT_S 3
 #define FORWARD_TIMEOUT_S 120

@@ -26,11 +26,11 @@
 
 #include <event2/event.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "master.h"
-#include "proto.h"
-#include "spool.h"
-#include "util.h"
+#include "mail/proto.h"
+#include "mail/spool.h"
+#include "base/util.h"
 
 #define STOP_TIMEOUT_S 10
 

@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "config.h"
-#include "ipc.h"
+#include "mail/config.h"
+#include "base/ipc.h"
 
 struct event_base;
 struct event;

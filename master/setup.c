@@ -13,12 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "master.h"
-#include "netaddr.h"
-#include "privsep.h"
-#include "spool.h"
-#include "util.h"
+#include "base/netaddr.h"
+#include "base/privsep.h"
+#include "mail/spool.h"
+#include "base/util.h"
 
 #define LISTEN_BACKLOG 1024
 

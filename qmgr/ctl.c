@@ -28,12 +28,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "delivery.h"
+#include "mail/dlv_proto.h"
 #include "group.h"
-#include "ipc.h"
-#include "log.h"
+#include "base/ipc.h"
+#include "base/log.h"
 #include "policy.h"
-#include "proto.h"
+#include "mail/proto.h"
 #include "qmgr.h"
 #include "strmap.h"
 

@@ -5,7 +5,7 @@
  */
 #include "decide.h"
 
-#include "delivery.h"
+#include "mail/dlv_proto.h"
 #include "route.h"
 
 const char *rstate_name(enum rstate s)

@@ -34,11 +34,11 @@
 #include <event2/event.h>
 
 #include "decide.h"
-#include "delivery.h"
-#include "ipc.h"
-#include "log.h"
+#include "mail/dlv_proto.h"
+#include "base/ipc.h"
+#include "base/log.h"
 #include "policy.h"
-#include "proto.h"
+#include "mail/proto.h"
 #include "qmgr.h"
 #include "retry.h"
 #include "route.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "strmap.h"
-#include "util.h"
+#include "base/util.h"
 
 #define LINEAR_MAX 8
 

@@ -16,15 +16,15 @@
 
 #include <event2/event.h>
 
-#include "child.h"
-#include "delivery.h"
-#include "ipc.h"
-#include "log.h"
+#include "mail/child.h"
+#include "mail/dlv_proto.h"
+#include "base/ipc.h"
+#include "base/log.h"
 #include "policy.h"
-#include "proto.h"
+#include "mail/proto.h"
 #include "qmgr.h"
 #include "qstate.h"
-#include "spool.h"
+#include "mail/spool.h"
 #include "strmap.h"
 
 struct qmgr *Q;

@@ -10,14 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "delivery.h"
-#include "domains.h"
-#include "gateways.h"
-#include "log.h"
-#include "map.h"
+#include "mail/dlv_proto.h"
+#include "mail/domains.h"
+#include "mail/gateways.h"
+#include "base/log.h"
+#include "base/map.h"
 #include "qmgr.h"
 #include "route.h"
-#include "spool.h"
+#include "mail/spool.h"
 #include "strmap.h"
 
 #define SENDER_CACHE_MAX 20000

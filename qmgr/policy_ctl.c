@@ -23,11 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery.h"
-#include "domains.h"
-#include "gateways.h"
+#include "mail/dlv_proto.h"
+#include "mail/domains.h"
+#include "mail/gateways.h"
 #include "policy.h"
-#include "proto.h"
+#include "mail/proto.h"
 #include "qmgr.h"
 #include "route.h"
 

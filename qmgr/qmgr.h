@@ -31,13 +31,13 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "child.h"
+#include "mail/child.h"
 #include "decide.h"
-#include "qfile.h"
+#include "mail/qfile.h"
 #include "qrec.h"
 #include "sched.h"
 #include "throttle.h"
-#include "util.h"
+#include "base/util.h"
 
 struct event;
 struct ipc_chan;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "decide.h"
-#include "util.h"
+#include "base/util.h"
 
 char *qrec_text(const char *s)
 {

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ipc.h"
+#include "base/ipc.h"
 
 #define QREC_VERSION 1
 #define QREC_TEXT_MAX 512 /* longest last_text / last_error kept */

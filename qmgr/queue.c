@@ -22,10 +22,10 @@
 #include <unistd.h>
 
 #include "group.h"
-#include "log.h"
+#include "base/log.h"
 #include "qmgr.h"
 #include "qstate.h"
-#include "spool.h"
+#include "mail/spool.h"
 #include "strmap.h"
 
 const char *msg_path(const struct msg *m, char *buf, size_t len)

@@ -12,11 +12,11 @@
 
 #include <event2/event.h>
 
-#include "ipc.h"
-#include "log.h"
-#include "proto.h"
+#include "base/ipc.h"
+#include "base/log.h"
+#include "mail/proto.h"
 #include "qmgr.h"
-#include "spool.h"
+#include "mail/spool.h"
 
 /* Bigger files are deleted: a pool of them would hold too much disk. */
 #define RECYCLE_MAX_BYTES (256u * 1024)

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery.h"
-#include "domains.h"
-#include "gateways.h"
+#include "mail/dlv_proto.h"
+#include "mail/domains.h"
+#include "mail/gateways.h"
 #include "retry.h"
-#include "util.h"
+#include "base/util.h"
 
 /* ---- building a policy ---- */
 

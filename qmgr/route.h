@@ -49,7 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "mail/config.h"
 #include "decide.h"
 
 struct domain_rule;

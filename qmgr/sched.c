@@ -5,8 +5,8 @@
 
 #include <stdlib.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 void sched_init(struct sched *s)
 {

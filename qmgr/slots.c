@@ -9,10 +9,10 @@
  */
 #include <event2/event.h>
 
-#include "config.h"
-#include "delivery.h"
-#include "ipc.h"
-#include "log.h"
+#include "mail/config.h"
+#include "mail/dlv_proto.h"
+#include "base/ipc.h"
+#include "base/log.h"
 #include "qmgr.h"
 #include "strmap.h"
 #include "throttle.h"

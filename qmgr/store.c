@@ -18,7 +18,7 @@
 
 #include <event2/event.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "qmgr.h"
 #include "qstate.h"
 

@@ -17,11 +17,11 @@
  * plainauth (the shared SMTP client enforces it and reports class auth);
  * a gateway whose TLS mode is encrypt or verify that offers no STARTTLS
  * is not given the message (class tls). The work is the shared delivery
- * engine (common/dlv_engine.h) inside the shared process shell
- * (common/dlv_proc.h), as for deliver. relay runs as mail_owner,
+ * engine (common/delivery/dlv_engine.h) inside the shared process shell
+ * (common/delivery/dlv_proc.h), as for deliver. relay runs as mail_owner,
  * chrooted into an empty directory; it never opens the spool.
  */
-#include "dlv_proc.h"
+#include "delivery/dlv_proc.h"
 
 static const struct dlv_proc_policy policy = {
     .prog = "relay",

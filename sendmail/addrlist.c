@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_addr.h"
-#include "util.h"
+#include "mail/smtp_addr.h"
+#include "base/util.h"
 
 enum tok_kind { T_ATOM, T_QSTR, T_DLIT, T_CHAR, T_END };
 

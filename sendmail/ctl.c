@@ -17,10 +17,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "ipc.h"
-#include "proto.h"
-#include "spool.h"
-#include "util.h"
+#include "base/ipc.h"
+#include "mail/proto.h"
+#include "mail/spool.h"
+#include "base/util.h"
 
 #define CTL_TIMEOUT_MS (60 * 1000)
 

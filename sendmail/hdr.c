@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "smtp_addr.h"
+#include "mail/smtp_addr.h"
 
 static const char *const rcpt_fields[] = {"To", "Cc", "Bcc"};
 static const char *const resent_fields[] = {"Resent-To", "Resent-Cc", "Resent-Bcc"};

@@ -31,7 +31,7 @@
 
 #include "addrlist.h"
 #include "msgin.h"
-#include "util.h"
+#include "base/util.h"
 
 struct hdr_info {
     const char *myhostname;

@@ -36,16 +36,16 @@
 #include <netinet/in.h>
 
 #include "addrlist.h"
-#include "config.h"
+#include "mail/config.h"
 #include "ctl.h"
 #include "hdr.h"
-#include "log.h"
+#include "base/log.h"
 #include "msgin.h"
-#include "netaddr.h"
+#include "base/netaddr.h"
 #include "opts.h"
-#include "smtp_addr.h"
+#include "mail/smtp_addr.h"
 #include "submit.h"
-#include "util.h"
+#include "base/util.h"
 
 #define DEFAULT_CONFDIR "/etc/postern"
 #define REPLY_TIMEOUT_MS (60 * 1000)

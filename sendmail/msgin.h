@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "base/util.h"
 
 enum { MSGIN_MORE = 0, MSGIN_DONE = 1, MSGIN_ERR = -1 };
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 static int bad(struct sm_opts *o, const char *fmt, const char *arg)
 {

@@ -12,10 +12,10 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "netaddr.h"
+#include "base/netaddr.h"
 #include "opts.h"
-#include "smtp_addr.h"
-#include "smtp_reply.h"
+#include "mail/smtp_addr.h"
+#include "mail/smtp_reply.h"
 
 #define CHUNK (64 * 1024)
 

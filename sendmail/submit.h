@@ -29,7 +29,7 @@
 #include <sys/socket.h>
 
 #include "msgin.h"
-#include "util.h"
+#include "base/util.h"
 
 struct submit_req {
     const char *prog; /* for messages: "sendmail" */

@@ -18,8 +18,8 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
-#include "map.h"
-#include "util.h"
+#include "base/map.h"
+#include "base/util.h"
 
 /* A sha512-crypt setting used for users that do not exist. */
 #define DUMMY_SETTING "$6$rounds=5000$Pst3rnDummySalt$"

@@ -16,8 +16,8 @@
 
 #include <event2/event.h>
 
-#include "log.h"
-#include "spool.h"
+#include "base/log.h"
+#include "mail/spool.h"
 
 /*
  * The sync thread's side. `work` belongs to the thread from the moment the

@@ -53,8 +53,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "qfile.h"
-#include "util.h"
+#include "mail/qfile.h"
+#include "base/util.h"
 
 struct event_base;
 struct event;

@@ -8,8 +8,8 @@
 
 #include <openssl/ssl.h>
 
-#include "child.h"
-#include "log.h"
+#include "mail/child.h"
+#include "base/log.h"
 #include "server.h"
 
 static const struct child_spec spec = {

@@ -22,11 +22,11 @@
 #include <openssl/err.h>
 
 #include "auth.h"
-#include "config.h"
-#include "log.h"
-#include "map.h"
-#include "proto.h"
-#include "spool.h"
+#include "mail/config.h"
+#include "base/log.h"
+#include "base/map.h"
+#include "mail/proto.h"
+#include "mail/spool.h"
 #include "tls.h"
 
 #define MAX_LISTENERS 32

@@ -17,9 +17,9 @@
 
 #include <stdint.h>
 
-#include "child.h"
+#include "mail/child.h"
 #include "commit.h"
-#include "netaddr.h"
+#include "base/netaddr.h"
 #include "session.h"
 
 struct smtpd_stats {

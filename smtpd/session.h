@@ -36,9 +36,9 @@
 #include <stdint.h>
 
 #include "data_dec.h"
-#include "qfile.h"
+#include "mail/qfile.h"
 #include "smtp_parse.h"
-#include "util.h"
+#include "base/util.h"
 
 /* The configuration a session needs, copied from main.cf at (re)load. */
 struct sess_conf {

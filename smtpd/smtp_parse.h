@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "smtp_addr.h"
+#include "mail/smtp_addr.h"
 
 enum smtp_verb {
     SMTP_V_UNKNOWN = 0,

@@ -7,7 +7,7 @@
 
 #include <openssl/err.h>
 
-#include "util.h"
+#include "base/util.h"
 
 static char *ssl_err(const char *what, const char *file)
 {

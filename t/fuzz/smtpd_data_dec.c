@@ -2,7 +2,7 @@
  * Fuzz target for smtpd's DATA decoder (smtpd/data_dec.c).
  *
  * 1. Round trip: any message encoded for DATA by the client's encoder
- *    (common/smtp_reply.c: CR LF line ends, dots doubled, ".\r\n" end)
+ *    (common/mail/smtp_reply.c: CR LF line ends, dots doubled, ".\r\n" end)
  *    must decode to exactly the encoder's normalized message, end exactly
  *    at the end, with no error.
  * 2. Raw input in both bare-newline modes, fed in two pieces: DATA may
@@ -21,7 +21,7 @@
 #include "../../smtpd/data_dec.h"
 #include "../ref/codec_gen.h"
 #include "../ref/data_dec_ref.h"
-#include "smtp_reply.h"
+#include "mail/smtp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

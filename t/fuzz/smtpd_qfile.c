@@ -1,5 +1,5 @@
 /*
- * Fuzz target for the queue file parser (common/qfile.c) as qmgr uses it
+ * Fuzz target for the queue file parser (common/mail/qfile.c) as qmgr uses it
  * on files found in queue/: any input either parses into a consistent
  * envelope (message section inside the file, ids valid, recipients
  * present) or is refused with a message; nothing else may happen.
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qfile.h"
+#include "mail/qfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

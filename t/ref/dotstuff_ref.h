@@ -1,5 +1,5 @@
 /*
- * dotstuff_ref - THE REFERENCE: a frozen copy of common/smtp_reply.c's
+ * dotstuff_ref - THE REFERENCE: a frozen copy of common/mail/smtp_reply.c's
  * DATA encoder (smtp_dotstuff_add / smtp_dotstuff_end) as it was before
  * the memchr fast path, symbols renamed ref_*. It is not used by Postern:
  * the unit test (t/unit/common_smtp_reply.c), the fuzzer
@@ -12,8 +12,8 @@
 #ifndef POSTERN_DOTSTUFF_REF_H
 #define POSTERN_DOTSTUFF_REF_H
 
-#include "smtp_reply.h"
-#include "util.h"
+#include "mail/smtp_reply.h"
+#include "base/util.h"
 
 __attribute__((unused)) static void ref_dotstuff_add(struct smtp_dotstuff *d, const char *in,
                                                      size_t n, struct buf *out)

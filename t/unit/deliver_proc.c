@@ -1,5 +1,5 @@
 /*
- * Tests for the deliver process around the engine (common/dlv_proc.c):
+ * Tests for the deliver process around the engine (common/delivery/dlv_proc.c):
  * bin/deliver is started the way master starts it (POSTERN_FDS with
  * "master", "qmgr" and "dnsd" socketpairs) and this test plays master,
  * qmgr and dnsd with the blocking IPC helpers. No SMTP server is needed:
@@ -28,13 +28,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "delivery.h"
-#include "dns_proto.h"
-#include "ipc.h"
-#include "log.h"
-#include "proto.h"
+#include "mail/dlv_proto.h"
+#include "mail/dns_proto.h"
+#include "base/ipc.h"
+#include "base/log.h"
+#include "mail/proto.h"
 #include "tap.h"
-#include "util.h"
+#include "base/util.h"
 
 static char tmpdir[] = "/tmp/postern-dproc-XXXXXX";
 static pid_t child = -1;

@@ -13,7 +13,7 @@
 #include "../../dnsd/dns_lookup.h"
 #include "../../dnsd/dns_query.h"
 #include "tap.h"
-#include "util.h"
+#include "base/util.h"
 
 #define SOA "test. 300 IN SOA ns.test. admin.test. 1 3600 600 86400 45"
 

@@ -7,7 +7,7 @@
 
 #include "../../dnsd/dns_cache.h"
 #include "tap.h"
-#include "util.h"
+#include "base/util.h"
 
 #define S 1000000LL /* one second in microseconds */
 

@@ -7,7 +7,7 @@
 
 #include "../../dnsd/resolv.h"
 #include "tap.h"
-#include "util.h"
+#include "base/util.h"
 
 int main(void)
 {

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "../../qmgr/decide.h"
-#include "delivery.h"
+#include "mail/dlv_proto.h"
 #include "../../qmgr/retry.h"
 #include "tap.h"
 

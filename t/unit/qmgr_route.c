@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "../../qmgr/route.h"
-#include "config.h"
-#include "delivery.h"
-#include "domains.h"
-#include "gateways.h"
+#include "mail/config.h"
+#include "mail/dlv_proto.h"
+#include "mail/domains.h"
+#include "mail/gateways.h"
 #include "tap.h"
-#include "util.h"
+#include "base/util.h"
 
 #define S 1000000LL
 #define T0 (1700000000LL * S)

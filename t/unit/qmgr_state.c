@@ -14,9 +14,9 @@
 #include "../../qmgr/decide.h"
 #include "../../qmgr/qrec.h"
 #include "../../qmgr/qstate.h"
-#include "delivery.h"
+#include "mail/dlv_proto.h"
 #include "tap.h"
-#include "util.h"
+#include "base/util.h"
 
 #define S(x) ((char *)(uintptr_t)(x))
 

@@ -19,7 +19,7 @@
 #include <event2/event.h>
 
 #include "../../smtpd/commit.h"
-#include "qfile.h"
+#include "mail/qfile.h"
 #include "tap.h"
 
 static int done_ok, done_fail;

@@ -1,6 +1,6 @@
 /*
  * smtpd_parse - unit tests of the SMTP command parser (smtpd/smtp_parse.c)
- * and the shared address/parameter helpers (common/smtp_addr.c).
+ * and the shared address/parameter helpers (common/mail/smtp_addr.c).
  */
 #include <string.h>
 

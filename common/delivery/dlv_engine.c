@@ -1,0 +1,1063 @@
+/*
+ * dlv_engine - one delivery request from qmgr carried out over the SMTP
+ * client: resolve the target, walk the addresses, tally per-recipient
+ * results, keep reusable sessions idle per destination. Contract in
+ * dlv_engine.h; the pure decisions come first in this file, the event
+ * code after them.
+ */
+#include "delivery/dlv_engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "base/log.h"
+#include "base/netaddr.h"
+#include "mail/qfile.h"
+#include "base/util.h"
+
+/* ---- pure: candidates ---- */
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+/* The first of: a configured port, the address's own port, the default. */
+static uint16_t pick_port(uint16_t first, const struct sockaddr_storage *ss, uint16_t def)
+{
+    int p;
+
+    if (first != 0)
+        return first;
+    p = ss ? netaddr_port((const struct sockaddr *)ss) : 0;
+    if (p > 0 && p < 65536)
+        return (uint16_t)p;
+    return def;
+}
+
+size_t dlv_cands_mx(const struct dns_result *r, uint16_t default_port, enum dlv_tls tls,
+                    struct dlv_cand *out, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->nhosts; i++) {
+        const struct dns_host *h = &r->hosts[i];
+        for (size_t k = 0; k < h->naddrs && n < max; k++) {
+            struct dlv_cand *c = &out[n++];
+            memset(c, 0, sizeof(*c));
+            c->host = h->name;
+            c->addr = h->addrs[k];
+            set_port(&c->addr, pick_port(h->port, &h->addrs[k], default_port));
+            c->host_index = -1;
+            c->tls = tls;
+        }
+    }
+    return n;
+}
+
+size_t dlv_cands_host(const struct dlv_host *h, int index, const struct dns_result *r,
+                      const struct sockaddr_storage *lit, uint16_t default_port,
+                      struct dlv_cand *out, size_t max)
+{
+    size_t n = 0;
+    const struct sockaddr_storage *addrs = lit;
+    size_t naddrs = lit ? 1 : 0;
+
+    if (lit == NULL && r != NULL && r->err == DNS_OK && r->nhosts > 0) {
+        addrs = r->hosts[0].addrs;
+        naddrs = r->hosts[0].naddrs;
+    }
+    for (size_t k = 0; k < naddrs && n < max; k++) {
+        struct dlv_cand *c = &out[n++];
+        memset(c, 0, sizeof(*c));
+        c->host = h->name;
+        c->addr = addrs[k];
+        /* a literal may carry its port ("192.0.2.1:2525"); looked-up addresses do not */
+        set_port(&c->addr, pick_port(h->port, lit, default_port));
+        c->host_index = index;
+        c->tls = (enum dlv_tls)h->tls;
+        c->h = h;
+    }
+    return n;
+}
+
+/* ---- pure: classes, steps, results ---- */
+
+enum dlv_class dlv_class_of(enum smtpc_class c)
+{
+    switch (c) {
+    case SMTPC_CL_NONE:
+        return DLV_CLASS_NONE;
+    case SMTPC_CL_NETWORK:
+    case SMTPC_CL_PROTOCOL: /* a peer that does not speak SMTP: like a broken connection */
+        return DLV_CLASS_NETWORK;
+    case SMTPC_CL_TLS:
+        return DLV_CLASS_TLS;
+    case SMTPC_CL_SMTP:
+        return DLV_CLASS_SMTP;
+    case SMTPC_CL_AUTH:
+        return DLV_CLASS_AUTH;
+    case SMTPC_CL_LOCAL:
+        return DLV_CLASS_LOCAL;
+    }
+    return DLV_CLASS_LOCAL;
+}
+
+enum dlv_step dlv_step_of(enum smtpc_step s)
+{
+    switch (s) {
+    case SMTPC_STEP_NONE:
+    case SMTPC_STEP_QUIT:
+        return DLV_STEP_NONE;
+    case SMTPC_STEP_CONNECT:
+        return DLV_STEP_CONNECT;
+    case SMTPC_STEP_GREETING:
+        return DLV_STEP_GREETING;
+    case SMTPC_STEP_HELO:
+        return DLV_STEP_HELO;
+    case SMTPC_STEP_STARTTLS:
+        return DLV_STEP_STARTTLS;
+    case SMTPC_STEP_AUTH:
+        return DLV_STEP_AUTH;
+    case SMTPC_STEP_RSET: /* the start of a transaction on a reused connection */
+    case SMTPC_STEP_MAIL:
+        return DLV_STEP_MAIL;
+    case SMTPC_STEP_RCPT:
+        return DLV_STEP_RCPT;
+    case SMTPC_STEP_DATA:
+        return DLV_STEP_DATA;
+    case SMTPC_STEP_DOT:
+        return DLV_STEP_DOT;
+    }
+    return DLV_STEP_NONE;
+}
+
+static void rres_set(struct dlv_rcpt_res *x, enum dlv_status st, enum dlv_class cls,
+                     enum dlv_step step, int code, const char *dsn, const char *text)
+{
+    x->status = (uint8_t)st;
+    x->cls = (uint8_t)cls;
+    x->step = (uint8_t)step;
+    x->code = (uint16_t)(code > 0 && code < 1000 ? code : 0);
+    free(x->dsn);
+    free(x->text);
+    x->dsn = xstrdup(dsn ? dsn : "");
+    x->text = xstrdup(text ? text : "");
+}
+
+static enum dlv_status status_of(enum smtpc_status s)
+{
+    return s == SMTPC_OK ? DLV_OK : s == SMTPC_PERM ? DLV_PERM : DLV_TEMP;
+}
+
+void dlv_rcpt_from_smtpc(struct dlv_rcpt_res *out, const struct smtpc_res *r)
+{
+    rres_set(out, status_of(r->status), dlv_class_of(r->cls), dlv_step_of(r->step), r->code, r->enh,
+             r->text);
+}
+
+void dlv_tally_init(struct dlv_tally *t, const struct dlv_req *q)
+{
+    memset(t, 0, sizeof(*t));
+    t->n = q->nrcpts;
+    t->r = xcalloc(t->n ? t->n : 1, sizeof(*t->r));
+    t->open = xcalloc(t->n ? t->n : 1, 1);
+    for (size_t i = 0; i < t->n; i++) {
+        t->r[i].idx = q->rcpts[i].idx;
+        rres_set(&t->r[i], DLV_TEMP, DLV_CLASS_LOCAL, DLV_STEP_NONE, 0, "4.3.0",
+                 "delivery not attempted");
+        t->open[i] = 1;
+    }
+    t->nopen = t->n;
+}
+
+void dlv_tally_free(struct dlv_tally *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->r[i].dsn);
+        free(t->r[i].text);
+    }
+    free(t->r);
+    free(t->open);
+    memset(t, 0, sizeof(*t));
+}
+
+static void tally_final(struct dlv_tally *t, size_t i)
+{
+    if (t->open[i]) {
+        t->open[i] = 0;
+        t->nopen--;
+    }
+}
+
+void dlv_tally_set_open(struct dlv_tally *t, enum dlv_status st, enum dlv_class cls,
+                        enum dlv_step step, int code, const char *dsn, const char *text)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->open[i])
+            continue;
+        rres_set(&t->r[i], st, cls, step, code, dsn, text);
+        if (st != DLV_TEMP)
+            tally_final(t, i);
+    }
+}
+
+static const char *dns_perm_dsn(const char *reason)
+{
+    if (reason && strstr(reason, "null MX"))
+        return "5.1.10"; /* RFC 7505 */
+    if (reason && strstr(reason, "NXDOMAIN"))
+        return "5.1.2";
+    return "5.4.4";
+}
+
+void dlv_tally_dns(struct dlv_tally *t, enum dns_class c, const char *reason, int hosts_target)
+{
+    if (c == DNS_PERM && !hosts_target)
+        dlv_tally_set_open(t, DLV_PERM, DLV_CLASS_DNS, DLV_STEP_DNS, 0, dns_perm_dsn(reason),
+                           reason);
+    else
+        dlv_tally_set_open(t, DLV_TEMP, DLV_CLASS_DNS, DLV_STEP_DNS, 0, "4.4.3", reason);
+}
+
+/* An enhanced code with its class digit made temporary ("5.7.1" -> "4.7.1"). */
+static void enh_temp(char *out, size_t len, const char *enh)
+{
+    strlcpy_p(out, enh && enh[0] ? enh : "4.0.0", len);
+    if (out[0] == '5')
+        out[0] = '4';
+}
+
+void dlv_tally_open_failed(struct dlv_tally *t, const struct smtpc_res *res)
+{
+    char enh[16];
+
+    /* Refusing the session (5xx greeting or EHLO) is not a verdict on the
+     * message: another MX may take it, and a later attempt may too. */
+    enh_temp(enh, sizeof(enh), res->enh);
+    dlv_tally_set_open(t, DLV_TEMP, dlv_class_of(res->cls), dlv_step_of(res->step), res->code, enh,
+                       res->text);
+}
+
+int dlv_tally_txn(struct dlv_tally *t, const struct smtpc_txn_res *tr, const size_t *map)
+{
+    if (tr->session.lost_before_txn)
+        return 1;
+    for (size_t i = 0; i < tr->nrcpts; i++) {
+        const struct smtpc_res *r = &tr->rcpt[i];
+        size_t k = map[i];
+        if (k >= t->n || !t->open[k])
+            continue;
+        dlv_rcpt_from_smtpc(&t->r[k], r);
+        if (r->status != SMTPC_TEMP)
+            tally_final(t, k);
+        else if (r->cls == SMTPC_CL_LOCAL)
+            t->stop = 1; /* our side cannot read the message: no point going on */
+    }
+    if (tr->session.status == SMTPC_OK && tr->accepted > 0)
+        t->taken = 1;
+    return 0;
+}
+
+int dlv_tally_more(const struct dlv_tally *t)
+{
+    return t->nopen > 0 && !t->stop;
+}
+
+/* ---- the engine ---- */
+
+struct idle {
+    struct idle *next;
+    struct dlv_engine *e;
+    char *key;
+    struct smtpc *s;
+    struct event *timer;
+    enum dlv_tls tls;
+    char *host;      /* listed host name ("" for MX) */
+    char *auth_user; /* "" for none */
+    struct sockaddr_storage addr;
+};
+
+/* When the last connection under a key ended (connection_delay). */
+struct closed {
+    char *key;
+    int64_t at_us; /* mono_us */
+};
+
+struct dlv_engine {
+    struct dlv_engine_opts o;
+    char *helo;
+    struct ipc_chan *dns;
+    struct dlv_job *jobs;
+    struct idle *idle; /* most recently parked first */
+    size_t njobs, nidle;
+    struct closed closed[DLV_MAX_CLOSED]; /* a small table; the oldest entry goes first */
+};
+
+struct dlv_job {
+    struct dlv_job *next, *prev;
+    struct dlv_engine *e;
+    struct dlv_req q;
+    int fd;
+    dlv_done_cb *cb;
+    void *arg;
+    struct dlv_tally t;
+    int64_t start_us;
+    struct event *kick;
+    uint32_t dns_id;
+    int resolved;            /* the target lookup was started */
+    struct dns_result mx;    /* MX target: candidates point into it */
+    struct dns_result hostr; /* HOSTS target: the current host's addresses */
+    struct dlv_cand cands[DLV_MAX_SESSIONS * 2];
+    size_t ncands, cur, hidx;
+    struct smtpc *s;
+    const struct dlv_cand *sc; /* candidate of s (NULL when reused) */
+    int s_reused, s_hi;        /* s came from the idle cache; its host index */
+    struct sockaddr_storage s_addr;
+    struct sockaddr_storage skip; /* address of a reused session already tried */
+    int have_skip;
+    size_t sessions;
+    size_t *map;
+    struct smtpc_rcpt *trc;
+    /* result facts */
+    char *relay, *label;
+    int host_index, tls_used, reused, in_cb;
+    uint32_t connections;
+    int kept;           /* a session of this job is idle under its key */
+    int waited;         /* connection_delay was checked before the first new connection */
+    struct event *wait; /* that pause */
+};
+
+static uint32_t rnd_default(uint32_t n)
+{
+    return n ? (uint32_t)random() % n : 0;
+}
+
+struct dlv_engine *dlv_engine_new(const struct dlv_engine_opts *o)
+{
+    struct dlv_engine *e = xcalloc(1, sizeof(*e));
+
+    dlv_engine_set_opts(e, o);
+    e->o.base = o->base;
+    e->o.ssl_ctx = o->ssl_ctx;
+    return e;
+}
+
+void dlv_engine_set_opts(struct dlv_engine *e, const struct dlv_engine_opts *o)
+{
+    free(e->helo);
+    e->helo = xstrdup(o->helo_name ? o->helo_name : "localhost");
+    e->o.helo_name = e->helo;
+    e->o.connect_timeout = o->connect_timeout;
+    e->o.timeout = o->timeout;
+    e->o.rnd = o->rnd ? o->rnd : rnd_default;
+}
+
+void dlv_engine_set_dns(struct dlv_engine *e, struct ipc_chan *dnsd)
+{
+    e->dns = dnsd;
+}
+
+size_t dlv_engine_jobs(const struct dlv_engine *e)
+{
+    return e->njobs;
+}
+
+size_t dlv_engine_idle(const struct dlv_engine *e)
+{
+    return e->nidle;
+}
+
+/* -- when connections ended, per key (connection_delay) -- */
+
+/* A connection under key ended now. */
+static void note_closed(struct dlv_engine *e, const char *key)
+{
+    struct closed *slot = NULL, *victim = NULL;
+
+    if (key == NULL || key[0] == '\0')
+        return;
+    for (size_t i = 0; i < DLV_MAX_CLOSED && slot == NULL; i++) {
+        struct closed *c = &e->closed[i];
+        if (c->key && strcmp(c->key, key) == 0)
+            slot = c;
+        else if (victim == NULL || (victim->key && (c->key == NULL || c->at_us < victim->at_us)))
+            victim = c; /* an empty entry, else the oldest */
+    }
+    if (slot == NULL) {
+        slot = victim;
+        free(slot->key);
+        slot->key = xstrdup(key);
+    }
+    slot->at_us = mono_us();
+}
+
+/* Microseconds this job must still wait before it opens a new connection. */
+static int64_t delay_left(const struct dlv_engine *e, const struct dlv_req *q, int64_t now)
+{
+    if (q->connection_delay_ms == 0 || q->dest_key[0] == '\0')
+        return 0;
+    for (size_t i = 0; i < DLV_MAX_CLOSED; i++) {
+        const struct closed *c = &e->closed[i];
+        if (c->key && strcmp(c->key, q->dest_key) == 0) {
+            int64_t until = c->at_us + (int64_t)q->connection_delay_ms * 1000;
+            return until > now ? until - now : 0;
+        }
+    }
+    return 0;
+}
+
+/* -- idle sessions -- */
+
+static void idle_unlink(struct idle *it)
+{
+    struct dlv_engine *e = it->e;
+
+    for (struct idle **pp = &e->idle; *pp; pp = &(*pp)->next)
+        if (*pp == it) {
+            *pp = it->next;
+            e->nidle--;
+            break;
+        }
+    smtpc_set_idle_cb(it->s, NULL, NULL);
+    event_free(it->timer);
+    free(it->key);
+    free(it->host);
+    free(it->auth_user);
+    free(it);
+}
+
+static void on_idle_lost(struct smtpc *s, void *arg)
+{
+    struct idle *it = arg;
+
+    log_debug("idle connection to %s closed by the server", smtpc_info(s)->relay);
+    note_closed(it->e, it->key);
+    idle_unlink(it);
+    smtpc_free(s);
+}
+
+static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct idle *it = arg;
+    struct smtpc *s = it->s;
+
+    log_debug("closing idle connection to %s", smtpc_info(s)->relay);
+    note_closed(it->e, it->key);
+    idle_unlink(it);
+    smtpc_close(s);
+}
+
+/* Keep s idle for a later job to the same destination, or close it. */
+static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
+{
+    const struct dlv_req *q = &j->q;
+    const struct dlv_host *h = j->s_hi >= 0 ? &q->hosts[j->s_hi] : NULL;
+    struct timeval tv = {(time_t)q->idle_timeout_s, 0};
+    struct idle *it;
+
+    if (q->dest_key[0] == '\0' || q->max_per_conn <= 1 || q->idle_timeout_s == 0 ||
+        !smtpc_reusable(s) || (uint32_t)smtpc_info(s)->transactions >= q->max_per_conn) {
+        note_closed(e, q->dest_key);
+        smtpc_close(s);
+        return;
+    }
+    it = xcalloc(1, sizeof(*it));
+    it->e = e;
+    it->s = s;
+    it->key = xstrdup(q->dest_key);
+    it->tls = (enum dlv_tls)(h ? h->tls : q->tls);
+    it->host = xstrdup(h ? h->name : "");
+    it->auth_user = xstrdup(h ? h->auth_user : "");
+    it->addr = j->s_addr;
+    it->timer = evtimer_new(e->o.base, on_idle_timer, it);
+    if (it->timer == NULL)
+        log_panic("dlv_engine: cannot allocate a timer");
+    evtimer_add(it->timer, &tv);
+    smtpc_set_idle_cb(s, on_idle_lost, it);
+    it->next = e->idle;
+    e->idle = it;
+    e->nidle++;
+    j->kept = 1;
+    if (e->nidle > DLV_MAX_IDLE) {
+        struct idle *last = e->idle;
+        while (last->next)
+            last = last->next;
+        s = last->s;
+        note_closed(e, last->key);
+        idle_unlink(last);
+        smtpc_close(s);
+    }
+}
+
+/* An idle session this job may use, taken out of the cache; its host
+ * index in *hi and its address in *addr. */
+static struct smtpc *unpark(struct dlv_engine *e, struct dlv_job *j, int *hi,
+                            struct sockaddr_storage *addr)
+{
+    const struct dlv_req *q = &j->q;
+
+    if (q->dest_key[0] == '\0')
+        return NULL;
+    for (struct idle *it = e->idle; it; it = it->next) {
+        struct smtpc *s = it->s;
+        int index = -1;
+        if (strcmp(it->key, q->dest_key) != 0)
+            continue;
+        if (q->target == DLV_TARGET_MX) {
+            if (it->tls != (enum dlv_tls)q->tls || it->host[0] != '\0')
+                continue;
+        } else {
+            for (size_t i = 0; i < q->nhosts && index < 0; i++) {
+                const struct dlv_host *h = &q->hosts[i];
+                if (strcmp(h->name, it->host) == 0 && (enum dlv_tls)h->tls == it->tls &&
+                    strcmp(h->auth_user, it->auth_user) == 0)
+                    index = (int)i;
+            }
+            if (index < 0)
+                continue;
+        }
+        *hi = index;
+        *addr = it->addr;
+        idle_unlink(it);
+        return s;
+    }
+    return NULL;
+}
+
+void dlv_engine_close_idle(struct dlv_engine *e)
+{
+    while (e->idle) {
+        struct smtpc *s = e->idle->s;
+        idle_unlink(e->idle);
+        smtpc_close(s);
+    }
+}
+
+/* -- jobs -- */
+
+static void job_next(struct dlv_job *j);
+static int job_pause(struct dlv_job *j);
+static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg);
+static void on_txn(struct smtpc *s, const struct smtpc_txn_res *tr, void *arg);
+
+static void job_free(struct dlv_job *j)
+{
+    struct dlv_engine *e = j->e;
+
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        e->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    e->njobs--;
+    if (j->dns_id)
+        dnsc_cancel(j->dns_id);
+    if (j->s)
+        smtpc_free(j->s);
+    if (j->fd >= 0)
+        close(j->fd);
+    event_free(j->kick);
+    if (j->wait)
+        event_free(j->wait);
+    dns_result_free(&j->mx);
+    dns_result_free(&j->hostr);
+    dlv_tally_free(&j->t);
+    dlv_req_free(&j->q);
+    free(j->map);
+    free(j->trc);
+    free(j->relay);
+    free(j->label);
+    free(j);
+}
+
+static void job_finish(struct dlv_job *j)
+{
+    struct dlv_res res;
+
+    memset(&res, 0, sizeof(res));
+    res.id = j->q.id;
+    res.relay = j->relay;
+    res.label = j->label;
+    res.host_index = j->t.taken ? j->host_index : -1;
+    res.tls_used = (uint8_t)j->tls_used;
+    res.connections = j->connections;
+    res.reused = (uint8_t)j->reused;
+    res.duration_us = (uint64_t)(mono_us() - j->start_us);
+    res.r = j->t.r;
+    res.n = j->t.n;
+    res.conn_kept = (uint8_t)(j->kept != 0);
+    j->in_cb = 1;
+    j->cb(&res, j->arg);
+    job_free(j);
+}
+
+/* Remember which server took it or was tried last. */
+static void note_relay(struct dlv_job *j, struct smtpc *s, int host_index, int took)
+{
+    const struct smtpc_info *in = smtpc_info(s);
+    const char *label = "";
+
+    if (j->t.taken && !took)
+        return; /* keep the one that took the message */
+    if (host_index >= 0 && (size_t)host_index < j->q.nhosts)
+        label = j->q.hosts[host_index].label;
+    free(j->relay);
+    free(j->label);
+    j->relay = xstrdup(in->relay);
+    j->label = xstrdup(label);
+    j->host_index = host_index;
+    j->tls_used = in->tls;
+    j->reused = j->s_reused;
+}
+
+static const char *phase_tag(const struct dlv_job *j)
+{
+    return dlv_phase_name((enum dlv_phase)j->q.phase);
+}
+
+/* The transaction over the recipients still open. */
+static int job_send(struct dlv_job *j, struct smtpc *s)
+{
+    struct smtpc_txn txn;
+    size_t n = 0;
+
+    for (size_t i = 0; i < j->t.n; i++) {
+        if (!j->t.open[i])
+            continue;
+        j->map[n] = i;
+        j->trc[n].addr = j->q.rcpts[i].addr;
+        j->trc[n].notify = j->q.rcpts[i].notify;
+        j->trc[n].orcpt = j->q.rcpts[i].orcpt[0] ? j->q.rcpts[i].orcpt : NULL;
+        n++;
+    }
+    memset(&txn, 0, sizeof(txn));
+    txn.sender = j->q.sender;
+    txn.rcpts = j->trc;
+    txn.nrcpts = n;
+    txn.envid = j->q.envid[0] ? j->q.envid : NULL;
+    txn.ret = j->q.ret == QFILE_RET_FULL   ? SMTPC_RET_FULL
+              : j->q.ret == QFILE_RET_HDRS ? SMTPC_RET_HDRS
+                                           : SMTPC_RET_NONE;
+    txn.need = ((j->q.need & DLV_NEED_8BITMIME) ? SMTPC_NEED_8BITMIME : 0) |
+               ((j->q.need & DLV_NEED_SMTPUTF8) ? SMTPC_NEED_SMTPUTF8 : 0);
+    txn.fd = j->fd;
+    txn.offset = (off_t)j->q.msg_offset;
+    txn.length = (off_t)j->q.msg_size;
+    return smtpc_send(s, &txn, on_txn, j);
+}
+
+static enum smtpc_tls smtpc_tls_of(enum dlv_tls t)
+{
+    switch (t) {
+    case DLV_TLS_NONE:
+        return SMTPC_TLS_NONE;
+    case DLV_TLS_MAY:
+        return SMTPC_TLS_MAY;
+    case DLV_TLS_ENCRYPT:
+        return SMTPC_TLS_ENCRYPT;
+    case DLV_TLS_VERIFY:
+        return SMTPC_TLS_VERIFY;
+    }
+    return SMTPC_TLS_MAY;
+}
+
+static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
+{
+    struct dlv_engine *e = j->e;
+    struct smtpc_opts o;
+    char ab[NETADDR_STRLEN];
+
+    memset(&o, 0, sizeof(o));
+    o.addr = &c->addr;
+    o.host = c->host;
+    o.helo_name = e->o.helo_name;
+    o.connect_timeout = e->o.connect_timeout;
+    o.timeout = e->o.timeout;
+    o.tls = smtpc_tls_of(c->tls);
+    o.ssl_ctx = e->o.ssl_ctx;
+    if (c->h && c->h->auth_user[0]) {
+        o.auth_user = c->h->auth_user;
+        o.auth_pass = c->h->auth_pass;
+        o.auth_plaintext = c->h->auth_plaintext_ok;
+    }
+    o.log_id = j->q.queue_id;
+    j->sessions++;
+    j->connections++;
+    j->sc = c;
+    j->s_reused = 0;
+    j->s_hi = c->host_index;
+    j->s_addr = c->addr;
+    log_detail("%s: %s delivery to %s, attempt %u: connecting to %s[%s]:%d%s%s (tls=%s)",
+               j->q.queue_id, phase_tag(j), j->q.domain, j->q.attempt, c->host,
+               netaddr_ntop((const struct sockaddr *)&c->addr, ab, sizeof(ab)),
+               netaddr_port((const struct sockaddr *)&c->addr),
+               c->h && c->h->label[0] ? ", gateway " : "", c->h ? c->h->label : "",
+               dlv_tls_name(c->tls));
+    j->s = smtpc_open(e->o.base, &o, on_open, j);
+}
+
+static void log_failure(const struct dlv_job *j, const char *relay, const struct smtpc_res *r)
+{
+    if (r->code > 0)
+        log_info("%s: %s failed at %s (%s, %s): %d %s", j->q.queue_id, relay,
+                 dlv_step_name(dlv_step_of(r->step)), dlv_class_name(dlv_class_of(r->cls)),
+                 smtpc_status_name(r->status), r->code, r->text);
+    else
+        log_info("%s: %s failed at %s (%s, %s): %s", j->q.queue_id, relay,
+                 dlv_step_name(dlv_step_of(r->step)), dlv_class_name(dlv_class_of(r->cls)),
+                 smtpc_status_name(r->status), r->text);
+}
+
+static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg)
+{
+    struct dlv_job *j = arg;
+
+    if (res->status == SMTPC_OK) {
+        if (job_send(j, s) == 0)
+            return;
+        log_panic("dlv_engine: smtpc_send refused a ready session");
+    }
+    log_failure(j, smtpc_info(s)->relay, res);
+    note_relay(j, s, j->s_hi, 0);
+    dlv_tally_open_failed(&j->t, res);
+    j->s = NULL;
+    smtpc_close(s);
+    job_next(j);
+}
+
+static void on_txn(struct smtpc *s, const struct smtpc_txn_res *tr, void *arg)
+{
+    struct dlv_job *j = arg;
+    int was_taken = j->t.taken;
+
+    j->s = NULL;
+    if (dlv_tally_txn(&j->t, tr, j->map)) {
+        log_detail("%s: reused connection to %s was closed before the transaction; "
+                   "going on with a new one",
+                   j->q.queue_id, smtpc_info(s)->relay);
+        note_closed(j->e, j->q.dest_key);
+        smtpc_free(s);
+        j->have_skip = 0; /* the server itself may well be fine */
+        job_next(j);
+        return;
+    }
+    if (tr->session.status != SMTPC_OK)
+        log_failure(j, smtpc_info(s)->relay, &tr->session);
+    note_relay(j, s, j->s_hi, j->t.taken && !was_taken);
+    park(j->e, j, s);
+    job_next(j);
+}
+
+/* -- resolving -- */
+
+static void on_mx(const struct dns_result *r, void *arg)
+{
+    struct dlv_job *j = arg;
+
+    j->dns_id = 0;
+    if (r->err != DNS_OK) {
+        log_info("%s: MX lookup for %s failed (%s): %s", j->q.queue_id, j->q.domain,
+                 dns_class_name(r->err), r->reason);
+        dlv_tally_dns(&j->t, r->err, r->reason, 0);
+        job_next(j);
+        return;
+    }
+    dns_result_free(&j->mx);
+    dns_result_copy(&j->mx, r);
+    dns_shuffle(&j->mx, j->e->o.rnd);
+    j->ncands = dlv_cands_mx(&j->mx, j->q.port, (enum dlv_tls)j->q.tls, j->cands, nitems(j->cands));
+    j->cur = 0;
+    if (j->ncands == 0) {
+        enum dns_class c = DNS_PERM;
+        const char *why = "no MX host has an address";
+        for (size_t i = 0; i < j->mx.nhosts; i++)
+            if (j->mx.hosts[i].err != DNS_PERM) {
+                c = DNS_TEMP;
+                if (j->mx.hosts[i].reason && j->mx.hosts[i].reason[0])
+                    why = j->mx.hosts[i].reason;
+            }
+        log_info("%s: %s: %s", j->q.queue_id, j->q.domain, why);
+        dlv_tally_dns(&j->t, c, why, 0);
+    }
+    job_next(j);
+}
+
+static void on_host(const struct dns_result *r, void *arg)
+{
+    struct dlv_job *j = arg;
+    size_t i = j->hidx - 1;
+    const struct dlv_host *h = &j->q.hosts[i];
+
+    j->dns_id = 0;
+    dns_result_free(&j->hostr);
+    dns_result_copy(&j->hostr, r);
+    j->ncands = dlv_cands_host(h, (int)i, &j->hostr, NULL, j->q.port, j->cands, nitems(j->cands));
+    j->cur = 0;
+    if (j->ncands == 0) {
+        const char *why = r->err != DNS_OK ? r->reason
+                          : r->nhosts > 0 && r->hosts[0].reason && r->hosts[0].reason[0]
+                              ? r->hosts[0].reason
+                              : "no address";
+        char *text = xasprintf("cannot resolve %s: %s", h->name, why);
+        log_info("%s: %s", j->q.queue_id, text);
+        dlv_tally_dns(&j->t, r->err == DNS_OK ? DNS_PERM : r->err, text, 1);
+        free(text);
+    }
+    job_next(j);
+}
+
+/* "[name]" -> "name" (a listed host is never an MX lookup anyway). */
+static char *unbracket(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
+        return xstrndup(s + 1, n - 2);
+    return xstrdup(s);
+}
+
+static void dns_unavailable(struct dlv_job *j, int hosts_target)
+{
+    log_info("%s: dnsd is not available", j->q.queue_id);
+    dlv_tally_dns(&j->t, DNS_TEMP, "dnsd unavailable", hosts_target);
+}
+
+static void resolve_host(struct dlv_job *j, size_t i)
+{
+    const struct dlv_host *h = &j->q.hosts[i];
+    struct sockaddr_storage ss;
+    char *name;
+    int lit;
+
+    j->hidx = i + 1;
+    j->ncands = j->cur = 0;
+    lit = dns_parse_addr(h->name, &ss);
+    name = unbracket(h->name);
+    if (lit == 0 && strcmp(name, h->name) != 0)
+        lit = dns_parse_addr(name, &ss);
+    if (lit == 1) {
+        free(name);
+        j->ncands = dlv_cands_host(h, (int)i, NULL, &ss, j->q.port, j->cands, nitems(j->cands));
+        job_next(j);
+        return;
+    }
+    if (lit < 0) {
+        char *text = xasprintf("bad address %s", h->name);
+        dlv_tally_dns(&j->t, DNS_TEMP, text, 1);
+        free(text);
+        free(name);
+        job_next(j);
+        return;
+    }
+    if (j->e->dns)
+        j->dns_id = dnsc_host(j->e->dns, name, on_host, j);
+    free(name);
+    if (j->dns_id == 0) {
+        dns_unavailable(j, 1);
+        job_next(j);
+    }
+}
+
+static void start_resolve(struct dlv_job *j)
+{
+    j->resolved = 1;
+    if (j->q.target == DLV_TARGET_HOSTS) {
+        j->hidx = 0;
+        job_next(j);
+        return;
+    }
+    if (j->e->dns)
+        j->dns_id =
+            dnsc_mx(j->e->dns, j->q.domain, (const char *const *)j->q.mx_override, on_mx, j);
+    if (j->dns_id == 0) {
+        dns_unavailable(j, 0);
+        job_next(j);
+    }
+}
+
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    char x[NETADDR_STRLEN], y[NETADDR_STRLEN];
+
+    netaddr_format((const struct sockaddr *)a, x, sizeof(x));
+    netaddr_format((const struct sockaddr *)b, y, sizeof(y));
+    return strcmp(x, y) == 0;
+}
+
+/*
+ * The driver: called after every step; it decides what comes next. The
+ * order: an idle session (at start), the lookup, the candidates, the next
+ * listed host, the end.
+ */
+static void job_next(struct dlv_job *j)
+{
+    if (!dlv_tally_more(&j->t) || j->sessions >= DLV_MAX_SESSIONS) {
+        job_finish(j);
+        return;
+    }
+    if (!j->resolved) {
+        start_resolve(j);
+        return;
+    }
+    while (j->cur < j->ncands) {
+        const struct dlv_cand *c = &j->cands[j->cur];
+        if (j->have_skip && same_addr(&c->addr, &j->skip)) {
+            j->cur++;
+            continue;
+        }
+        if (job_pause(j))
+            return;
+        j->cur++;
+        try_cand(j, c);
+        return;
+    }
+    if (j->q.target == DLV_TARGET_HOSTS && j->hidx < j->q.nhosts) {
+        resolve_host(j, j->hidx);
+        return;
+    }
+    job_finish(j);
+}
+
+/* Send over an idle session for the job's key, if there is one: 1 when
+ * the transaction started. */
+static int job_reuse(struct dlv_job *j)
+{
+    int hi = -1;
+    struct sockaddr_storage addr;
+    struct smtpc *s = unpark(j->e, j, &hi, &addr);
+
+    if (s == NULL)
+        return 0;
+    const struct smtpc_info *in = smtpc_info(s);
+    log_detail("%s: %s delivery to %s, attempt %u: reusing the connection to %s "
+               "(transaction %d)",
+               j->q.queue_id, phase_tag(j), j->q.domain, j->q.attempt, in->relay,
+               in->transactions + 1);
+    j->s = s;
+    j->sc = NULL;
+    j->s_reused = 1;
+    j->s_hi = hi;
+    j->s_addr = addr;
+    j->skip = addr; /* tried now: not again on a new connection */
+    j->have_skip = 1;
+    if (job_send(j, s) == 0)
+        return 1;
+    j->s = NULL;
+    j->have_skip = 0;
+    smtpc_free(s);
+    return 0;
+}
+
+static void job_begin(struct dlv_job *j)
+{
+    if (!job_reuse(j))
+        job_next(j);
+}
+
+/* The pause is over: a session may have become idle meanwhile. */
+static void on_wait(evutil_socket_t fd, short what, void *arg)
+{
+    struct dlv_job *j = arg;
+
+    if (!job_reuse(j))
+        job_next(j);
+}
+
+/*
+ * connection_delay: before the job's first new connection, wait until
+ * the delay has passed since the last connection under its key ended.
+ * 1 when the job now waits (on_wait goes on).
+ */
+static int job_pause(struct dlv_job *j)
+{
+    int64_t left;
+    struct timeval tv;
+
+    if (j->waited || j->connections > 0)
+        return 0;
+    j->waited = 1;
+    left = delay_left(j->e, &j->q, mono_us());
+    if (left <= 0)
+        return 0;
+    if (j->wait == NULL && (j->wait = evtimer_new(j->e->o.base, on_wait, j)) == NULL)
+        log_panic("dlv_engine: cannot allocate a timer");
+    tv.tv_sec = (time_t)(left / 1000000);
+    tv.tv_usec = (suseconds_t)(left % 1000000);
+    evtimer_add(j->wait, &tv);
+    log_detail("%s: %s delivery to %s: waiting %.1fs before a new connection "
+               "(connection_delay)",
+               j->q.queue_id, phase_tag(j), j->q.domain, (double)left / 1e6);
+    return 1;
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    job_begin(arg);
+}
+
+struct dlv_job *dlv_engine_start(struct dlv_engine *e, struct dlv_req *req, int fd, dlv_done_cb *cb,
+                                 void *arg)
+{
+    struct dlv_job *j = xcalloc(1, sizeof(*j));
+
+    j->e = e;
+    j->q = *req;
+    memset(req, 0, sizeof(*req));
+    j->fd = fd;
+    j->cb = cb;
+    j->arg = arg;
+    j->host_index = -1;
+    j->s_hi = -1;
+    j->relay = xstrdup("");
+    j->label = xstrdup("");
+    j->start_us = mono_us();
+    dlv_tally_init(&j->t, &j->q);
+    dns_result_init(&j->mx, j->q.domain);
+    dns_result_init(&j->hostr, "");
+    j->map = xcalloc(j->t.n ? j->t.n : 1, sizeof(*j->map));
+    j->trc = xcalloc(j->t.n ? j->t.n : 1, sizeof(*j->trc));
+    j->kick = event_new(e->o.base, -1, 0, on_kick, j);
+    if (j->kick == NULL)
+        log_panic("dlv_engine: cannot allocate an event");
+    j->next = e->jobs;
+    if (e->jobs)
+        e->jobs->prev = j;
+    e->jobs = j;
+    e->njobs++;
+    if (fd < 0) {
+        dlv_tally_set_open(&j->t, DLV_TEMP, DLV_CLASS_LOCAL, DLV_STEP_NONE, 0, "4.3.0",
+                           "no message file came with the request");
+        j->t.stop = 1;
+    }
+    event_active(j->kick, EV_TIMEOUT, 0);
+    return j;
+}
+
+void dlv_job_cancel(struct dlv_job *j)
+{
+    if (j == NULL || j->in_cb)
+        return;
+    job_free(j);
+}
+
+void dlv_engine_free(struct dlv_engine *e)
+{
+    if (e == NULL)
+        return;
+    while (e->jobs)
+        job_free(e->jobs);
+    dlv_engine_close_idle(e);
+    for (size_t i = 0; i < DLV_MAX_CLOSED; i++)
+        free(e->closed[i].key);
+    free(e->helo);
+    free(e);
+}

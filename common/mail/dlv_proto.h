@@ -1,0 +1,158 @@
+/*
+ * dlv_proto - what qmgr asks deliver and relay to do, and what they answer
+ * (IMSG_DELIVERY / IMSG_DELIVERY_RESULT, proto.h).
+ *
+ * One delivery = one SMTP transaction to one destination for the
+ * recipients of one domain (DESIGN section 4). The request travels with
+ * the open queue file as its fd; the message is msg_size bytes at
+ * msg_offset in it (the envelope before it is never sent).
+ *
+ * Targets:
+ *   DLV_TARGET_MX     look up the MX set of `domain` through dnsd (with
+ *                     `mx_override` as dnsd's override list when not
+ *                     empty) and try hosts by preference on `port`;
+ *   DLV_TARGET_HOSTS  try `hosts` in the order given (a static route, or
+ *                     relay gateways in priority/rotation order), each on
+ *                     its own port, TLS mode and credentials, until one
+ *                     takes the message.
+ *
+ * The answer has one result per recipient (same idx as the request) with
+ * status, error class and the step that failed, plus which host took it
+ * (or was tried last). Connection reuse (issue 7): a request names a
+ * destination key; an idle connection to the same key may carry it, up
+ * to max_per_conn messages per connection, and is closed after
+ * idle_timeout_s. A request that needs a new connection opens it no
+ * sooner than connection_delay_ms after the last connection under its
+ * key ended. The result says whether the delivery left its connection
+ * idle under the key (conn_kept), so qmgr knows a connection is ready
+ * for the destination's next message or that one has just ended.
+ *
+ * dlv_req_encode/dlv_req_decode and dlv_res_encode/dlv_res_decode are the
+ * only code that knows the byte layout; decode fails (returns -1) on any
+ * malformed body. Decoded structures own their strings: free them with
+ * dlv_req_free / dlv_res_free.
+ */
+#ifndef POSTERN_DLV_PROTO_H
+#define POSTERN_DLV_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/ipc.h"
+
+enum dlv_target { DLV_TARGET_MX = 0, DLV_TARGET_HOSTS = 1 };
+enum dlv_phase { DLV_PHASE_DIRECT = 0, DLV_PHASE_RELAY = 1 };
+/* Outbound TLS modes, as main.cf's tls = none|may|encrypt|verify. */
+enum dlv_tls { DLV_TLS_NONE = 0, DLV_TLS_MAY, DLV_TLS_ENCRYPT, DLV_TLS_VERIFY };
+
+#define DLV_NEED_8BITMIME 0x1u
+#define DLV_NEED_SMTPUTF8 0x2u
+
+struct dlv_host {
+    char *name;      /* host name or literal address */
+    uint16_t port;   /* 0: the request's port */
+    uint8_t tls;     /* enum dlv_tls */
+    char *label;     /* gateway name for logs and smtpctl show relays, or "" */
+    char *auth_user; /* "" for no AUTH */
+    char *auth_pass;
+    uint8_t auth_plaintext_ok; /* AUTH allowed without TLS */
+};
+
+struct dlv_rcpt {
+    uint32_t idx; /* recipient index in the queue file */
+    char *addr;
+    char *orcpt; /* "" if none */
+    uint32_t notify;
+};
+
+struct dlv_req {
+    uint32_t id;
+    char *queue_id;
+    uint64_t msg_offset, msg_size;
+    char *sender;  /* "" for <> */
+    char *envid;   /* "" if none */
+    uint8_t ret;   /* enum qfile_ret */
+    uint32_t need; /* DLV_NEED_* */
+    char *domain;
+    uint8_t phase;      /* enum dlv_phase, for logs */
+    uint32_t attempt;   /* attempt number within the phase, from 1 */
+    uint8_t target;     /* enum dlv_target */
+    uint8_t tls;        /* enum dlv_tls for MX targets */
+    uint16_t port;      /* MX port (direct_port) and default for hosts */
+    char **mx_override; /* NULL-terminated; may be empty */
+    struct dlv_host *hosts;
+    size_t nhosts;
+    struct dlv_rcpt *rcpts;
+    size_t nrcpts;
+    char *dest_key;        /* connection-reuse key ("" for none) */
+    uint32_t max_per_conn; /* messages per connection (1: no reuse) */
+    uint32_t idle_timeout_s;
+    uint32_t connection_delay_ms; /* pause after a connection under dest_key ended */
+};
+
+enum dlv_status { DLV_OK = 0, DLV_TEMP = 1, DLV_PERM = 2 };
+enum dlv_class {
+    DLV_CLASS_NONE = 0,
+    DLV_CLASS_DNS,
+    DLV_CLASS_NETWORK,
+    DLV_CLASS_TLS,
+    DLV_CLASS_SMTP,
+    DLV_CLASS_AUTH,
+    DLV_CLASS_LOCAL, /* our side: unreadable queue file, internal error */
+};
+enum dlv_step {
+    DLV_STEP_NONE = 0,
+    DLV_STEP_DNS,
+    DLV_STEP_CONNECT,
+    DLV_STEP_GREETING,
+    DLV_STEP_HELO,
+    DLV_STEP_STARTTLS,
+    DLV_STEP_AUTH,
+    DLV_STEP_MAIL,
+    DLV_STEP_RCPT,
+    DLV_STEP_DATA,
+    DLV_STEP_DOT,
+};
+
+struct dlv_rcpt_res {
+    uint32_t idx;
+    uint8_t status; /* enum dlv_status */
+    uint8_t cls;    /* enum dlv_class */
+    uint8_t step;   /* enum dlv_step */
+    uint16_t code;  /* SMTP reply code, 0 if none */
+    char *dsn;      /* enhanced status code "4.4.1" */
+    char *text;     /* reply text or our reason, printable */
+};
+
+struct dlv_res {
+    uint32_t id;
+    char *relay;        /* "host[addr]:port" that took it, or the last one tried, or "" */
+    char *label;        /* gateway name of that host, or "" */
+    int32_t host_index; /* index in req->hosts that accepted, -1 if none */
+    uint8_t tls_used;
+    uint32_t connections; /* connections opened for this delivery (0 if reused) */
+    uint8_t reused;       /* went over a reused connection */
+    uint64_t duration_us;
+    struct dlv_rcpt_res *r;
+    size_t n;
+    uint8_t conn_kept; /* the connection is idle under dest_key now */
+};
+
+const char *dlv_status_name(enum dlv_status s); /* "sent" "deferred" "failed" */
+const char *
+dlv_class_name(enum dlv_class c);           /* "none" "dns" "network" "tls" "smtp" "auth" "local" */
+const char *dlv_step_name(enum dlv_step s); /* "none" "dns" "connect" ... "data" "dot" */
+const char *dlv_tls_name(enum dlv_tls t);
+const char *dlv_phase_name(enum dlv_phase p); /* "direct" "relay" */
+/* "dns" -> DLV_CLASS_DNS etc.; -1 if unknown. */
+int dlv_class_parse(const char *s);
+
+void dlv_req_encode(struct ipc_w *w, const struct dlv_req *q);
+int dlv_req_decode(const void *body, size_t len, struct dlv_req *q);
+void dlv_req_free(struct dlv_req *q);
+
+void dlv_res_encode(struct ipc_w *w, const struct dlv_res *r);
+int dlv_res_decode(const void *body, size_t len, struct dlv_res *r);
+void dlv_res_free(struct dlv_res *r);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * proto - the message types that travel over Postern's IPC channels and
+ * the layout of each body (ipc.h encodes the primitives).
+ *
+ * Each pair of processes has its own range so that the owner of a
+ * protocol can add types without touching another's. A body layout is
+ * written next to its type as a sequence of ipc_w_* fields; the receiver
+ * reads the same sequence and rejects the frame unless ipc_r_done().
+ *
+ * Topology (DESIGN section 1): master <-> every child; smtpd <-> qmgr;
+ * qmgr <-> deliver; qmgr <-> relay; deliver <-> dnsd; relay <-> dnsd.
+ * Master creates every socketpair; when a child is restarted master makes
+ * new pairs for its edges and hands the far end to the live peer with
+ * IMSG_PEER.
+ */
+#ifndef POSTERN_PROTO_H
+#define POSTERN_PROTO_H
+
+#define POSTERN_VERSION "0.1.0"
+
+enum ipc_type {
+    /* master <-> any child: 1..99 */
+    IMSG_STATUS_REQ = 1, /* master->child: empty */
+    IMSG_STATUS_REP = 2, /* child->master: u32 pid, i64 started_us, str version, str state */
+    IMSG_PEER = 3,       /* master->child, with fd: str peer_name */
+    IMSG_RELOAD = 4,     /* master->child: str main_cf_path, str text, u32 n, n x str override */
+    IMSG_RELOAD_REP = 5, /* child->master: u32 ok(1/0), str error */
+    IMSG_LOGLEVEL = 6,   /* master->child: u32 level */
+    IMSG_CTL_REQ = 7,    /* master->child: u32 flags (CTL_F_*), u32 argc, argc x str */
+    IMSG_CTL_REP = 8,    /* child->master: u32 exit_code, str output */
+    IMSG_SHUTDOWN = 9,   /* master->child: empty; finish and exit 0 */
+
+    /* smtpd <-> qmgr: 100..199 */
+    IMSG_QUEUE_NEW = 100,  /* smtpd->qmgr: str queue_id (file is in queue/) */
+    IMSG_QUEUE_FREE = 101, /* qmgr->smtpd: u32 n, n x str name (files moved to free/) */
+
+    /* qmgr <-> deliver / relay: 200..299 (layouts in common/mail/dlv_proto.h) */
+    IMSG_DELIVERY = 200,        /* qmgr->deliver|relay, with the message fd */
+    IMSG_DELIVERY_RESULT = 201, /* deliver|relay->qmgr */
+
+    /* deliver|relay <-> dnsd: 300..399 (layouts in common/mail/dns_proto.h) */
+    IMSG_DNS_MX_REQ = 300,
+    IMSG_DNS_HOST_REQ = 301,
+    IMSG_DNS_REP = 302,
+};
+
+/* IMSG_CTL_REQ flags */
+#define CTL_F_JSON 0x1u
+
+#endif
