@@ -38,7 +38,7 @@ void sess_reset(struct sess *s)
     s->rcpt_tried = 0;
     s->in_mail = 0;
     s->body = SMTP_BODY_NONE;
-    s->ret = SMTP_RET_NONE;
+    s->ret = DSN_RET_NONE;
     s->smtputf8 = 0;
 }
 
@@ -626,16 +626,14 @@ void sess_envelope(const struct sess *s, const char *id, int64_t arrival_us, str
     env->auth = s->authed ? (char *)(uintptr_t)s->auth_user : NULL;
     env->sender = s->sender;
     env->envid = s->envid;
-    env->ret = s->ret == SMTP_RET_FULL   ? QFILE_RET_FULL
-               : s->ret == SMTP_RET_HDRS ? QFILE_RET_HDRS
-                                         : QFILE_RET_NONE;
+    env->ret = s->ret;
     env->body = s->body == SMTP_BODY_7BIT       ? QFILE_BODY_7BIT
                 : s->body == SMTP_BODY_8BITMIME ? QFILE_BODY_8BITMIME
                                                 : QFILE_BODY_NONE;
     env->smtputf8 = s->smtputf8;
     for (size_t i = 0; i < s->nrcpt; i++) {
         rcpts[i].addr = s->rcpt[i].addr;
-        rcpts[i].notify = s->rcpt[i].notify; /* same bit values */
+        rcpts[i].notify = s->rcpt[i].notify;
         rcpts[i].orcpt = s->rcpt[i].orcpt;
     }
     env->rcpt = rcpts;

@@ -105,7 +105,7 @@ struct sess {
     int in_mail;
     char *sender;
     enum smtp_body body;
-    enum smtp_ret ret;
+    enum dsn_ret ret;
     int smtputf8;
     char *envid;
     struct sess_rcpt *rcpt;

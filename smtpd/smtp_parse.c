@@ -27,23 +27,6 @@ const char *smtp_verb_name(enum smtp_verb v)
     return "UNKNOWN";
 }
 
-const char *smtp_notify_str(unsigned bits, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    if (bits & SMTP_NOTIFY_NEVER) {
-        snprintf(buf, size, "NEVER");
-        return buf;
-    }
-    snprintf(buf, size, "%s%s%s%s%s", (bits & SMTP_NOTIFY_SUCCESS) ? "SUCCESS" : "",
-             (bits & SMTP_NOTIFY_SUCCESS) && (bits & (SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY))
-                 ? ","
-                 : "",
-             (bits & SMTP_NOTIFY_FAILURE) ? "FAILURE" : "",
-             (bits & SMTP_NOTIFY_FAILURE) && (bits & SMTP_NOTIFY_DELAY) ? "," : "",
-             (bits & SMTP_NOTIFY_DELAY) ? "DELAY" : "");
-    return buf;
-}
-
 static int fail(struct smtp_cmd *cmd, int code, const char *enh, const char *text)
 {
     cmd->code = code;
@@ -169,14 +152,12 @@ static int parse_mail_params(const char *p, const char *end, struct smtp_cmd *cm
             if (v != NULL)
                 return fail(cmd, 501, "5.5.4", "SMTPUTF8 takes no value");
         } else if (keyis(k, kl, "RET")) {
-            if (cmd->ret != SMTP_RET_NONE)
+            int ret = dsn_ret_parse(v, vl);
+            if (cmd->ret != DSN_RET_NONE)
                 return fail(cmd, 501, "5.5.4", "Duplicate RET parameter");
-            if (valis(v, vl, "FULL"))
-                cmd->ret = SMTP_RET_FULL;
-            else if (valis(v, vl, "HDRS"))
-                cmd->ret = SMTP_RET_HDRS;
-            else
+            if (ret < 0)
                 return fail(cmd, 501, "5.5.4", "Bad RET parameter (FULL or HDRS)");
+            cmd->ret = (enum dsn_ret)ret;
         } else if (keyis(k, kl, "ENVID")) {
             if (cmd->envid[0] != '\0')
                 return fail(cmd, 501, "5.5.4", "Duplicate ENVID parameter");
@@ -195,39 +176,6 @@ static int parse_mail_params(const char *p, const char *end, struct smtp_cmd *cm
     return 0;
 }
 
-static int parse_notify(const char *v, size_t vl, unsigned *out)
-{
-    unsigned bits = 0;
-    size_t i = 0;
-
-    if (v == NULL)
-        return -1;
-    while (i < vl) {
-        size_t j = i;
-        unsigned b;
-        while (j < vl && v[j] != ',')
-            j++;
-        if (valis(v + i, j - i, "NEVER"))
-            b = SMTP_NOTIFY_NEVER;
-        else if (valis(v + i, j - i, "SUCCESS"))
-            b = SMTP_NOTIFY_SUCCESS;
-        else if (valis(v + i, j - i, "FAILURE"))
-            b = SMTP_NOTIFY_FAILURE;
-        else if (valis(v + i, j - i, "DELAY"))
-            b = SMTP_NOTIFY_DELAY;
-        else
-            return -1;
-        bits |= b;
-        i = j + 1;
-        if (j < vl && i >= vl)
-            return -1; /* trailing comma */
-    }
-    if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
-        return -1; /* NEVER must stand alone */
-    *out = bits;
-    return 0;
-}
-
 static int parse_rcpt_params(const char *p, const char *end, struct smtp_cmd *cmd, int utf8)
 {
     const char *k, *v, *why;
@@ -236,7 +184,7 @@ static int parse_rcpt_params(const char *p, const char *end, struct smtp_cmd *cm
 
     while ((r = smtp_param_next(&p, end, utf8, &k, &kl, &v, &vl, &why)) == 1) {
         if (keyis(k, kl, "NOTIFY")) {
-            if (cmd->notify != 0 || parse_notify(v, vl, &cmd->notify) != 0)
+            if (cmd->notify != 0 || dsn_notify_parse(v, vl, &cmd->notify) != 0)
                 return fail(cmd, 501, "5.5.4", "Bad NOTIFY parameter");
         } else if (keyis(k, kl, "ORCPT")) {
             if (cmd->orcpt[0] != '\0' || v == NULL || !orcpt_ok(v, vl) ||

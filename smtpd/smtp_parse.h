@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mail/dsn_param.h"
 #include "mail/smtp_addr.h"
 
 enum smtp_verb {
@@ -40,14 +41,7 @@ enum smtp_verb {
     SMTP_V_AUTH,
 };
 
-/* NOTIFY bits (RFC 3461); 0 = not given */
-#define SMTP_NOTIFY_NEVER 0x1u
-#define SMTP_NOTIFY_SUCCESS 0x2u
-#define SMTP_NOTIFY_FAILURE 0x4u
-#define SMTP_NOTIFY_DELAY 0x8u
-
 enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
-enum smtp_ret { SMTP_RET_NONE = 0, SMTP_RET_FULL, SMTP_RET_HDRS };
 
 /* xtext can triple a value's length */
 #define SMTP_ENVID_RAW_MAX (3 * SMTP_ENVID_MAX)
@@ -75,7 +69,7 @@ struct smtp_cmd {
     uint64_t size;
     enum smtp_body body;
     int smtputf8;
-    enum smtp_ret ret;
+    enum dsn_ret ret;
     char envid[SMTP_ENVID_RAW_MAX + 1]; /* as received (xtext); "" if none */
     /* RCPT parameters */
     unsigned notify;
@@ -85,6 +79,5 @@ struct smtp_cmd {
 int smtp_parse(const char *line, size_t len, struct smtp_cmd *cmd);
 const char *smtp_verb_name(enum smtp_verb v);
 /* "SUCCESS,FAILURE" etc. for bits; "NEVER"; "" for 0. buf >= 32 bytes. */
-const char *smtp_notify_str(unsigned bits, char *buf, size_t size);
 
 #endif

@@ -644,9 +644,7 @@ static int job_send(struct dlv_job *j, struct smtpc *s)
     txn.rcpts = j->trc;
     txn.nrcpts = n;
     txn.envid = j->q.envid[0] ? j->q.envid : NULL;
-    txn.ret = j->q.ret == QFILE_RET_FULL   ? SMTPC_RET_FULL
-              : j->q.ret == QFILE_RET_HDRS ? SMTPC_RET_HDRS
-                                           : SMTPC_RET_NONE;
+    txn.ret = (enum dsn_ret)j->q.ret;
     txn.need = ((j->q.need & DLV_NEED_8BITMIME) ? SMTPC_NEED_8BITMIME : 0) |
                ((j->q.need & DLV_NEED_SMTPUTF8) ? SMTPC_NEED_SMTPUTF8 : 0);
     txn.fd = j->fd;

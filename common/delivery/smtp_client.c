@@ -217,10 +217,8 @@ void smtpc_mail_cmd(struct buf *out, const struct smtpc_txn *txn, const struct s
     if ((txn->need & SMTPC_NEED_SMTPUTF8) && (caps->flags & SMTP_CAP_SMTPUTF8))
         buf_adds(out, " SMTPUTF8");
     if (caps->flags & SMTP_CAP_DSN) {
-        if (txn->ret == SMTPC_RET_FULL)
-            buf_adds(out, " RET=FULL");
-        else if (txn->ret == SMTPC_RET_HDRS)
-            buf_adds(out, " RET=HDRS");
+        if (txn->ret != DSN_RET_NONE)
+            buf_printf(out, " RET=%s", dsn_ret_name(txn->ret));
         if (txn->envid && txn->envid[0] && strlen(txn->envid) <= SMTP_ENVID_MAX) {
             buf_adds(out, " ENVID=");
             add_xtext(out, txn->envid, strlen(txn->envid));
@@ -232,24 +230,12 @@ void smtpc_mail_cmd(struct buf *out, const struct smtpc_txn *txn, const struct s
 void smtpc_rcpt_cmd(struct buf *out, const struct smtpc_rcpt *r, const struct smtp_caps *caps)
 {
     const char *semi;
-    int first = 1;
 
     buf_printf(out, "RCPT TO:<%s>", r->addr);
     if (caps->flags & SMTP_CAP_DSN) {
-        if (r->notify & SMTPC_NOTIFY_NEVER) {
-            buf_adds(out, " NOTIFY=NEVER");
-        } else if (r->notify) {
-            buf_adds(out, " NOTIFY=");
-            if (r->notify & SMTPC_NOTIFY_SUCCESS) {
-                buf_adds(out, "SUCCESS");
-                first = 0;
-            }
-            if (r->notify & SMTPC_NOTIFY_FAILURE) {
-                buf_adds(out, first ? "FAILURE" : ",FAILURE");
-                first = 0;
-            }
-            if (r->notify & SMTPC_NOTIFY_DELAY)
-                buf_adds(out, first ? "DELAY" : ",DELAY");
+        if (r->notify) {
+            char nb[DSN_NOTIFY_TEXT_MAX];
+            buf_printf(out, " NOTIFY=%s", dsn_notify_format(r->notify, nb, sizeof(nb)));
         }
         if (r->orcpt && r->orcpt[0] && strlen(r->orcpt) <= SMTP_ORCPT_MAX) {
             semi = strchr(r->orcpt, ';');

@@ -48,6 +48,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "mail/dsn_param.h"
 #include "mail/smtp_reply.h"
 
 struct event_base;
@@ -99,21 +100,13 @@ struct smtpc_res {
     int lost_before_txn;       /* reused connection dead before the transaction */
 };
 
-/* DSN (RFC 3461) NOTIFY bits for a recipient; 0: no NOTIFY parameter. */
-#define SMTPC_NOTIFY_NEVER 0x1u
-#define SMTPC_NOTIFY_SUCCESS 0x2u
-#define SMTPC_NOTIFY_FAILURE 0x4u
-#define SMTPC_NOTIFY_DELAY 0x8u
-
-enum smtpc_ret { SMTPC_RET_NONE, SMTPC_RET_FULL, SMTPC_RET_HDRS };
-
 /* What a message needs from the server (the caller knows from smtpd). */
 #define SMTPC_NEED_8BITMIME 0x1u /* 8-bit body: BODY=8BITMIME if offered */
 #define SMTPC_NEED_SMTPUTF8 0x2u /* UTF-8 addresses/headers: SMTPUTF8 required */
 
 struct smtpc_rcpt {
     const char *addr;  /* mailbox without brackets */
-    unsigned notify;   /* SMTPC_NOTIFY_*; sent only if the server offers DSN */
+    unsigned notify;   /* DSN_NOTIFY_* (0: none); sent only if the server offers DSN */
     const char *orcpt; /* "rfc822;addr" as received (decoded), or NULL */
 };
 
@@ -121,12 +114,12 @@ struct smtpc_txn {
     const char *sender; /* mailbox without brackets; "" for the null sender */
     const struct smtpc_rcpt *rcpts;
     size_t nrcpts;
-    const char *envid;  /* DSN ENVID (decoded), or NULL */
-    enum smtpc_ret ret; /* DSN RET */
-    unsigned need;      /* SMTPC_NEED_* */
-    int fd;             /* message file; read with pread */
-    off_t offset;       /* where the message starts in fd */
-    off_t length;       /* its length in bytes */
+    const char *envid; /* DSN ENVID (decoded), or NULL */
+    enum dsn_ret ret;  /* DSN RET */
+    unsigned need;     /* SMTPC_NEED_* */
+    int fd;            /* message file; read with pread */
+    off_t offset;      /* where the message starts in fd */
+    off_t length;      /* its length in bytes */
 };
 
 struct smtpc_txn_res {

@@ -71,7 +71,7 @@ struct dlv_req {
     uint64_t msg_offset, msg_size;
     char *sender;  /* "" for <> */
     char *envid;   /* "" if none */
-    uint8_t ret;   /* enum qfile_ret */
+    uint8_t ret;   /* enum dsn_ret */
     uint32_t need; /* DLV_NEED_* */
     char *domain;
     uint8_t phase;      /* enum dlv_phase, for logs */

@@ -66,26 +66,10 @@ static int field_ok(const char *s)
     return 1;
 }
 
+/* A recipient's NOTIFY in the file: "-" when not given. */
 static const char *notify_text(unsigned bits, char *buf, size_t size)
 {
-    if (bits == 0)
-        return "-";
-    if (bits & QFILE_NOTIFY_NEVER)
-        return "NEVER";
-    buf[0] = '\0';
-    if (bits & QFILE_NOTIFY_SUCCESS)
-        strlcpy_p(buf, "SUCCESS", size);
-    if (bits & QFILE_NOTIFY_FAILURE) {
-        if (buf[0])
-            strncat(buf, ",", size - strlen(buf) - 1);
-        strncat(buf, "FAILURE", size - strlen(buf) - 1);
-    }
-    if (bits & QFILE_NOTIFY_DELAY) {
-        if (buf[0])
-            strncat(buf, ",", size - strlen(buf) - 1);
-        strncat(buf, "DELAY", size - strlen(buf) - 1);
-    }
-    return buf;
+    return bits == 0 ? "-" : dsn_notify_format(bits, buf, size);
 }
 
 void qfile_size_field(uint64_t size, char out[20])
@@ -99,7 +83,6 @@ void qfile_size_field(uint64_t size, char out[20])
 int qfile_env_write(struct buf *out, const struct qfile_env *env, size_t *size_off,
                     const char **why)
 {
-    static const char *rets[] = {NULL, "FULL", "HDRS"};
     static const char *bodies[] = {NULL, "7BIT", "8BITMIME"};
     char nb[32], sf[20];
 
@@ -148,8 +131,8 @@ int qfile_env_write(struct buf *out, const struct qfile_env *env, size_t *size_o
     buf_printf(out, "sender %s\n", env->sender);
     if (env->envid)
         buf_printf(out, "envid %s\n", env->envid);
-    if (env->ret != QFILE_RET_NONE)
-        buf_printf(out, "ret %s\n", rets[env->ret]);
+    if (env->ret != DSN_RET_NONE)
+        buf_printf(out, "ret %s\n", dsn_ret_name(env->ret));
     if (env->body != QFILE_BODY_NONE)
         buf_printf(out, "body %s\n", bodies[env->body]);
     if (env->smtputf8)
@@ -216,32 +199,11 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 static int parse_notify(const char *s, unsigned *out)
 {
-    unsigned bits = 0;
-
     if (strcmp(s, "-") == 0) {
         *out = 0;
         return 0;
     }
-    if (strcmp(s, "NEVER") == 0) {
-        *out = QFILE_NOTIFY_NEVER;
-        return 0;
-    }
-    while (*s) {
-        size_t n = strcspn(s, ",");
-        if (n == 7 && strncmp(s, "SUCCESS", 7) == 0)
-            bits |= QFILE_NOTIFY_SUCCESS;
-        else if (n == 7 && strncmp(s, "FAILURE", 7) == 0)
-            bits |= QFILE_NOTIFY_FAILURE;
-        else if (n == 5 && strncmp(s, "DELAY", 5) == 0)
-            bits |= QFILE_NOTIFY_DELAY;
-        else
-            return -1;
-        s += n;
-        if (*s == ',' && *++s == '\0')
-            return -1;
-    }
-    *out = bits;
-    return bits ? 0 : -1;
+    return dsn_notify_parse(s, strlen(s), out);
 }
 
 enum {
@@ -268,7 +230,7 @@ static int parse_line(struct qfile_env *env, char *line, size_t lineno, unsigned
                       size_t *rcpt_cap, char **err)
 {
     char *val = strchr(line, ' ');
-    int k;
+    int k, ret;
     uint64_t u;
 
     if (val)
@@ -354,12 +316,10 @@ static int parse_line(struct qfile_env *env, char *line, size_t lineno, unsigned
         env->envid = xstrdup(val);
         break;
     case K_RET:
-        if (strcmp(val, "FULL") == 0)
-            env->ret = QFILE_RET_FULL;
-        else if (strcmp(val, "HDRS") == 0)
-            env->ret = QFILE_RET_HDRS;
-        else
+        ret = dsn_ret_parse(val, strlen(val));
+        if (ret < 0)
             return perr(err, lineno, "bad ret \"%.40s\"", val);
+        env->ret = (enum dsn_ret)ret;
         break;
     case K_BODY:
         if (strcmp(val, "7BIT") == 0)

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "base/util.h"
+#include "mail/dsn_param.h"
 
 #define QFILE_VERSION 1
 #define QFILE_MAGIC "POSTERN-QUEUE"
@@ -34,18 +35,11 @@
 /* The largest envelope a parser accepts (100000 recipients fit). */
 #define QFILE_ENV_MAX (128u * 1024 * 1024)
 
-/* NOTIFY bits: the same values as RFC 3461 parsing uses in smtpd. */
-#define QFILE_NOTIFY_NEVER 0x1u
-#define QFILE_NOTIFY_SUCCESS 0x2u
-#define QFILE_NOTIFY_FAILURE 0x4u
-#define QFILE_NOTIFY_DELAY 0x8u
-
-enum qfile_ret { QFILE_RET_NONE = 0, QFILE_RET_FULL, QFILE_RET_HDRS };
 enum qfile_body { QFILE_BODY_NONE = 0, QFILE_BODY_7BIT, QFILE_BODY_8BITMIME };
 
 struct qfile_rcpt {
     char *addr;      /* mailbox, never empty */
-    unsigned notify; /* QFILE_NOTIFY_* bits, 0 = not given */
+    unsigned notify; /* DSN_NOTIFY_* bits (mail/dsn_param.h), 0 = not given */
     char *orcpt;     /* "type;xtext" as received, or NULL */
 };
 
@@ -61,7 +55,7 @@ struct qfile_env {
     char *auth;   /* authenticated user name, or NULL */
     char *sender; /* "" for the null sender <> */
     char *envid;  /* ENVID as received (xtext), or NULL */
-    enum qfile_ret ret;
+    enum dsn_ret ret;
     enum qfile_body body;
     int smtputf8;
     struct qfile_rcpt *rcpt;

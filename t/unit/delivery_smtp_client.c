@@ -1426,8 +1426,8 @@ static void test_dsn_params(void)
         QUIT_END,
     };
     static const struct smtpc_rcpt rc[] = {
-        {"a@dest.test", SMTPC_NOTIFY_SUCCESS | SMTPC_NOTIFY_DELAY, "rfc822;A+1@dest.test"},
-        {"b@dest.test", SMTPC_NOTIFY_NEVER, NULL},
+        {"a@dest.test", DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY, "rfc822;A+1@dest.test"},
+        {"b@dest.test", DSN_NOTIFY_NEVER, NULL},
     };
     struct run r;
     char *tr;
@@ -1437,7 +1437,7 @@ static void test_dsn_params(void)
     run_init(&r, lport);
     set_txn(&r.txn[0], rc, 2);
     r.txn[0].sender = "";
-    r.txn[0].ret = SMTPC_RET_HDRS;
+    r.txn[0].ret = DSN_RET_HDRS;
     r.txn[0].envid = "id+x=1";
     r.ntxn = 1;
     run_go(&r);
@@ -1452,7 +1452,7 @@ static void test_cmds(void)
     struct smtp_caps none = {0, 0, 0},
                      all = {SMTP_CAP_DSN | SMTP_CAP_8BITMIME | SMTP_CAP_SMTPUTF8 | SMTP_CAP_SIZE, 0,
                             0};
-    struct smtpc_rcpt rc = {"x@y.test", SMTPC_NOTIFY_FAILURE, "x@y.test"};
+    struct smtpc_rcpt rc = {"x@y.test", DSN_NOTIFY_FAILURE, "x@y.test"};
     struct smtpc_txn t;
     struct buf b;
 
@@ -1460,7 +1460,7 @@ static void test_cmds(void)
     t.sender = "s@y.test";
     t.length = 42;
     t.need = SMTPC_NEED_8BITMIME | SMTPC_NEED_SMTPUTF8;
-    t.ret = SMTPC_RET_FULL;
+    t.ret = DSN_RET_FULL;
     t.envid = "E1";
     buf_init(&b);
     smtpc_mail_cmd(&b, &t, &none);

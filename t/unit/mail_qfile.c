@@ -18,8 +18,8 @@
 
 static struct qfile_rcpt rcpts[3] = {
     {S("bob@example.net"), 0, NULL},
-    {S("carol@example.org"), QFILE_NOTIFY_SUCCESS | QFILE_NOTIFY_DELAY, S("rfc822;carol+40x")},
-    {S("\"dan smith\"@example.org"), QFILE_NOTIFY_NEVER, NULL},
+    {S("carol@example.org"), DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY, S("rfc822;carol+40x")},
+    {S("\"dan smith\"@example.org"), DSN_NOTIFY_NEVER, NULL},
 };
 
 static void sample(struct qfile_env *e, struct qfile_idgen *g)
@@ -35,7 +35,7 @@ static void sample(struct qfile_env *e, struct qfile_idgen *g)
     e->auth = S("alice");
     e->sender = S("alice@example.com");
     e->envid = S("abc+2B1");
-    e->ret = QFILE_RET_HDRS;
+    e->ret = DSN_RET_HDRS;
     e->body = QFILE_BODY_8BITMIME;
     e->smtputf8 = 1;
     e->rcpt = rcpts;
@@ -113,16 +113,16 @@ static void t_roundtrip(void)
     is_str(p.auth, "alice", "auth");
     is_str(p.sender, "alice@example.com", "sender");
     is_str(p.envid, "abc+2B1", "envid");
-    is_int(p.ret, QFILE_RET_HDRS, "ret");
+    is_int(p.ret, DSN_RET_HDRS, "ret");
     is_int(p.body, QFILE_BODY_8BITMIME, "body");
     is_int(p.smtputf8, 1, "smtputf8");
     is_int(p.nrcpt, 3, "3 recipients");
     is_str(p.rcpt[0].addr, "bob@example.net", "rcpt 0");
     ok(p.rcpt[0].notify == 0 && p.rcpt[0].orcpt == NULL, "rcpt 0 no DSN");
-    is_int(p.rcpt[1].notify, QFILE_NOTIFY_SUCCESS | QFILE_NOTIFY_DELAY, "rcpt 1 notify");
+    is_int(p.rcpt[1].notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY, "rcpt 1 notify");
     is_str(p.rcpt[1].orcpt, "rfc822;carol+40x", "rcpt 1 orcpt");
     is_str(p.rcpt[2].addr, "\"dan smith\"@example.org", "quoted rcpt with space");
-    is_int(p.rcpt[2].notify, QFILE_NOTIFY_NEVER, "NEVER");
+    is_int(p.rcpt[2].notify, DSN_NOTIFY_NEVER, "NEVER");
     ok(p.size == strlen(msg), "size");
     ok(memcmp(b.data + p.msg_offset, msg, strlen(msg)) == 0, "message at msg_offset");
     qfile_env_free(&p);

@@ -78,7 +78,7 @@ static void t_mail(void)
     is_int(parse("MAIL FROM:<a@b.c> FOO=bar"), -1, "unknown parameter");
     is_int(cmd.code, 555, "unknown parameter: 555");
     is_int(parse("MAIL FROM:<a@b.c> RET=HDRS ENVID=abc+2Bdef"), 0, "RET and ENVID");
-    is_int(cmd.ret, SMTP_RET_HDRS, "RET value");
+    is_int(cmd.ret, DSN_RET_HDRS, "RET value");
     is_str(cmd.envid, "abc+2Bdef", "ENVID kept as xtext");
     is_int(parse("MAIL FROM:<a@b.c> RET=FULL RET=HDRS"), -1, "duplicate RET");
     is_int(parse("MAIL FROM:<a@b.c> ENVID=a+2"), -1, "bad xtext");
@@ -126,11 +126,11 @@ static void t_rcpt(void)
     is_str(cmd.enh, "5.1.3", "bad recipient: 5.1.3");
     is_int(parse("RCPT TO:<bob@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob+40x"), 0,
            "NOTIFY and ORCPT");
-    is_int(cmd.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE, "NOTIFY bits");
-    is_str(smtp_notify_str(cmd.notify, nb, sizeof(nb)), "SUCCESS,FAILURE", "NOTIFY text");
+    is_int(cmd.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE, "NOTIFY bits");
+    is_str(dsn_notify_format(cmd.notify, nb, sizeof(nb)), "SUCCESS,FAILURE", "NOTIFY text");
     is_str(cmd.orcpt, "rfc822;bob+40x", "ORCPT raw");
     is_int(parse("RCPT TO:<b@x.y> NOTIFY=NEVER"), 0, "NOTIFY=NEVER");
-    is_int(cmd.notify, SMTP_NOTIFY_NEVER, "NEVER bit");
+    is_int(cmd.notify, DSN_NOTIFY_NEVER, "NEVER bit");
     is_int(parse("RCPT TO:<b@x.y> NOTIFY=NEVER,SUCCESS"), -1, "NEVER with others");
     is_int(parse("RCPT TO:<b@x.y> NOTIFY=SUCCESS,"), -1, "trailing comma");
     is_int(parse("RCPT TO:<b@x.y> NOTIFY=SOMETIMES"), -1, "bad NOTIFY");

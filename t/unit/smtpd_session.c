@@ -292,9 +292,9 @@ static void t_data(void)
     sess_envelope(&s, "0000000000000A0000", 5, &env, rc);
     is_str(env.sender, "a@b.c", "envelope sender");
     is_int(env.nrcpt, 1, "envelope rcpt");
-    is_int(env.rcpt[0].notify, QFILE_NOTIFY_FAILURE, "notify mapped");
+    is_int(env.rcpt[0].notify, DSN_NOTIFY_FAILURE, "notify mapped");
     is_str(env.rcpt[0].orcpt, "rfc822;x@y.z", "orcpt");
-    is_int(env.ret, QFILE_RET_HDRS, "ret");
+    is_int(env.ret, DSN_RET_HDRS, "ret");
     is_str(env.envid, "x1", "envid");
     is_str(env.proto, "ESMTP", "proto");
     is_str(env.helo, "client.test", "helo");
