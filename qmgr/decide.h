@@ -36,7 +36,7 @@ struct qpolicy {
     long long retry_delay;        /* seconds */
     long long retry_delay_max;    /* seconds, 0: fixed */
     long long max_connections;
-    int tls;  /* enum dlv_tls */
+    int tls;  /* enum tls_mode */
     int port; /* direct_port */
     /* throttles (issue 7 uses them) */
     long long messages_per_connection;

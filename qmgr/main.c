@@ -37,7 +37,7 @@ static void load_policy(struct qmgr *q, const struct config *cfg)
     q->pol.retry_delay = cfg_num(cfg, P_retry_delay);
     q->pol.retry_delay_max = cfg_num(cfg, P_retry_delay_max);
     q->pol.max_connections = cfg_num(cfg, P_max_connections);
-    q->pol.tls = (int)cfg_num(cfg, P_tls); /* none may encrypt verify = enum dlv_tls */
+    q->pol.tls = (int)cfg_num(cfg, P_tls); /* none may encrypt verify = enum tls_mode */
     q->pol.port = (int)cfg_num(cfg, P_direct_port);
     q->max_deliveries = cfg_num(cfg, P_max_deliveries);
     q->per_conn = cfg_num(cfg, P_messages_per_connection);

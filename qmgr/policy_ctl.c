@@ -226,7 +226,7 @@ static void text_route(const struct view *v, struct buf *out)
                "             (all destinations) max_deliveries %lld, connection_idle_timeout %s, "
                "destination_failure_limit %lld\n",
                v->max_deliveries, a, v->failure_limit);
-    buf_printf(out, "tls:         %s\n", dlv_tls_name((enum dlv_tls)p->tls));
+    buf_printf(out, "tls:         %s\n", tls_mode_name((enum tls_mode)p->tls));
 }
 
 static void json_gw(struct buf *out, const struct gateway *g)
@@ -236,7 +236,7 @@ static void json_gw(struct buf *out, const struct gateway *g)
     buf_adds(out, ",\"host\":");
     buf_json_str(out, g->host);
     buf_printf(out, ",\"port\":%d,\"priority\":\"%s\",\"tls\":\"%s\",\"enabled\":%s}", g->port,
-               gw_priority_name(g->prio), dlv_tls_name((enum dlv_tls)g->tls),
+               gw_priority_name(g->prio), tls_mode_name((enum tls_mode)g->tls),
                g->enabled ? "true" : "false");
 }
 
@@ -318,7 +318,7 @@ static void json_route(const struct view *v, struct buf *out)
                "\"messages_per_connection\":%lld,\"connection_delay\":%lld,\"retry_delay\":%lld,"
                "\"retry_delay_max\":%lld,\"max_queue_lifetime\":%lld,\"max_deliveries\":%lld,"
                "\"connection_idle_timeout\":%lld,\"destination_failure_limit\":%lld}}\n",
-               dlv_tls_name((enum dlv_tls)p->tls), p->max_connections, p->messages_per_connection,
+               tls_mode_name((enum tls_mode)p->tls), p->max_connections, p->messages_per_connection,
                p->connection_delay, p->retry_delay, p->retry_delay_max, p->max_queue_lifetime,
                v->max_deliveries, v->idle_timeout, v->failure_limit);
 }
@@ -425,7 +425,7 @@ static int cmd_relays(struct qmgr *q, unsigned flags, struct buf *out)
                        ",\"port\":%d,\"priority\":\"%s\",\"tls\":\"%s\",\"plainauth\":%s,"
                        "\"auth\":%s,\"enabled\":%s,\"state\":\"%s\",\"sent\":%llu,\"failed\":%llu,"
                        "\"consecutive_failures\":%u",
-                       gw->port, gw_priority_name(gw->prio), dlv_tls_name((enum dlv_tls)gw->tls),
+                       gw->port, gw_priority_name(gw->prio), tls_mode_name((enum tls_mode)gw->tls),
                        gw->plainauth ? "true" : "false", auth ? "true" : "false",
                        gw->enabled ? "true" : "false", gw_state(gw, s), (unsigned long long)s->sent,
                        (unsigned long long)s->failed, s->consecutive);
@@ -449,7 +449,7 @@ static int cmd_relays(struct qmgr *q, unsigned flags, struct buf *out)
                 snprintf(ago, sizeof(ago), "(%llds ago) ",
                          (long long)((now - s->last_fail_us) / 1000000));
             buf_printf(out, "%-12s %-22s %-12s %-7s %-4s %-8s %-8s %6llu %6llu  %s%s\n", gw->name,
-                       hp, gw_priority_name(gw->prio), dlv_tls_name((enum dlv_tls)gw->tls),
+                       hp, gw_priority_name(gw->prio), tls_mode_name((enum tls_mode)gw->tls),
                        auth ? "yes" : "no", gw->enabled ? "yes" : "no", gw_state(gw, s),
                        (unsigned long long)s->sent, (unsigned long long)s->failed, ago,
                        s->last_error ? s->last_error : "-");

@@ -58,7 +58,7 @@ void qpolicy_build(const struct domain_rule *r, const struct config *c, struct q
     p->retry_delay = drule_num(r, c, P_retry_delay);
     p->retry_delay_max = drule_num(r, c, P_retry_delay_max);
     p->max_connections = drule_num(r, c, P_max_connections);
-    p->tls = (int)drule_num(r, c, P_tls); /* none may encrypt verify = enum dlv_tls */
+    p->tls = (int)drule_num(r, c, P_tls); /* none may encrypt verify = enum tls_mode */
     p->port = (int)cfg_num(c, P_direct_port);
     p->messages_per_connection = drule_num(r, c, P_messages_per_connection);
     p->connection_delay = drule_num(r, c, P_connection_delay);

@@ -42,7 +42,7 @@ static uint16_t pick_port(uint16_t first, const struct sockaddr_storage *ss, uin
     return def;
 }
 
-size_t dlv_cands_mx(const struct dns_result *r, uint16_t default_port, enum dlv_tls tls,
+size_t dlv_cands_mx(const struct dns_result *r, uint16_t default_port, enum tls_mode tls,
                     struct dlv_cand *out, size_t max)
 {
     size_t n = 0;
@@ -82,7 +82,7 @@ size_t dlv_cands_host(const struct dlv_host *h, int index, const struct dns_resu
         /* a literal may carry its port ("192.0.2.1:2525"); looked-up addresses do not */
         set_port(&c->addr, pick_port(h->port, lit, default_port));
         c->host_index = index;
-        c->tls = (enum dlv_tls)h->tls;
+        c->tls = (enum tls_mode)h->tls;
         c->h = h;
     }
     return n;
@@ -279,7 +279,7 @@ struct idle {
     char *key;
     struct smtpc *s;
     struct event *timer;
-    enum dlv_tls tls;
+    enum tls_mode tls;
     char *host;      /* listed host name ("" for MX) */
     char *auth_user; /* "" for none */
     struct sockaddr_storage addr;
@@ -473,7 +473,7 @@ static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
     it->e = e;
     it->s = s;
     it->key = xstrdup(q->dest_key);
-    it->tls = (enum dlv_tls)(h ? h->tls : q->tls);
+    it->tls = (enum tls_mode)(h ? h->tls : q->tls);
     it->host = xstrdup(h ? h->name : "");
     it->auth_user = xstrdup(h ? h->auth_user : "");
     it->addr = j->s_addr;
@@ -512,12 +512,12 @@ static struct smtpc *unpark(struct dlv_engine *e, struct dlv_job *j, int *hi,
         if (strcmp(it->key, q->dest_key) != 0)
             continue;
         if (q->target == DLV_TARGET_MX) {
-            if (it->tls != (enum dlv_tls)q->tls || it->host[0] != '\0')
+            if (it->tls != (enum tls_mode)q->tls || it->host[0] != '\0')
                 continue;
         } else {
             for (size_t i = 0; i < q->nhosts && index < 0; i++) {
                 const struct dlv_host *h = &q->hosts[i];
-                if (strcmp(h->name, it->host) == 0 && (enum dlv_tls)h->tls == it->tls &&
+                if (strcmp(h->name, it->host) == 0 && (enum tls_mode)h->tls == it->tls &&
                     strcmp(h->auth_user, it->auth_user) == 0)
                     index = (int)i;
             }
@@ -653,19 +653,19 @@ static int job_send(struct dlv_job *j, struct smtpc *s)
     return smtpc_send(s, &txn, on_txn, j);
 }
 
-static enum smtpc_tls smtpc_tls_of(enum dlv_tls t)
+static enum tls_mode smtpc_tls_of(enum tls_mode t)
 {
     switch (t) {
-    case DLV_TLS_NONE:
-        return SMTPC_TLS_NONE;
-    case DLV_TLS_MAY:
-        return SMTPC_TLS_MAY;
-    case DLV_TLS_ENCRYPT:
-        return SMTPC_TLS_ENCRYPT;
-    case DLV_TLS_VERIFY:
-        return SMTPC_TLS_VERIFY;
+    case TLS_MODE_NONE:
+        return TLS_MODE_NONE;
+    case TLS_MODE_MAY:
+        return TLS_MODE_MAY;
+    case TLS_MODE_ENCRYPT:
+        return TLS_MODE_ENCRYPT;
+    case TLS_MODE_VERIFY:
+        return TLS_MODE_VERIFY;
     }
-    return SMTPC_TLS_MAY;
+    return TLS_MODE_MAY;
 }
 
 static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
@@ -699,7 +699,7 @@ static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
                netaddr_ntop((const struct sockaddr *)&c->addr, ab, sizeof(ab)),
                netaddr_port((const struct sockaddr *)&c->addr),
                c->h && c->h->label[0] ? ", gateway " : "", c->h ? c->h->label : "",
-               dlv_tls_name(c->tls));
+               tls_mode_name(c->tls));
     j->s = smtpc_open(e->o.base, &o, on_open, j);
 }
 
@@ -772,7 +772,8 @@ static void on_mx(const struct dns_result *r, void *arg)
     dns_result_free(&j->mx);
     dns_result_copy(&j->mx, r);
     dns_shuffle(&j->mx, j->e->o.rnd);
-    j->ncands = dlv_cands_mx(&j->mx, j->q.port, (enum dlv_tls)j->q.tls, j->cands, nitems(j->cands));
+    j->ncands =
+        dlv_cands_mx(&j->mx, j->q.port, (enum tls_mode)j->q.tls, j->cands, nitems(j->cands));
     j->cur = 0;
     if (j->ncands == 0) {
         enum dns_class c = DNS_PERM;

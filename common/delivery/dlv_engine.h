@@ -114,7 +114,7 @@ struct dlv_cand {
     const char *host;             /* MX host or listed host name (points into the source) */
     struct sockaddr_storage addr; /* with the port to use */
     int host_index;               /* index in req->hosts, -1 for MX targets */
-    enum dlv_tls tls;
+    enum tls_mode tls;
     const struct dlv_host *h; /* the listed host (AUTH, label), NULL for MX */
 };
 
@@ -124,7 +124,7 @@ struct dlv_cand {
  * the address's own, or default_port. Hosts without addresses are
  * skipped. At most max; returns how many.
  */
-size_t dlv_cands_mx(const struct dns_result *r, uint16_t default_port, enum dlv_tls tls,
+size_t dlv_cands_mx(const struct dns_result *r, uint16_t default_port, enum tls_mode tls,
                     struct dlv_cand *out, size_t max);
 /* The addresses of one listed host (a HOST lookup result, or NULL when the
  * name is a literal address in lit). */

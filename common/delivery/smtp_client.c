@@ -87,7 +87,7 @@ struct smtpc {
     struct sockaddr_storage ss;
     char *host, *helo, *user, *pass, *log_id;
     int connect_timeout, timeout, auth_plaintext;
-    enum smtpc_tls tls_mode;
+    enum tls_mode tls_mode;
     SSL_CTX *ssl_ctx;
 
     struct smtpc_info info;
@@ -177,23 +177,6 @@ const char *smtpc_step_name(enum smtpc_step st)
                                         "rset", "mail",    "rcpt",     "data", "dot",      "quit"};
 
     return (size_t)st < nitems(names) ? names[st] : "?";
-}
-
-static const char *const tls_names[] = {"none", "may", "encrypt", "verify"};
-
-const char *smtpc_tls_name(enum smtpc_tls t)
-{
-    return (size_t)t < nitems(tls_names) ? tls_names[t] : "?";
-}
-
-int smtpc_tls_parse(const char *s)
-{
-    size_t i;
-
-    for (i = 0; i < nitems(tls_names); i++)
-        if (ascii_casecmp(s, tls_names[i]) == 0)
-            return (int)i;
-    return -1;
 }
 
 /* ---- commands (pure) ---- */
@@ -724,7 +707,7 @@ static void tls_error_text(struct smtpc *s, char *out, size_t outsz)
     while ((e = bufferevent_get_openssl_error(s->bev)) != 0)
         if (first == 0)
             first = e;
-    if (s->ssl && s->tls_mode == SMTPC_TLS_VERIFY) {
+    if (s->ssl && s->tls_mode == TLS_MODE_VERIFY) {
         vr = SSL_get_verify_result(s->ssl);
         if (vr != X509_V_OK) {
             snprintf(out, outsz, "TLS certificate verification failed: %s",
@@ -746,7 +729,7 @@ static int start_tls(struct smtpc *s)
 {
     char name[256];
     size_t n;
-    int verify = s->tls_mode == SMTPC_TLS_VERIFY;
+    int verify = s->tls_mode == TLS_MODE_VERIFY;
 
     if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
         return fail_local(s, SMTPC_TEMP, SMTPC_CL_PROTOCOL, SMTPC_STEP_STARTTLS, "4.5.0",
@@ -796,7 +779,7 @@ static int tls_done(struct smtpc *s)
     strlcpy_p(s->tls_version, v ? v : "", sizeof(s->tls_version));
     strlcpy_p(s->tls_cipher, c ? c : "", sizeof(s->tls_cipher));
     s->info.tls = 1;
-    s->info.tls_verified = s->tls_mode == SMTPC_TLS_VERIFY;
+    s->info.tls_verified = s->tls_mode == TLS_MODE_VERIFY;
     if (log_enabled(LOG_LV_DETAIL))
         log_detail("%s: %s TLS established: %s %s%s", idp(s), s->relay, s->tls_version,
                    s->tls_cipher, s->info.tls_verified ? ", certificate verified" : "");
@@ -812,7 +795,7 @@ static int tls_failed(struct smtpc *s)
     char why[SMTPC_TEXT_MAX];
 
     tls_error_text(s, why, sizeof(why));
-    if (s->tls_mode == SMTPC_TLS_MAY && s->op == OP_OPEN) {
+    if (s->tls_mode == TLS_MODE_MAY && s->op == OP_OPEN) {
         /* Opportunistic TLS must not make mail undeliverable: plaintext. */
         log_info("%s: %s %s; tls = may: retrying without TLS", idp(s), s->relay, why);
         teardown(s);
@@ -967,7 +950,7 @@ static int ehlo_reply(struct smtpc *s, enum expect e)
 static int after_ehlo(struct smtpc *s)
 {
     int offered = (s->info.caps.flags & SMTP_CAP_STARTTLS) != 0;
-    int required = s->tls_mode == SMTPC_TLS_ENCRYPT || s->tls_mode == SMTPC_TLS_VERIFY;
+    int required = s->tls_mode == TLS_MODE_ENCRYPT || s->tls_mode == TLS_MODE_VERIFY;
 
     if (!s->info.tls && !s->info.tls_fallback) {
         if (required && !offered)
@@ -976,7 +959,7 @@ static int after_ehlo(struct smtpc *s)
         if (required && s->ssl_ctx == NULL)
             return open_refused_local(s, SMTPC_TEMP, SMTPC_CL_TLS, SMTPC_STEP_STARTTLS, "4.7.5",
                                       "TLS required but no TLS context was set up");
-        if (offered && s->tls_mode != SMTPC_TLS_NONE && s->ssl_ctx) {
+        if (offered && s->tls_mode != TLS_MODE_NONE && s->ssl_ctx) {
             send_fmt(s, "STARTTLS");
             expect(s, EX_STARTTLS, 0);
             return STOP;
@@ -993,7 +976,7 @@ static int starttls_reply(struct smtpc *s)
 
     if (s->reply.code == 220)
         return start_tls(s);
-    if (s->tls_mode == SMTPC_TLS_MAY && s->reply.code / 100 != 2) {
+    if (s->tls_mode == TLS_MODE_MAY && s->reply.code / 100 != 2) {
         log_info("%s: %s STARTTLS refused (%d); tls = may: going on without TLS", idp(s), s->relay,
                  s->reply.code);
         s->info.tls_fallback = 1;

@@ -49,17 +49,11 @@
 #include <sys/types.h>
 
 #include "mail/dsn_param.h"
+#include "mail/tls_mode.h"
 #include "mail/smtp_reply.h"
 
 struct event_base;
 struct ssl_ctx_st; /* SSL_CTX */
-
-enum smtpc_tls {
-    SMTPC_TLS_NONE,    /* never STARTTLS */
-    SMTPC_TLS_MAY,     /* STARTTLS when offered; plaintext otherwise */
-    SMTPC_TLS_ENCRYPT, /* STARTTLS required, certificate not checked */
-    SMTPC_TLS_VERIFY,  /* STARTTLS required, certificate verified + host name */
-};
 
 enum smtpc_status { SMTPC_OK, SMTPC_TEMP, SMTPC_PERM };
 
@@ -155,7 +149,7 @@ struct smtpc_opts {
     const char *helo_name; /* our name for EHLO/HELO (myhostname) */
     int connect_timeout;   /* seconds (smtp_connect_timeout) */
     int timeout;           /* seconds to wait for each reply or write progress (smtp_timeout) */
-    enum smtpc_tls tls;
+    enum tls_mode tls;
     struct ssl_ctx_st *ssl_ctx; /* from smtpc_tls_ctx_new; NULL: no TLS possible */
     const char *auth_user;      /* AUTH credentials (relay gateways), or NULL */
     const char *auth_pass;
@@ -218,9 +212,7 @@ struct ssl_ctx_st *smtpc_tls_ctx_new(const char *ca_file, char **err);
 const char *smtpc_status_name(enum smtpc_status st);
 const char *smtpc_class_name(enum smtpc_class cl);
 const char *smtpc_step_name(enum smtpc_step st);
-const char *smtpc_tls_name(enum smtpc_tls t);
 /* "none" ... -> enum; -1 if unknown. */
-int smtpc_tls_parse(const char *s);
 
 /*
  * The MAIL and RCPT commands (CR LF included) as this client sends them,

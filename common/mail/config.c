@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mail/gateways.h"
+#include "mail/tls_mode.h"
 #include "base/netaddr.h"
 #include "base/util.h"
 
@@ -25,7 +26,6 @@ static const char *const log_level_choices[] = {"basic", "detailed", "debug", NU
 static const char *const bare_newline_choices[] = {"reject", "normalize", NULL};
 static const char *const gateway_policy_choices[] = {"never", "undelivered", "on_error", "always",
                                                      NULL};
-static const char *const tls_choices[] = {"none", "may", "encrypt", "verify", NULL};
 
 static const char *const *enum_choices(enum cfg_id id)
 {
@@ -37,7 +37,7 @@ static const char *const *enum_choices(enum cfg_id id)
     case P_gateway_policy:
         return gateway_policy_choices;
     case P_tls:
-        return tls_choices;
+        return tls_mode_names;
     default:
         return NULL;
     }

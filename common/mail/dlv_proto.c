@@ -18,7 +18,6 @@ static const char *const status_names[] = {"sent", "deferred", "failed"};
 static const char *const class_names[] = {"none", "dns", "network", "tls", "smtp", "auth", "local"};
 static const char *const step_names[] = {"none", "dns",  "connect", "greeting", "helo", "starttls",
                                          "auth", "mail", "rcpt",    "data",     "dot"};
-static const char *const tls_names[] = {"none", "may", "encrypt", "verify"};
 
 const char *dlv_status_name(enum dlv_status s)
 {
@@ -33,11 +32,6 @@ const char *dlv_class_name(enum dlv_class c)
 const char *dlv_step_name(enum dlv_step s)
 {
     return (unsigned)s < nitems(step_names) ? step_names[s] : "?";
-}
-
-const char *dlv_tls_name(enum dlv_tls t)
-{
-    return (unsigned)t < nitems(tls_names) ? tls_names[t] : "?";
 }
 
 const char *dlv_phase_name(enum dlv_phase p)
@@ -162,11 +156,11 @@ int dlv_req_decode(const void *body, size_t len, struct dlv_req *q)
     q->max_per_conn = ipc_r_u32(&r);
     q->idle_timeout_s = ipc_r_u32(&r);
     q->connection_delay_ms = ipc_r_u32(&r);
-    if (!ipc_r_done(&r) || q->target > DLV_TARGET_HOSTS || q->tls > DLV_TLS_VERIFY ||
+    if (!ipc_r_done(&r) || q->target > DLV_TARGET_HOSTS || q->tls > TLS_MODE_VERIFY ||
         q->phase > DLV_PHASE_RELAY || (q->target == DLV_TARGET_HOSTS && q->nhosts == 0))
         goto bad;
     for (size_t i = 0; i < q->nhosts; i++)
-        if (q->hosts[i].tls > DLV_TLS_VERIFY || *q->hosts[i].name == '\0')
+        if (q->hosts[i].tls > TLS_MODE_VERIFY || *q->hosts[i].name == '\0')
             goto bad;
     return 0;
 bad:

@@ -39,11 +39,11 @@
 #include <stdint.h>
 
 #include "base/ipc.h"
+#include "mail/tls_mode.h"
 
 enum dlv_target { DLV_TARGET_MX = 0, DLV_TARGET_HOSTS = 1 };
 enum dlv_phase { DLV_PHASE_DIRECT = 0, DLV_PHASE_RELAY = 1 };
 /* Outbound TLS modes, as main.cf's tls = none|may|encrypt|verify. */
-enum dlv_tls { DLV_TLS_NONE = 0, DLV_TLS_MAY, DLV_TLS_ENCRYPT, DLV_TLS_VERIFY };
 
 #define DLV_NEED_8BITMIME 0x1u
 #define DLV_NEED_SMTPUTF8 0x2u
@@ -51,7 +51,7 @@ enum dlv_tls { DLV_TLS_NONE = 0, DLV_TLS_MAY, DLV_TLS_ENCRYPT, DLV_TLS_VERIFY };
 struct dlv_host {
     char *name;      /* host name or literal address */
     uint16_t port;   /* 0: the request's port */
-    uint8_t tls;     /* enum dlv_tls */
+    uint8_t tls;     /* enum tls_mode */
     char *label;     /* gateway name for logs and smtpctl show relays, or "" */
     char *auth_user; /* "" for no AUTH */
     char *auth_pass;
@@ -77,7 +77,7 @@ struct dlv_req {
     uint8_t phase;      /* enum dlv_phase, for logs */
     uint32_t attempt;   /* attempt number within the phase, from 1 */
     uint8_t target;     /* enum dlv_target */
-    uint8_t tls;        /* enum dlv_tls for MX targets */
+    uint8_t tls;        /* enum tls_mode for MX targets */
     uint16_t port;      /* MX port (direct_port) and default for hosts */
     char **mx_override; /* NULL-terminated; may be empty */
     struct dlv_host *hosts;
@@ -142,7 +142,6 @@ const char *dlv_status_name(enum dlv_status s); /* "sent" "deferred" "failed" */
 const char *
 dlv_class_name(enum dlv_class c);           /* "none" "dns" "network" "tls" "smtp" "auth" "local" */
 const char *dlv_step_name(enum dlv_step s); /* "none" "dns" "connect" ... "data" "dot" */
-const char *dlv_tls_name(enum dlv_tls t);
 const char *dlv_phase_name(enum dlv_phase p); /* "direct" "relay" */
 /* "dns" -> DLV_CLASS_DNS etc.; -1 if unknown. */
 int dlv_class_parse(const char *s);

@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "mail/dlv_proto.h"
+#include "mail/tls_mode.h"
 #include "base/util.h"
 
 static const char *const prio_names[] = {"highest", "high", "normal", "below_normal", "low"};
-static const char *const tls_names[] = {"none", "may", "encrypt", "verify"};
 
 const char *gw_priority_name(enum gw_priority p)
 {
@@ -97,11 +97,11 @@ static int parse_option(const char *opt, struct gateway *g)
             g->prio = (enum gw_priority)i;
             return 0;
         }
-    for (size_t i = 0; i < nitems(tls_names); i++)
-        if (strcmp(opt, tls_names[i]) == 0) {
-            g->tls = (int)i;
-            return 0;
-        }
+    int tls = tls_mode_parse(opt);
+    if (tls >= 0) {
+        g->tls = tls;
+        return 0;
+    }
     if (strcmp(opt, "disabled") == 0)
         g->enabled = 0;
     else if (strcmp(opt, "enabled") == 0)
@@ -120,7 +120,7 @@ int gateway_parse(const char *word, struct gateway *out, char **err)
 
     memset(out, 0, sizeof(*out));
     out->prio = GW_NORMAL;
-    out->tls = DLV_TLS_MAY;
+    out->tls = TLS_MODE_MAY;
     out->enabled = 1;
     if (eq == NULL || !valid_name(word, (size_t)(eq - word))) {
         *err = xasprintf("gateway '%s': expected name=host[:port][/option...] with a name of "

@@ -31,7 +31,7 @@ struct gateway {
     char *host; /* without brackets */
     int port;
     enum gw_priority prio;
-    int tls; /* enum dlv_tls */
+    int tls; /* enum tls_mode */
     int enabled;
     int plainauth;
     int index; /* position in relay_gateways */

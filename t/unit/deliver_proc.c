@@ -136,7 +136,7 @@ static void make_req(struct dlv_req *q, uint32_t id, const char *domain)
     q->domain = dom;
     q->attempt = 1;
     q->target = DLV_TARGET_MX;
-    q->tls = DLV_TLS_MAY;
+    q->tls = TLS_MODE_MAY;
     q->port = 25;
     q->mx_override = ovr;
     rc[0] = (struct dlv_rcpt){0, addr0, empty, 0};

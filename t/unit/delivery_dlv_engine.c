@@ -85,7 +85,7 @@ static void test_cands(void)
     h = dns_result_add_host(&r, "mx3.example.test", 30, 2600);
     add_addr(h, "127.0.0.13", 2600);
     dns_result_group(&r);
-    n = dlv_cands_mx(&r, 2525, DLV_TLS_ENCRYPT, c, nitems(c));
+    n = dlv_cands_mx(&r, 2525, TLS_MODE_ENCRYPT, c, nitems(c));
     is_int(n, 4, "four addresses (a host without address is skipped)");
     is_str(cand_str(&c[0], b, sizeof(b)), "mx1.example.test/127.0.0.11/2525",
            "first: mx1 on the default port");
@@ -93,15 +93,15 @@ static void test_cands(void)
     is_str(cand_str(&c[2], b, sizeof(b)), "mx2.example.test/::1/2525", "then mx2's IPv6");
     is_str(cand_str(&c[3], b, sizeof(b)), "mx3.example.test/127.0.0.13/2600",
            "mx3 on its own port");
-    is_int(c[0].tls, DLV_TLS_ENCRYPT, "tls mode carried");
+    is_int(c[0].tls, TLS_MODE_ENCRYPT, "tls mode carried");
     is_int(c[0].host_index, -1, "MX candidates have no host index");
     ok(c[0].h == NULL, "and no listed host");
-    n = dlv_cands_mx(&r, 25, DLV_TLS_MAY, c, 2);
+    n = dlv_cands_mx(&r, 25, TLS_MODE_MAY, c, 2);
     is_int(n, 2, "bounded by max");
     dns_result_free(&r);
 
     /* listed hosts */
-    struct dlv_host gw = {(char[]){"gw.test"}, 0, DLV_TLS_VERIFY, (char[]){"gw"}, (char[]){""},
+    struct dlv_host gw = {(char[]){"gw.test"}, 0, TLS_MODE_VERIFY, (char[]){"gw"}, (char[]){""},
                           (char[]){""},        0};
     struct sockaddr_storage lit;
     dns_result_init(&r, "gw.test");
@@ -113,7 +113,7 @@ static void test_cands(void)
     is_str(cand_str(&c[0], b, sizeof(b)), "gw.test/127.0.0.21/587", "default port");
     is_str(cand_str(&c[1], b, sizeof(b)), "gw.test/::1/587", "IPv6 too");
     is_int(c[0].host_index, 3, "host index");
-    is_int(c[0].tls, DLV_TLS_VERIFY, "host's tls mode");
+    is_int(c[0].tls, TLS_MODE_VERIFY, "host's tls mode");
     ok(c[0].h == &gw, "points at the listed host");
     gw.port = 2526;
     n = dlv_cands_host(&gw, 0, &r, NULL, 587, c, nitems(c));
@@ -657,7 +657,7 @@ static void req_init(struct dlv_req *q, const char *domain, int nrcpts, const ch
     q->domain = xstrdup(domain);
     q->attempt = 1;
     q->target = DLV_TARGET_MX;
-    q->tls = DLV_TLS_MAY;
+    q->tls = TLS_MODE_MAY;
     q->port = port;
     q->mx_override = xcalloc(1, sizeof(char *));
     q->rcpts = xcalloc((size_t)nrcpts, sizeof(*q->rcpts));
@@ -683,7 +683,7 @@ static void set_host(struct dlv_host *h, const char *name, uint16_t p, const cha
 {
     h->name = xstrdup(name);
     h->port = p;
-    h->tls = DLV_TLS_MAY;
+    h->tls = TLS_MODE_MAY;
     h->label = xstrdup(label);
     h->auth_user = xstrdup("");
     h->auth_pass = xstrdup("");
@@ -887,7 +887,7 @@ static void test_tls_required(void)
 
     reset_servers();
     req_init(&q, "one.test", 1, NULL);
-    q.tls = DLV_TLS_ENCRYPT;
+    q.tls = TLS_MODE_ENCRYPT;
     run(&q, &g);
     is_str(status_of(&g, 0), "deferred", "tls=encrypt to a server without STARTTLS: deferred");
     is_int(g.r.r[0].cls, DLV_CLASS_TLS, "class tls");

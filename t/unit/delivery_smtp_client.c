@@ -579,7 +579,7 @@ static void run_init(struct run *r, int port)
     r->opts.helo_name = "client.test";
     r->opts.connect_timeout = 5;
     r->opts.timeout = 5;
-    r->opts.tls = SMTPC_TLS_NONE;
+    r->opts.tls = TLS_MODE_NONE;
     r->opts.log_id = "TESTID";
 }
 
@@ -930,7 +930,7 @@ static void test_starttls_may(void)
     make_msg(msg1, strlen(msg1));
     fake_start(script, 0);
     run_init(&r, lport);
-    r.opts.tls = SMTPC_TLS_MAY;
+    r.opts.tls = TLS_MODE_MAY;
     r.opts.ssl_ctx = ctx;
     set_txn(&r.txn[0], rcpts3, 3);
     r.ntxn = 1;
@@ -968,7 +968,7 @@ static void test_verify(const char *host, int want_ok)
     fake_start(script, 0);
     run_init(&r, lport);
     r.opts.host = host;
-    r.opts.tls = SMTPC_TLS_VERIFY;
+    r.opts.tls = TLS_MODE_VERIFY;
     r.opts.ssl_ctx = ctx;
     run_go(&r);
     tr = fake_wait();
@@ -1019,7 +1019,7 @@ static void test_may_fallback(void)
     ctx = smtpc_tls_ctx_new(NULL, &err);
     fake_start(script, 0);
     run_init(&r, lport);
-    r.opts.tls = SMTPC_TLS_MAY;
+    r.opts.tls = TLS_MODE_MAY;
     r.opts.ssl_ctx = ctx;
     run_go(&r);
     tr = fake_wait();
@@ -1048,7 +1048,7 @@ static void test_encrypt_not_offered(void)
     make_msg(msg1, strlen(msg1));
     fake_start(script, 0);
     run_init(&r, lport);
-    r.opts.tls = SMTPC_TLS_ENCRYPT;
+    r.opts.tls = TLS_MODE_ENCRYPT;
     r.opts.ssl_ctx = ctx;
     set_txn(&r.txn[0], rcpts3, 3);
     r.ntxn = 1;
@@ -1120,7 +1120,7 @@ static void test_auth(const char *mechs, int good)
     ctx = smtpc_tls_ctx_new(NULL, &err);
     fake_start(script, 0);
     run_init(&r, lport);
-    r.opts.tls = SMTPC_TLS_MAY;
+    r.opts.tls = TLS_MODE_MAY;
     r.opts.ssl_ctx = ctx;
     r.opts.auth_user = "user";
     r.opts.auth_pass = "secret";
@@ -1479,8 +1479,8 @@ static void test_cmds(void)
     buf_free(&b);
     is_str(smtpc_step_name(SMTPC_STEP_DOT), "dot", "step names");
     is_str(smtpc_class_name(SMTPC_CL_AUTH), "auth", "class names");
-    is_int(smtpc_tls_parse("verify"), SMTPC_TLS_VERIFY, "tls names");
-    is_int(smtpc_tls_parse("bogus"), -1, "unknown tls name");
+    is_int(tls_mode_parse("verify"), TLS_MODE_VERIFY, "tls names");
+    is_int(tls_mode_parse("bogus"), -1, "unknown tls name");
 }
 
 int main(void)

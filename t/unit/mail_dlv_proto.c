@@ -50,11 +50,11 @@ static void sample_req(struct dlv_req *q, struct dlv_host *hosts, struct dlv_rcp
     q->phase = DLV_PHASE_RELAY;
     q->attempt = 3;
     q->target = DLV_TARGET_HOSTS;
-    q->tls = DLV_TLS_VERIFY;
+    q->tls = TLS_MODE_VERIFY;
     q->port = 2525;
     q->mx_override = ovr;
-    hosts[0] = (struct dlv_host){S4, 587, DLV_TLS_ENCRYPT, S5, S6, S7, 1};
-    hosts[1] = (struct dlv_host){S8, 0, DLV_TLS_NONE, S9, S10, S11, 0};
+    hosts[0] = (struct dlv_host){S4, 587, TLS_MODE_ENCRYPT, S5, S6, S7, 1};
+    hosts[1] = (struct dlv_host){S8, 0, TLS_MODE_NONE, S9, S10, S11, 0};
     q->hosts = hosts;
     q->nhosts = 2;
     rc[0] = (struct dlv_rcpt){4, S12, S13, 6};
@@ -90,7 +90,7 @@ static void test_req_roundtrip(void)
     is_int(d.phase, DLV_PHASE_RELAY, "phase");
     is_int(d.attempt, 3, "attempt");
     is_int(d.target, DLV_TARGET_HOSTS, "target");
-    is_int(d.tls, DLV_TLS_VERIFY, "tls");
+    is_int(d.tls, TLS_MODE_VERIFY, "tls");
     is_int(d.port, 2525, "port");
     ok(d.mx_override && d.mx_override[0] && d.mx_override[1] && !d.mx_override[2],
        "two override entries, NULL-terminated");
@@ -101,7 +101,7 @@ static void test_req_roundtrip(void)
     is_int(d.nhosts, 2, "two hosts");
     is_str(d.hosts[0].name, "gw1.test", "host name");
     is_int(d.hosts[0].port, 587, "host port");
-    is_int(d.hosts[0].tls, DLV_TLS_ENCRYPT, "host tls");
+    is_int(d.hosts[0].tls, TLS_MODE_ENCRYPT, "host tls");
     is_str(d.hosts[0].label, "gw1", "host label");
     is_str(d.hosts[0].auth_user, "user", "auth user");
     is_str(d.hosts[0].auth_pass, "secret", "auth pass");
@@ -189,7 +189,7 @@ static void test_req_bad_values(void)
     q.target = 2;
     ok(!decodes(&q), "unknown target refused");
     sample_req(&q, hosts, rc);
-    q.tls = DLV_TLS_VERIFY + 1;
+    q.tls = TLS_MODE_VERIFY + 1;
     ok(!decodes(&q), "unknown tls mode refused");
     sample_req(&q, hosts, rc);
     q.phase = 2;
@@ -323,7 +323,7 @@ static void test_names(void)
     is_str(dlv_class_name(DLV_CLASS_LOCAL), "local", "local");
     is_str(dlv_step_name(DLV_STEP_STARTTLS), "starttls", "starttls");
     is_str(dlv_step_name(DLV_STEP_DOT), "dot", "dot");
-    is_str(dlv_tls_name(DLV_TLS_ENCRYPT), "encrypt", "encrypt");
+    is_str(tls_mode_name(TLS_MODE_ENCRYPT), "encrypt", "encrypt");
     is_str(dlv_phase_name(DLV_PHASE_RELAY), "relay", "relay");
     is_str(dlv_phase_name(DLV_PHASE_DIRECT), "direct", "direct");
     is_int(dlv_class_parse("smtp"), DLV_CLASS_SMTP, "parse smtp");

@@ -45,11 +45,11 @@ static void test_parse(void)
     is_str(g.host, "smtp.isp.example", "host");
     is_int(g.port, 587, "port");
     is_int(g.prio, GW_HIGH, "priority");
-    is_int(g.tls, DLV_TLS_ENCRYPT, "tls");
+    is_int(g.tls, TLS_MODE_ENCRYPT, "tls");
     ok(g.enabled && g.plainauth, "enabled, plainauth");
     gateway_free(&g);
     ok(gateway_parse("b=192.0.2.7", &g, &err) == 0, "short form parses");
-    ok(g.port == 25 && g.prio == GW_NORMAL && g.tls == DLV_TLS_MAY && g.enabled && !g.plainauth,
+    ok(g.port == 25 && g.prio == GW_NORMAL && g.tls == TLS_MODE_MAY && g.enabled && !g.plainauth,
        "defaults: port 25, normal, may, enabled");
     gateway_free(&g);
     ok(gateway_parse("v6=[::1]:2525/low/disabled", &g, &err) == 0, "IPv6 in brackets");

@@ -365,7 +365,7 @@ static void test_build(void)
            "mx=10.1.1.1,host.example:26 relay_on_errors=smtp,network messages_per_connection=7 "
            "connection_delay=2s",
            &p);
-    is_int(p.tls, DLV_TLS_ENCRYPT, "tls from the entry");
+    is_int(p.tls, TLS_MODE_ENCRYPT, "tls from the entry");
     is_int(p.max_connections, 3, "max_connections from the entry");
     is_int(p.retry_delay, 10, "retry_delay from the entry");
     is_int(p.messages_per_connection, 7, "messages_per_connection from the entry");
