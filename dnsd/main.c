@@ -117,7 +117,7 @@ static void on_result(const struct dns_result *r, void *arg)
     struct ipc_w w;
 
     if (r->err != DNS_OK)
-        log_info("dns: %s %s: %s: %s", q->mx ? "MX" : "host", r->name, dns_class_name(r->err),
+        log_info("dns: %s %s: %s: %s", q->mx ? "MX" : "host", r->name, outcome_name(r->err),
                  r->reason);
     else
         log_detail("dns: %s %s: %zu host(s)%s", q->mx ? "MX" : "host", r->name, r->nhosts,

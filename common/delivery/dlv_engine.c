@@ -708,11 +708,11 @@ static void log_failure(const struct dlv_job *j, const char *relay, const struct
     if (r->code > 0)
         log_info("%s: %s failed at %s (%s, %s): %d %s", j->q.queue_id, relay,
                  dlv_step_name(dlv_step_of(r->step)), dlv_class_name(dlv_class_of(r->cls)),
-                 smtpc_status_name(r->status), r->code, r->text);
+                 outcome_name(r->status), r->code, r->text);
     else
         log_info("%s: %s failed at %s (%s, %s): %s", j->q.queue_id, relay,
                  dlv_step_name(dlv_step_of(r->step)), dlv_class_name(dlv_class_of(r->cls)),
-                 smtpc_status_name(r->status), r->text);
+                 outcome_name(r->status), r->text);
 }
 
 static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg)
@@ -764,7 +764,7 @@ static void on_mx(const struct dns_result *r, void *arg)
     j->dns_id = 0;
     if (r->err != DNS_OK) {
         log_info("%s: MX lookup for %s failed (%s): %s", j->q.queue_id, j->q.domain,
-                 dns_class_name(r->err), r->reason);
+                 outcome_name(r->err), r->reason);
         dlv_tally_dns(&j->t, r->err, r->reason, 0);
         job_next(j);
         return;

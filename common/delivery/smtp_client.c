@@ -150,19 +150,6 @@ static int after_ehlo(struct smtpc *s);
 
 /* ---- names ---- */
 
-const char *smtpc_status_name(enum smtpc_status st)
-{
-    switch (st) {
-    case SMTPC_OK:
-        return "ok";
-    case SMTPC_TEMP:
-        return "temporary";
-    case SMTPC_PERM:
-        return "permanent";
-    }
-    return "?";
-}
-
 const char *smtpc_class_name(enum smtpc_class cl)
 {
     static const char *const names[] = {"none", "network",  "tls",  "smtp",

@@ -49,13 +49,14 @@
 #include <sys/types.h>
 
 #include "mail/dsn_param.h"
+#include "mail/outcome.h"
 #include "mail/tls_mode.h"
 #include "mail/smtp_reply.h"
 
 struct event_base;
 struct ssl_ctx_st; /* SSL_CTX */
 
-enum smtpc_status { SMTPC_OK, SMTPC_TEMP, SMTPC_PERM };
+enum smtpc_status { SMTPC_OK = OUTCOME_OK, SMTPC_TEMP = OUTCOME_TEMP, SMTPC_PERM = OUTCOME_PERM };
 
 enum smtpc_class {
     SMTPC_CL_NONE,     /* no error */
@@ -209,7 +210,6 @@ struct ssl_ctx_st *smtpc_tls_ctx_new(const char *ca_file, char **err);
 
 /* Names for logs and JSON: "ok" "temporary" "permanent"; "network" ...;
  * "connect" "greeting" "helo" ... ; "none" "may" "encrypt" "verify". */
-const char *smtpc_status_name(enum smtpc_status st);
 const char *smtpc_class_name(enum smtpc_class cl);
 const char *smtpc_step_name(enum smtpc_step st);
 /* "none" ... -> enum; -1 if unknown. */

@@ -13,19 +13,6 @@
 #include "base/log.h"
 #include "mail/proto.h"
 
-const char *dns_class_name(enum dns_class c)
-{
-    switch (c) {
-    case DNS_OK:
-        return "ok";
-    case DNS_TEMP:
-        return "temporary";
-    case DNS_PERM:
-        return "permanent";
-    }
-    return "?";
-}
-
 void dns_result_init(struct dns_result *r, const char *name)
 {
     memset(r, 0, sizeof(*r));
@@ -271,7 +258,7 @@ void dns_result_format(const struct dns_result *r, struct buf *out)
 {
     char a[INET6_ADDRSTRLEN];
 
-    buf_printf(out, "%s: %s", r->name, dns_class_name(r->err));
+    buf_printf(out, "%s: %s", r->name, outcome_name(r->err));
     if (r->reason && *r->reason)
         buf_printf(out, ": %s", r->reason);
     if (r->flags & DNS_R_IMPLICIT)
@@ -287,7 +274,7 @@ void dns_result_format(const struct dns_result *r, struct buf *out)
         for (size_t j = 0; j < h->naddrs; j++)
             buf_printf(out, " %s", dns_addr_str(&h->addrs[j], a, sizeof(a)));
         if (h->naddrs == 0)
-            buf_printf(out, " (no address: %s: %s)", dns_class_name(h->err), h->reason);
+            buf_printf(out, " (no address: %s: %s)", outcome_name(h->err), h->reason);
         buf_addc(out, '\n');
     }
 }
@@ -299,7 +286,7 @@ void dns_result_json(const struct dns_result *r, struct buf *out)
     buf_adds(out, "{\"name\":");
     buf_json_str(out, r->name);
     buf_adds(out, ",\"class\":");
-    buf_json_str(out, dns_class_name(r->err));
+    buf_json_str(out, outcome_name(r->err));
     buf_adds(out, ",\"reason\":");
     buf_json_str(out, r->reason);
     buf_printf(out, ",\"implicit\":%s,\"override\":%s,\"hosts\":[",
@@ -311,7 +298,7 @@ void dns_result_json(const struct dns_result *r, struct buf *out)
         buf_json_str(out, h->name);
         buf_printf(out, ",\"pref\":%u,\"group\":%u,\"port\":%u,\"class\":", h->pref, h->group,
                    h->port);
-        buf_json_str(out, dns_class_name(h->err));
+        buf_json_str(out, outcome_name(h->err));
         buf_adds(out, ",\"reason\":");
         buf_json_str(out, h->reason);
         buf_adds(out, ",\"addrs\":[");

@@ -42,6 +42,7 @@
 #include <sys/socket.h>
 
 #include "base/ipc.h"
+#include "mail/outcome.h"
 #include "base/util.h"
 
 #define DNS_MAX_HOSTS 64    /* MX hosts in one result */
@@ -50,9 +51,9 @@
 #define DNS_MAX_NAME 255    /* text length of a name or override entry */
 
 enum dns_class {
-    DNS_OK = 0,
-    DNS_TEMP = 1, /* dns temporary: try again later */
-    DNS_PERM = 2, /* dns permanent: will not work */
+    DNS_OK = OUTCOME_OK,
+    DNS_TEMP = OUTCOME_TEMP, /* dns temporary: try again later */
+    DNS_PERM = OUTCOME_PERM, /* dns permanent: will not work */
 };
 
 /* dns_result flags */
@@ -79,8 +80,6 @@ struct dns_result {
     size_t nhosts;
     struct dns_host *hosts;
 };
-
-const char *dns_class_name(enum dns_class c); /* "ok", "temporary", "permanent" */
 
 /* Result building and freeing. */
 void dns_result_init(struct dns_result *r, const char *name);
