@@ -23,15 +23,15 @@ static int parse_port(const char *s, int *port)
     return 0;
 }
 
-/* Split "addr:port", "[v6]:port", "addr", "[v6]" into host text and port text. */
-static int split_hostport(const char *s, char *host, size_t hostlen, const char **port,
-                          const char **why)
+int netaddr_split_hostport(const char *s, char *host, size_t hostlen, int *port, int *bracketed,
+                           const char **why)
 {
-    const char *colon;
+    const char *ptext = NULL;
     size_t n;
 
-    *port = NULL;
-    if (*s == '[') {
+    *port = 0;
+    *bracketed = *s == '[';
+    if (*bracketed) {
         const char *close = strchr(s, ']');
         if (close == NULL) {
             *why = "missing ']'";
@@ -39,24 +39,28 @@ static int split_hostport(const char *s, char *host, size_t hostlen, const char 
         }
         n = (size_t)(close - s - 1);
         if (close[1] == ':')
-            *port = close + 2;
+            ptext = close + 2;
         else if (close[1] != '\0') {
-            *why = "unexpected text after ']'";
+            *why = "text after ']'";
             return -1;
         }
         s++;
     } else {
-        colon = strrchr(s, ':');
-        if (colon && strchr(s, ':') != colon) {
+        const char *colon = strchr(s, ':');
+        if (colon && strchr(colon + 1, ':') != NULL) {
             *why = "IPv6 addresses must be written in brackets: [addr]:port";
             return -1;
         }
         n = colon ? (size_t)(colon - s) : strlen(s);
         if (colon)
-            *port = colon + 1;
+            ptext = colon + 1;
     }
     if (n == 0 || n >= hostlen) {
-        *why = "bad address";
+        *why = "missing or too long host";
+        return -1;
+    }
+    if (ptext != NULL && parse_port(ptext, port) < 0) {
+        *why = "bad port (1-65535)";
         return -1;
     }
     memcpy(host, s, n);
@@ -64,25 +68,32 @@ static int split_hostport(const char *s, char *host, size_t hostlen, const char 
     return 0;
 }
 
+int netaddr_host_ok(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 253)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '-' || *s == ':' || *s == '_'))
+            return 0;
+    return 1;
+}
+
 int netaddr_parse_hostport(const char *s, int default_port, struct sockaddr_storage *out,
                            const char **why)
 {
     char host[INET6_ADDRSTRLEN + 1];
-    const char *ptext;
-    int port = default_port;
+    int port, bracketed;
 
     memset(out, 0, sizeof(*out));
-    if (split_hostport(s, host, sizeof(host), &ptext, why) < 0)
+    if (netaddr_split_hostport(s, host, sizeof(host), &port, &bracketed, why) < 0)
         return -1;
-    if (ptext != NULL) {
-        if (parse_port(ptext, &port) < 0) {
-            *why = "bad port (1-65535)";
-            return -1;
-        }
-    } else if (default_port <= 0) {
+    if (port == 0 && default_port <= 0) {
         *why = "missing :port";
         return -1;
     }
+    if (port == 0)
+        port = default_port;
     struct sockaddr_in *sin = (struct sockaddr_in *)out;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
     if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {

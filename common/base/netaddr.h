@@ -1,6 +1,14 @@
 /*
  * netaddr - socket addresses and CIDR networks as written in main.cf.
  *
+ *   netaddr_split_hostport("mx.example:2525"), ("[::1]:25"), ("[host]"),
+ *     ("192.0.2.1"): the one reader of "host[:port]" and "[host][:port]"
+ *     (listeners, gateways, static routes). The host, without brackets,
+ *     goes into a caller buffer; *port is 0 when absent, else 1..65535;
+ *     *bracketed says whether it was written in brackets (a static route's
+ *     "no MX lookup"). An IPv6 address must be in brackets. The host is
+ *     not checked beyond "not empty, fits": netaddr_host_ok(host) says
+ *     whether it is 1-253 of [A-Za-z0-9._:-], a name or an address.
  *   netaddr_parse_hostport("127.0.0.1:25"), ("[::1]:587"), ("0.0.0.0:25"):
  *     numeric address and port into a sockaddr_storage. With a default
  *     port (>0) the ":port" part may be omitted ("192.0.2.1", "[::1]").
@@ -25,6 +33,9 @@ struct cidr {
     int prefix;
 };
 
+int netaddr_split_hostport(const char *s, char *host, size_t hostlen, int *port, int *bracketed,
+                           const char **why);
+int netaddr_host_ok(const char *host);
 int netaddr_parse_hostport(const char *s, int default_port, struct sockaddr_storage *out,
                            const char **why);
 int netaddr_parse_cidr(const char *s, struct cidr *out, const char **why);

@@ -8,6 +8,7 @@
 
 #include "mail/gateways.h"
 #include "base/map.h"
+#include "base/netaddr.h"
 #include "base/util.h"
 
 void domain_rule_init(struct domain_rule *r)
@@ -161,8 +162,7 @@ char *const *drule_list(const struct domain_rule *r, const struct config *c, enu
 
 int route_spec_parse(const char *text, struct route_spec *out, const char **why)
 {
-    const char *h, *port = NULL;
-    size_t hl;
+    const char *h;
 
     memset(out, 0, sizeof(*out));
     if (*text == '\0') {
@@ -178,49 +178,11 @@ int route_spec_parse(const char *text, struct route_spec *out, const char **why)
         return -1;
     }
     h = text + 5;
-    if (*h == '[') {
-        const char *close = strchr(h, ']');
-        if (close == NULL) {
-            *why = "missing ']'";
-            return -1;
-        }
-        hl = (size_t)(close - h - 1);
-        h++;
-        out->no_mx = 1;
-        if (close[1] == ':')
-            port = close + 2;
-        else if (close[1] != '\0') {
-            *why = "text after ']'";
-            return -1;
-        }
-    } else {
-        const char *colon = strchr(h, ':');
-        hl = colon ? (size_t)(colon - h) : strlen(h);
-        if (colon)
-            port = colon + 1;
-    }
-    if (hl == 0 || hl >= sizeof(out->host)) {
-        *why = "missing or too long host";
+    if (netaddr_split_hostport(h, out->host, sizeof(out->host), &out->port, &out->no_mx, why) < 0)
         return -1;
-    }
-    memcpy(out->host, h, hl);
-    out->host[hl] = '\0';
-    for (size_t i = 0; i < hl; i++) {
-        char c = out->host[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == ':' || c == '_')) {
-            *why = "bad character in host";
-            return -1;
-        }
-    }
-    if (port) {
-        char *end;
-        long v = strtol(port, &end, 10);
-        if (*port == '\0' || *end != '\0' || v < 1 || v > 65535) {
-            *why = "bad port (1-65535)";
-            return -1;
-        }
-        out->port = (int)v;
+    if (!netaddr_host_ok(out->host)) {
+        *why = "bad character in host";
+        return -1;
     }
     out->kind = ROUTE_SMTP;
     return 0;

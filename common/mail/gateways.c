@@ -9,6 +9,7 @@
 
 #include "mail/dlv_proto.h"
 #include "mail/tls_mode.h"
+#include "base/netaddr.h"
 #include "base/util.h"
 
 static const char *const prio_names[] = {"highest", "high", "normal", "below_normal", "low"};
@@ -31,62 +32,20 @@ static int valid_name(const char *s, size_t n)
     return 1;
 }
 
-static int valid_host(const char *s)
-{
-    if (*s == '\0' || strlen(s) > 253)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '.' || *s == '-' || *s == ':' || *s == '_'))
-            return 0;
-    return 1;
-}
-
-/* host[:port] or [v6][:port] into out. */
+/* host[:port] or [v6][:port] into out; the port defaults to 25. */
 static int parse_hostport(const char *s, struct gateway *out, const char **why)
 {
-    const char *port = NULL;
-    size_t hl;
+    char host[256];
+    int port, bracketed;
 
-    if (*s == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL) {
-            *why = "missing ']'";
-            return -1;
-        }
-        hl = (size_t)(close - s - 1);
-        out->host = xstrndup(s + 1, hl);
-        if (close[1] == ':')
-            port = close + 2;
-        else if (close[1] != '\0') {
-            *why = "text after ']'";
-            return -1;
-        }
-    } else {
-        const char *colon = strchr(s, ':');
-        if (colon && strchr(colon + 1, ':') != NULL) {
-            *why = "IPv6 addresses go in brackets: [addr]:port";
-            return -1;
-        }
-        hl = colon ? (size_t)(colon - s) : strlen(s);
-        out->host = xstrndup(s, hl);
-        if (colon)
-            port = colon + 1;
-    }
-    if (!valid_host(out->host)) {
+    if (netaddr_split_hostport(s, host, sizeof(host), &port, &bracketed, why) < 0)
+        return -1;
+    if (!netaddr_host_ok(host)) {
         *why = "bad host name";
         return -1;
     }
-    out->port = 25;
-    if (port) {
-        char *end;
-        long v = strtol(port, &end, 10);
-        if (*port == '\0' || *end != '\0' || v < 1 || v > 65535) {
-            *why = "bad port (1-65535)";
-            return -1;
-        }
-        out->port = (int)v;
-    }
+    out->host = xstrdup(host);
+    out->port = port ? port : 25;
     return 0;
 }
 

@@ -66,7 +66,7 @@ static void test_parse(void)
                "digits, '.', '-' or '_'"},
         {"a=h:0", "gateway 'a': bad port (1-65535)"},
         {"a=h:99999", "gateway 'a': bad port (1-65535)"},
-        {"a=::1:25", "gateway 'a': IPv6 addresses go in brackets: [addr]:port"},
+        {"a=::1:25", "gateway 'a': IPv6 addresses must be written in brackets: [addr]:port"},
         {"a=h/urgent", "gateway 'a': unknown option 'urgent' (priority highest|high|normal|"
                        "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth)"},
         {"a=", "gateway 'a': missing host"},
