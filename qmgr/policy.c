@@ -312,15 +312,14 @@ int routing_secret(struct qmgr *q, const char *gateway, char **user, char **pass
         log_warn("secrets map: the entry for gateway %s has no password (expected \"user "
                  "password\"); no AUTH",
                  gateway);
-        explicit_bzero(val, len);
-        free(val);
+        free_secret(val);
         return 0;
     }
     *sp++ = '\0';
     sp += strspn(sp, " \t");
     *user = xstrdup(val);
     *pass = xstrdup(sp);
-    explicit_bzero(val, len);
+    explicit_bzero(val, len); /* both halves: the split put a NUL between them */
     free(val);
     return 1;
 }
@@ -444,17 +443,7 @@ void policy_fill_req(struct qmgr *q, const struct dest *d, const struct route_pl
 
 void policy_req_done(struct dlv_req *req)
 {
-    for (size_t i = 0; i < req->nhosts; i++) {
-        struct dlv_host *h = &req->hosts[i];
-        free(h->name);
-        free(h->label);
-        free(h->auth_user);
-        if (h->auth_pass) {
-            explicit_bzero(h->auth_pass, strlen(h->auth_pass));
-            free(h->auth_pass);
-        }
-    }
-    free(req->hosts);
+    dlv_hosts_free(req->hosts, req->nhosts);
     free(req->dest_key);
     req->hosts = NULL;
     req->nhosts = 0;

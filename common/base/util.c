@@ -52,6 +52,14 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+void free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 char *xasprintf(const char *fmt, ...)
 {
     struct buf b;

@@ -168,6 +168,17 @@ bad:
     return -1;
 }
 
+void dlv_hosts_free(struct dlv_host *hosts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(hosts[i].name);
+        free(hosts[i].label);
+        free(hosts[i].auth_user);
+        free_secret(hosts[i].auth_pass);
+    }
+    free(hosts);
+}
+
 void dlv_req_free(struct dlv_req *q)
 {
     free(q->queue_id);
@@ -177,17 +188,7 @@ void dlv_req_free(struct dlv_req *q)
     for (char **o = q->mx_override; o && *o; o++)
         free(*o);
     free(q->mx_override);
-    for (size_t i = 0; i < q->nhosts; i++) {
-        struct dlv_host *h = &q->hosts[i];
-        free(h->name);
-        free(h->label);
-        free(h->auth_user);
-        if (h->auth_pass) {
-            explicit_bzero(h->auth_pass, strlen(h->auth_pass));
-            free(h->auth_pass);
-        }
-    }
-    free(q->hosts);
+    dlv_hosts_free(q->hosts, q->nhosts);
     for (size_t i = 0; i < q->nrcpts; i++) {
         free(q->rcpts[i].addr);
         free(q->rcpts[i].orcpt);

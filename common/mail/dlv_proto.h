@@ -149,6 +149,8 @@ int dlv_class_parse(const char *s);
 void dlv_req_encode(struct ipc_w *w, const struct dlv_req *q);
 int dlv_req_decode(const void *body, size_t len, struct dlv_req *q);
 void dlv_req_free(struct dlv_req *q);
+/* Free n hosts and the array; passwords are wiped first. */
+void dlv_hosts_free(struct dlv_host *hosts, size_t n);
 
 void dlv_res_encode(struct ipc_w *w, const struct dlv_res *r);
 int dlv_res_decode(const void *body, size_t len, struct dlv_res *r);
