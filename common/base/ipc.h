@@ -21,7 +21,8 @@
  * Bodies are built with ipc_w* and read with ipc_r*: integers in host
  * order, strings as u32 length + bytes + NUL (the NUL is checked, embedded
  * NULs are rejected). Readers are sticky on error: read everything, then
- * check ipc_r_ok(), which also insists the body was consumed exactly.
+ * check ipc_r_done(), which also insists the body was consumed exactly
+ * (ipc_r_ok() only says that no read failed).
  */
 #ifndef POSTERN_IPC_H
 #define POSTERN_IPC_H
