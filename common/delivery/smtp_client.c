@@ -1572,11 +1572,10 @@ const struct smtpc_info *smtpc_info(const struct smtpc *s)
 }
 
 /* Copy the transaction and check what can be checked before sending. */
-static void txn_setup(struct smtpc *s, const struct smtpc_txn *t)
+/* Copy the caller's transaction into the session (results may outlive it). */
+static void txn_copy(struct smtpc *s, const struct smtpc_txn *t)
 {
-    size_t i, n = t->nrcpts;
-    unsigned res;
-    const char *why;
+    size_t n = t->nrcpts;
 
     txn_clear(s);
     s->txn = *t;
@@ -1589,7 +1588,7 @@ static void txn_setup(struct smtpc *s, const struct smtpc_txn *t)
     s->rfinal = xcalloc(n ? n : 1, 1);
     s->raccepted = xcalloc(n ? n : 1, 1);
     s->owned = xcalloc(2 * n + 1, sizeof(*s->owned));
-    for (i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         s->owned[s->nowned] = xstrdup(t->rcpts[i].addr ? t->rcpts[i].addr : "");
         s->rcpts[i].addr = s->owned[s->nowned++];
         s->rcpts[i].notify = t->rcpts[i].notify;
@@ -1606,8 +1605,16 @@ static void txn_setup(struct smtpc *s, const struct smtpc_txn *t)
     s->mail_ok = s->mail_replied = s->timed_out = 0;
     s->have_endres = 0;
     res_clear(&s->res);
+}
 
-    for (i = 0; i < n; i++) {
+/* Local checks of the addresses: a bad recipient is final, a bad sender
+ * ends the transaction; UTF-8 in any of them needs SMTPUTF8. */
+static void txn_check_addrs(struct smtpc *s)
+{
+    unsigned res;
+    const char *why;
+
+    for (size_t i = 0; i < s->txn.nrcpts; i++) {
         if (smtp_mailbox_valid(s->rcpts[i].addr, strlen(s->rcpts[i].addr), &res, &why) < 0) {
             res_local(&s->rres[i], SMTPC_PERM, SMTPC_CL_LOCAL, SMTPC_STEP_RCPT, "5.1.3",
                       "invalid recipient address: %s", why);
@@ -1625,6 +1632,11 @@ static void txn_setup(struct smtpc *s, const struct smtpc_txn *t)
             s->txn.need |= SMTPC_NEED_SMTPUTF8;
         }
     }
+}
+
+/* What the server said in EHLO rules out: SMTPUTF8 missing, SIZE too small. */
+static void txn_check_caps(struct smtpc *s)
+{
     if (!s->have_endres && (s->txn.need & SMTPC_NEED_SMTPUTF8) &&
         !(s->info.caps.flags & SMTP_CAP_SMTPUTF8)) {
         res_local(&s->endres, SMTPC_PERM, SMTPC_CL_SMTP, SMTPC_STEP_MAIL, "5.6.7",
@@ -1632,12 +1644,23 @@ static void txn_setup(struct smtpc *s, const struct smtpc_txn *t)
         s->have_endres = 1;
     }
     if (!s->have_endres && s->info.caps.size > 0 &&
-        (unsigned long long)t->length > s->info.caps.size) {
+        (unsigned long long)s->txn.length > s->info.caps.size) {
         res_local(&s->endres, SMTPC_PERM, SMTPC_CL_SMTP, SMTPC_STEP_MAIL, "5.3.4",
-                  "message size %lld exceeds the limit of %s (SIZE %llu)", (long long)t->length,
+                  "message size %lld exceeds the limit of %s (SIZE %llu)", (long long)s->txn.length,
                   s->relay, s->info.caps.size);
         s->have_endres = 1;
     }
+}
+
+/* Set up a transaction; when the local checks already decide it (have_endres),
+ * every recipient has its final result and nothing is sent. */
+static void txn_setup(struct smtpc *s, const struct smtpc_txn *t)
+{
+    size_t i, n = t->nrcpts;
+
+    txn_copy(s, t);
+    txn_check_addrs(s);
+    txn_check_caps(s);
     if (s->have_endres) {
         for (i = 0; i < n; i++)
             if (!s->rfinal[i]) {
