@@ -60,16 +60,24 @@ void free_secret(char *s)
     free(s);
 }
 
-char *xasprintf(const char *fmt, ...)
+char *xvasprintf(const char *fmt, va_list ap)
 {
     struct buf b;
-    va_list ap;
 
     buf_init(&b);
-    va_start(ap, fmt);
     buf_vprintf(&b, fmt, ap);
+    return b.data ? b.data : xstrdup("");
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    s = xvasprintf(fmt, ap);
     va_end(ap);
-    return b.data;
+    return s;
 }
 
 void buf_init(struct buf *b)

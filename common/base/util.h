@@ -24,6 +24,7 @@ char *xstrndup(const char *s, size_t n);
 /* Overwrite a secret string (a password) with zeros, then free it; NULL is fine. */
 void free_secret(char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 struct buf {
     char *data;

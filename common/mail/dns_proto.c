@@ -39,16 +39,13 @@ void dns_result_free(struct dns_result *r)
 
 void dns_result_set_err(struct dns_result *r, enum dns_class c, const char *fmt, ...)
 {
-    struct buf b;
+    char *old = r->reason; /* freed after formatting: an argument may point into it */
     va_list ap;
 
-    buf_init(&b);
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    r->reason = xvasprintf(fmt, ap);
     va_end(ap);
-    free(r->reason);
-    r->reason = xstrdup(b.data ? b.data : "");
-    buf_free(&b);
+    free(old);
     r->err = c;
 }
 
