@@ -16,24 +16,12 @@ use Postern::Util qw(wait_until);
 plan skip_all => 'nsd is not installed' unless Postern::DNS::Nsd::nsd_path();
 
 my %mx = ('dead1.test' => '127.0.0.51', 'dead2.test' => '127.0.0.52');
-my %zones;
-for my $d (keys %mx) {
-    $zones{$d} = "\$ORIGIN $d.\n\$TTL 300\n\@ IN SOA ns admin 1 3600 600 86400 60\n"
-        . "\@ IN NS ns\nns IN A 127.0.0.1\n\@ IN MX 10 mx\nmx IN A $mx{$d}\n";
-}
-my $ns = Postern::DNS::Nsd->new(zones => \%zones);
+my $ns = Postern::DNS::Nsd->new(zones => { map { $_ => Postern::DNS::mx_zone($_, $mx{$_}) } keys %mx });
 $ns->start;
 
 # nothing listens on 127.0.0.51/52 at direct_port: connections are refused
 my $pt = Postern::Test->new(dns_servers => $ns->addr, retry_delay => '1h');
 $pt->start;
-
-sub files {
-    my ($dir) = @_;
-    opendir(my $d, $pt->spool . "/$dir") or return ();
-    my @f = sort grep { !/^\./ } readdir $d;
-    return @f;
-}
 
 sub ctl_json {
     my (@args) = @_;
@@ -104,8 +92,8 @@ $pt->mark_log;
 ($rc, $out) = $pt->smtpctl('hold', '--sender', 's1@client.test');
 is($rc, 0, 'hold --sender: exit 0');
 like($out, qr/held 1 message/, 'one message held');
-ok(grep({ $_ eq $m1 } files('hold')), 'the file moved to hold/');
-ok(!grep({ $_ eq $m1 } files('queue')), '... out of queue/');
+ok(grep({ $_ eq $m1 } $pt->spool_files('hold')), 'the file moved to hold/');
+ok(!grep({ $_ eq $m1 } $pt->spool_files('queue')), '... out of queue/');
 ($rc, $j) = ctl_json('show', 'queue', $m1);
 is($j->{messages}[0]{queue}, 'hold', 'show queue says it is held');
 ($rc, $out) = $pt->smtpctl('flush');
@@ -119,7 +107,7 @@ ok(!$pt->log_lines(qr/\Q$m1\E: to=/), 'held message not tried');
 $pt->mark_log;
 ($rc, $out) = $pt->smtpctl('release', $m1);
 is($rc, 0, 'release by ID');
-ok(grep({ $_ eq $m1 } files('queue')), 'back in queue/');
+ok(grep({ $_ eq $m1 } $pt->spool_files('queue')), 'back in queue/');
 ok(wait_until(15, sub { $pt->log_lines(qr/\Q$m1\E: to=<a\@dead1\.test>.*tries=2/) }),
     'released message tried again');
 
@@ -132,7 +120,7 @@ ok(wait_until(15, sub { $pt->log_lines(qr/\Q$m3\E: to=<d\@dead2\.test>.*tries=3/
 # --- remove by recipient ---
 ($rc, $out) = $pt->smtpctl('remove', '--recipient', 'b@dead2.test');
 like($out, qr/removed 1 message/, 'remove --recipient');
-ok(!grep({ $_ eq $m2 } files('queue')), 'file gone from queue/');
+ok(!grep({ $_ eq $m2 } $pt->spool_files('queue')), 'file gone from queue/');
 ok($pt->wait_log(qr/\Q$m2\E: removed by the administrator/, 5), 'logged');
 is_deeply([ ids_in_queue() ], [ sort $m1, $m3 ], 'two left');
 
@@ -160,11 +148,11 @@ ok(wait_until(15, sub { $pt->log_lines(qr/\Q$m4\E: to=/) }), 'resumed: tried');
 # --- hold all, remove all ---
 ($rc, $out) = $pt->smtpctl('hold', 'all');
 like($out, qr/held 3 messages/, 'hold all');
-is(scalar(files('queue')), 0, 'queue/ empty');
-is(scalar(files('hold')), 3, 'hold/ has them');
+is(scalar($pt->spool_files('queue')), 0, 'queue/ empty');
+is(scalar($pt->spool_files('hold')), 3, 'hold/ has them');
 ($rc, $out) = $pt->smtpctl('remove', 'all');
 like($out, qr/removed 3 messages/, 'remove all');
-is(scalar(files('hold')), 0, 'hold/ empty');
+is(scalar($pt->spool_files('hold')), 0, 'hold/ empty');
 ($rc, $out) = $pt->smtpctl('show', 'queue');
 like($out, qr/queue is empty/, 'show queue: empty');
 done_testing();

@@ -18,12 +18,7 @@ plan skip_all => 'nsd is not installed' unless Postern::DNS::Nsd::nsd_path();
 # One zone per test domain; each domain's MX is its own loopback address.
 my %mx = ('one.test' => '127.0.0.41', 'two.test' => '127.0.0.42', 'soft.test' => '127.0.0.43',
           'hard.test' => '127.0.0.44', 'mixed.test' => '127.0.0.45');
-my %zones;
-for my $d (keys %mx) {
-    $zones{$d} = "\$ORIGIN $d.\n\$TTL 300\n\@ IN SOA ns admin 1 3600 600 86400 60\n"
-        . "\@ IN NS ns\nns IN A 127.0.0.1\n\@ IN MX 10 mx\nmx IN A $mx{$d}\n";
-}
-my $ns = Postern::DNS::Nsd->new(zones => \%zones);
+my $ns = Postern::DNS::Nsd->new(zones => { map { $_ => Postern::DNS::mx_zone($_, $mx{$_}) } keys %mx });
 $ns->start;
 
 my $pt = Postern::Test->new(dns_servers => $ns->addr, retry_delay => '2s', log_level => 'detailed');
@@ -37,12 +32,6 @@ $peer{hard}  = $pt->peer(name => 'hard', addr => $mx{'hard.test'},
 $peer{mixed} = $pt->peer(name => 'mixed', addr => $mx{'mixed.test'},
     rcpt_rules => [ [ qr/^bad\@/, '550 5.1.1 bad is unknown' ] ]);
 $pt->start;
-
-sub queue_files {
-    my ($dir) = @_;
-    opendir(my $d, $pt->spool . "/$dir") or return ();
-    return sort grep { !/^\./ } readdir $d;
-}
 
 sub queue_json {
     my ($rc, $out) = $pt->smtpctl('show', 'queue', '--json');
@@ -68,7 +57,7 @@ ok($pt->wait_log(qr/\Q$qid\E: removed \(6 recipients delivered\)/, 15),
 my @sent = $pt->log_lines(qr/\Q$qid\E: to=<u\d\@(one|two)\.test>, relay=mx\.\w+\.test\[127\.0\.0\.4[12]\]:\d+, delay=[\d.]+, tries=1, dsn=2\.\d\.\d, status=sent \(250/);
 is(scalar @sent, 6, 'one "status=sent" line per recipient, with relay, delay, dsn')
     or diag(join "\n", $pt->log_lines(qr/qmgr/));
-ok(!grep({ $_ eq $qid } queue_files('queue')), 'queue file gone');
+ok(!grep({ $_ eq $qid } $pt->spool_files('queue')), 'queue file gone');
 
 # --- 4xx: deferred, retried after retry_delay, then sent ---
 $pt->mark_log;
@@ -96,8 +85,8 @@ $pt->mark_log;
 ok($pt->wait_log(qr/\Q$qid\E: to=<y\@hard\.test>.*dsn=5\.1\.1, status=failed \(smtp\/rcpt: 550 5\.1\.1 no such user here\)/, 20),
     '550 at RCPT: failed at once, with class, step and reply');
 ok($pt->wait_log(qr/\Q$qid\E: moved to bounced\/ \(1 of 1 recipient failed/, 10), 'moved to bounced/');
-ok(grep({ $_ eq $qid } queue_files('bounced')), 'file is in bounced/');
-ok(!grep({ $_ eq $qid } queue_files('queue')), 'and no longer in queue/');
+ok(grep({ $_ eq $qid } $pt->spool_files('bounced')), 'file is in bounced/');
+ok(!grep({ $_ eq $qid } $pt->spool_files('queue')), 'and no longer in queue/');
 is(scalar(() = $pt->log_lines(qr/\Q$qid\E: to=/)), 1, 'exactly one attempt');
 
 # --- mixed results in one transaction ---
@@ -118,7 +107,7 @@ $pt->mark_log;
 ($qid) = $pt->send_mail(from => '', to => ['z@hard.test']);
 ok($qid, 'bounce-like message (null sender) accepted');
 ok($pt->wait_log(qr/\Q$qid\E: moved to bad\/ .*null sender/, 20), 'failed with the null sender: moved to bad/');
-ok(grep({ $_ eq $qid } queue_files('bad')), 'file is in bad/');
+ok(grep({ $_ eq $qid } $pt->spool_files('bad')), 'file is in bad/');
 
 my ($rc, $out) = $pt->smtpctl('show', 'stats', '--json');
 my $stats = eval { JSON::PP->new->decode($out) } // {};

@@ -18,9 +18,7 @@ use Time::HiRes qw(time sleep);
 plan skip_all => 'nsd is not installed' unless Postern::DNS::Nsd::nsd_path();
 
 my $N = 1000;
-my $zone = "\$ORIGIN sink.test.\n\$TTL 300\n\@ IN SOA ns admin 1 3600 600 86400 60\n"
-    . "\@ IN NS ns\nns IN A 127.0.0.1\n\@ IN MX 10 mx\nmx IN A 127.0.0.71\n";
-my $ns = Postern::DNS::Nsd->new(zones => { 'sink.test' => $zone });
+my $ns = Postern::DNS::Nsd->new(zones => { 'sink.test' => Postern::DNS::mx_zone('sink.test', '127.0.0.71') });
 $ns->start;
 
 my $pt = Postern::Test->new(dns_servers => $ns->addr, retry_delay => '1s', log_level => 'basic',

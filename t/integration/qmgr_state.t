@@ -17,23 +17,13 @@ use Time::HiRes qw(sleep);
 
 plan skip_all => 'nsd is not installed' unless Postern::DNS::Nsd::nsd_path();
 
-my $zone = "\$ORIGIN dead.test.\n\$TTL 300\n\@ IN SOA ns admin 1 3600 600 86400 60\n"
-    . "\@ IN NS ns\nns IN A 127.0.0.1\n\@ IN MX 10 mx\nmx IN A 127.0.0.61\n";
-my $lzone = "\$ORIGIN live.test.\n\$TTL 300\n\@ IN SOA ns admin 1 3600 600 86400 60\n"
-    . "\@ IN NS ns\nns IN A 127.0.0.1\n\@ IN MX 10 mx\nmx IN A 127.0.0.62\n";
-my $ns = Postern::DNS::Nsd->new(zones => { 'dead.test' => $zone, 'live.test' => $lzone });
+my $ns = Postern::DNS::Nsd->new(zones => { 'dead.test' => Postern::DNS::mx_zone('dead.test', '127.0.0.61'),
+    'live.test' => Postern::DNS::mx_zone('live.test', '127.0.0.62') });
 $ns->start;
 
 my $pt = Postern::Test->new(dns_servers => $ns->addr, retry_delay => '1h');
 my $live = $pt->peer(name => 'live', addr => '127.0.0.62');
 $pt->start;
-
-sub files {
-    my ($dir) = @_;
-    opendir(my $d, $pt->spool . "/$dir") or return ();
-    my @f = sort grep { !/^\./ } readdir $d;
-    return @f;
-}
 
 sub queue {
     my ($rc, $out) = $pt->smtpctl('show', 'queue', '--json');
@@ -94,7 +84,8 @@ $pt->mark_log;
 $pt->start;
 ok($pt->wait_log(qr/\Q$bad1\E: moved to bad\/: corrupt queue file/, 10), 'garbage file moved to bad/ with a log line');
 ok($pt->wait_log(qr/\Q$bad2\E: moved to bad\/: corrupt queue file/, 10), 'truncated file moved to bad/');
-is_deeply([ grep { $_ eq $bad1 || $_ eq $bad2 } files('bad') ], [ sort $bad1, $bad2 ], 'both kept in bad/');
+is_deeply([ grep { $_ eq $bad1 || $_ eq $bad2 } $pt->spool_files('bad') ], [ sort $bad1, $bad2 ],
+    'both kept in bad/');
 ok($pt->wait_log(qr/queue loaded .*1 stale record dropped/, 10), 'the record of the vanished file was dropped');
 $q = queue();
 ok(!$q->{$m1}, 'vanished message not listed');

@@ -43,11 +43,6 @@ sub stats {
     return eval { decode_json($o) } // {};
 }
 
-sub free_files {
-    opendir(my $d, "$spool/free") or return ();
-    return sort grep { !/^\./ } readdir $d;
-}
-
 sub deliver_one {
     my (%a) = @_;
     my $n = scalar $mx->messages;
@@ -65,7 +60,7 @@ is(stats()->{files_recycled}, 0, 'nothing recycled yet');
 my $big = join('', map { sprintf("OLD-CONTENT line %05d %s\n", $_, 'A' x 60) } 1 .. 1000);
 my $a = deliver_one(body => $big);
 ok(wait_until(10, sub { (stats()->{recycle_pool} // 0) == 1 }), 'smtpd holds one name in its pool');
-is_deeply([ free_files() ], [$a], "free/ holds $a's file");
+is_deeply([ $pt->spool_files('free') ], [$a], "free/ holds $a's file");
 my $a_ino  = (stat "$spool/free/$a")[1];
 my $a_size = (stat "$spool/free/$a")[7];
 cmp_ok($a_size, '>', length $big, 'the old file is long');
@@ -78,7 +73,7 @@ ok($pt->wait_log(qr/\Q$c\E: to=<u\@soft\.test>.*status=deferred/, 20), "$c defer
 my $st = stats();
 is($st->{files_recycled}, 1, 'files_recycled = 1');
 is($st->{recycle_pool}, 0, 'the pool is used up');
-is_deeply([ free_files() ], [], 'free/ is empty');
+is_deeply([ $pt->spool_files('free') ], [], 'free/ is empty');
 my @cs = stat "$spool/queue/$c";
 is($cs[1], $a_ino, "queue/$c is the recycled inode");
 my $ctext = slurp("$spool/queue/$c");
@@ -109,7 +104,7 @@ $text = $mx->message_text($last);
 $text =~ s/\r\n/\n/g;
 ok(index($text, $huge) > 0 && substr($text, -length($huge)) eq $huge,
     'the large message arrived whole') or diag 'got ' . length($text) . ' bytes';
-ok(!grep({ $_ eq $e } free_files()), 'a file over 256 KiB is deleted, not kept');
+ok(!grep({ $_ eq $e } $pt->spool_files('free')), 'a file over 256 KiB is deleted, not kept');
 
 # 5. queue_file_recycle = 0: pool emptied, files deleted
 deliver_one(body => "refill the pool\n");
@@ -118,11 +113,11 @@ $pt->config(queue_file_recycle => 0);
 ($rc, $out) = $pt->smtpctl('reload');
 is($rc, 0, 'reload with queue_file_recycle = 0') or diag $out;
 ok(wait_until(10, sub { (stats()->{recycle_pool} // 1) == 0 }), 'the pool is emptied');
-is_deeply([ free_files() ], [], 'free/ is empty');
+is_deeply([ $pt->spool_files('free') ], [], 'free/ is empty');
 my $before = stats()->{files_created};
 my $f = deliver_one(body => "no recycling\n");
 is(stats()->{files_created}, $before + 1, 'a new file was created');
-is_deeply([ free_files() ], [], 'the delivered file was deleted');
+is_deeply([ $pt->spool_files('free') ], [], 'the delivered file was deleted');
 ok(!-e "$spool/queue/$f", 'and is gone from queue/');
 
 # 6. a file found in free/ at start is removed, never reused

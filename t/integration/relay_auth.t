@@ -55,16 +55,10 @@ for my $m (qw(domains secrets)) {
 is((stat($pt->etc . '/secrets.db'))[2] & 0777, 0600, 'secrets.db is mode 0600');
 $pt->start;
 
-sub got {
-    my ($peer, $rcpt) = @_;
-    return grep { $_->{status} eq 'accepted' && grep { $_->{addr} eq $rcpt } @{ $_->{rcpts} } }
-        $peer->transactions;
-}
-
 # --- AUTH success over TLS ---
 my $q1 = $pt->send_mail(from => 's@src.test', to => ['a@ok.au.test']);
-ok(wait_until(20, sub { got($gw{gauth}, 'a@ok.au.test') }), 'AUTH: the gateway took the message');
-my ($t) = got($gw{gauth}, 'a@ok.au.test');
+ok(wait_until(20, sub { $gw{gauth}->messages_for('a@ok.au.test') }), 'AUTH: the gateway took the message');
+my ($t) = $gw{gauth}->messages_for('a@ok.au.test');
 is($t->{auth}, 'relayuser', 'logged in as the user of the secrets map');
 ok($t->{tls}, 'over TLS');
 ok($pt->wait_log(qr/\Q$q1\E: to=<a\@ok\.au\.test>, .*phase=relay, gateway=gauth, .*status=sent/, 5), 'log: sent via gauth');
@@ -75,7 +69,7 @@ ok($pt->wait_log(qr/\Q$q2\E: gateway gbad \(127\.0\.0\.182\S*\) refused the logi
     'bad credentials: a clear log line naming the gateway and the secrets map');
 ok($pt->wait_log(qr/\Q$q2\E: to=<b\@bad\.au\.test>, .*phase=relay, gateway=gbad, .*status=deferred \(auth: 535/, 5),
     'the recipient is deferred with the auth error');
-ok(!got($gw{gbad}, 'b@bad.au.test'), 'the gateway did not take it');
+ok(!$gw{gbad}->messages_for('b@bad.au.test'), 'the gateway did not take it');
 my @bt = $gw{gbad}->transactions;
 is(scalar(@bt), 0, 'no MAIL was sent after the failed login');
 
@@ -88,8 +82,8 @@ is(scalar($gw{gnotls}->transactions), 0, 'but never given the message (no MAIL)'
 
 # --- plaintext AUTH only with plainauth ---
 my $q4 = $pt->send_mail(from => 's@src.test', to => ['d@plain.au.test']);
-ok(wait_until(20, sub { got($gw{gplain}, 'd@plain.au.test') }), 'plainauth: the gateway took it');
-($t) = got($gw{gplain}, 'd@plain.au.test');
+ok(wait_until(20, sub { $gw{gplain}->messages_for('d@plain.au.test') }), 'plainauth: the gateway took it');
+($t) = $gw{gplain}->messages_for('d@plain.au.test');
 is($t->{auth}, 'u', 'logged in without TLS (plainauth)');
 ok(!$t->{tls}, 'no TLS');
 my $q5 = $pt->send_mail(from => 's@src.test', to => ['e@noplain.au.test']);

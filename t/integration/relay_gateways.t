@@ -16,6 +16,7 @@ use lib "$FindBin::Bin/../lib";
 use JSON::PP;
 use Test::More;
 use Postern::Test;
+use Postern::Route qw(route);
 use Postern::Util qw(wait_until);
 
 my $pt = Postern::Test->new(retry_delay => '1s', retry_delay_max => '0');
@@ -37,15 +38,8 @@ my ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . '/domains');
 is($rc, 0, 'makemap') or diag $out;
 $pt->start;
 
-sub route {
-    my ($c, $o) = $pt->smtpctl('route', @_, '--json');
-    my $r = eval { decode_json($o) };
-    ok($r, "smtpctl route @_") or diag $o;
-    return $r // {};
-}
-
 # --- priority and disabled ---
-my $r = route('a@prio.gw.test');
+my $r = route($pt, 'a@prio.gw.test');
 is_deeply([ map { $_->{name} } @{ $r->{phases}[0]{gateways} } ], [qw(gy gx)],
     'route: highest first, the disabled one left out');
 is($r->{first_gateway}, 'gy', 'route: gy first');
@@ -60,7 +54,7 @@ ok($pt->wait_log(qr/\Q$q1\E: to=<a\@prio\.gw\.test>, relay=127\.0\.0\.122\S*, ph
     'log: phase=relay, gateway=gy');
 
 # --- failover within an attempt, rotation between attempts ---
-$r = route('b@rot.gw.test');
+$r = route($pt, 'b@rot.gw.test');
 is_deeply($r->{phases}[0]{order}, [ [qw(ra rb)], [qw(rb ra)] ], 'route: attempt 1 ra,rb; attempt 2 rb,ra');
 my $q2 = $pt->send_mail(from => 's@src.test', to => ['b@rot.gw.test']);
 ok($gw{rb}->wait_messages(1, 30), 'B took the message in the end');

@@ -17,9 +17,9 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use JSON::PP;
 use Test::More;
 use Postern::Test;
+use Postern::Route qw(route);
 use Postern::DNS;
 use Postern::Util qw(wait_until);
 
@@ -54,24 +54,12 @@ my ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . '/domains');
 is($rc, 0, 'makemap') or diag $out;
 $pt->start;
 
-sub route {
-    my ($c, $o) = $pt->smtpctl('route', @_, '--json');
-    my $r = eval { decode_json($o) };
-    ok($r, "smtpctl route @_") or diag $o;
-    return $r // {};
-}
-
-sub seen {
-    my ($peer, $dom) = @_;
-    return grep { grep { $_->{addr} =~ /\@\Q$dom\E$/ } @{ $_->{rcpts} || [] } } $peer->transactions;
-}
-
 # --- on_error + dns: at once ---
-my $r = route('a@dnsfail.oe.test');
+my $r = route($pt, 'a@dnsfail.oe.test');
 is($r->{gateway_policy}, 'on_error', 'route: on_error');
 is_deeply($r->{phases}[1]{early}{on_error}, ['dns'], 'route: relay early on a dns error');
 my $q1 = $pt->send_mail(from => 's@src.test', to => ['a@dnsfail.oe.test']);
-ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'dnsfail.oe.test') }),
+ok(wait_until(20, sub { $gw->messages_for_domain('dnsfail.oe.test') }),
     'DNS failure with relay_on_errors=dns: the gateway got the message');
 ok($pt->wait_log(qr/\Q$q1\E: to=<a\@dnsfail\.oe\.test>, relay=none, .*tries=1, .*status=deferred \(dns:/, 5),
     'after one direct attempt that failed in DNS');
@@ -81,13 +69,14 @@ ok($pt->wait_log(qr/\Q$q1\E: to=<a\@dnsfail\.oe\.test>, .*phase=relay, gateway=g
     'sent by the gateway at the second try');
 
 # --- on_error + only smtp: the dns error does not switch ---
-$r = route('b@dnsfail2.oe.test');
+$r = route($pt, 'b@dnsfail2.oe.test');
 is_deeply($r->{phases}[1]{early}{on_error}, ['smtp'], 'route: relay early on smtp errors only');
 my $q2 = $pt->send_mail(from => 's@src.test', to => ['b@dnsfail2.oe.test']);
 ok($pt->wait_log(qr/\Q$q2\E: to=<b\@dnsfail2\.oe\.test>, relay=none, .*tries=2, .*status=deferred \(dns:/, 20),
     'a second direct attempt after the dns error');
-is(scalar(seen($gw, 'dnsfail2.oe.test')), 0, 'the gateway saw nothing while direct attempts were left');
-ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'dnsfail2.oe.test') }),
+is(scalar($gw->transactions_for_domain('dnsfail2.oe.test')), 0,
+    'the gateway saw nothing while direct attempts were left');
+ok(wait_until(20, sub { $gw->messages_for_domain('dnsfail2.oe.test') }),
     'the gateway got it once the direct attempts were spent');
 is(scalar $pt->log_lines(qr/\Q$q2\E: to=<b\@dnsfail2\.oe\.test>, relay=none, .*status=deferred \(dns:/), 3,
     'three direct attempts (direct_attempts=3) before');
@@ -96,38 +85,38 @@ ok($pt->wait_log(qr/\Q$q2\E: dnsfail2\.oe\.test: relay attempt 1 of 2 via gw,gn 
 
 # --- on_error + smtp: a permanent error goes to the gateway ---
 my $q3 = $pt->send_mail(from => 's@src.test', to => ['c@perm.oe.test']);
-ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'perm.oe.test') }),
+ok(wait_until(20, sub { $gw->messages_for_domain('perm.oe.test') }),
     '550 from the MX with on_error smtp: the gateway got it');
 # (a transaction on a connection kept for reuse is recorded at its next
 # command or close)
-wait_until(10, sub { seen($mx, 'perm.oe.test') >= 1 });
-is(scalar(seen($mx, 'perm.oe.test')), 1, 'the MX was tried once');
+wait_until(10, sub { $mx->transactions_for_domain('perm.oe.test') >= 1 });
+is(scalar($mx->transactions_for_domain('perm.oe.test')), 1, 'the MX was tried once');
 ok($pt->wait_log(qr/\Q$q3\E: to=<c\@perm\.oe\.test>, relay=127\.0\.0\.131\S*, .*dsn=5\.1\.1, status=deferred \(smtp\/rcpt: 550/, 5),
     'the 550 deferred the recipient to the relay phase');
 ok($pt->wait_log(qr/\Q$q3\E: perm\.oe\.test: relay attempt 1 of \d+ via gw,gn \(on_error: a direct smtp error\)/, 5),
     'log: relay because of the smtp error');
 
 # --- undelivered: a permanent error fails ---
-$r = route('d@permund.oe.test');
+$r = route($pt, 'd@permund.oe.test');
 is($r->{gateway_policy}, 'undelivered', 'route: undelivered');
 my $q4 = $pt->send_mail(from => 's@src.test', to => ['d@permund.oe.test']);
 ok($pt->wait_log(qr/\Q$q4\E: to=<d\@permund\.oe\.test>, relay=127\.0\.0\.131\S*, .*tries=1, dsn=5\.1\.1, status=failed \(smtp\/rcpt: 550/, 20),
     '550 with undelivered: failed at once');
 sleep 1;
-is(scalar(seen($gw, 'permund.oe.test')), 0, 'no gateway for it');
+is(scalar($gw->transactions_for_domain('permund.oe.test')), 0, 'no gateway for it');
 
 # --- a gateway by name ---
 my $q7 = $pt->send_mail(from => 's@src.test', to => ['n@named.oe.test']);
-ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($gw, 'named.oe.test') }),
+ok(wait_until(20, sub { $gw->messages_for_domain('named.oe.test') }),
     'a gateway given by name: resolved and used');
 ok($pt->wait_log(qr/\Q$q7\E: to=<n\@named\.oe\.test>, relay=gwname\.oe\.test\[127\.0\.0\.141\]:$gp, phase=relay, gateway=gn, .*status=sent/, 5),
     'log: the gateway name and its address');
 
 # --- route=smtp:host:port: the MX hosts of host ---
-$r = route('v@via.oe.test');
+$r = route($pt, 'v@via.oe.test');
 is($r->{phases}[0]{target}, 'route', 'route: static route through the MX of hub.oe.test');
 my $q6 = $pt->send_mail(from => 's@src.test', to => ['v@via.oe.test']);
-ok(wait_until(20, sub { grep { $_->{status} eq 'accepted' } seen($hub, 'via.oe.test') }),
+ok(wait_until(20, sub { $hub->messages_for_domain('via.oe.test') }),
     'the MX host of the route host got it, on the route port');
 ok($pt->wait_log(qr/\Q$q6\E: to=<v\@via\.oe\.test>, relay=mxhub\.oe\.test\[127\.0\.0\.135\]:$hp, phase=direct, route=smtp:hub\.oe\.test:$hp, .*status=sent/, 5),
     'log: through the route');

@@ -15,9 +15,9 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use JSON::PP;
 use Test::More;
 use Postern::Test;
+use Postern::Route qw(route);
 use Postern::Util qw(wait_until);
 
 my $pt = Postern::Test->new(retry_delay => '1s', retry_delay_max => '0');
@@ -46,72 +46,62 @@ for my $m (qw(domains senders)) {
 }
 $pt->start;
 
-sub route {
-    my ($c, $o) = $pt->smtpctl('route', @_, '--json');
-    my $r = eval { decode_json($o) };
-    ok($r, "smtpctl route @_") or diag $o;
-    return $r // {};
-}
-
-sub got {
-    my ($peer, $rcpt) = @_;
-    return grep { $_->{status} eq 'accepted' && grep { $_->{addr} eq $rcpt } @{ $_->{rcpts} } }
-        $peer->transactions;
-}
-
-sub from_of { my ($peer, $rcpt) = @_; my ($t) = got($peer, $rcpt); return $t ? $t->{mail_from} : '' }
+sub from_of { my ($peer, $rcpt) = @_; my ($t) = $peer->messages_for($rcpt); return $t ? $t->{mail_from} : '' }
 
 # --- relay_size_over ---
-my $r = route('a@size.ov.test', '--size', '20k');
+my $r = route($pt, 'a@size.ov.test', '--size', '20k');
 is($r->{relay_only}, 'size over relay_size_over', 'route --size 20k: through the gateways');
 is($r->{first_gateway}, 'gbig', 'route: gbig first');
-$r = route('a@size.ov.test', '--size', '2k');
+$r = route($pt, 'a@size.ov.test', '--size', '2k');
 is($r->{first}, 'direct', 'route --size 2k: direct');
 my $q1 = $pt->send_mail(from => 's@src.test', to => ['big@size.ov.test'], subject => 'big',
     body => join('', ("x" x 76 . "\n") x 300));
 my $q2 = $pt->send_mail(from => 's@src.test', to => ['small@size.ov.test'], subject => 'small', body => "hi\n");
-ok(wait_until(20, sub { got($big, 'big@size.ov.test') && got($mx, 'small@size.ov.test') }),
+ok(wait_until(20, sub { $big->messages_for('big@size.ov.test') && $mx->messages_for('small@size.ov.test') }),
     'the big message went through the gateway, the small one direct');
-ok(!got($mx, 'big@size.ov.test') && !got($big, 'small@size.ov.test') && !got($gs, 'small@size.ov.test'),
+ok(!$mx->messages_for('big@size.ov.test') && !$big->messages_for('small@size.ov.test')
+    && !$gs->messages_for('small@size.ov.test'),
     'and neither went the other way');
 ok($pt->wait_log(qr/\Q$q1\E: size\.ov\.test: relay attempt 1 of \d+ via gbig,gsnd \(size over relay_size_over\)/, 5),
     'log: why the big one went through the gateways');
 
 # --- sender map ---
-$r = route('a@snd.ov.test', '--from', 'boss@corp.test');
+$r = route($pt, 'a@snd.ov.test', '--from', 'boss@corp.test');
 is($r->{sender_map_key}, 'boss@corp.test', 'route --from: the sender map entry');
 is($r->{relay_only}, 'sender map', 'route --from boss: relay only');
 is_deeply([ map { $_->{name} } @{ $r->{phases}[0]{gateways} } ], ['gsnd'], 'route: only the gateway the map names');
-$r = route('a@snd.ov.test', '--from', 'x@vip.test');
+$r = route($pt, 'a@snd.ov.test', '--from', 'x@vip.test');
 is($r->{sender_map_key}, '@vip.test', 'route: @domain entry');
-$r = route('a@snd.ov.test', '--from', 'other@corp.test');
+$r = route($pt, 'a@snd.ov.test', '--from', 'other@corp.test');
 is($r->{first}, 'direct', 'route: another sender goes direct');
 $pt->send_mail(from => 'boss@corp.test', to => ['one@snd.ov.test']);
 $pt->send_mail(from => 'x@vip.test', to => ['two@snd.ov.test']);
 $pt->send_mail(from => 'other@corp.test', to => ['three@snd.ov.test']);
-ok(wait_until(20, sub { got($gs, 'one@snd.ov.test') && got($gs, 'two@snd.ov.test') && got($mx, 'three@snd.ov.test') }),
+ok(wait_until(20, sub { $gs->messages_for('one@snd.ov.test') && $gs->messages_for('two@snd.ov.test')
+        && $mx->messages_for('three@snd.ov.test') }),
     'the listed senders through their gateway, the other direct');
 is(from_of($gs, 'one@snd.ov.test'), 'boss@corp.test', 'gsnd: mail from boss@corp.test');
 is(from_of($gs, 'two@snd.ov.test'), 'x@vip.test', 'gsnd: mail from @vip.test');
-ok(!got($big, 'one@snd.ov.test') && !got($mx, 'one@snd.ov.test'), 'sender mail did not go elsewhere');
+ok(!$big->messages_for('one@snd.ov.test') && !$mx->messages_for('one@snd.ov.test'),
+    'sender mail did not go elsewhere');
 
 # --- static route ---
-$r = route('a@route.ov.test');
+$r = route($pt, 'a@route.ov.test');
 is($r->{phases}[0]{target}, 'route', 'route: static route');
 is($r->{route}, "smtp:[127.0.0.171]:$sp", 'route: the route');
 my $q5 = $pt->send_mail(from => 's@src.test', to => ['r@route.ov.test']);
-ok(wait_until(20, sub { got($host, 'r@route.ov.test') }), 'the static route host:port got it');
-ok(!got($mx, 'r@route.ov.test'), 'the MX (mx=) was not used');
+ok(wait_until(20, sub { $host->messages_for('r@route.ov.test') }), 'the static route host:port got it');
+ok(!$mx->messages_for('r@route.ov.test'), 'the MX (mx=) was not used');
 ok($pt->wait_log(qr/\Q$q5\E: to=<r\@route\.ov\.test>, relay=127\.0\.0\.171\[127\.0\.0\.171\]:$sp, phase=direct, route=smtp:\[127\.0\.0\.171\]:$sp, .*status=sent/, 5),
     'log: phase=direct, route=...');
 
 # --- always ignores the static route ---
-$r = route('a@always.ov.test');
+$r = route($pt, 'a@always.ov.test');
 is($r->{relay_only}, 'gateway_policy always', 'route: always, relay only');
 my ($c, $text) = $pt->smtpctl('route', 'a@always.ov.test');
 like($text, qr/the static route is not used/, 'route (text): says the static route is not used');
 $pt->send_mail(from => 's@src.test', to => ['w@always.ov.test']);
-ok(wait_until(20, sub { got($big, 'w@always.ov.test') }), 'always: through the gateway');
-ok(!got($host, 'w@always.ov.test'), 'always: the static route was ignored');
+ok(wait_until(20, sub { $big->messages_for('w@always.ov.test') }), 'always: through the gateway');
+ok(!$host->messages_for('w@always.ov.test'), 'always: the static route was ignored');
 
 done_testing;

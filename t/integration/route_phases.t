@@ -18,9 +18,9 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use JSON::PP;
 use Test::More;
 use Postern::Test;
+use Postern::Route qw(route);
 use Postern::Util qw(wait_until);
 
 my $pt = Postern::Test->new(retry_delay => '1s', retry_delay_max => '0', max_queue_lifetime => '5m');
@@ -44,41 +44,22 @@ my ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . '/domains');
 is($rc, 0, 'makemap etc/domains') or diag $out;
 $pt->start;
 
-sub route {
-    my (@args) = @_;
-    my ($c, $o) = $pt->smtpctl('route', @args, '--json');
-    my $r = eval { decode_json($o) };
-    ok($r, "smtpctl route @args --json") or diag $o;
-    return $r // {};
-}
-
 sub phases { return join ' ', map { "$_->{phase}:$_->{attempts}" } @{ $_[0]{phases} || [] } }
 
-# Transactions a peer saw for recipients at a domain.
-sub seen {
-    my ($peer, $dom) = @_;
-    return grep { grep { $_->{addr} =~ /\@\Q$dom\E$/ } @{ $_->{rcpts} || [] } } $peer->transactions;
-}
-
-sub got {
-    my ($peer, $dom) = @_;
-    return grep { $_->{status} eq 'accepted' } seen($peer, $dom);
-}
-
 # --- direct_attempts=2 relay_attempts=2, failing MX ---
-my $r = route('u@two.ph.test');
+my $r = route($pt, 'u@two.ph.test', '--json');
 is($r->{rule}, 'two.ph.test', 'route: the exact entry matched');
 is(phases($r), 'direct:2 relay:2', 'route: 2 direct attempts, then 2 relay attempts');
 is($r->{first}, 'direct', 'route: the first attempt is direct');
 is_deeply($r->{phases}[1]{order}, [ [qw(gwa gwb)], [qw(gwb gwa)] ], 'route: gateway order per attempt');
 my $q1 = $pt->send_mail(from => 's@src.test', to => ['u@two.ph.test']);
 ok($q1, "message to two.ph.test accepted ($q1)");
-ok(wait_until(30, sub { got($gwa, 'two.ph.test') }), 'the first gateway got the message');
+ok(wait_until(30, sub { $gwa->messages_for_domain('two.ph.test') }), 'the first gateway got the message');
 # (the peer records a transaction on a reused connection when the next
 # command or the close comes: wait for it)
-wait_until(10, sub { seen($mxfail, 'two.ph.test') >= 2 });
-is(scalar(seen($mxfail, 'two.ph.test')), 2, 'the MX saw exactly two attempts');
-is(scalar(seen($gwb, 'two.ph.test')), 0, 'the second gateway saw nothing');
+wait_until(10, sub { $mxfail->transactions_for_domain('two.ph.test') >= 2 });
+is(scalar($mxfail->transactions_for_domain('two.ph.test')), 2, 'the MX saw exactly two attempts');
+is(scalar($gwb->transactions_for_domain('two.ph.test')), 0, 'the second gateway saw nothing');
 ok($pt->wait_log(qr/\Q$q1\E: two\.ph\.test: relay attempt 1 of 2 via gwa,gwb \(direct_attempts used up\)/, 5),
     'log: the relay attempt, its gateways and why');
 ok($pt->wait_log(qr/\Q$q1\E: to=<u\@two\.ph\.test>, relay=127\.0\.0\.111\[127\.0\.0\.111\]:$gport, phase=relay, gateway=gwa, .*tries=3, .*status=sent/, 5),
@@ -87,55 +68,58 @@ is(scalar $pt->log_lines(qr/\Q$q1\E: to=<u\@two\.ph\.test>, relay=127\.0\.0\.101
     'log: two direct deferrals');
 
 # --- direct_attempts=0 ---
-$r = route('u@zero.ph.test');
+$r = route($pt, 'u@zero.ph.test', '--json');
 is(phases($r), 'relay:2', 'route: no direct phase');
 is($r->{first}, 'relay', 'route: first attempt through the gateways');
 is($r->{first_gateway}, 'gwa', 'route: gwa first (priority high)');
 my $q2 = $pt->send_mail(from => 's@src.test', to => ['u@zero.ph.test']);
-ok(wait_until(20, sub { got($gwa, 'zero.ph.test') }), 'direct_attempts=0: the gateway got it');
-is(scalar(seen($mxfail, 'zero.ph.test')), 0, 'the MX was never tried');
+ok(wait_until(20, sub { $gwa->messages_for_domain('zero.ph.test') }), 'direct_attempts=0: the gateway got it');
+is(scalar($mxfail->transactions_for_domain('zero.ph.test')), 0, 'the MX was never tried');
 ok($pt->wait_log(qr/\Q$q2\E: to=<u\@zero\.ph\.test>, .*phase=relay, gateway=gwa, .*tries=1, .*status=sent/, 5),
     'log: sent at the first try, relay phase');
 
 # --- relay_attempts=0 ---
-$r = route('u@norelay.ph.test');
+$r = route($pt, 'u@norelay.ph.test', '--json');
 is(phases($r), 'direct:2', 'route: direct only');
 my $q3 = $pt->send_mail(from => 's@src.test', to => ['u@norelay.ph.test']);
 ok($pt->wait_log(qr/\Q$q3\E: to=<u\@norelay\.ph\.test>, .*tries=2, .*status=failed \(direct_attempts used up and relay_attempts is 0/, 20),
     'relay_attempts=0: failed after the direct attempts, saying why');
-wait_until(10, sub { seen($mxfail, 'norelay.ph.test') >= 2 });
-is(scalar(seen($mxfail, 'norelay.ph.test')), 2, 'the MX saw two attempts');
-is(scalar(seen($gwa, 'norelay.ph.test')) + scalar(seen($gwb, 'norelay.ph.test')), 0, 'no gateway was tried');
+wait_until(10, sub { $mxfail->transactions_for_domain('norelay.ph.test') >= 2 });
+is(scalar($mxfail->transactions_for_domain('norelay.ph.test')), 2, 'the MX saw two attempts');
+is(scalar($gwa->transactions_for_domain('norelay.ph.test')) + scalar($gwb->transactions_for_domain('norelay.ph.test')), 0,
+    'no gateway was tried');
 
 # --- a listed domain (route=relay) uses the gateways; others go direct ---
-$r = route('u@listed.ph.test');
+$r = route($pt, 'u@listed.ph.test', '--json');
 is($r->{relay_only}, 'route = relay', 'route: listed domain, relay only');
 is(phases($r), 'relay:100', 'route: relay phase with relay_attempts from main.cf');
-my $rd = route('u@direct.ph.test');
+my $rd = route($pt, 'u@direct.ph.test', '--json');
 is($rd->{first}, 'direct', 'route: other domain direct');
 is($rd->{phases}[0]{mx_override}[0], '127.0.0.102', 'route: shows the mx= override');
 my $q4 = $pt->send_mail(from => 's@src.test', to => ['u@listed.ph.test', 'v@direct.ph.test']);
-ok(wait_until(20, sub { got($gwa, 'listed.ph.test') && got($mxok, 'direct.ph.test') }),
+ok(wait_until(20, sub { $gwa->messages_for_domain('listed.ph.test')
+        && $mxok->messages_for_domain('direct.ph.test') }),
     'listed domain through the gateway, the other direct, from one message');
-is(scalar(seen($mxok, 'listed.ph.test')), 0, 'the listed domain never went direct');
-is(scalar(seen($gwa, 'direct.ph.test')) + scalar(seen($gwb, 'direct.ph.test')), 0,
+is(scalar($mxok->transactions_for_domain('listed.ph.test')), 0, 'the listed domain never went direct');
+is(scalar($gwa->transactions_for_domain('direct.ph.test')) + scalar($gwb->transactions_for_domain('direct.ph.test')), 0,
     'the other domain never went through a gateway');
 
 # --- gateway_policy=always ---
-$r = route('u@always.ph.test');
+$r = route($pt, 'u@always.ph.test', '--json');
 is($r->{relay_only}, 'gateway_policy always', 'route: always = relay only');
 my $q5 = $pt->send_mail(from => 's@src.test', to => ['u@always.ph.test']);
-ok(wait_until(20, sub { got($gwa, 'always.ph.test') }), 'always: the gateway got it');
-is(scalar(seen($mxok, 'always.ph.test')), 0, 'always: the working MX was not used');
+ok(wait_until(20, sub { $gwa->messages_for_domain('always.ph.test') }), 'always: the gateway got it');
+is(scalar($mxok->transactions_for_domain('always.ph.test')), 0, 'always: the working MX was not used');
 
 # --- direct_max_age ---
-$r = route('u@age.ph.test');
+$r = route($pt, 'u@age.ph.test', '--json');
 is($r->{phases}[1]{early}{direct_max_age}, 3, 'route: relay early after direct_max_age 3s');
 my $q6 = $pt->send_mail(from => 's@src.test', to => ['u@age.ph.test']);
-ok(wait_until(30, sub { got($gwa, 'age.ph.test') }), 'direct_max_age: the gateway got it in the end');
-my @direct = seen($mxfail, 'age.ph.test');
+ok(wait_until(30, sub { $gwa->messages_for_domain('age.ph.test') }),
+    'direct_max_age: the gateway got it in the end');
+my @direct = $mxfail->transactions_for_domain('age.ph.test');
 ok(@direct >= 2, 'direct attempts came first (' . scalar(@direct) . ')');
-my ($gt) = got($gwa, 'age.ph.test');
+my ($gt) = $gwa->messages_for_domain('age.ph.test');
 ok($gt->{t} - $direct[0]{t} >= 2.9, sprintf('the switch came %.1fs after the first direct failure (>= 3s)', $gt->{t} - $direct[0]{t}));
 ok($pt->wait_log(qr/\Q$q6\E: age\.ph\.test: relay attempt 1 of \d+ via gwa,gwb \(failing directly for direct_max_age\)/, 5),
     'log: relay because of direct_max_age');

@@ -9,9 +9,9 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use JSON::PP;
 use Test::More;
 use Postern::Test;
+use Postern::Route qw(route);
 use Postern::Util qw(wait_until);
 
 my $pt = Postern::Test->new(retry_delay => '1s', retry_delay_max => '0');
@@ -25,19 +25,6 @@ my ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . '/domains');
 is($rc, 0, 'makemap') or diag $out;
 $pt->start;
 
-sub route {
-    my ($c, $o) = $pt->smtpctl('route', @_, '--json');
-    my $r = eval { decode_json($o) };
-    ok($r, "smtpctl route @_") or diag $o;
-    return $r // {};
-}
-
-sub got {
-    my ($peer, $rcpt) = @_;
-    return grep { $_->{status} eq 'accepted' && grep { $_->{addr} eq $rcpt } @{ $_->{rcpts} } }
-        $peer->transactions;
-}
-
 sub reload {
     $pt->mark_log;
     my ($c, $o) = $pt->smtpctl('reload');
@@ -45,35 +32,35 @@ sub reload {
     ok($pt->wait_log(qr/qmgr\[\d+\]: info: configuration reloaded/, 10), 'qmgr reloaded');
 }
 
-my $r = route('a@rl.test');
+my $r = route($pt, 'a@rl.test');
 is($r->{rule}, 'rl.test', 'before: the entry matched');
 is($r->{first}, 'direct', 'before: direct');
 $pt->send_mail(from => 's@src.test', to => ['one@rl.test']);
-ok(wait_until(20, sub { got($mx, 'one@rl.test') }), 'before: delivered direct');
+ok(wait_until(20, sub { $mx->messages_for('one@rl.test') }), 'before: delivered direct');
 
 # --- a new domains map ---
 $pt->write_file('domains', "rl.test route=relay\n");
 ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . '/domains');
 is($rc, 0, 'makemap (changed)') or diag $out;
 reload();
-$r = route('a@rl.test');
+$r = route($pt, 'a@rl.test');
 is($r->{relay_only}, 'route = relay', 'after reload: route = relay');
 $pt->send_mail(from => 's@src.test', to => ['two@rl.test']);
-ok(wait_until(20, sub { got($g1, 'two@rl.test') }), 'after reload: through the gateway');
-ok(!got($mx, 'two@rl.test'), 'not direct');
+ok(wait_until(20, sub { $g1->messages_for('two@rl.test') }), 'after reload: through the gateway');
+ok(!$mx->messages_for('two@rl.test'), 'not direct');
 
 # --- new gateways in main.cf ---
 $pt->config(relay_gateways => "g1=127.0.0.195:$gp/low g2=127.0.0.196:$gp/high");
 reload();
-$r = route('a@rl.test');
+$r = route($pt, 'a@rl.test');
 is($r->{first_gateway}, 'g2', 'after reload: the new high-priority gateway first');
 $pt->send_mail(from => 's@src.test', to => ['three@rl.test']);
-ok(wait_until(20, sub { got($g2, 'three@rl.test') }), 'the new gateway got it');
+ok(wait_until(20, sub { $g2->messages_for('three@rl.test') }), 'the new gateway got it');
 
 # --- the domains map removed ---
 unlink $pt->etc . '/domains.db';
 reload();
-$r = route('a@rl.test');
+$r = route($pt, 'a@rl.test');
 is($r->{rule}, 'main.cf', 'no domains map: main.cf applies');
 
 # --- secrets readable by others are refused ---

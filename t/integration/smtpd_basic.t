@@ -13,18 +13,6 @@ use Postern::Test;
 use Postern::RawSMTP qw(smtp_connect smtp_reply smtp_cmd);
 use Postern::Util qw(slurp wait_until);
 
-sub queue_files {
-    my ($pt) = @_;
-    opendir(my $d, $pt->spool . '/queue') or return ();
-    return sort grep { !/^\./ } readdir $d;
-}
-
-sub incoming_files {
-    my ($pt) = @_;
-    opendir(my $d, $pt->spool . '/incoming') or return ();
-    return grep { !/^\./ } readdir $d;
-}
-
 my $pt = Postern::Test->new(
     message_size_limit       => '20k',
     smtpd_recipient_limit    => 3,
@@ -58,7 +46,7 @@ like($msg, qr/\r\nSubject: plain\r\n/, 'headers kept with CRLF');
 like($msg, qr/\r\nHello\.\r\n\.leading dot\r\n\z/, 'body unstuffed, ends with CRLF');
 ok($pt->wait_log(qr/\Q$qid\E: accepted from=<alice\@client\.test> size=\d+ nrcpt=1/, 5),
     'accepted line logged');
-is(scalar incoming_files($pt), 0, 'incoming/ is empty');
+is(scalar $pt->spool_files('incoming'), 0, 'incoming/ is empty');
 
 # --- a pipelined session: replies in order ---
 {
@@ -154,11 +142,11 @@ is(scalar incoming_files($pt), 0, 'incoming/ is empty');
     like(smtp_cmd($s, 'MAIL FROM:<a@client.test> SIZE=1000'), qr/^250 /, 'small SIZE accepted');
     smtp_cmd($s, 'RCPT TO:<b@remote.test>');
     smtp_cmd($s, 'DATA');
-    my $n_before = () = queue_files($pt);
+    my $n_before = () = $pt->spool_files('queue');
     print $s "Subject: big\r\n\r\n" . (("z" x 78 . "\r\n") x 400) . ".\r\n";
     like(smtp_reply($s), qr/^552 5\.3\.4 Error: message exceeds fixed limit/, 'actual size over the limit: 552');
-    is(scalar(() = queue_files($pt)), $n_before, 'nothing queued');
-    is(scalar incoming_files($pt), 0, 'nothing left in incoming/');
+    is(scalar(() = $pt->spool_files('queue')), $n_before, 'nothing queued');
+    is(scalar $pt->spool_files('incoming'), 0, 'nothing left in incoming/');
     smtp_cmd($s, 'QUIT');
 }
 

@@ -13,12 +13,6 @@ use Postern::Test;
 use Postern::RawSMTP qw(smtp_connect smtp_reply smtp_cmd);
 use Postern::Util qw(slurp wait_until pid_alive);
 
-sub files {
-    my ($pt, $dir) = @_;
-    opendir(my $d, $pt->spool . "/$dir") or return ();
-    return sort grep { !/^\./ } readdir $d;
-}
-
 sub open_data {
     my ($port) = @_;
     my $s = smtp_connect(port => $port);
@@ -42,8 +36,8 @@ my $port = $pt->port;
     select(undef, undef, undef, 0.2);
     close $s;
     ok($pt->wait_log(qr/lost connection during DATA; nothing was queued/, 5), 'disconnect logged');
-    is_deeply([files($pt, 'queue')], [], 'nothing in queue/');
-    is_deeply([files($pt, 'incoming')], [], 'nothing in incoming/');
+    is_deeply([$pt->spool_files('queue')], [], 'nothing in queue/');
+    is_deeply([$pt->spool_files('incoming')], [], 'nothing in incoming/');
 }
 
 # --- disconnect mid-DATA: large message already streaming to disk ---
@@ -53,11 +47,11 @@ my $port = $pt->port;
     my $line = ('x' x 98) . "\r\n";
     print $s "Subject: big cut\r\n\r\n";
     print $s $line x 1000 for 1 .. 30;    # 3 MB, no final dot
-    ok(wait_until(5, sub { my @f = files($pt, 'incoming'); scalar @f }), 'large message streams into incoming/');
+    ok(wait_until(5, sub { my @f = $pt->spool_files('incoming'); scalar @f }), 'large message streams into incoming/');
     close $s;
     ok($pt->wait_log(qr/lost connection during DATA/, 5), 'disconnect logged');
-    ok(wait_until(5, sub { my @f = files($pt, 'incoming'); !@f }), 'incoming/ emptied');
-    is_deeply([files($pt, 'queue')], [], 'nothing in queue/');
+    ok(wait_until(5, sub { my @f = $pt->spool_files('incoming'); !@f }), 'incoming/ emptied');
+    is_deeply([$pt->spool_files('queue')], [], 'nothing in queue/');
 }
 
 # --- a large message that completes ---
@@ -99,7 +93,7 @@ my $port = $pt->port;
     is(length $msg, $size + 0, 'complete: size matches');
     $msg =~ s/\AReceived: [^\r]*\r\n(?:\t[^\r]*\r\n)*//;
     ok($msg eq "$body\r\n", 'message byte-identical to what was sent (unstuffed)');
-    is_deeply([files($pt, 'incoming')], [], 'nothing left in incoming/');
+    is_deeply([$pt->spool_files('incoming')], [], 'nothing left in incoming/');
     close $s;
 }
 

@@ -14,12 +14,6 @@ use Postern::Test;
 use Postern::RawSMTP qw(smtp_connect smtp_reply smtp_cmd);
 use Postern::Util qw(slurp);
 
-sub queue_files {
-    my ($pt) = @_;
-    opendir(my $d, $pt->spool . '/queue') or return ();
-    return sort grep { !/^\./ } readdir $d;
-}
-
 # One transaction whose body carries an attempt; returns the replies.
 sub attempt {
     my ($port, $end) = @_;
@@ -45,12 +39,12 @@ my @ends = (["\n.\n", 'LF.LF'], ["\n.\r\n", 'LF.CRLF'], ["\r\n.\n", 'CRLF.LF'], 
     my $pt = Postern::Test->new();    # smtpd_bare_newline = reject (the default)
     $pt->start;
     for my $e (@ends) {
-        my @before = queue_files($pt);
+        my @before = $pt->spool_files('queue');
         my ($r, $after) = attempt($pt->port, $e->[0]);
         like($r, qr/^550 5\.5\.2 Error: bare <(LF|CR)> received/, "reject: $e->[1] refused");
         unlike($r, qr/354/, "reject: $e->[1]: the smuggled DATA got no 354");
         like($after, qr/^250 2\.0\.0 Ok/, "reject: $e->[1]: session in sync afterwards");
-        is_deeply([queue_files($pt)], \@before, "reject: $e->[1]: nothing queued");
+        is_deeply([$pt->spool_files('queue')], \@before, "reject: $e->[1]: nothing queued");
     }
     ok($pt->wait_log(qr/reject: DATA from \[127\.0\.0\.1\]:\d+: bare <LF> received in DATA/, 5),
         'refusal logged');
@@ -61,10 +55,10 @@ my @ends = (["\n.\n", 'LF.LF'], ["\n.\r\n", 'LF.CRLF'], ["\r\n.\n", 'CRLF.LF'], 
     my $pt = Postern::Test->new(smtpd_bare_newline => 'normalize');
     $pt->start;
     for my $e (@ends) {
-        my @before = queue_files($pt);
+        my @before = $pt->spool_files('queue');
         my ($r) = attempt($pt->port, $e->[0]);
         like($r, qr/^250 2\.0\.0 Ok: queued as (\S+)/, "normalize: $e->[1]: one message queued");
-        my @after = queue_files($pt);
+        my @after = $pt->spool_files('queue');
         is(scalar @after, @before + 1, "normalize: $e->[1]: exactly one new file");
         my ($id) = $r =~ /queued as (\S+)/;
         my $f = slurp($pt->spool . "/queue/$id");

@@ -24,10 +24,10 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep);
 use Postern::Test;
+use Postern::Route qw(route);
 use Postern::Util qw(wait_until);
 
 my $pt = Postern::Test->new(messages_per_connection => 1, max_connections => 10,
@@ -51,24 +51,16 @@ my ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . '/domains');
 is($rc, 0, 'makemap etc/domains') or diag $out;
 $pt->start;
 
-sub route {
-    my ($addr) = @_;
-    my ($c, $o) = $pt->smtpctl('route', $addr, '--json');
-    my $r = eval { decode_json($o) };
-    ok($r, "smtpctl route $addr --json") or diag $o;
-    return ($r // {})->{throttles} // {};
-}
-
 sub closed_all {
     my ($peer) = @_;
     return wait_until(15, sub { my @c = $peer->connections; @c && !grep { !defined $_->{close} } @c });
 }
 
 # --- the values in force ---
-my $t = route('u@batch.thr.test');
+my $t = route($pt, 'u@batch.thr.test', '--json')->{throttles} // {};
 is($t->{messages_per_connection}, 5, 'route: messages_per_connection 5 from etc/domains');
 is($t->{max_connections}, 1, 'route: max_connections 1 from etc/domains');
-$t = route('u@single.thr.test');
+$t = route($pt, 'u@single.thr.test', '--json')->{throttles} // {};
 is($t->{messages_per_connection}, 1, 'route: messages_per_connection 1 from main.cf');
 is($t->{max_connections}, 10, 'route: max_connections 10 from main.cf');
 ($rc, $out) = $pt->smtpctl('route', 'u@batch.thr.test');

@@ -12,6 +12,24 @@ my $top = "$FindBin::Bin/../..";
 chdir $top or die "chdir $top: $!";
 my $smtpctl = "bin/smtpctl";
 
+sub write_text {
+    my ($path, $text, $mode) = @_;
+    open(my $fh, $mode // '>', $path) or die "$path: $!";
+    print $fh $text;
+    close $fh;
+}
+
+# A new temporary dir holding etc/main.cf, a copy of the development config
+# with $extra appended.
+sub etc_copy {
+    my ($extra) = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    mkdir "$dir/etc";
+    system("cp etc/main.cf $dir/etc/main.cf") == 0 or die;
+    write_text("$dir/etc/main.cf", $extra, '>>');
+    return $dir;
+}
+
 # docs/parameters.md is what `smtpctl params` prints from params.def.
 my $generated = `$smtpctl params`;
 is($?, 0, 'smtpctl params exits 0');
@@ -27,12 +45,7 @@ like($json, qr/^\[\{"name":"myhostname",/, 'params --json is a JSON array');
 # The development config validates; a broken copy names file and line.
 my $out = `$smtpctl -c etc check 2>&1`;
 is($?, 0, 'etc/main.cf passes smtpctl check') or diag $out;
-my $tmp = tempdir(CLEANUP => 1);
-mkdir "$tmp/etc";
-system("cp etc/main.cf $tmp/etc/main.cf") == 0 or die;
-open($fh, '>>', "$tmp/etc/main.cf") or die;
-print $fh "retry_delay = 5 minutes\n";
-close $fh;
+my $tmp = etc_copy("retry_delay = 5 minutes\n");
 my $lines = () = do { open(my $c, '<', "$tmp/etc/main.cf") or die; <$c> };
 $out = `$smtpctl -c $tmp/etc check 2>&1`;
 is($? >> 8, 1, 'broken copy: check exits 1');
@@ -40,15 +53,8 @@ like($out, qr{^\Q$tmp\E/etc/main\.cf:$lines: bad duration '5 minutes' for retry_
      'error names the file and the last line');
 
 # makemap checks a domains map entry by entry; check validates it too.
-my $mdir = tempdir(CLEANUP => 1);
-mkdir "$mdir/etc";
-system("cp etc/main.cf $mdir/etc/main.cf") == 0 or die;
-open($fh, '>>', "$mdir/etc/main.cf") or die;
-print $fh "relay_gateways = isp=192.0.2.25:587/high\n";
-close $fh;
-open($fh, '>', "$mdir/etc/domains") or die;
-print $fh "# rules\nexample.com direct_attempts=2 gateways=isp\n.bad.example retry_delay=5x\n";
-close $fh;
+my $mdir = etc_copy("relay_gateways = isp=192.0.2.25:587/high\n");
+write_text("$mdir/etc/domains", "# rules\nexample.com direct_attempts=2 gateways=isp\n.bad.example retry_delay=5x\n");
 $out = `$smtpctl -c $mdir/etc makemap $mdir/etc/domains 2>&1`;
 is($? >> 8, 1, 'makemap refuses a domains map with a bad entry');
 like($out, qr{^\Q$mdir\E/etc/domains:3: \.bad\.example: bad duration '5x' for retry_delay}m,
@@ -57,32 +63,22 @@ ok(!-e "$mdir/etc/domains.db", 'and writes no .db');
 $out = `$smtpctl -c $mdir/etc check 2>&1`;
 is($? >> 8, 1, 'check fails on the same map');
 like($out, qr{domains:3: \.bad\.example: bad duration}, 'with the same message');
-open($fh, '>', "$mdir/etc/domains") or die;
-print $fh "example.com gateways=nosuch\n";
-close $fh;
+write_text("$mdir/etc/domains", "example.com gateways=nosuch\n");
 $out = `$smtpctl -c $mdir/etc makemap $mdir/etc/domains 2>&1`;
 like($out, qr{domains:1: example\.com: gateway 'nosuch' is not in relay_gateways},
      'gateway names are checked against relay_gateways');
-open($fh, '>', "$mdir/etc/domains") or die;
-print $fh "example.com direct_attempts=2 gateways=isp\n* retry_delay=10m\n";
-close $fh;
+write_text("$mdir/etc/domains", "example.com direct_attempts=2 gateways=isp\n* retry_delay=10m\n");
 $out = `$smtpctl -c $mdir/etc makemap $mdir/etc/domains 2>&1`;
 is($?, 0, 'a good domains map compiles') or diag $out;
 ok(-f "$mdir/etc/domains.db", 'domains.db written');
-open($fh, '>', "$mdir/etc/senders") or die;
-print $fh "boss\@example.com isp\n\@branch.example nosuch\n";
-close $fh;
+write_text("$mdir/etc/senders", "boss\@example.com isp\n\@branch.example nosuch\n");
 $out = `$smtpctl -c $mdir/etc makemap $mdir/etc/senders 2>&1`;
 like($out, qr{senders:2: \@branch\.example: gateway 'nosuch' is not in relay_gateways},
      'sender map gateway names are checked');
-open($fh, '>', "$mdir/etc/senders") or die;
-print $fh "boss\@example.com isp\n";
-close $fh;
+write_text("$mdir/etc/senders", "boss\@example.com isp\n");
 $out = `$smtpctl -c $mdir/etc makemap $mdir/etc/senders 2>&1`;
 is($?, 0, 'a good sender map compiles') or diag $out;
-open($fh, '>', "$mdir/etc/secrets") or die;
-print $fh "isp user secret\n";
-close $fh;
+write_text("$mdir/etc/secrets", "isp user secret\n");
 chmod 0644, "$mdir/etc/secrets";
 $out = `$smtpctl -c $mdir/etc makemap $mdir/etc/secrets 2>&1`;
 is($? >> 8, 1, 'a secrets map readable by others is refused');

@@ -6,6 +6,8 @@ package Postern::DNS;
 #   $ns->start;                  # real nsd (Debian) on 127.0.0.1:$ns->port
 #   $ns->queries; $ns->stats->{'num.type.MX'}   # counted by nsd-control
 #   $ns->stop;                   # by PID (also on DESTROY)
+#   Postern::DNS::mx_zone('x.test', '127.0.0.41')  # zone text: one MX, mx.x.test
+#                                # at that address
 #
 #   my $f = Postern::DNS::Fake->new(rules => {
 #       'a.test/MX'  => { answer => ['a.test 60 MX 10 mx.a.test'] },
@@ -708,6 +710,14 @@ sub stop {
 sub DESTROY { local ($?, $!, $@); $_[0]->stop }
 
 package Postern::DNS;
+
+# A zone for $domain whose one MX, mx.$domain, has the address $addr (for
+# nsd: each test domain's MX on its own loopback address).
+sub mx_zone {
+    my ($domain, $addr) = @_;
+    return "\$ORIGIN $domain.\n\$TTL 300\n\@ IN SOA ns admin 1 3600 600 86400 60\n"
+        . "\@ IN NS ns\nns IN A 127.0.0.1\n\@ IN MX 10 mx\nmx IN A $addr\n";
+}
 
 # The zones the dns_*.t tests share (served by nsd).
 sub test_zones {

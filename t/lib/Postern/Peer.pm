@@ -57,6 +57,8 @@ package Postern::Peer;
 #      rcpts:[{addr, reply}], accepted_rcpts, data_reply, eod_reply, bytes,
 #      message_id, file, status: accepted|rejected|dropped|aborted}
 #   transactions(), messages() (status accepted), message_ids(),
+#   transactions_for_domain($dom) (a recipient at $dom), messages_for_domain($dom),
+#   messages_for($rcpt) (accepted, with exactly $rcpt among the recipients),
 #   connections() (in-progress ones have close undef), max_concurrent(),
 #   wait_messages($n, $timeout), wait_connections($n, $timeout), reset().
 
@@ -176,6 +178,19 @@ sub records { return read_jsonl($_[0]{file}) }
 sub transactions { return grep { $_->{ev} eq 'transaction' } $_[0]->records }
 sub messages { return grep { $_->{status} eq 'accepted' } $_[0]->transactions }
 sub message_ids { return map { $_->{message_id} // () } $_[0]->messages }
+
+# The transactions that named a recipient at $domain (any status; a
+# transaction's rcpts include the refused ones), the accepted ones of those,
+# and the accepted transactions that named exactly $rcpt.
+sub transactions_for_domain {
+    my ($self, $domain) = @_;
+    return grep { grep { $_->{addr} =~ /\@\Q$domain\E$/ } @{ $_->{rcpts} || [] } } $self->transactions;
+}
+sub messages_for_domain { return grep { $_->{status} eq 'accepted' } $_[0]->transactions_for_domain($_[1]) }
+sub messages_for {
+    my ($self, $rcpt) = @_;
+    return grep { grep { $_->{addr} eq $rcpt } @{ $_->{rcpts} || [] } } $self->messages;
+}
 
 sub connections {
     my ($self) = @_;

@@ -38,6 +38,8 @@ package Postern::Test;
 #   start stop signal($sig) wait_exit($timeout) restart
 #   smtpctl(@args) -> ($exit, $stdout.$stderr)
 #   smtpctl3(@args) -> ($exit, $stdout, $stderr)
+#   spool_files($subdir) -> sorted file names in DIR/spool/$subdir (no dot
+#     files; empty if it cannot be read; in scalar context their count)
 #   status -> hashref (undef if smtpctl failed); pid_of($name); known_pids
 #   procs -> this instance's live processes from /proc: ({pid, name}, ...)
 #   mark_log; wait_log(qr//, $timeout) -> matching line or undef;
@@ -166,6 +168,13 @@ sub spool {
 }
 
 sub free_port { shift; return Postern::Util::free_port(@_) }
+
+sub spool_files {
+    my ($self, $sub) = @_;
+    opendir(my $d, $self->spool . "/$sub") or return ();
+    my @f = sort grep { !/^\./ } readdir $d;
+    return @f;
+}
 
 sub _defaults {
     my ($self) = @_;
