@@ -2,6 +2,10 @@
  * children - start the five child programs with their fds, notice when
  * one dies, and start it again with backoff.
  *
+ * A child gets, from fd 3 on and named in POSTERN_FDS: its channel to
+ * master, its peer channels, the main.cf text master runs (a memfd, so a
+ * file broken since is not read) and, for smtpd, the listening sockets.
+ *
  * Channels between children (DESIGN section 1) are made here. A child is
  * started with one end of a fresh socketpair for each peer that is
  * running; the other end goes to that peer in an IMSG_PEER. Children are
@@ -12,7 +16,8 @@
  * Backoff: a child that dies within QUICK_DEATH_US of its start counts a
  * quick death; the n-th consecutive one waits 100 ms * 2^(n-1), at most a
  * minute, and from the third on it is logged as an error. A child that
- * ran long enough restarts at once.
+ * ran long enough restarts at once. A child that could not be started
+ * (socketpair, memfd or fork failed) is tried again a second later.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,7 +136,7 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
         child_start(m, (int)(c - m->ch));
 }
 
-static char *fds_env(char **names, int n)
+static char *fds_env(const char *const *names, int n)
 {
     struct buf b;
 
@@ -151,19 +156,49 @@ static char *opts_env(char **overrides)
     return b.data;
 }
 
-/* In the forked child: move fds[i] to 3+i, close everything else, exec. */
-static void exec_child(struct master *m, const char *name, int *fds, char **names, int n)
+/*
+ * The fds a child is started with, in order, each under the name it
+ * finds it by in POSTERN_FDS; "mine" are those master made for this
+ * child alone and closes once it is forked (or could not be).
+ */
+struct child_fds {
+    int fd[MAX_CHILD_FDS];
+    const char *name[MAX_CHILD_FDS];
+    int n;
+    int mine[MAX_CHILD_FDS];
+    int nmine;
+};
+
+static void fds_add(struct child_fds *f, int fd, const char *name, int mine)
 {
-    int tmp[MAX_CHILD_FDS];
+    if (f->n >= MAX_CHILD_FDS)
+        log_panic("more than %d fds for a child", MAX_CHILD_FDS);
+    f->fd[f->n] = fd;
+    f->name[f->n++] = name;
+    if (mine)
+        f->mine[f->nmine++] = fd;
+}
+
+static void fds_close_mine(struct child_fds *f)
+{
+    for (int i = 0; i < f->nmine; i++)
+        close(f->mine[i]);
+    f->nmine = 0;
+}
+
+/* In the forked child: move fd[i] to 3+i, close everything else, exec. */
+static void exec_child(struct master *m, const char *name, const struct child_fds *f)
+{
+    int tmp[MAX_CHILD_FDS], n = f->n;
     char *path = xasprintf("%s/%s", m->bindir, name);
-    char *env_fds = fds_env(names, n);
+    char *env_fds = fds_env(f->name, n);
     char *env_opts = opts_env(m->overrides);
     const char *logto = m->foreground || *cfg_str(&m->cfg, P_log_file) ? "stderr" : "syslog";
     char *argv[] = {(char *)(uintptr_t)name, (char *)(uintptr_t) "-c", m->confdir, NULL};
     sigset_t none;
 
     for (int i = 0; i < n; i++) {
-        tmp[i] = fcntl(fds[i], F_DUPFD, 3 + n + 64);
+        tmp[i] = fcntl(f->fd[i], F_DUPFD, 3 + n + 64);
         if (tmp[i] < 0)
             _exit(127);
     }
@@ -186,79 +221,122 @@ static void exec_child(struct master *m, const char *name, int *fds, char **name
     _exit(127);
 }
 
-static void child_start(struct master *m, int idx)
+/* The peer child idx has a channel with on edge e, or -1. */
+static int edge_peer(size_t e, int idx)
+{
+    if (edges[e][0] == idx)
+        return edges[e][1];
+    if (edges[e][1] == idx)
+        return edges[e][0];
+    return -1;
+}
+
+/* A fresh pair with every running peer of child idx: one end to the
+ * peer in an IMSG_PEER, the other into f. */
+static void add_peer_pairs(struct master *m, int idx, struct child_fds *f)
 {
     struct mchild *c = &m->ch[idx];
-    int fds[MAX_CHILD_FDS], mine[MAX_CHILD_FDS], nmine = 0;
-    char *names[MAX_CHILD_FDS];
-    int n = 0, sp[2];
-    pid_t pid;
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-        log_err("cannot start %s: socketpair: %s", c->name, strerror(errno));
-        goto retry_later;
-    }
-    struct ipc_chan *mch = ipc_chan_new(m->base, sp[0], c->name, on_child_msg, on_child_close, c);
-    fds[n] = sp[1];
-    names[n++] = (char *)(uintptr_t) "master";
-    mine[nmine++] = sp[1];
+    struct ipc_w w;
+    int sp[2];
 
     for (size_t e = 0; e < nitems(edges); e++) {
-        int peer = edges[e][0] == idx ? edges[e][1] : edges[e][1] == idx ? edges[e][0] : -1;
+        int peer = edge_peer(e, idx);
         if (peer < 0 || m->ch[peer].chan == NULL)
             continue;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
             log_err("socketpair for %s-%s: %s", c->name, m->ch[peer].name, strerror(errno));
             continue;
         }
-        struct ipc_w w;
         ipc_w_init(&w);
         ipc_w_str(&w, c->name);
         ipc_send(m->ch[peer].chan, IMSG_PEER, 0, sp[0], w.p, w.len);
         ipc_w_free(&w);
         close(sp[0]);
-        fds[n] = sp[1];
-        names[n++] = (char *)(uintptr_t)m->ch[peer].name;
-        mine[nmine++] = sp[1];
+        fds_add(f, sp[1], m->ch[peer].name, 1);
     }
-    /* The configuration master runs, not the file on disk (it may be broken now). */
-    int cfd = memfd_create("postern-main.cf", MFD_CLOEXEC);
-    if (cfd < 0 || write_all(cfd, m->cfg_text, strlen(m->cfg_text)) < 0 ||
-        lseek(cfd, 0, SEEK_SET) != 0) {
-        log_err("cannot start %s: config memfd: %s", c->name, strerror(errno));
-        if (cfd >= 0)
-            close(cfd);
-        for (int i = 0; i < nmine; i++)
-            close(mine[i]);
-        ipc_chan_free(mch);
-        goto retry_later;
-    }
-    fds[n] = cfd;
-    names[n++] = (char *)(uintptr_t) "config";
-    mine[nmine++] = cfd;
-    if (idx == CH_SMTPD) {
-        for (int i = 0; i < m->nlisten; i++) {
-            fds[n] = m->listen_fds[i];
-            names[n++] = (char *)(uintptr_t) "listen";
-        }
-        for (int i = 0; i < m->nsubmission; i++) {
-            fds[n] = m->submission_fds[i];
-            names[n++] = (char *)(uintptr_t) "submission";
-        }
-    }
+}
 
+/* The configuration master runs, not the file on disk (it may be broken
+ * now), in a memfd; -1 on error. */
+static int config_memfd(const struct master *m)
+{
+    int cfd = memfd_create("postern-main.cf", MFD_CLOEXEC);
+
+    if (cfd < 0)
+        return -1;
+    if (write_all(cfd, m->cfg_text, strlen(m->cfg_text)) < 0 || lseek(cfd, 0, SEEK_SET) != 0) {
+        int e = errno;
+        close(cfd);
+        errno = e;
+        return -1;
+    }
+    return cfd;
+}
+
+static void add_listeners(const struct master *m, struct child_fds *f)
+{
+    for (int i = 0; i < m->nlisten; i++)
+        fds_add(f, m->listen_fds[i], "listen", 0);
+    for (int i = 0; i < m->nsubmission; i++)
+        fds_add(f, m->submission_fds[i], "submission", 0);
+}
+
+static void retry_later(struct mchild *c)
+{
+    struct timeval tv = {1, 0};
+
+    evtimer_add(c->restart_ev, &tv);
+}
+
+/* The fds for child idx after its master channel: peers, config, listeners. */
+static int child_fds_rest(struct master *m, int idx, struct child_fds *f)
+{
+    int cfd;
+
+    add_peer_pairs(m, idx, f);
+    cfd = config_memfd(m);
+    if (cfd < 0) {
+        log_err("cannot start %s: config memfd: %s", m->ch[idx].name, strerror(errno));
+        return -1;
+    }
+    fds_add(f, cfd, "config", 1);
+    if (idx == CH_SMTPD)
+        add_listeners(m, f);
+    return 0;
+}
+
+static void child_start(struct master *m, int idx)
+{
+    struct mchild *c = &m->ch[idx];
+    struct child_fds f = {.n = 0};
+    struct ipc_chan *mch;
+    int sp[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        log_err("cannot start %s: socketpair: %s", c->name, strerror(errno));
+        retry_later(c);
+        return;
+    }
+    mch = ipc_chan_new(m->base, sp[0], c->name, on_child_msg, on_child_close, c);
+    fds_add(&f, sp[1], "master", 1);
+    if (child_fds_rest(m, idx, &f) != 0) {
+        fds_close_mine(&f);
+        ipc_chan_free(mch);
+        retry_later(c);
+        return;
+    }
     pid = fork();
     if (pid < 0) {
         log_err("cannot start %s: fork: %s", c->name, strerror(errno));
-        for (int i = 0; i < nmine; i++)
-            close(mine[i]);
+        fds_close_mine(&f);
         ipc_chan_free(mch);
-        goto retry_later;
+        retry_later(c);
+        return;
     }
     if (pid == 0)
-        exec_child(m, c->name, fds, names, n);
-    for (int i = 0; i < nmine; i++)
-        close(mine[i]);
+        exec_child(m, c->name, &f);
+    fds_close_mine(&f);
     c->pid = pid;
     c->chan = mch;
     c->ready = 0;
@@ -266,12 +344,6 @@ static void child_start(struct master *m, int idx)
     c->started_mono = mono_us();
     ipc_send(mch, IMSG_STATUS_REQ, 0, -1, NULL, 0);
     log_info("started %s[%ld]", c->name, (long)pid);
-    return;
-
-retry_later : {
-    struct timeval tv = {1, 0};
-    evtimer_add(c->restart_ev, &tv);
-}
 }
 
 void children_start_all(struct master *m)

@@ -4,14 +4,17 @@
  *   master -c CONFDIR [-d] [-o name=value ...]
  *
  * Runs as root (or, for development, as any user), reads main.cf, creates
- * the spool, opens the SMTP listeners and the control socket, starts
- * smtpd, qmgr, dnsd, deliver and relay with their channels, restarts any
- * that dies, and logs "postern ready" once every child answers.
- * SIGHUP (or smtpctl reload) re-reads main.cf: a bad file is refused with
- * its error and the running configuration stays. SIGTERM/SIGINT (or
- * smtpctl stop) stops every child, killing those that do not exit within
- * STOP_TIMEOUT_S, and removes the pid file and control socket.
- * -d stays in the foreground and logs to stderr.
+ * the spool and copies the maps into it, takes the pid file's lock (one
+ * master per spool), opens the SMTP listeners and the control socket,
+ * starts smtpd, qmgr, dnsd, deliver and relay with their channels,
+ * restarts any that dies, and logs "postern ready" once every child
+ * answers. SIGHUP (or smtpctl reload) re-reads main.cf and copies the
+ * maps again: a bad main.cf is refused with its error and the running
+ * configuration stays. SIGTERM/SIGINT (or smtpctl stop) stops every
+ * child, killing those that do not exit within STOP_TIMEOUT_S, and
+ * removes the pid file and control socket. -d stays in the foreground
+ * and logs to stderr; otherwise logs go to log_file, or to syslog when
+ * it is empty.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,10 +38,6 @@
 #define STOP_TIMEOUT_S 10
 
 struct master M;
-
-void master_reload_children(struct master *m, const char *path, const char *text,
-                            void (*done)(void *, int, const char *), void *arg,
-                            struct ipc_chan *client, uint32_t client_id);
 
 static void usage(void)
 {
@@ -269,14 +268,12 @@ static void open_log(struct master *m)
     close(fd);
 }
 
-int main(int argc, char **argv)
+/* -c CONFDIR, -d and -o name=value into m; the config directory. */
+static const char *parse_args(struct master *m, int argc, char **argv)
 {
-    struct master *m = &M;
     const char *confdir = NULL;
-    char *err = NULL;
     int opt, nov = 0;
 
-    log_init("master", LOG_TO_STDERR);
     m->overrides = xcalloc((size_t)argc + 1, sizeof(char *));
     while ((opt = getopt(argc, argv, "c:do:")) != -1) {
         switch (opt) {
@@ -295,50 +292,87 @@ int main(int argc, char **argv)
     }
     if (confdir == NULL || optind != argc)
         usage();
-    if (config_load(&m->cfg, confdir, m->overrides, &err) < 0) {
-        log_err("%s", err);
-        free(err);
-        return 1;
-    }
+    return confdir;
+}
+
+/* main.cf (with the -o overrides) and its text, which children get. */
+static int load_config(struct master *m, const char *confdir, char **err)
+{
+    if (config_load(&m->cfg, confdir, m->overrides, err) < 0)
+        return -1;
     m->confdir = xstrdup(m->cfg.dir);
-    m->cfg_text = read_text(m->cfg.file, &err);
-    if (m->cfg_text == NULL) {
-        log_err("%s", err);
-        free(err);
-        return 1;
-    }
+    m->cfg_text = read_text(m->cfg.file, err);
+    if (m->cfg_text == NULL)
+        return -1;
     m->bindir = self_bindir();
     m->started_us = now_us();
     log_set_level((enum log_level)log_level_parse(cfg_enum(&m->cfg, P_log_level)));
+    return 0;
+}
+
+/* What needs root and happens before the daemon starts: spool, maps,
+ * pid file, listening sockets. */
+static int setup(struct master *m, char **err)
+{
     umask(022);
     signal(SIGPIPE, SIG_IGN);
+    if (setup_spool(m, err) < 0 || setup_maps(m, err) < 0 || write_pidfile(m, err) < 0 ||
+        setup_listeners(m, err) < 0)
+        return -1;
+    return 0;
+}
 
-    if (setup_spool(m, &err) < 0 || setup_maps(m, &err) < 0 || write_pidfile(m, &err) < 0 ||
-        setup_listeners(m, &err) < 0) {
-        log_err("%s", err);
-        free(err);
-        return 1;
-    }
+/* Into the background (unless -d), logging to log_file or syslog. */
+static int detach(struct master *m, char **err)
+{
     if (!m->foreground)
         daemonize();
     open_log(m);
     /* The pid changed by daemonizing; the lock stays with the file. */
     if (store_pid() != 0) {
-        log_err("cannot write the pid file: %s", strerror(errno));
-        return 1;
+        *err = xasprintf("cannot write the pid file: %s", strerror(errno));
+        return -1;
     }
+    return 0;
+}
+
+/* The event loop's sources: the control socket and the signals. */
+static int start_events(struct master *m, char **err)
+{
+    static const int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
 
     m->base = event_base_new();
     if (m->base == NULL)
         log_panic("cannot create event base");
-    if (control_open(m, &err) < 0) {
+    if (control_open(m, err) < 0)
+        return -1;
+    for (size_t i = 0; i < nitems(sigs); i++)
+        event_add(evsignal_new(m->base, sigs[i], on_signal, m), NULL);
+    return 0;
+}
+
+static void remove_pidfile(const struct master *m)
+{
+    char *pidpath = xasprintf("%s/%s", cfg_str(&m->cfg, P_queue_directory), SPOOL_PIDFILE);
+
+    unlink(pidpath);
+    free(pidpath);
+}
+
+int main(int argc, char **argv)
+{
+    struct master *m = &M;
+    const char *confdir;
+    char *err = NULL;
+
+    log_init("master", LOG_TO_STDERR);
+    confdir = parse_args(m, argc, argv);
+    if (load_config(m, confdir, &err) < 0 || setup(m, &err) < 0 || detach(m, &err) < 0 ||
+        start_events(m, &err) < 0) {
         log_err("%s", err);
         free(err);
         return 1;
     }
-    static const int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
-    for (size_t i = 0; i < nitems(sigs); i++)
-        event_add(evsignal_new(m->base, sigs[i], on_signal, m), NULL);
     if (geteuid() != 0)
         log_info("not started as root: every process runs as uid %ld, without chroot",
                  (long)geteuid());
@@ -348,9 +382,7 @@ int main(int argc, char **argv)
     event_base_dispatch(m->base);
 
     control_close(m);
-    char *pidpath = xasprintf("%s/%s", cfg_str(&m->cfg, P_queue_directory), SPOOL_PIDFILE);
-    unlink(pidpath);
-    free(pidpath);
+    remove_pidfile(m);
     log_info("stopped");
     return 0;
 }

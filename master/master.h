@@ -75,6 +75,11 @@ void control_close(struct master *m);
 /* A message from a child that belongs to a control operation. */
 void control_child_msg(struct master *m, struct mchild *c, const struct ipc_msg *msg);
 void control_child_gone(struct master *m, struct mchild *c);
+/* IMSG_RELOAD (main.cf's path and text, the -o overrides) to every running
+ * child; done(arg, ok, text) once all have answered or after a timeout. */
+void master_reload_children(struct master *m, const char *path, const char *text,
+                            void (*done)(void *, int, const char *), void *arg,
+                            struct ipc_chan *client, uint32_t client_id);
 
 /* main.c */
 void master_reload(struct master *m, void (*done)(void *arg, int ok, const char *err), void *arg);

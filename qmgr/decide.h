@@ -1,20 +1,15 @@
 /*
- * decide - what happens next to a recipient group (the recipients of one
- * message at one domain), as plain functions over plain data.
+ * decide - the plain data that decisions about a recipient group (the
+ * recipients of one message at one domain) are made over:
  *
- * decide_next(policy, history, now) and decide_result(policy, history,
- * status, now, rnd) are the routing decision of route.h for the rules
- * alone: no gateways configured, no message facts (size, sender map).
- * qmgr itself calls route_decide / route_result with the gateways and
- * the message; these remain for callers and tests that only need the
- * retry and expiry behaviour:
- *   decide_next: deliver directly, go through the relay phase, or fail
- *   (expired after max_queue_lifetime, or no attempts left);
- *   decide_result: sent, failed (permanent error, or a temporary one
- *   when no further attempt is allowed), or deferred with the time of
- *   the next try (retry.h), never later than the expiry time so that
- *   expiry happens on time. `history` already counts the attempt that
- *   produced the result.
+ *   struct qpolicy   the rules in force for a domain;
+ *   struct qhist     what is known of the group so far;
+ *   enum qnext       what the next attempt is: direct, relay, or none;
+ *   struct qoutcome  the state one delivery result leads to;
+ *   enum rstate      a recipient's state, and rstate_name() for it.
+ *
+ * The decision itself is route.h's (route_decide, route_result); qmgr
+ * reaches it through policy.h (policy_plan, policy_result).
  */
 #ifndef QMGR_DECIDE_H
 #define QMGR_DECIDE_H
@@ -26,8 +21,9 @@ enum gw_policy { GWP_NEVER = 0, GWP_UNDELIVERED, GWP_ON_ERROR, GWP_ALWAYS };
 
 /*
  * The rules in force for a domain: its etc/domains entry over main.cf
- * (policy.h builds them; route.h decides with them). A zeroed struct is
- * "no relay at all" (gateway_policy never, no route, no gateways).
+ * (route.h builds them, policy.h caches them; route.h decides with them).
+ * A zeroed struct is "no relay at all" (gateway_policy never, no route,
+ * no gateways).
  */
 struct qpolicy {
     long long direct_attempts;
@@ -71,12 +67,6 @@ struct qhist {
 
 enum qnext { QNEXT_DIRECT, QNEXT_RELAY, QNEXT_FAIL };
 
-struct qdecision {
-    enum qnext next;
-    int expired;     /* QNEXT_FAIL because of max_queue_lifetime */
-    const char *why; /* QNEXT_FAIL: static text for logs */
-};
-
 struct qoutcome {
     enum rstate state; /* RS_SENT, RS_DEFERRED or RS_FAILED */
     int expired;
@@ -84,10 +74,6 @@ struct qoutcome {
     const char *why;     /* RS_FAILED after a temporary error: why no retry */
 };
 
-struct qdecision decide_next(const struct qpolicy *p, const struct qhist *h, int64_t now);
-/* status: enum dlv_status (DLV_OK, DLV_TEMP, DLV_PERM). */
-struct qoutcome decide_result(const struct qpolicy *p, const struct qhist *h, int status,
-                              int64_t now, uint32_t rnd);
 /* "pending" "sent" "deferred" "failed" */
 const char *rstate_name(enum rstate s);
 

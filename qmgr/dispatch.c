@@ -12,14 +12,19 @@
  * that connection (up to messages_per_connection), as QK's "continuous
  * connections" and Postfix's connection cache do.
  *
- * Results come back per recipient; decide.h turns each into sent,
- * deferred (with the next try) or failed, and this file writes the log
- * line, updates the destination's health and schedules what is left.
- * A destination that could not be reached at all (every recipient
- * deferred with a dns or network error) gets one delivery at a time;
+ * Before each delivery policy_plan (policy.h, over route.h) says what
+ * the attempt is: direct, through the gateways, or none (the group then
+ * fails here, without a delivery). Results come back per recipient;
+ * policy_result turns each into sent, deferred (with the next try) or
+ * failed, and this file counts the attempt, writes the log line, updates
+ * the destination's health and schedules what is left. A destination
+ * that could not be reached at all in the direct phase (every recipient
+ * got a temporary dns or network error) gets one delivery at a time;
  * after destination_failure_limit such failures in a row it is down until
- * a retry delay has passed, and groups that become due meanwhile are
- * deferred without a connection, with its last error.
+ * a retry delay has passed, and groups for the direct phase that become
+ * due meanwhile are deferred without a connection, with its last error
+ * (groups for the gateways still go: the gateways keep their own health,
+ * policy_note_relay).
  *
  * Everything is driven by events: a new message, a timer at the earliest
  * next try, a result, a control command. There is no periodic scan.
@@ -65,7 +70,8 @@ int64_t group_next_try(const struct group *g)
     return t;
 }
 
-/* The group's history for decide.h: the most tried of its recipients. */
+/* The group's history for the routing decision: the most tried of its
+ * live recipients. */
 static struct qhist group_hist(const struct group *g)
 {
     const struct msg *m = g->m;
@@ -195,68 +201,93 @@ static void set_error(struct rcpt *r, int cls, int step, unsigned code, const ch
         r->first_fail_us = now;
 }
 
-/*
- * One recipient's result: count the attempt (in its phase), decide, log.
- * dsn and reply are what the server (or deliver) said; tag names the
- * phase and gateway for the log (policy_log_tag).
- */
-static void apply(struct qmgr *q, struct msg *m, size_t i, int phase, int status, int cls, int step,
-                  unsigned code, const char *dsn, const char *reply, const char *relay,
-                  const char *tag, int64_t now)
-{
-    struct rcpt *r = &m->rcpt[i];
-    struct dest *d = m->groups[r->group].d;
-    struct qhist h;
-    struct qoutcome oc;
-    char reason[REPLY_MAX + 64], dbuf[16];
+/* What one attempt did for one recipient, as apply_result() records it. */
+struct rcpt_attempt {
+    int phase;         /* enum dlv_phase of the attempt */
+    int status;        /* enum dlv_status */
+    int cls, step;     /* enum dlv_class, enum dlv_step of an error */
+    unsigned code;     /* the SMTP reply code, 0: none */
+    const char *dsn;   /* the enhanced status code, "" when none came */
+    const char *reply; /* what the server (or deliver) said */
+    const char *relay; /* the host that answered, or NULL */
+    const char *tag;   /* the phase and gateway for the log (policy_log_tag) */
+    int64_t now;
+};
 
+static void count_attempt(struct rcpt *r, int phase)
+{
     if (phase == DLV_PHASE_RELAY) {
         if (r->relay_attempts < UINT16_MAX)
             r->relay_attempts++;
     } else if (r->direct_attempts < UINT16_MAX) {
         r->direct_attempts++;
     }
-    h = (struct qhist){m->arrival_us, r->first_fail_us, r->direct_attempts, r->relay_attempts, cls,
-                       step};
-    oc = policy_result(q, m, d, &h, phase, status, now, (uint32_t)random());
-    r->state = (uint8_t)oc.state;
-    if (!dsn[0]) {
-        snprintf(dbuf, sizeof(dbuf), "%c.0.0",
-                 status == DLV_OK     ? '2'
-                 : status == DLV_TEMP ? '4'
-                                      : '5');
-        dsn = dbuf;
-    }
-    if (status == DLV_OK) {
-        q->st.rcpt_sent++;
-        d->sent++;
-        log_rcpt(m, r, relay, tag, now, dsn, "sent", reply);
+}
+
+/* "2.0.0", "4.0.0" or "5.0.0" for a result that came without one. */
+static const char *dsn_or_default(const struct rcpt_attempt *a, char *buf, size_t len)
+{
+    if (a->dsn[0])
+        return a->dsn;
+    snprintf(buf, len, "%c.0.0", a->status == DLV_OK ? '2' : a->status == DLV_TEMP ? '4' : '5');
+    return buf;
+}
+
+/* The log line of a recipient that failed: why no retry, and the error. */
+static void log_failed(struct qmgr *q, const struct msg *m, const struct rcpt *r,
+                       const struct rcpt_attempt *a, const char *dsn, const struct qoutcome *oc,
+                       const char *reason)
+{
+    char t[REPLY_MAX + 128];
+
+    if (oc->expired)
+        q->st.rcpt_expired++;
+    else
+        q->st.rcpt_failed++;
+    if (oc->why == NULL && !oc->expired) {
+        log_rcpt(m, r, a->relay, a->tag, a->now, dsn, "failed", reason);
         return;
     }
-    set_error(r, cls, step, code, reply, now);
-    fmt_reason(reason, sizeof(reason), cls, step, reply);
+    snprintf(t, sizeof(t), "%s; last error: %s", oc->why, reason);
+    log_rcpt(m, r, a->relay, a->tag, a->now, dsn, oc->expired ? "expired" : "failed", t);
+}
+
+/* Recipient i's result: count the attempt (in its phase), decide, log. */
+static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct rcpt_attempt *a)
+{
+    struct rcpt *r = &m->rcpt[i];
+    struct dest *d = m->groups[r->group].d;
+    struct qhist h;
+    struct qoutcome oc;
+    char reason[REPLY_MAX + 64], dbuf[16];
+    const char *dsn = dsn_or_default(a, dbuf, sizeof(dbuf));
+
+    count_attempt(r, a->phase);
+    h = (struct qhist){.arrival_us = m->arrival_us,
+                       .first_fail_us = r->first_fail_us,
+                       .direct_attempts = r->direct_attempts,
+                       .relay_attempts = r->relay_attempts,
+                       .last_class = a->cls,
+                       .last_step = a->step};
+    oc = policy_result(q, m, d, &h, a->phase, a->status, a->now, (uint32_t)random());
+    r->state = (uint8_t)oc.state;
+    if (a->status == DLV_OK) {
+        q->st.rcpt_sent++;
+        d->sent++;
+        log_rcpt(m, r, a->relay, a->tag, a->now, dsn, "sent", a->reply);
+        return;
+    }
+    set_error(r, a->cls, a->step, a->code, a->reply, a->now);
+    fmt_reason(reason, sizeof(reason), a->cls, a->step, a->reply);
     if (oc.state == RS_DEFERRED) {
         r->next_try_us = oc.next_try_us;
         q->st.rcpt_deferred++;
         d->deferred++;
-        log_rcpt(m, r, relay, tag, now, dsn, "deferred", reason);
+        log_rcpt(m, r, a->relay, a->tag, a->now, dsn, "deferred", reason);
         return;
     }
     d->failed++;
-    if (oc.expired) {
-        char t[REPLY_MAX + 128];
-        q->st.rcpt_expired++;
-        snprintf(t, sizeof(t), "%s; last error: %s", oc.why, reason);
-        log_rcpt(m, r, relay, tag, now, dsn, "expired", t);
-    } else if (oc.why) {
-        char t[REPLY_MAX + 128];
-        q->st.rcpt_failed++;
-        snprintf(t, sizeof(t), "%s; last error: %s", oc.why, reason);
-        log_rcpt(m, r, relay, tag, now, dsn, "failed", t);
-    } else {
-        q->st.rcpt_failed++;
-        log_rcpt(m, r, relay, tag, now, dsn, "failed", reason);
-    }
+    log_failed(q, m, r, a, dsn, &oc, reason);
 }
 
 /* After results changed a message: finish it, or save and reschedule. */
@@ -279,15 +310,26 @@ static void defer_group(struct qmgr *q, struct group *g, int phase, int cls, int
 {
     struct msg *m = g->m;
     size_t gi = (size_t)(g - m->groups);
+    const struct rcpt_attempt a = {
+        .phase = phase,
+        .status = DLV_TEMP,
+        .cls = cls,
+        .step = step,
+        .dsn = "",
+        .reply = text,
+        .tag = phase == DLV_PHASE_RELAY ? ", phase=relay" : "",
+        .now = now,
+    };
 
     for (size_t i = 0; i < m->nrcpt; i++)
         if (m->rcpt[i].group == gi && live(&m->rcpt[i]))
-            apply(q, m, i, phase, DLV_TEMP, cls, step, 0, "", text, NULL,
-                  phase == DLV_PHASE_RELAY ? ", phase=relay" : "", now);
+            apply_result(q, m, i, &a);
     settle(q, g);
 }
 
-static void fail_group(struct qmgr *q, struct group *g, const struct qdecision *dec, int64_t now)
+/* Fail every live recipient of g without a delivery: plan says there is
+ * no attempt left (or the mail expired). */
+static void fail_group(struct qmgr *q, struct group *g, const struct route_plan *plan, int64_t now)
 {
     struct msg *m = g->m;
     size_t gi = (size_t)(g - m->groups);
@@ -302,16 +344,16 @@ static void fail_group(struct qmgr *q, struct group *g, const struct qdecision *
         if (r->last_text) {
             char reason[REPLY_MAX + 64];
             fmt_reason(reason, sizeof(reason), r->last_class, r->last_step, r->last_text);
-            snprintf(t, sizeof(t), "%s; last error: %s", dec->why, reason);
+            snprintf(t, sizeof(t), "%s; last error: %s", plan->why, reason);
         } else {
-            snprintf(t, sizeof(t), "%s", dec->why);
+            snprintf(t, sizeof(t), "%s", plan->why);
         }
-        if (dec->expired)
+        if (plan->expired)
             q->st.rcpt_expired++;
         else
             q->st.rcpt_failed++;
-        log_rcpt(m, r, NULL, "", now, dec->expired ? "4.4.7" : "5.0.0",
-                 dec->expired ? "expired" : "failed", t);
+        log_rcpt(m, r, NULL, "", now, plan->expired ? "4.4.7" : "5.0.0",
+                 plan->expired ? "expired" : "failed", t);
     }
     settle(q, g);
 }
@@ -413,99 +455,124 @@ static struct delivery *dlv_find(struct qmgr *q, uint32_t id)
     return NULL;
 }
 
-static void throttle_req(struct qmgr *q, struct dest *d, struct dlv_req *req);
+static void delivery_free(struct delivery *dl)
+{
+    free(dl->ridx);
+    free(dl->via);
+    free(dl);
+}
 
-static void start_group(struct qmgr *q, struct group *g, int64_t now)
+/* Try g again in a second: its process is restarting, or would not take it. */
+static void retry_soon(struct qmgr *q, struct group *g, int64_t now)
+{
+    sched_push(&q->sched, &g->si, now + 1000000);
+    g->st = G_WAIT;
+}
+
+/*
+ * m's queue file, open for a delivery of g; -1 when it cannot be opened:
+ * a file that is gone forgets the message, any other error defers g as
+ * an attempt of the phase.
+ */
+static int open_queue_file(struct qmgr *q, struct group *g, int phase, int64_t now)
 {
     struct msg *m = g->m;
-    struct dest *d = g->d;
-    size_t gi = (size_t)(g - m->groups);
-    struct qhist h = group_hist(g);
-    struct route_plan plan;
-    struct ipc_chan *ch;
-    struct dlv_req req;
-    struct delivery *dl;
-    struct ipc_w w;
-    char path[64];
-    int fd, reuse;
+    char path[64], *t;
+    int fd;
 
-    policy_plan(q, m, d, &h, now, &plan);
-    if (plan.next == QNEXT_FAIL) {
-        struct qdecision dec = {QNEXT_FAIL, plan.expired, plan.why};
-        fail_group(q, g, &dec, now);
-        return;
-    }
-    ch = plan.next == QNEXT_RELAY ? q->relay : q->deliver;
-    if (ch == NULL) {
-        sched_push(&q->sched, &g->si, now + 1000000); /* its process is restarting */
-        g->st = G_WAIT;
-        return;
-    }
     msg_path(m, path, sizeof(path));
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) {
-            log_warn("%s: the queue file is gone; message forgotten", m->id);
-            msg_forget(q, m);
-            return;
-        }
-        char *t = xasprintf("cannot open %s: %s", path, strerror(errno));
-        log_err("%s: %s", m->id, t);
-        defer_group(q, g, plan.next == QNEXT_RELAY ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT,
-                    DLV_CLASS_LOCAL, DLV_STEP_NONE, t, now);
-        free(t);
-        return;
+    if (fd >= 0)
+        return fd;
+    if (errno == ENOENT) {
+        log_warn("%s: the queue file is gone; message forgotten", m->id);
+        msg_forget(q, m);
+        return -1;
     }
-    dl = xcalloc(1, sizeof(*dl));
+    t = xasprintf("cannot open %s: %s", path, strerror(errno));
+    log_err("%s: %s", m->id, t);
+    defer_group(q, g, phase, DLV_CLASS_LOCAL, DLV_STEP_NONE, t, now);
+    free(t);
+    return -1;
+}
+
+static struct delivery *delivery_new(struct qmgr *q, struct group *g, struct ipc_chan *ch,
+                                     int64_t now)
+{
+    struct delivery *dl = xcalloc(1, sizeof(*dl));
+
     dl->id = ++q->next_id;
     dl->g = g;
     dl->ch = ch;
     dl->start_us = now;
-    dl->ridx = xcalloc(m->nrcpt, sizeof(*dl->ridx));
-    memset(&req, 0, sizeof(req));
-    req.rcpts = xcalloc(m->nrcpt, sizeof(*req.rcpts));
+    dl->ridx = xcalloc(g->m->nrcpt, sizeof(*dl->ridx));
+    return dl;
+}
+
+/* g's live recipients, into the request and dl->ridx. */
+static void add_rcpts(const struct group *g, struct dlv_req *req, struct delivery *dl)
+{
+    const struct msg *m = g->m;
+    size_t gi = (size_t)(g - m->groups);
+
+    req->rcpts = xcalloc(m->nrcpt, sizeof(*req->rcpts));
     for (size_t i = 0; i < m->nrcpt; i++) {
-        struct rcpt *r = &m->rcpt[i];
+        const struct rcpt *r = &m->rcpt[i];
         if (r->group != gi || !live(r))
             continue;
-        struct dlv_rcpt *dr = &req.rcpts[req.nrcpts++];
+        struct dlv_rcpt *dr = &req->rcpts[req->nrcpts++];
         dr->idx = (uint32_t)i;
         dr->addr = r->addr;
         dr->orcpt = r->orcpt ? r->orcpt : empty;
         dr->notify = r->notify;
         dl->ridx[dl->n++] = (uint32_t)i;
     }
+}
+
+/* The message's part of a request: where it is, its envelope, what it needs. */
+static void add_envelope(struct msg *m, const struct dest *d, struct dlv_req *req)
+{
+    req->queue_id = m->id;
+    req->msg_offset = m->msg_offset;
+    req->msg_size = m->size;
+    req->sender = m->sender;
+    req->envid = m->envid ? m->envid : empty;
+    req->ret = m->ret;
+    req->need = (m->body == QFILE_BODY_8BITMIME ? DLV_NEED_8BITMIME : 0) |
+                (m->smtputf8 ? DLV_NEED_SMTPUTF8 : 0);
+    req->domain = d->name;
+}
+
+static void throttle_req(struct qmgr *q, struct dest *d, struct dlv_req *req);
+
+/* The IMSG_DELIVERY body for dl, the attempt plan says; logs the attempt. */
+static void encode_req(struct qmgr *q, const struct route_plan *plan, struct delivery *dl,
+                       struct ipc_w *w)
+{
+    struct group *g = dl->g;
+    struct dlv_req req;
+
+    memset(&req, 0, sizeof(req));
+    add_rcpts(g, &req, dl);
     req.id = dl->id;
-    req.queue_id = m->id;
-    req.msg_offset = m->msg_offset;
-    req.msg_size = m->size;
-    req.sender = m->sender;
-    req.envid = m->envid ? m->envid : empty;
-    req.ret = m->ret;
-    req.need = (m->body == QFILE_BODY_8BITMIME ? DLV_NEED_8BITMIME : 0) |
-               (m->smtputf8 ? DLV_NEED_SMTPUTF8 : 0);
-    req.domain = d->name;
-    throttle_req(q, d, &req);
-    policy_fill_req(q, d, &plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
-    policy_log_attempt(q, m, d, &plan, dl);
-    ipc_w_init(&w);
-    dlv_req_encode(&w, &req);
+    add_envelope(g->m, g->d, &req);
+    throttle_req(q, g->d, &req);
+    policy_fill_req(q, g->d, plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
+    policy_log_attempt(q, g->m, g->d, plan, dl);
+    ipc_w_init(w);
+    dlv_req_encode(w, &req);
     free(req.rcpts);
     policy_req_done(&req);
-    if (ipc_send(ch, IMSG_DELIVERY, dl->id, fd, w.p, w.len) != 0) {
-        log_warn("%s: could not hand the delivery to %s; trying again in a second", m->id,
-                 ipc_chan_name(ch));
-        close(fd);
-        ipc_w_free(&w);
-        free(dl->ridx);
-        free(dl->via);
-        free(dl);
-        sched_push(&q->sched, &g->si, now + 1000000);
-        g->st = G_WAIT;
-        return;
-    }
-    close(fd);
-    ipc_w_free(&w);
+}
+
+/* dl was handed over: it is in flight now. */
+static void delivery_started(struct qmgr *q, struct delivery *dl, int64_t now)
+{
+    struct group *g = dl->g;
+    struct msg *m = g->m;
+    struct dest *d = g->d;
+    int reuse;
+
     TAILQ_INSERT_TAIL(&q->dlv, dl, link);
     g->st = G_ACTIVE;
     d->active++;
@@ -516,6 +583,44 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
     log_debug("%s: delivery %u to %s: %zu recipient%s, %s attempt %u%s", m->id, dl->id, d->name,
               dl->n, dl->n == 1 ? "" : "s", dlv_phase_name((enum dlv_phase)dl->phase), dl->attempt,
               reuse ? ", over an idle connection" : "");
+}
+
+/* g's next attempt: a delivery handed to deliver or relay, or g fails. */
+static void start_group(struct qmgr *q, struct group *g, int64_t now)
+{
+    struct qhist h = group_hist(g);
+    struct route_plan plan;
+    struct ipc_chan *ch;
+    struct delivery *dl;
+    struct ipc_w w;
+    int fd, rc;
+
+    policy_plan(q, g->m, g->d, &h, now, &plan);
+    if (plan.next == QNEXT_FAIL) {
+        fail_group(q, g, &plan, now);
+        return;
+    }
+    ch = plan.next == QNEXT_RELAY ? q->relay : q->deliver;
+    if (ch == NULL) {
+        retry_soon(q, g, now); /* its process is restarting */
+        return;
+    }
+    fd = open_queue_file(q, g, plan.next == QNEXT_RELAY ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT, now);
+    if (fd < 0)
+        return;
+    dl = delivery_new(q, g, ch, now);
+    encode_req(q, &plan, dl, &w);
+    rc = ipc_send(ch, IMSG_DELIVERY, dl->id, fd, w.p, w.len);
+    close(fd);
+    ipc_w_free(&w);
+    if (rc != 0) {
+        log_warn("%s: could not hand the delivery to %s; trying again in a second", g->m->id,
+                 ipc_chan_name(ch));
+        delivery_free(dl);
+        retry_soon(q, g, now);
+        return;
+    }
+    delivery_started(q, dl, now);
 }
 
 /* The throttle fields of a request: messages_per_connection, the idle
@@ -655,6 +760,105 @@ static void end_delivery(struct qmgr *q, struct delivery *dl)
     g->st = G_IDLE;
 }
 
+/* What a delivery's results say about its destination. */
+struct dlv_summary {
+    int any_ok;               /* a recipient was sent */
+    int all_net;              /* every recipient got a temporary dns or network error */
+    const char *first_reason; /* the first of those errors */
+};
+
+/* Recipient i had no result of its own (res NULL: none was usable). */
+static void apply_missing(struct qmgr *q, struct msg *m, uint32_t i, const struct delivery *dl,
+                          const struct dlv_res *res, const char *tag, int64_t now)
+{
+    const struct rcpt_attempt a = {
+        .phase = dl->phase,
+        .status = DLV_TEMP,
+        .cls = DLV_CLASS_LOCAL,
+        .step = DLV_STEP_NONE,
+        .dsn = "",
+        .reply = res ? "deliver returned no result for this recipient"
+                     : "deliver returned a malformed result",
+        .relay = res ? res->relay : NULL,
+        .tag = tag,
+        .now = now,
+    };
+
+    apply_result(q, m, i, &a);
+}
+
+static void apply_reply(struct qmgr *q, struct msg *m, uint32_t i, const struct delivery *dl,
+                        const struct dlv_res *res, const struct dlv_rcpt_res *r, const char *tag,
+                        int64_t now)
+{
+    char reply[REPLY_MAX];
+    struct rcpt_attempt a = {
+        .phase = dl->phase,
+        .status = r->status,
+        .cls = r->cls,
+        .step = r->step,
+        .code = r->code,
+        .dsn = r->dsn ? r->dsn : "",
+        .reply = reply,
+        .relay = res->relay,
+        .tag = tag,
+        .now = now,
+    };
+
+    fmt_reply(reply, sizeof(reply), r->code, a.dsn, r->text ? r->text : "");
+    apply_result(q, m, i, &a);
+}
+
+/* Each recipient of dl its result (res NULL: deferred, the result was unusable). */
+static struct dlv_summary apply_results(struct qmgr *q, struct delivery *dl,
+                                        const struct dlv_res *res, const char *tag, int64_t now)
+{
+    struct msg *m = dl->g->m;
+    struct dlv_summary sum = {0, 1, NULL};
+
+    for (size_t k = 0; k < dl->n; k++) {
+        uint32_t i = dl->ridx[k];
+        const struct dlv_rcpt_res *r = res ? find_res(res, k, i) : NULL;
+        if (i >= m->nrcpt)
+            continue;
+        if (r == NULL) {
+            apply_missing(q, m, i, dl, res, tag, now);
+            sum.all_net = 0;
+            continue;
+        }
+        apply_reply(q, m, i, dl, res, r, tag, now);
+        if (r->status == DLV_OK)
+            sum.any_ok = 1;
+        if (!(r->status == DLV_TEMP && (r->cls == DLV_CLASS_DNS || r->cls == DLV_CLASS_NETWORK)))
+            sum.all_net = 0;
+        else if (sum.first_reason == NULL)
+            sum.first_reason = m->rcpt[i].last_text;
+    }
+    return sum;
+}
+
+/* The results of a delivery to a message still in the queue: recipients,
+ * throttles, the health of the destination (or of the gateways). */
+static void record_delivery(struct qmgr *q, struct delivery *dl, const struct dlv_res *res,
+                            const char *tag, int64_t now)
+{
+    struct group *g = dl->g;
+    struct msg *m = g->m;
+    struct dest *d = g->d;
+    struct dlv_summary sum;
+
+    m->active--;
+    sum = apply_results(q, dl, res, tag, now);
+    slots_done(q, d, res, res && (sum.any_ok || !sum.all_net), now);
+    if (dl->phase == DLV_PHASE_RELAY)
+        policy_note_relay(q, m, dl, res); /* gateways' health is theirs, not d's */
+    else if (dl->n > 0 && sum.all_net && !sum.any_ok && sum.first_reason)
+        dest_fail(q, d, sum.first_reason, dl->start_us, now);
+    else if (sum.any_ok || !sum.all_net)
+        dest_ok(q, d);
+    settle(q, g);
+}
+
 /* res NULL: the result was unusable; every recipient is deferred. */
 static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dlv_res *res)
 {
@@ -662,8 +866,6 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
     struct msg *m = g->m;
     struct dest *d = g->d;
     int64_t now = now_us();
-    int any_ok = 0, all_net = 1;
-    const char *first_reason = NULL;
     char tag[300];
 
     end_delivery(q, dl);
@@ -672,48 +874,13 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
         slots_done(q, d, res, 0, now);
         msg_release_ref(m);
     } else {
-        m->active--;
-        for (size_t k = 0; k < dl->n; k++) {
-            uint32_t i = dl->ridx[k];
-            const struct dlv_rcpt_res *r = res ? find_res(res, k, i) : NULL;
-            if (i >= m->nrcpt)
-                continue;
-            if (r == NULL) {
-                apply(q, m, i, dl->phase, DLV_TEMP, DLV_CLASS_LOCAL, DLV_STEP_NONE, 0, "",
-                      res ? "deliver returned no result for this recipient"
-                          : "deliver returned a malformed result",
-                      res ? res->relay : NULL, tag, now);
-                all_net = 0;
-                continue;
-            }
-            char reply[REPLY_MAX];
-            fmt_reply(reply, sizeof(reply), r->code, r->dsn ? r->dsn : "", r->text ? r->text : "");
-            apply(q, m, i, dl->phase, r->status, r->cls, r->step, r->code, r->dsn ? r->dsn : "",
-                  reply, res->relay, tag, now);
-            if (r->status == DLV_OK)
-                any_ok = 1;
-            if (!(r->status == DLV_TEMP &&
-                  (r->cls == DLV_CLASS_DNS || r->cls == DLV_CLASS_NETWORK)))
-                all_net = 0;
-            else if (first_reason == NULL)
-                first_reason = m->rcpt[i].last_text;
-        }
-        slots_done(q, d, res, res && (any_ok || !all_net), now);
-        if (dl->phase == DLV_PHASE_RELAY)
-            policy_note_relay(q, m, dl, res); /* gateways' health is theirs, not d's */
-        else if (dl->n > 0 && all_net && !any_ok && first_reason)
-            dest_fail(q, d, first_reason, dl->start_us, now);
-        else if (any_ok || !all_net)
-            dest_ok(q, d);
-        settle(q, g);
+        record_delivery(q, dl, res, tag, now);
     }
     if (res && res->conn_kept)
         run_add_first(q, d); /* its next message goes over the idle connection */
     else
         run_add(q, d);
-    free(dl->ridx);
-    free(dl->via);
-    free(dl);
+    delivery_free(dl);
     if (q->stopping && q->nactive == 0)
         child_exit(q->c, 0);
     qmgr_kick(q);
@@ -767,9 +934,7 @@ void dispatch_peer_lost(struct qmgr *q, struct ipc_chan *ch)
             group_schedule(q, g);
         }
         run_add(q, g->d);
-        free(dl->ridx);
-        free(dl->via);
-        free(dl);
+        delivery_free(dl);
     }
     qmgr_kick(q);
 }

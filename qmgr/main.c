@@ -1,14 +1,16 @@
 /*
  * qmgr - the queue manager (DESIGN sections 3 and 4): owns queue/, hold/
  * and the Berkeley DB state in db/, schedules deliveries and hands them
- * to deliver with the open queue file.
+ * to deliver (direct) or relay (through the gateways) with the open
+ * queue file.
  *
- * Peers: smtpd announces new messages (IMSG_QUEUE_NEW); deliver (and
- * relay, with routing) take IMSG_DELIVERY and answer
- * IMSG_DELIVERY_RESULT. When deliver restarts, its deliveries in flight
- * are scheduled again (the destination may get a duplicate; mail is
- * never lost). The work lives in queue.c, dispatch.c, store.c and ctl.c;
- * qmgr.h describes the model.
+ * Peers: smtpd announces new messages (IMSG_QUEUE_NEW) and gets back the
+ * names of queue files it may reuse (IMSG_QUEUE_FREE, recycle.c); deliver and
+ * relay take IMSG_DELIVERY and answer IMSG_DELIVERY_RESULT. When one of
+ * them restarts, its deliveries in flight are scheduled again (the
+ * destination may get a duplicate; mail is never lost). This file only
+ * wires the channels, reload and shutdown to the modules qmgr.h lists;
+ * qmgr.h also describes the model.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,6 @@
 #include "qstate.h"
 #include "mail/spool.h"
 #include "strmap.h"
-
-struct qmgr *Q;
 
 static void load_policy(struct qmgr *q, const struct config *cfg)
 {
@@ -156,7 +156,6 @@ int main(int argc, char **argv)
     int rc;
 
     child_drop(c);
-    Q = q;
     c->arg = q;
     q->c = c;
     q->base = c->base;

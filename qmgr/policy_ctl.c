@@ -141,11 +141,11 @@ static const char *first_word(const struct route_plan *p)
     return p->next == QNEXT_DIRECT ? "direct" : p->next == QNEXT_RELAY ? "relay" : "fail";
 }
 
-static void text_route(const struct view *v, struct buf *out)
+/* address, rule, sender, size, policy and "relay only" lines. */
+static void text_rule(const struct view *v, struct buf *out)
 {
     const struct qpolicy *p = &v->pol;
-    char a[32], b[32], c[32], d[32];
-    int step = 0;
+    char age[32];
 
     buf_printf(out, "address:     %s\n", v->address);
     buf_printf(out, "rule:        %s%s\n", p->matched,
@@ -155,54 +155,80 @@ static void text_route(const struct view *v, struct buf *out)
                    v->sender_key ? ": sender map entry " : "", v->sender_key ? v->sender_key : "");
     if (v->size > 0)
         buf_printf(out, "size:        %lld bytes\n", v->size);
-    fmt_secs(a, sizeof(a), p->direct_max_age);
+    fmt_secs(age, sizeof(age), p->direct_max_age);
     buf_printf(out, "policy:      gateway_policy %s, relay_on_errors ",
                policy_name(p->gateway_policy));
     classes(p->relay_on, out, 0);
-    buf_printf(out, ", direct_max_age %s, relay_size_over %lld\n", a, p->relay_size_over);
+    buf_printf(out, ", direct_max_age %s, relay_size_over %lld\n", age, p->relay_size_over);
     if (v->relay_only)
         buf_printf(out, "relay only:  %s (no direct attempt%s)\n", v->relay_only,
                    p->route_kind == ROUTE_SMTP ? "; the static route is not used" : "");
-    buf_adds(out, "plan:\n");
-    if (v->direct) {
-        buf_printf(out, "  %d. direct  %lld attempt%s ", ++step, v->direct_n,
-                   v->direct_n == 1 ? "" : "s");
-        if (p->route_kind == ROUTE_SMTP)
-            buf_printf(out, "via static route %s\n", p->route_text);
-        else if (p->mx && p->mx[0]) {
-            buf_adds(out, "to the mx= override:");
-            for (char **m = p->mx; *m; m++)
-                buf_printf(out, " %s", *m);
-            buf_addc(out, '\n');
-        } else
-            buf_printf(out, "to the MX hosts of %s (port %d)\n", v->domain, p->port);
+}
+
+/* The plan's direct step: its attempts and where they go. */
+static void text_direct(const struct view *v, int step, struct buf *out)
+{
+    const struct qpolicy *p = &v->pol;
+
+    buf_printf(out, "  %d. direct  %lld attempt%s ", step, v->direct_n,
+               v->direct_n == 1 ? "" : "s");
+    if (p->route_kind == ROUTE_SMTP) {
+        buf_printf(out, "via static route %s\n", p->route_text);
+        return;
     }
-    if (v->relay) {
-        buf_printf(out, "  %d. relay   %lld attempt%s through", ++step, v->relay_n,
-                   v->relay_n == 1 ? "" : "s");
-        for (size_t i = 0; i < v->ngw; i++)
-            buf_printf(out, "%s %s (%s, %s:%d)", i ? "," : "", v->gw[i]->name,
-                       gw_priority_name(v->gw[i]->prio), v->gw[i]->host, v->gw[i]->port);
+    if (p->mx && p->mx[0]) {
+        buf_adds(out, "to the mx= override:");
+        for (char **m = p->mx; *m; m++)
+            buf_printf(out, " %s", *m);
         buf_addc(out, '\n');
-        for (size_t k = 0; k < v->norders; k++) {
-            buf_printf(out, "             attempt %zu:", k + 1);
-            for (size_t i = 0; i < v->orders[k].ngw; i++)
-                buf_printf(out, " %s", v->orders[k].gw[i]->name);
-            buf_addc(out, '\n');
-        }
-        if (v->norders > 1 && v->relay_n > (long long)v->norders)
-            buf_printf(out, "             (the rotation repeats every %zu attempts)\n", v->norders);
-        if (v->early_age)
-            buf_printf(out,
-                       "     the relay phase starts once the mail has failed directly "
-                       "for %s (direct_max_age)\n",
-                       a);
-        if (v->early_error) {
-            buf_adds(out, "     the relay phase starts at the first direct error of class ");
-            classes(p->relay_on, out, 0);
-            buf_adds(out, " (on_error)\n");
-        }
+        return;
     }
+    buf_printf(out, "to the MX hosts of %s (port %d)\n", v->domain, p->port);
+}
+
+/* The plan's relay step: the gateways, each attempt's order, what starts it early. */
+static void text_relay(const struct view *v, int step, struct buf *out)
+{
+    const struct qpolicy *p = &v->pol;
+    char age[32];
+
+    buf_printf(out, "  %d. relay   %lld attempt%s through", step, v->relay_n,
+               v->relay_n == 1 ? "" : "s");
+    for (size_t i = 0; i < v->ngw; i++)
+        buf_printf(out, "%s %s (%s, %s:%d)", i ? "," : "", v->gw[i]->name,
+                   gw_priority_name(v->gw[i]->prio), v->gw[i]->host, v->gw[i]->port);
+    buf_addc(out, '\n');
+    for (size_t k = 0; k < v->norders; k++) {
+        buf_printf(out, "             attempt %zu:", k + 1);
+        for (size_t i = 0; i < v->orders[k].ngw; i++)
+            buf_printf(out, " %s", v->orders[k].gw[i]->name);
+        buf_addc(out, '\n');
+    }
+    if (v->norders > 1 && v->relay_n > (long long)v->norders)
+        buf_printf(out, "             (the rotation repeats every %zu attempts)\n", v->norders);
+    if (v->early_age) {
+        fmt_secs(age, sizeof(age), p->direct_max_age);
+        buf_printf(out,
+                   "     the relay phase starts once the mail has failed directly "
+                   "for %s (direct_max_age)\n",
+                   age);
+    }
+    if (v->early_error) {
+        buf_adds(out, "     the relay phase starts at the first direct error of class ");
+        classes(p->relay_on, out, 0);
+        buf_adds(out, " (on_error)\n");
+    }
+}
+
+static void text_plan(const struct view *v, struct buf *out)
+{
+    int step = 0;
+
+    buf_adds(out, "plan:\n");
+    if (v->direct)
+        text_direct(v, ++step, out);
+    if (v->relay)
+        text_relay(v, ++step, out);
     if (step == 0)
         buf_adds(out, "  no attempt: the mail fails\n");
     else
@@ -213,6 +239,13 @@ static void text_route(const struct view *v, struct buf *out)
     else if (v->first.next == QNEXT_RELAY)
         buf_printf(out, " via %s", v->first.gw[0]->name);
     buf_addc(out, '\n');
+}
+
+static void text_throttles(const struct view *v, struct buf *out)
+{
+    const struct qpolicy *p = &v->pol;
+    char a[32], b[32], c[32], d[32];
+
     fmt_secs(a, sizeof(a), p->connection_delay);
     fmt_secs(b, sizeof(b), p->retry_delay);
     fmt_secs(c, sizeof(c), p->retry_delay_max);
@@ -226,7 +259,14 @@ static void text_route(const struct view *v, struct buf *out)
                "             (all destinations) max_deliveries %lld, connection_idle_timeout %s, "
                "destination_failure_limit %lld\n",
                v->max_deliveries, a, v->failure_limit);
-    buf_printf(out, "tls:         %s\n", tls_mode_name((enum tls_mode)p->tls));
+}
+
+static void text_route(const struct view *v, struct buf *out)
+{
+    text_rule(v, out);
+    text_plan(v, out);
+    text_throttles(v, out);
+    buf_printf(out, "tls:         %s\n", tls_mode_name((enum tls_mode)v->pol.tls));
 }
 
 static void json_gw(struct buf *out, const struct gateway *g)
@@ -240,87 +280,112 @@ static void json_gw(struct buf *out, const struct gateway *g)
                g->enabled ? "true" : "false");
 }
 
-static void json_route(const struct view *v, struct buf *out)
+/* A JSON string, or null for NULL. */
+static void json_str_or_null(struct buf *out, const char *s)
+{
+    if (s)
+        buf_json_str(out, s);
+    else
+        buf_adds(out, "null");
+}
+
+/* "address" to "route": the rule and what it says. */
+static void json_rule(const struct view *v, struct buf *out)
 {
     const struct qpolicy *p = &v->pol;
 
-    buf_adds(out, "{\"address\":");
+    buf_adds(out, "\"address\":");
     buf_json_str(out, v->address);
     buf_adds(out, ",\"domain\":");
     buf_json_str(out, v->domain);
     buf_adds(out, ",\"rule\":");
     buf_json_str(out, p->matched);
     buf_adds(out, ",\"sender\":");
-    if (v->sender)
-        buf_json_str(out, v->sender);
-    else
-        buf_adds(out, "null");
+    json_str_or_null(out, v->sender);
     buf_adds(out, ",\"sender_map_key\":");
-    if (v->sender_key)
-        buf_json_str(out, v->sender_key);
-    else
-        buf_adds(out, "null");
+    json_str_or_null(out, v->sender_key);
     buf_printf(out, ",\"size\":%lld,\"gateway_policy\":\"%s\",\"relay_on_errors\":", v->size,
                policy_name(p->gateway_policy));
     classes(p->relay_on, out, 1);
     buf_printf(out, ",\"direct_max_age\":%lld,\"relay_size_over\":%lld,\"relay_only\":",
                p->direct_max_age, p->relay_size_over);
-    if (v->relay_only)
-        buf_json_str(out, v->relay_only);
-    else
-        buf_adds(out, "null");
+    json_str_or_null(out, v->relay_only);
     buf_adds(out, ",\"route\":");
     buf_json_str(out, p->route_text);
-    buf_adds(out, ",\"phases\":[");
-    if (v->direct) {
-        buf_printf(out, "{\"phase\":\"direct\",\"attempts\":%lld,\"target\":\"%s\"", v->direct_n,
-                   p->route_kind == ROUTE_SMTP ? "route" : "mx");
-        buf_adds(out, ",\"mx_override\":");
-        json_strv(out, p->mx);
-        buf_printf(out, ",\"port\":%d}",
-                   p->route_kind == ROUTE_SMTP && p->route_port ? p->route_port : p->port);
+}
+
+static void json_direct(const struct view *v, struct buf *out)
+{
+    const struct qpolicy *p = &v->pol;
+
+    buf_printf(out, "{\"phase\":\"direct\",\"attempts\":%lld,\"target\":\"%s\"", v->direct_n,
+               p->route_kind == ROUTE_SMTP ? "route" : "mx");
+    buf_adds(out, ",\"mx_override\":");
+    json_strv(out, p->mx);
+    buf_printf(out, ",\"port\":%d}",
+               p->route_kind == ROUTE_SMTP && p->route_port ? p->route_port : p->port);
+}
+
+static void json_relay(const struct view *v, struct buf *out)
+{
+    const struct qpolicy *p = &v->pol;
+
+    buf_printf(out, "{\"phase\":\"relay\",\"attempts\":%lld,\"gateways\":[", v->relay_n);
+    for (size_t i = 0; i < v->ngw; i++) {
+        if (i)
+            buf_addc(out, ',');
+        json_gw(out, v->gw[i]);
     }
-    if (v->relay) {
-        buf_printf(out, "%s{\"phase\":\"relay\",\"attempts\":%lld,\"gateways\":[",
-                   v->direct ? "," : "", v->relay_n);
-        for (size_t i = 0; i < v->ngw; i++) {
+    buf_adds(out, "],\"order\":[");
+    for (size_t k = 0; k < v->norders; k++) {
+        buf_adds(out, k ? ",[" : "[");
+        for (size_t i = 0; i < v->orders[k].ngw; i++) {
             if (i)
                 buf_addc(out, ',');
-            json_gw(out, v->gw[i]);
+            buf_json_str(out, v->orders[k].gw[i]->name);
         }
-        buf_adds(out, "],\"order\":[");
-        for (size_t k = 0; k < v->norders; k++) {
-            buf_adds(out, k ? ",[" : "[");
-            for (size_t i = 0; i < v->orders[k].ngw; i++) {
-                if (i)
-                    buf_addc(out, ',');
-                buf_json_str(out, v->orders[k].gw[i]->name);
-            }
-            buf_addc(out, ']');
-        }
-        buf_printf(out, "],\"early\":{\"direct_max_age\":%lld,\"on_error\":",
-                   v->early_age ? p->direct_max_age : 0);
-        classes(v->early_error ? p->relay_on : 0, out, 1);
-        buf_adds(out, "}}");
+        buf_addc(out, ']');
     }
-    buf_printf(out, "],\"first\":\"%s\",\"first_gateway\":", first_word(&v->first));
-    if (v->first.next == QNEXT_RELAY)
-        buf_json_str(out, v->first.gw[0]->name);
-    else
-        buf_adds(out, "null");
+    buf_printf(out, "],\"early\":{\"direct_max_age\":%lld,\"on_error\":",
+               v->early_age ? p->direct_max_age : 0);
+    classes(v->early_error ? p->relay_on : 0, out, 1);
+    buf_adds(out, "}}");
+}
+
+/* "first" to the end: the first attempt, TLS and the throttles. */
+static void json_first(const struct view *v, struct buf *out)
+{
+    const struct qpolicy *p = &v->pol;
+
+    buf_printf(out, ",\"first\":\"%s\",\"first_gateway\":", first_word(&v->first));
+    json_str_or_null(out, v->first.next == QNEXT_RELAY ? v->first.gw[0]->name : NULL);
     buf_adds(out, ",\"fail_reason\":");
-    if (v->first.next == QNEXT_FAIL)
-        buf_json_str(out, v->first.why);
-    else
-        buf_adds(out, "null");
+    json_str_or_null(out, v->first.next == QNEXT_FAIL ? v->first.why : NULL);
     buf_printf(out,
                ",\"tls\":\"%s\",\"throttles\":{\"max_connections\":%lld,"
                "\"messages_per_connection\":%lld,\"connection_delay\":%lld,\"retry_delay\":%lld,"
                "\"retry_delay_max\":%lld,\"max_queue_lifetime\":%lld,\"max_deliveries\":%lld,"
-               "\"connection_idle_timeout\":%lld,\"destination_failure_limit\":%lld}}\n",
+               "\"connection_idle_timeout\":%lld,\"destination_failure_limit\":%lld}",
                tls_mode_name((enum tls_mode)p->tls), p->max_connections, p->messages_per_connection,
                p->connection_delay, p->retry_delay, p->retry_delay_max, p->max_queue_lifetime,
                v->max_deliveries, v->idle_timeout, v->failure_limit);
+}
+
+static void json_route(const struct view *v, struct buf *out)
+{
+    buf_addc(out, '{');
+    json_rule(v, out);
+    buf_adds(out, ",\"phases\":[");
+    if (v->direct)
+        json_direct(v, out);
+    if (v->relay) {
+        if (v->direct)
+            buf_addc(out, ',');
+        json_relay(v, out);
+    }
+    buf_addc(out, ']');
+    json_first(v, out);
+    buf_adds(out, "}\n");
 }
 
 static int route_usage(struct buf *out, const char *why)
@@ -329,49 +394,61 @@ static int route_usage(struct buf *out, const char *why)
     return 2;
 }
 
-static int cmd_route(struct qmgr *q, int argc, char **argv, unsigned flags, struct buf *out)
+/* ADDRESS, --size N and --from SENDER into v; NULL, or what is wrong. */
+static const char *route_args(int argc, char **argv, struct view *v)
 {
-    struct view v;
-    const char *at;
-    char *dom;
-
-    memset(&v, 0, sizeof(v));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((strcmp(a, "--size") == 0 || strcmp(a, "--from") == 0) && i + 1 < argc) {
             if (a[2] == 's') {
-                v.size = cfg_parse_size(argv[++i]);
-                if (v.size < 0)
-                    return route_usage(out, "--size takes a size (k, M, G suffixes)");
+                v->size = cfg_parse_size(argv[++i]);
+                if (v->size < 0)
+                    return "--size takes a size (k, M, G suffixes)";
             } else {
-                v.sender = argv[++i];
-                if (v.sender[0] == '<')
-                    v.sender++;
+                v->sender = argv[++i];
+                if (v->sender[0] == '<')
+                    v->sender++;
             }
-        } else if (a[0] == '-' || v.address) {
-            return route_usage(out, "unexpected argument");
+        } else if (a[0] == '-' || v->address) {
+            return "unexpected argument";
         } else {
-            v.address = a;
+            v->address = a;
         }
     }
-    if (v.address == NULL || *v.address == '\0')
-        return route_usage(out, "say which address (or domain)");
+    if (v->address == NULL || *v->address == '\0')
+        return "say which address (or domain)";
+    return NULL;
+}
+
+/* A copy of s without a closing '>'. */
+static char *strip_gt(const char *s)
+{
+    char *t = xstrdup(s);
+    size_t n = strlen(t);
+
+    if (n > 0 && t[n - 1] == '>')
+        t[n - 1] = '\0';
+    return t;
+}
+
+static int cmd_route(struct qmgr *q, int argc, char **argv, unsigned flags, struct buf *out)
+{
+    struct view v;
+    const char *at, *why;
+    char *dom, *snd = NULL;
+
+    memset(&v, 0, sizeof(v));
+    if ((why = route_args(argc, argv, &v)) != NULL)
+        return route_usage(out, why);
     at = strrchr(v.address, '@');
-    dom = xstrdup(at ? at + 1 : v.address);
-    if (*dom && dom[strlen(dom) - 1] == '>')
-        dom[strlen(dom) - 1] = '\0';
+    dom = strip_gt(at ? at + 1 : v.address);
     ascii_lower(dom);
     if (*dom == '\0') {
         free(dom);
         return route_usage(out, "the address has no domain");
     }
-    char *snd = NULL;
-    if (v.sender) {
-        snd = xstrdup(v.sender);
-        if (*snd && snd[strlen(snd) - 1] == '>')
-            snd[strlen(snd) - 1] = '\0';
-        v.sender = snd;
-    }
+    if (v.sender)
+        v.sender = snd = strip_gt(v.sender);
     v.domain = dom;
     build_view(q, &v, now_us());
     if (flags & CTL_F_JSON)
@@ -393,12 +470,69 @@ static const char *gw_state(const struct gateway *g, const struct gw_stat *s)
     return s->consecutive > 0 ? "failing" : "ok";
 }
 
+/* 1 when the secrets map has credentials for the gateway. */
+static int has_secret(struct qmgr *q, const struct gateway *gw)
+{
+    char *user = NULL, *pass = NULL;
+    int auth = routing_secret(q, gw->name, &user, &pass);
+
+    if (pass)
+        explicit_bzero(pass, strlen(pass));
+    free(user);
+    free(pass);
+    return auth;
+}
+
+static void json_relay_gw(const struct gateway *gw, const struct gw_stat *s, int auth,
+                          struct buf *out)
+{
+    buf_adds(out, "{\"name\":");
+    buf_json_str(out, gw->name);
+    buf_adds(out, ",\"host\":");
+    buf_json_str(out, gw->host);
+    buf_printf(out,
+               ",\"port\":%d,\"priority\":\"%s\",\"tls\":\"%s\",\"plainauth\":%s,"
+               "\"auth\":%s,\"enabled\":%s,\"state\":\"%s\",\"sent\":%llu,\"failed\":%llu,"
+               "\"consecutive_failures\":%u",
+               gw->port, gw_priority_name(gw->prio), tls_mode_name((enum tls_mode)gw->tls),
+               gw->plainauth ? "true" : "false", auth ? "true" : "false",
+               gw->enabled ? "true" : "false", gw_state(gw, s), (unsigned long long)s->sent,
+               (unsigned long long)s->failed, s->consecutive);
+    if (s->last_ok_us)
+        buf_printf(out, ",\"last_ok\":%.3f", (double)s->last_ok_us / 1e6);
+    else
+        buf_adds(out, ",\"last_ok\":null");
+    if (s->last_fail_us)
+        buf_printf(out, ",\"last_failure\":%.3f", (double)s->last_fail_us / 1e6);
+    else
+        buf_adds(out, ",\"last_failure\":null");
+    buf_adds(out, ",\"last_error\":");
+    json_str_or_null(out, s->last_error);
+    buf_addc(out, '}');
+}
+
+static void text_relay_gw(const struct gateway *gw, const struct gw_stat *s, int auth, int64_t now,
+                          struct buf *out)
+{
+    char ago[48] = "", hp[300];
+
+    snprintf(hp, sizeof(hp), strchr(gw->host, ':') ? "[%s]:%d" : "%s:%d", gw->host, gw->port);
+    if (s->last_fail_us && s->last_error)
+        snprintf(ago, sizeof(ago), "(%llds ago) ", (long long)((now - s->last_fail_us) / 1000000));
+    buf_printf(out, "%-12s %-22s %-12s %-7s %-4s %-8s %-8s %6llu %6llu  %s%s\n", gw->name, hp,
+               gw_priority_name(gw->prio), tls_mode_name((enum tls_mode)gw->tls),
+               auth ? "yes" : "no", gw->enabled ? "yes" : "no", gw_state(gw, s),
+               (unsigned long long)s->sent, (unsigned long long)s->failed, ago,
+               s->last_error ? s->last_error : "-");
+}
+
 static int cmd_relays(struct qmgr *q, unsigned flags, struct buf *out)
 {
     const struct gateways *g = routing_gateways(q);
+    int json = (flags & CTL_F_JSON) != 0;
     int64_t now = now_us();
 
-    if (flags & CTL_F_JSON)
+    if (json)
         buf_adds(out, "{\"gateways\":[");
     else if (g->n)
         buf_printf(out, "%-12s %-22s %-12s %-7s %-4s %-8s %-8s %6s %6s  %s\n", "Gateway",
@@ -406,56 +540,16 @@ static int cmd_relays(struct qmgr *q, unsigned flags, struct buf *out)
                    "Last error");
     for (size_t i = 0; i < g->n; i++) {
         const struct gateway *gw = &g->gw[i];
-        struct gw_stat *s = routing_gw_stat(q, gw->name);
-        char *user = NULL, *pass = NULL, hp[300];
-        int auth = routing_secret(q, gw->name, &user, &pass);
-        if (pass)
-            explicit_bzero(pass, strlen(pass));
-        free(user);
-        free(pass);
-        snprintf(hp, sizeof(hp), strchr(gw->host, ':') ? "[%s]:%d" : "%s:%d", gw->host, gw->port);
-        if (flags & CTL_F_JSON) {
-            if (i)
-                buf_addc(out, ',');
-            buf_adds(out, "{\"name\":");
-            buf_json_str(out, gw->name);
-            buf_adds(out, ",\"host\":");
-            buf_json_str(out, gw->host);
-            buf_printf(out,
-                       ",\"port\":%d,\"priority\":\"%s\",\"tls\":\"%s\",\"plainauth\":%s,"
-                       "\"auth\":%s,\"enabled\":%s,\"state\":\"%s\",\"sent\":%llu,\"failed\":%llu,"
-                       "\"consecutive_failures\":%u",
-                       gw->port, gw_priority_name(gw->prio), tls_mode_name((enum tls_mode)gw->tls),
-                       gw->plainauth ? "true" : "false", auth ? "true" : "false",
-                       gw->enabled ? "true" : "false", gw_state(gw, s), (unsigned long long)s->sent,
-                       (unsigned long long)s->failed, s->consecutive);
-            if (s->last_ok_us)
-                buf_printf(out, ",\"last_ok\":%.3f", (double)s->last_ok_us / 1e6);
-            else
-                buf_adds(out, ",\"last_ok\":null");
-            if (s->last_fail_us)
-                buf_printf(out, ",\"last_failure\":%.3f", (double)s->last_fail_us / 1e6);
-            else
-                buf_adds(out, ",\"last_failure\":null");
-            buf_adds(out, ",\"last_error\":");
-            if (s->last_error)
-                buf_json_str(out, s->last_error);
-            else
-                buf_adds(out, "null");
-            buf_addc(out, '}');
-        } else {
-            char ago[48] = "";
-            if (s->last_fail_us && s->last_error)
-                snprintf(ago, sizeof(ago), "(%llds ago) ",
-                         (long long)((now - s->last_fail_us) / 1000000));
-            buf_printf(out, "%-12s %-22s %-12s %-7s %-4s %-8s %-8s %6llu %6llu  %s%s\n", gw->name,
-                       hp, gw_priority_name(gw->prio), tls_mode_name((enum tls_mode)gw->tls),
-                       auth ? "yes" : "no", gw->enabled ? "yes" : "no", gw_state(gw, s),
-                       (unsigned long long)s->sent, (unsigned long long)s->failed, ago,
-                       s->last_error ? s->last_error : "-");
-        }
+        const struct gw_stat *s = routing_gw_stat(q, gw->name);
+        int auth = has_secret(q, gw);
+        if (json && i)
+            buf_addc(out, ',');
+        if (json)
+            json_relay_gw(gw, s, auth, out);
+        else
+            text_relay_gw(gw, s, auth, now, out);
     }
-    if (flags & CTL_F_JSON)
+    if (json)
         buf_printf(out, "],\"count\":%zu}\n", g->n);
     else if (g->n == 0)
         buf_adds(out, "no relay gateways configured (relay_gateways in main.cf)\n");

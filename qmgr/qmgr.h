@@ -21,9 +21,12 @@
  *
  * Modules: queue.c (messages, the spool, moves, the start-up scan),
  * dispatch.c (schedule, deliveries, results, logs), slots.c (throttles:
- * which destination may get a delivery now), store.c (batched BDB
- * writes), ctl.c (smtpctl commands); pure helpers in sched.c, retry.c,
- * decide.c, group.c, qrec.c, strmap.c, throttle.c.
+ * which destination may get a delivery now), policy.c (the routing
+ * configuration: domains map, gateways, secrets, sender map), store.c
+ * (batched BDB writes through qstate.c), recycle.c (delivered files to
+ * free/), ctl.c and policy_ctl.c (smtpctl commands); pure helpers in
+ * route.c (the routing decision), sched.c, retry.c, decide.c, group.c,
+ * qrec.c, strmap.c, throttle.c.
  */
 #ifndef QMGR_QMGR_H
 #define QMGR_QMGR_H
@@ -159,8 +162,6 @@ struct qmgr {
     int64_t started_us, start_ms;
     struct qstats st;
 };
-
-extern struct qmgr *Q;
 
 /* queue.c */
 void queue_start(struct qmgr *q);

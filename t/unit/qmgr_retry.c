@@ -1,13 +1,16 @@
 /*
  * qmgr_retry - unit tests of the retry delay (qmgr/retry.c) and of the
- * decision functions (qmgr/decide.c): what happens next to a recipient
- * group, and what a delivery result turns a recipient into.
+ * retry and expiry part of the routing decision (qmgr/route.c) for the
+ * rules alone (no gateways, no message facts): what happens next to a
+ * recipient group (route_decide), and what a delivery result turns a
+ * recipient into (route_result). qmgr_route covers the gateways.
  */
 #include <stdint.h>
 
 #include "../../qmgr/decide.h"
 #include "mail/dlv_proto.h"
 #include "../../qmgr/retry.h"
+#include "../../qmgr/route.h"
 #include "tap.h"
 
 #define S 1000000LL
@@ -46,76 +49,77 @@ int main(void)
     ok(retry_delay_us(300, 0, 1, UINT32_MAX / 2) < retry_delay_us(300, 0, 1, UINT32_MAX),
        "and stays below its maximum");
 
-    /* decide_next */
+    /* route_decide: the rules alone (no gateways configured, no message facts) */
     struct qpolicy p = pol();
+    struct route_ctx c = {&p, NULL, 0, NULL};
     int64_t t0 = 1700000000 * S;
     struct qhist h = {t0, 0, 0, 0, 0, 0};
-    struct qdecision d = decide_next(&p, &h, t0);
+    struct route_plan d = route_decide(&c, &h, t0);
     is_int(d.next, QNEXT_DIRECT, "new mail: direct");
 
     h.direct_attempts = 3;
-    d = decide_next(&p, &h, t0 + 3600 * S);
+    d = route_decide(&c, &h, t0 + 3600 * S);
     is_int(d.next, QNEXT_DIRECT, "3 of 100 direct attempts: direct again");
 
-    d = decide_next(&p, &h, t0 + 5 * 86400 * S);
+    d = route_decide(&c, &h, t0 + 5 * 86400 * S);
     is_int(d.next, QNEXT_FAIL, "at max_queue_lifetime: fail");
     ok(d.expired, "... as expired");
 
     h.direct_attempts = 0;
-    d = decide_next(&p, &h, t0 + 6 * 86400 * S);
+    d = route_decide(&c, &h, t0 + 6 * 86400 * S);
     is_int(d.next, QNEXT_DIRECT, "never tried (held past its lifetime): one try first");
 
     p.max_queue_lifetime = 0;
-    d = decide_next(&p, &h, t0);
+    d = route_decide(&c, &h, t0);
     is_int(d.next, QNEXT_DIRECT, "lifetime 0: the first try happens");
     h.direct_attempts = 1;
-    d = decide_next(&p, &h, t0);
+    d = route_decide(&c, &h, t0);
     is_int(d.next, QNEXT_FAIL, "lifetime 0: no second try");
 
     p = pol();
     h.direct_attempts = 100;
-    d = decide_next(&p, &h, t0 + S);
+    d = route_decide(&c, &h, t0 + S);
     is_int(d.next, QNEXT_FAIL, "direct_attempts used up: fail (no relay phase yet)");
     ok(!d.expired, "... not as expired");
     ok(d.why != NULL, "... with a reason");
 
     p.direct_attempts = 0;
     h.direct_attempts = 0;
-    d = decide_next(&p, &h, t0);
+    d = route_decide(&c, &h, t0);
     is_int(d.next, QNEXT_FAIL, "direct_attempts 0 and no relay phase: fail");
 
-    /* decide_result */
+    /* route_result for a direct attempt */
     p = pol();
     struct qoutcome o;
     h = (struct qhist){t0, 0, 1, 0, DLV_CLASS_SMTP, DLV_STEP_RCPT};
-    o = decide_result(&p, &h, DLV_OK, t0 + S, 0);
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_OK, t0 + S, 0);
     is_int(o.state, RS_SENT, "250: sent");
-    o = decide_result(&p, &h, DLV_PERM, t0 + S, 0);
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_PERM, t0 + S, 0);
     is_int(o.state, RS_FAILED, "5xx: failed at once");
     ok(!o.expired, "... not expired");
-    o = decide_result(&p, &h, DLV_TEMP, t0 + S, 0);
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_TEMP, t0 + S, 0);
     is_int(o.state, RS_DEFERRED, "4xx: deferred");
     is_int(o.next_try_us, t0 + S + 300 * S, "... next try after retry_delay");
     h.direct_attempts = 3;
-    o = decide_result(&p, &h, DLV_TEMP, t0 + S, 0);
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_TEMP, t0 + S, 0);
     is_int(o.next_try_us, t0 + S + 1200 * S, "third failure: 4 x retry_delay");
-    o = decide_result(&p, &h, DLV_TEMP, t0 + S, UINT32_MAX);
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_TEMP, t0 + S, UINT32_MAX);
     ok(o.next_try_us >= t0 + S + 1200 * S && o.next_try_us <= t0 + S + 1320 * S,
        "with jitter: within +10%%");
 
     p.max_queue_lifetime = 10;
     h.direct_attempts = 1;
-    o = decide_result(&p, &h, DLV_TEMP, t0 + 2 * S, 0);
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_TEMP, t0 + 2 * S, 0);
     is_int(o.state, RS_DEFERRED, "young message deferred");
     is_int(o.next_try_us, t0 + 10 * S, "next try clamped to the expiry time");
-    o = decide_result(&p, &h, DLV_TEMP, t0 + 10 * S, 0);
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_TEMP, t0 + 10 * S, 0);
     is_int(o.state, RS_FAILED, "temporary failure at the expiry time: failed");
     ok(o.expired, "... as expired");
 
     p = pol();
     p.direct_attempts = 2;
     h.direct_attempts = 2;
-    o = decide_result(&p, &h, DLV_TEMP, t0 + S, 0);
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_TEMP, t0 + S, 0);
     is_int(o.state, RS_FAILED, "temporary failure on the last direct attempt: failed");
     ok(!o.expired && o.why, "... with the reason, not expired");
 

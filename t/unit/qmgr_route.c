@@ -348,11 +348,12 @@ static void test_result(void)
     ok(o.expired, "... as expired");
     qpolicy_clear(&p);
 
-    /* decide_result (no gateways, no message facts) keeps its meaning */
+    /* no gateways configured, no message facts: the rules alone */
     policy("direct_attempts=2", &p);
+    struct route_ctx bare = {&p, NULL, 0, NULL};
     h = (struct qhist){T0, 0, 2, 0, DLV_CLASS_SMTP, DLV_STEP_RCPT};
-    o = decide_result(&p, &h, DLV_TEMP, now, 0);
-    is_int(o.state, RS_FAILED, "decide_result: no gateways, direct spent: failed");
+    o = route_result(&bare, &h, DLV_PHASE_DIRECT, DLV_TEMP, now, 0);
+    is_int(o.state, RS_FAILED, "no gateways, direct spent: failed");
     qpolicy_clear(&p);
 }
 
