@@ -2,9 +2,9 @@
  * control - the control socket (queue_directory/run/control.sock) that
  * smtpctl talks to.
  *
- * A client sends one IMSG_CTL_REQ (u32 flags, u32 argc, argc x str) and
- * gets one IMSG_CTL_REP (u32 exit code, str output). Only root and the
- * user master runs as may connect (SO_PEERCRED). Master answers status,
+ * A client sends one IMSG_CTL_REQ and gets one IMSG_CTL_REP (layouts and
+ * codec in mail/ctl_proto.h). Only root and the user master runs as may
+ * connect (SO_PEERCRED). Master answers status,
  * reload, stop and "log level" itself; other commands go to the child
  * that owns them (route_table) under a request id of master's, and the
  * child's answer goes back to the client. Operations that ask several
@@ -24,6 +24,7 @@
 
 #include "base/log.h"
 #include "master.h"
+#include "mail/ctl_proto.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
 #include "base/util.h"
@@ -92,8 +93,7 @@ static void reply_client(struct ipc_chan *ch, uint32_t id, int code, const char 
     if (ch == NULL)
         return;
     ipc_w_init(&w);
-    ipc_w_u32(&w, (uint32_t)code);
-    ipc_w_str(&w, text);
+    ctl_rep_encode(&w, (uint32_t)code, text);
     ipc_send(ch, IMSG_CTL_REP, id, -1, w.p, w.len);
     ipc_w_free(&w);
 }
@@ -266,11 +266,46 @@ static void op_finish(struct op *o)
     op_free(o);
 }
 
+/* A child's IMSG_STATUS_REP or IMSG_RELOAD_REP into rp; 0, or -1 if malformed. */
+static int decode_child_reply(const struct ipc_msg *msg, struct op_reply *rp)
+{
+    struct ipc_r r;
+
+    ipc_r_init(&r, msg->body, msg->len);
+    if (msg->type == IMSG_STATUS_REP) {
+        rp->pid = ipc_r_u32(&r);
+        (void)ipc_r_i64(&r);
+        rp->version = xstrdup(ipc_r_str(&r));
+        rp->text = xstrdup(ipc_r_str(&r));
+    } else {
+        rp->code = ipc_r_u32(&r);
+        rp->text = xstrdup(ipc_r_str(&r));
+    }
+    if (ipc_r_done(&r))
+        return 0;
+    free(rp->text);
+    free(rp->version);
+    rp->text = rp->version = NULL;
+    return -1;
+}
+
+/* A child's IMSG_CTL_REP into rp; 0, or -1 if malformed. */
+static int decode_ctl_reply(const struct ipc_msg *msg, struct op_reply *rp)
+{
+    struct ctl_rep cr;
+
+    if (ctl_rep_decode(msg->body, msg->len, &cr) != CTL_DEC_OK)
+        return -1;
+    rp->code = cr.code;
+    rp->text = cr.output; /* the op owns the text now */
+    return 0;
+}
+
 void control_child_msg(struct master *m, struct mchild *c, const struct ipc_msg *msg)
 {
     int idx = (int)(c - m->ch);
     struct op *o;
-    struct ipc_r r;
+    int rc;
 
     if (msg->fd >= 0)
         close(msg->fd);
@@ -279,29 +314,21 @@ void control_child_msg(struct master *m, struct mchild *c, const struct ipc_msg 
             break;
     if (o == NULL || o->rep[idx].have)
         return; /* late answer to an operation that timed out */
-    ipc_r_init(&r, msg->body, msg->len);
     struct op_reply *rp = &o->rep[idx];
     switch (msg->type) {
     case IMSG_STATUS_REP:
-        rp->pid = ipc_r_u32(&r);
-        (void)ipc_r_i64(&r);
-        rp->version = xstrdup(ipc_r_str(&r));
-        rp->text = xstrdup(ipc_r_str(&r));
-        break;
     case IMSG_RELOAD_REP:
+        rc = decode_child_reply(msg, rp);
+        break;
     case IMSG_CTL_REP:
-        rp->code = ipc_r_u32(&r);
-        rp->text = xstrdup(ipc_r_str(&r));
+        rc = decode_ctl_reply(msg, rp);
         break;
     default:
         log_warn("unexpected message type %u from %s", msg->type, c->name);
         return;
     }
-    if (!ipc_r_done(&r)) {
+    if (rc < 0) {
         log_warn("malformed answer (type %u) from %s", msg->type, c->name);
-        free(rp->text);
-        free(rp->version);
-        rp->text = rp->version = NULL;
         return;
     }
     rp->have = 1;
@@ -391,11 +418,14 @@ static const char *route_command(int argc, char **argv)
     return NULL;
 }
 
-static void handle_request(struct master *m, struct ipc_chan *ch, uint32_t id, unsigned flags,
-                           int argc, char **argv)
+static void handle_request(struct master *m, struct ipc_chan *ch, uint32_t id,
+                           const struct ctl_req *q)
 {
+    int argc = (int)q->argc;
+    char **argv = q->argv;
+
     if (strcmp(argv[0], "status") == 0) {
-        struct op *o = op_new(m, OP_STATUS, ch, id, flags, OP_TIMEOUT_S);
+        struct op *o = op_new(m, OP_STATUS, ch, id, q->flags, OP_TIMEOUT_S);
         fan_out(m, o, IMSG_STATUS_REQ, NULL, 0);
         return;
     }
@@ -439,24 +469,20 @@ static void handle_request(struct master *m, struct ipc_chan *ch, uint32_t id, u
         free(msg);
         return;
     }
-    struct op *o = op_new(m, OP_FORWARD, ch, id, flags, FORWARD_TIMEOUT_S);
+    struct op *o = op_new(m, OP_FORWARD, ch, id, q->flags, FORWARD_TIMEOUT_S);
     o->child = (int)(c - m->ch);
     o->remaining = 1;
     struct ipc_w w;
     ipc_w_init(&w);
-    ipc_w_u32(&w, flags);
-    ipc_w_u32(&w, (uint32_t)argc);
-    for (int i = 0; i < argc; i++)
-        ipc_w_str(&w, argv[i]);
+    ctl_req_encode(&w, q);
     ipc_send(c->chan, IMSG_CTL_REQ, o->id, -1, w.p, w.len);
     ipc_w_free(&w);
 }
 
 static void on_client_msg(struct ipc_chan *ch, const struct ipc_msg *msg, void *arg)
 {
-    struct ipc_r r;
-    uint32_t flags, argc;
-    char *argv[64];
+    struct ctl_req q;
+    int rc;
 
     if (msg->fd >= 0)
         close(msg->fd);
@@ -464,20 +490,14 @@ static void on_client_msg(struct ipc_chan *ch, const struct ipc_msg *msg, void *
         reply_client(ch, msg->id, 2, "unexpected message\n");
         return;
     }
-    ipc_r_init(&r, msg->body, msg->len);
-    flags = ipc_r_u32(&r);
-    argc = ipc_r_u32(&r);
-    if (argc == 0 || argc > nitems(argv)) {
+    rc = ctl_req_decode(msg->body, msg->len, &q);
+    if (rc == CTL_DEC_TOO_MANY || (rc == CTL_DEC_OK && q.argc == 0))
         reply_client(ch, msg->id, 2, "bad request: no command or too many words\n");
-        return;
-    }
-    for (uint32_t i = 0; i < argc; i++)
-        argv[i] = (char *)(uintptr_t)ipc_r_str(&r);
-    if (!ipc_r_done(&r)) {
+    else if (rc != CTL_DEC_OK)
         reply_client(ch, msg->id, 2, "malformed request\n");
-        return;
-    }
-    handle_request(&M, ch, msg->id, flags, (int)argc, argv);
+    else
+        handle_request(&M, ch, msg->id, &q);
+    ctl_req_free(&q);
 }
 
 static void on_client_close(struct ipc_chan *ch, void *arg)

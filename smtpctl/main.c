@@ -9,20 +9,17 @@
  * printed here. Exit codes: 0 ok, 1 the command failed, 2 usage error or
  * postern not running.
  */
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "mail/config.h"
+#include "mail/ctl_client.h"
 #include "mail/domains.h"
 #include "mail/gateways.h"
 #include "base/map.h"
-#include "base/ipc.h"
 #include "base/log.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
@@ -281,75 +278,27 @@ static char *find_spool(const char *confdir)
     return config_peek(confdir, P_queue_directory);
 }
 
-static int connect_master(const char *confdir)
-{
-    struct sockaddr_un sun;
-    char *spool = find_spool(confdir);
-    char *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
-    int fd;
-
-    free(spool);
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        fprintf(stderr, "smtpctl: control socket path too long: %s\n", path);
-        free(path);
-        exit(2);
-    }
-    strlcpy_p(sun.sun_path, path, sizeof(sun.sun_path));
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-        if (errno == ENOENT || errno == ECONNREFUSED)
-            fprintf(stderr, "smtpctl: postern is not running (no master listening on %s)\n", path);
-        else
-            fprintf(stderr, "smtpctl: cannot reach master at %s: %s\n", path, strerror(errno));
-        free(path);
-        exit(2);
-    }
-    free(path);
-    return fd;
-}
-
 static int cmd_remote(const char *confdir, unsigned flags, int argc, char **argv)
 {
-    struct ipc_w w;
-    struct ipc_frame fr;
-    struct ipc_r r;
-    uint8_t *body;
-    int fd, rfd, code;
+    char *spool = find_spool(confdir);
+    char *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
+    struct ctl_req req = {flags, (size_t)argc, argv};
+    struct ctl_rep rep;
+    struct ctl_client_err err;
+    int code;
 
-    fd = connect_master(confdir);
-    ipc_w_init(&w);
-    ipc_w_u32(&w, flags);
-    ipc_w_u32(&w, (uint32_t)argc);
-    for (int i = 0; i < argc; i++)
-        ipc_w_str(&w, argv[i]);
-    int sent = ipc_send_blocking(fd, IMSG_CTL_REQ, 1, -1, w.p, w.len);
-    ipc_w_free(&w);
-    if (sent < 0) {
-        fprintf(stderr, "smtpctl: sending to master: %s\n", strerror(errno));
-        close(fd);
+    free(spool);
+    if (ctl_client_call(path, &req, REPLY_TIMEOUT_MS, &rep, &err) < 0) {
+        char *msg = ctl_client_strerror(&err, path, "master");
+        fprintf(stderr, "smtpctl: %s\n", msg);
+        free(msg);
+        free(path);
         return 2;
     }
-    if (ipc_recv_blocking(fd, &fr, &body, &rfd, REPLY_TIMEOUT_MS) < 0) {
-        fprintf(stderr, "smtpctl: no answer from master: %s\n", strerror(errno));
-        close(fd);
-        return 2;
-    }
-    if (rfd >= 0)
-        close(rfd);
-    ipc_r_init(&r, body, fr.len);
-    code = (int)ipc_r_u32(&r);
-    const char *text = ipc_r_str(&r);
-    if (fr.type != IMSG_CTL_REP || !ipc_r_done(&r)) {
-        fprintf(stderr, "smtpctl: malformed answer from master\n");
-        free(body);
-        close(fd);
-        return 2;
-    }
-    fputs(text, code == 0 ? stdout : stderr);
-    free(body);
-    close(fd);
+    free(path);
+    fputs(rep.output, rep.code == 0 ? stdout : stderr);
+    code = (int)rep.code;
+    ctl_rep_free(&rep);
     return code;
 }
 

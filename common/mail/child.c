@@ -18,6 +18,7 @@
 
 #include "base/log.h"
 #include "base/privsep.h"
+#include "mail/ctl_proto.h"
 #include "mail/proto.h"
 
 #define CHILD_MAX_FDS 32
@@ -249,22 +250,12 @@ out:
 static void do_ctl(struct child_priv *cp, const struct ipc_msg *m)
 {
     struct child *c = &cp->pub;
-    struct ipc_r r;
+    struct ctl_req q;
     struct buf out;
-    uint32_t flags, argc;
-    char **argv;
     int code;
 
-    ipc_r_init(&r, m->body, m->len);
-    flags = ipc_r_u32(&r);
-    argc = ipc_r_u32(&r);
-    if (argc > 256)
-        argc = 0, r.err = 1;
-    argv = xcalloc(argc + 1, sizeof(char *));
-    for (uint32_t i = 0; i < argc; i++)
-        argv[i] = (char *)(uintptr_t)ipc_r_str(&r);
     buf_init(&out);
-    if (!ipc_r_done(&r) || argc == 0) {
+    if (ctl_req_decode(m->body, m->len, &q) != CTL_DEC_OK || q.argc == 0) {
         buf_adds(&out, "malformed control request\n");
         code = 2;
     } else if (c->spec->ctl == NULL) {
@@ -272,12 +263,12 @@ static void do_ctl(struct child_priv *cp, const struct ipc_msg *m)
         code = 2;
     } else {
         cp->cur_ctl_id = m->id;
-        code = c->spec->ctl(c, (int)argc, argv, flags, &out);
+        code = c->spec->ctl(c, (int)q.argc, q.argv, q.flags, &out);
     }
     if (code != CHILD_CTL_LATER)
         child_ctl_reply(c, m->id, code, out.data);
     buf_free(&out);
-    free(argv);
+    ctl_req_free(&q);
 }
 
 uint32_t child_ctl_defer(struct child *c)
@@ -292,8 +283,7 @@ void child_ctl_reply(struct child *c, uint32_t token, int code, const char *text
     if (c->master == NULL)
         return;
     ipc_w_init(&w);
-    ipc_w_u32(&w, (uint32_t)code);
-    ipc_w_str(&w, text);
+    ctl_rep_encode(&w, (uint32_t)code, text);
     ipc_send(c->master, IMSG_CTL_REP, token, -1, w.p, w.len);
     ipc_w_free(&w);
 }
