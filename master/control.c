@@ -42,6 +42,7 @@ static const struct {
     {"hold", NULL, "qmgr"},       {"release", NULL, "qmgr"},     {"bounce", NULL, "qmgr"},
     {"route", NULL, "qmgr"},      {"pause", "delivery", "qmgr"}, {"resume", "delivery", "qmgr"},
     {"pause", "intake", "smtpd"}, {"resume", "intake", "smtpd"}, {"show", "smtpd", "smtpd"},
+    {"show", "bounced", "qmgr"},  {"show", "bad", "qmgr"},       {"requeue", NULL, "qmgr"},
 };
 
 enum op_kind { OP_FORWARD, OP_STATUS, OP_RELOAD };

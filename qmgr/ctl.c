@@ -8,9 +8,12 @@
  *   show hosts                  destinations: queued, active, failures
  *   show stats                  counters
  *   flush [SELECTION]           try deferred mail now (no selection: all)
- *   remove SELECTION            delete messages (queue/ or hold/)
+ *   remove SELECTION            delete messages (queue/ or hold/; by ID also
+ *                               bounced/ and bad/)
  *   hold SELECTION              move messages to hold/ (not delivered)
  *   release SELECTION           move held messages back to queue/
+ *   bounce SELECTION            fail live recipients now and notify (folder.c)
+ *   show bounced|bad, requeue   the folders (folder.c)
  *   pause delivery | resume delivery
  *   route ADDRESS ..., show relays   routing (policy_ctl.c)
  *
@@ -52,6 +55,8 @@ static int usage(struct buf *out, const char *what)
     buf_adds(out, "usage: show queue [SELECTION] | show message ID | show hosts | show stats\n"
                   "       flush [SELECTION] | remove SELECTION | hold SELECTION | release "
                   "SELECTION\n"
+                  "       bounce SELECTION | show bounced [ID...] | show bad [ID...]\n"
+                  "       requeue ID... | requeue --domain D | requeue all\n"
                   "       pause delivery | resume delivery\n"
                   "       route ADDRESS [--size N] [--from SENDER] | show relays\n"
                   "SELECTION: queue IDs, --domain D, --recipient R, --sender S, or all\n");
@@ -168,20 +173,6 @@ static struct msg **collect(struct qmgr *q, const struct sel *s, size_t *n)
     qsort(v, k, sizeof(*v), by_id);
     *n = k;
     return v;
-}
-
-/* IDs asked for by name that are not in the queue: reported, exit 1. */
-static int report_missing(struct qmgr *q, const struct sel *s, unsigned flags, struct buf *out)
-{
-    int missing = 0;
-
-    for (size_t i = 0; i < s->nids; i++)
-        if (!msg_find(q, s->ids[i])) {
-            missing++;
-            if (!(flags & CTL_F_JSON))
-                buf_printf(out, "%s: not in the queue\n", s->ids[i]);
-        }
-    return missing;
 }
 
 /* ---- formatting ---- */
@@ -556,7 +547,7 @@ static int show_stats(struct qmgr *q, unsigned flags, struct buf *out)
     return 0;
 }
 
-enum act { ACT_FLUSH, ACT_REMOVE, ACT_HOLD, ACT_RELEASE };
+enum act { ACT_FLUSH, ACT_REMOVE, ACT_HOLD, ACT_RELEASE, ACT_BOUNCE };
 
 static int do_flush(struct qmgr *q, struct msg *m, int64_t now)
 {
@@ -580,11 +571,24 @@ static int do_flush(struct qmgr *q, struct msg *m, int64_t now)
 
 static int act(struct qmgr *q, enum act a, const struct sel *s, unsigned flags, struct buf *out)
 {
-    static const char *const verbs[] = {"flushed", "removed", "held", "released"};
-    size_t n, done = 0;
+    static const char *const verbs[] = {"flushed", "removed", "held", "released", "bounced"};
+    size_t n, done = 0, busy = 0;
     struct msg **v = collect(q, s, &n);
     int64_t now = now_us();
-    int missing = report_missing(q, s, flags, out);
+    int missing = 0;
+
+    for (size_t i = 0; i < s->nids; i++) {
+        if (msg_find(q, s->ids[i]))
+            continue;
+        if (a == ACT_REMOVE && folder_remove(q, s->ids[i]) > 0) {
+            done++;
+            continue;
+        }
+        missing++;
+        if (!(flags & CTL_F_JSON))
+            buf_printf(out, "%s: not in the queue%s\n", s->ids[i],
+                       a == ACT_REMOVE ? " nor in bounced/ or bad/" : "");
+    }
 
     for (size_t i = 0; i < n; i++) {
         struct msg *m = v[i];
@@ -602,6 +606,9 @@ static int act(struct qmgr *q, enum act a, const struct sel *s, unsigned flags, 
         case ACT_RELEASE:
             r = msg_release(q, m);
             break;
+        case ACT_BOUNCE:
+            r = msg_bounce(q, m, s->domain, &busy) > 0;
+            break;
         }
         if (r > 0)
             done++;
@@ -614,6 +621,11 @@ static int act(struct qmgr *q, enum act a, const struct sel *s, unsigned flags, 
     else
         buf_printf(out, "%s %zu message%s (%zu matched)\n", verbs[a], done, done == 1 ? "" : "s",
                    n);
+    if (busy && !(flags & CTL_F_JSON))
+        buf_printf(out,
+                   "%zu recipient%s left alone: a delivery is in flight; bounce again when it "
+                   "ends\n",
+                   busy, busy == 1 ? "" : "s");
     free(v);
     qmgr_kick(q);
     return missing ? 1 : 0;
@@ -628,6 +640,8 @@ int qmgr_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf 
     if (argc < 1)
         return usage(out, "no command");
     if ((rc = policy_ctl(q, argc, argv, flags, out)) != POLICY_CTL_NOT_MINE)
+        return rc;
+    if ((rc = folder_ctl(q, argc, argv, flags, out)) != POLICY_CTL_NOT_MINE)
         return rc;
     if (argc == 2 && (strcmp(argv[0], "pause") == 0 || strcmp(argv[0], "resume") == 0) &&
         strcmp(argv[1], "delivery") == 0) {
@@ -668,6 +682,8 @@ int qmgr_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf 
         a = ACT_HOLD;
     else if (strcmp(argv[0], "release") == 0)
         a = ACT_RELEASE;
+    else if (strcmp(argv[0], "bounce") == 0)
+        a = ACT_BOUNCE;
     else
         return usage(out, "unknown command");
     if (parse_sel(argc, argv, 1, &s, out) != 0) {

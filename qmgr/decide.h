@@ -29,6 +29,7 @@ struct qpolicy {
     long long direct_attempts;
     long long relay_attempts;
     long long max_queue_lifetime; /* seconds */
+    long long delay_warning_time; /* seconds, 0: no delay notices */
     long long retry_delay;        /* seconds */
     long long retry_delay_max;    /* seconds, 0: fixed */
     long long max_connections;

@@ -76,7 +76,7 @@ static struct qhist group_hist(const struct group *g)
 {
     const struct msg *m = g->m;
     size_t gi = (size_t)(g - m->groups);
-    struct qhist h = {m->arrival_us, 0, 0, 0, 0, 0};
+    struct qhist h = {msg_life_start(m), 0, 0, 0, 0, 0};
 
     for (size_t i = 0; i < m->nrcpt; i++) {
         const struct rcpt *r = &m->rcpt[i];
@@ -211,6 +211,7 @@ struct rcpt_attempt {
     const char *reply; /* what the server (or deliver) said */
     const char *relay; /* the host that answered, or NULL */
     const char *tag;   /* the phase and gateway for the log (policy_log_tag) */
+    int dsn_passed;    /* the server offers DSN: the sender's NOTIFY went with the message */
     int64_t now;
 };
 
@@ -263,7 +264,7 @@ static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct r
     const char *dsn = dsn_or_default(a, dbuf, sizeof(dbuf));
 
     count_attempt(r, a->phase);
-    h = (struct qhist){.arrival_us = m->arrival_us,
+    h = (struct qhist){.arrival_us = msg_life_start(m),
                        .first_fail_us = r->first_fail_us,
                        .direct_attempts = r->direct_attempts,
                        .relay_attempts = r->relay_attempts,
@@ -271,10 +272,16 @@ static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct r
                        .last_step = a->step};
     oc = policy_result(q, m, d, &h, a->phase, a->status, a->now, (uint32_t)random());
     r->state = (uint8_t)oc.state;
+    r->last_try_us = a->now;
+    free(r->status);
+    r->status = xstrdup(oc.expired ? "4.4.7" : dsn);
+    free(r->remote);
+    r->remote = a->relay && a->relay[0] ? qrec_text(a->relay) : NULL;
     if (a->status == DLV_OK) {
         q->st.rcpt_sent++;
         d->sent++;
         log_rcpt(m, r, a->relay, a->tag, a->now, dsn, "sent", a->reply);
+        notice_on_sent(q, m, r, a->dsn_passed);
         return;
     }
     set_error(r, a->cls, a->step, a->code, a->reply, a->now);
@@ -284,10 +291,12 @@ static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct r
         q->st.rcpt_deferred++;
         d->deferred++;
         log_rcpt(m, r, a->relay, a->tag, a->now, dsn, "deferred", reason);
+        notice_on_deferred(q, m, r, policy_for(q, d)->delay_warning_time, a->now);
         return;
     }
     d->failed++;
     log_failed(q, m, r, a, dsn, &oc, reason);
+    notice_on_failed(q, m, r);
 }
 
 /* After results changed a message: finish it, or save and reschedule. */
@@ -295,8 +304,13 @@ static void settle(struct qmgr *q, struct group *g)
 {
     struct msg *m = g->m;
 
+    if (notice_wanted(m))
+        notice_mark(q, m); /* notice.c finishes m after its notice */
     if (msg_final(m)) {
-        msg_finish(q, m);
+        if (m->notice_pos)
+            store_mark(q, m);
+        else
+            msg_finish(q, m);
         return;
     }
     store_mark(q, m);
@@ -340,6 +354,10 @@ static void fail_group(struct qmgr *q, struct group *g, const struct route_plan 
         if (r->group != gi || !live(r))
             continue;
         r->state = RS_FAILED;
+        if (plan->expired || r->status == NULL) {
+            free(r->status);
+            r->status = xstrdup(plan->expired ? "4.4.7" : "5.0.0");
+        }
         g->d->failed++;
         if (r->last_text) {
             char reason[REPLY_MAX + 64];
@@ -352,8 +370,8 @@ static void fail_group(struct qmgr *q, struct group *g, const struct route_plan 
             q->st.rcpt_expired++;
         else
             q->st.rcpt_failed++;
-        log_rcpt(m, r, NULL, "", now, plan->expired ? "4.4.7" : "5.0.0",
-                 plan->expired ? "expired" : "failed", t);
+        log_rcpt(m, r, NULL, "", now, r->status, plan->expired ? "expired" : "failed", t);
+        notice_on_failed(q, m, r);
     }
     settle(q, g);
 }
@@ -802,6 +820,7 @@ static void apply_reply(struct qmgr *q, struct msg *m, uint32_t i, const struct 
         .reply = reply,
         .relay = res->relay,
         .tag = tag,
+        .dsn_passed = res->dsn_passed,
         .now = now,
     };
 

@@ -34,6 +34,7 @@ static void load_policy(struct qmgr *q, const struct config *cfg)
     q->pol.direct_attempts = cfg_num(cfg, P_direct_attempts);
     q->pol.relay_attempts = cfg_num(cfg, P_relay_attempts);
     q->pol.max_queue_lifetime = cfg_num(cfg, P_max_queue_lifetime);
+    q->pol.delay_warning_time = cfg_num(cfg, P_delay_warning_time);
     q->pol.retry_delay = cfg_num(cfg, P_retry_delay);
     q->pol.retry_delay_max = cfg_num(cfg, P_retry_delay_max);
     q->pol.max_connections = cfg_num(cfg, P_max_connections);
@@ -174,11 +175,13 @@ int main(int argc, char **argv)
     }
     dispatch_init(q);
     store_init(q);
+    notice_init(q);
     recycle_start(q);
     queue_start(q);
     rc = child_loop(c);
     recycle_close(q);
     store_close(q);
+    notice_close(q);
     routing_free(q);
     return rc;
 }

@@ -232,7 +232,20 @@ static void text_plan(const struct view *v, struct buf *out)
     if (step == 0)
         buf_adds(out, "  no attempt: the mail fails\n");
     else
-        buf_adds(out, "  then the recipient fails (a bounce goes to the sender)\n");
+        buf_adds(out, "  then the recipient fails\n");
+    if (v->pol.delay_warning_time > 0) {
+        char dw[32];
+        fmt_secs(dw, sizeof(dw), v->pol.delay_warning_time);
+        buf_printf(out,
+                   "notices:     still undelivered after %s: one delay notice to the sender; "
+                   "on failure: a failure notice; the message is kept in bounced/ (none for "
+                   "NOTIFY=NEVER or the null sender)\n",
+                   dw);
+    } else {
+        buf_adds(out, "notices:     on failure: a failure notice to the sender (no delay notices: "
+                      "delay_warning_time is 0); the message is kept in bounced/ (none for "
+                      "NOTIFY=NEVER or the null sender)\n");
+    }
     buf_printf(out, "first:       %s", first_word(&v->first));
     if (v->first.next == QNEXT_FAIL)
         buf_printf(out, " (%s)", v->first.why);
@@ -365,10 +378,11 @@ static void json_first(const struct view *v, struct buf *out)
                ",\"tls\":\"%s\",\"throttles\":{\"max_connections\":%lld,"
                "\"messages_per_connection\":%lld,\"connection_delay\":%lld,\"retry_delay\":%lld,"
                "\"retry_delay_max\":%lld,\"max_queue_lifetime\":%lld,\"max_deliveries\":%lld,"
-               "\"connection_idle_timeout\":%lld,\"destination_failure_limit\":%lld}",
+               "\"connection_idle_timeout\":%lld,\"destination_failure_limit\":%lld},"
+               "\"notices\":{\"failure\":true,\"delay_warning_time\":%lld}",
                tls_mode_name((enum tls_mode)p->tls), p->max_connections, p->messages_per_connection,
                p->connection_delay, p->retry_delay, p->retry_delay_max, p->max_queue_lifetime,
-               v->max_deliveries, v->idle_timeout, v->failure_limit);
+               v->max_deliveries, v->idle_timeout, v->failure_limit, p->delay_warning_time);
 }
 
 static void json_route(const struct view *v, struct buf *out)

@@ -69,15 +69,26 @@ struct msg {
     uint8_t removed; /* forgotten; freed when no delivery refers to it */
     uint8_t ret, body, smtputf8;
     char *sender, *envid;
+    char notice[QREC_ID_SIZE];     /* a notice being written (notice.c), or "" */
+    uint8_t notice_kind;           /* what the file is, when qmgr wrote it (enum qfile_notice) */
+    char notice_of[QFILE_ID_SIZE]; /* the message a notice is about */
     int64_t arrival_us;
+    int64_t requeued_us; /* smtpctl requeue put it back (the lifetime counts from here), or 0 */
     uint64_t size, msg_offset;
     struct rcpt *rcpt;
     size_t nrcpt;
     struct group *groups;
     size_t ngroups;
-    unsigned active;  /* deliveries in flight */
-    size_t dirty_pos; /* index in the dirty list + 1, 0 if clean */
+    unsigned active;   /* deliveries in flight */
+    size_t dirty_pos;  /* index in the dirty list + 1, 0 if clean */
+    size_t notice_pos; /* index in q->notices + 1, 0 if no notice is due (notice.c) */
 };
+
+/* Where max_queue_lifetime counts from: arrival, or the last requeue. */
+static inline int64_t msg_life_start(const struct msg *m)
+{
+    return m->requeued_us ? m->requeued_us : m->arrival_us;
+}
 
 struct dest {
     char *name;
@@ -118,6 +129,7 @@ struct qstats {
     uint64_t deliveries, rcpt_sent, rcpt_deferred, rcpt_failed, rcpt_expired;
     uint64_t msg_done, msg_bounced, msg_bad, msg_removed, msg_corrupt;
     uint64_t rescheduled, db_commits, db_writes, db_errors;
+    uint64_t notices, notices_failed, postmaster_notices, postmaster_suppressed;
 };
 
 struct qmgr {
@@ -159,6 +171,12 @@ struct qmgr {
     char (*freed)[QFILE_ID_SIZE]; /* names in free/ not yet sent to smtpd (recycle.c) */
     size_t nfreed, freed_cap;
     struct event *free_ev;
+    struct qfile_idgen idgen; /* IDs of the notices qmgr writes (node 1) */
+    struct msg **notices;     /* messages with notices to write (notice.c) */
+    size_t nnotices, notices_cap;
+    struct event *notice_ev, *notice_retry_ev;
+    int notice_retry;       /* a notice could not be written: the timer retries */
+    struct strmap *pm_last; /* domain -> last postmaster notice about it (seconds) */
     int64_t started_us, start_ms;
     struct qstats st;
 };
@@ -254,7 +272,61 @@ void store_mark(struct qmgr *q, struct msg *m);
 void store_forget(struct qmgr *q, struct msg *m);
 void store_mark_dest(struct qmgr *q, struct dest *d);
 void store_flush(struct qmgr *q);
+/* Write m's record now in a transaction of its own (h: its head; NULL:
+ * m->notice only). 0, or -1 and *err; m is marked dirty again on error. */
+int store_write_now(struct qmgr *q, struct msg *m, const struct qrec_head *h, char **err);
+/* m leaves memory but its record stays (bounced/, bad/). */
+void store_keep(struct qmgr *q, struct msg *m);
+/* A record for id with no recipients: a file moved to bad/ that does not parse. */
+void store_write_bad(struct qmgr *q, const char *id, const char *why);
+/* Write / delete one record now, in a transaction of its own. */
+int store_put(struct qmgr *q, const char *key, const struct ipc_w *w, char **err);
+int store_del(struct qmgr *q, const char *id);
+/* Read the record of id: malloc'd *val; 1 found, 0 not, -1 error. */
+int store_get(struct qmgr *q, const char *id, void **val, size_t *len);
+/* Encode m's record (its current head: m->notice and m->requeued_us). */
+void msg_encode(struct ipc_w *w, const struct msg *m);
 void store_close(struct qmgr *q);
+
+/*
+ * notice.c: delivery status notifications (docs/dsn.md). The notice_on_*
+ * calls note, as the results come, what a recipient's sender asked to
+ * hear of (QN_WANT_*); notice_mark queues the message, and the notices
+ * are written soon after (all recipients that want one in the same loop
+ * iteration share one notice) through the same fsync'd path as smtpd's
+ * mail, before the original moves on. notice_wanted: a recipient of m
+ * waits for a notice (m must not be finished before it is written).
+ * notice_recover at start-up completes or forgets a notice that was
+ * being written when qmgr stopped. notice_forget when m goes away.
+ */
+void notice_init(struct qmgr *q);
+void notice_close(struct qmgr *q);
+void notice_on_sent(struct qmgr *q, struct msg *m, struct rcpt *r, int dsn_passed);
+void notice_on_failed(struct qmgr *q, struct msg *m, struct rcpt *r);
+void notice_on_deferred(struct qmgr *q, struct msg *m, struct rcpt *r, long long delay_warning_s,
+                        int64_t now);
+int notice_wanted(const struct msg *m);
+void notice_mark(struct qmgr *q, struct msg *m);
+void notice_forget(struct qmgr *q, struct msg *m);
+void notice_recover(struct qmgr *q, struct msg *m);
+/* notice_recipient with @myhostname when it has no domain, or "" (off). */
+const char *notice_postmaster(struct qmgr *q, char *buf, size_t len);
+
+/*
+ * folder.c: bounced/ and bad/ for smtpctl: show bounced, show bad,
+ * requeue, and remove of their files; and bounce (fail live recipients
+ * now and notify). folder_ctl returns POLICY_CTL_NOT_MINE for other
+ * commands. msg_bounce: fail m's live recipients (at domain, when not
+ * NULL) that are not in a delivery; the number failed, *busy those in
+ * flight. folder_remove: delete bounced/ID or bad/ID and its record
+ * (1), 0 when it is in neither.
+ */
+int folder_ctl(struct qmgr *q, int argc, char **argv, unsigned flags, struct buf *out);
+size_t msg_bounce(struct qmgr *q, struct msg *m, const char *domain, size_t *busy);
+int folder_remove(struct qmgr *q, const char *id);
+/* queue.c: a file just put back into queue/ by requeue: load it with its
+ * record and schedule it. */
+struct msg *queue_requeued(struct qmgr *q, const char *id);
 
 /* ctl.c */
 int qmgr_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out);

@@ -197,6 +197,27 @@ int qstate_put(struct qstate *qs, int hosts, const char *key, const void *val, s
     return 0;
 }
 
+int qstate_get(struct qstate *qs, int hosts, const char *key, void **val, size_t *len, char **err)
+{
+    DBT k, v;
+    DB *db = hosts ? qs->hosts : qs->msgs;
+    int rc;
+
+    mkkey(&k, key);
+    memset(&v, 0, sizeof(v));
+    v.flags = DB_DBT_MALLOC;
+    rc = db->get(db, qs->txn, &k, &v, 0);
+    if (rc == DB_NOTFOUND)
+        return 0;
+    if (rc != 0) {
+        *err = xasprintf("get %s: %s", key, db_strerror(rc));
+        return -1;
+    }
+    *val = v.data;
+    *len = v.size;
+    return 1;
+}
+
 int qstate_del(struct qstate *qs, int hosts, const char *key, char **err)
 {
     DBT k;

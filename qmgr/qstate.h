@@ -38,6 +38,8 @@ int qstate_begin(struct qstate *qs, char **err);
 int qstate_put(struct qstate *qs, int hosts, const char *key, const void *val, size_t len,
                char **err);
 int qstate_del(struct qstate *qs, int hosts, const char *key, char **err);
+/* Read one record: *val malloc'd (free it). 1 found, 0 not found, -1 and *err. */
+int qstate_get(struct qstate *qs, int hosts, const char *key, void **val, size_t *len, char **err);
 int qstate_commit(struct qstate *qs, char **err);
 void qstate_abort(struct qstate *qs);
 

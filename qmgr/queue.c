@@ -72,8 +72,8 @@ static void msg_free(struct msg *m)
     for (size_t i = 0; i < m->nrcpt; i++) {
         free(m->rcpt[i].addr);
         free(m->rcpt[i].orcpt);
-        free(m->rcpt[i].last_text);
     }
+    qrec_rcpt_clear(m->rcpt, m->nrcpt);
     free(m->rcpt);
     free(m->groups);
     free(m->sender);
@@ -97,6 +97,8 @@ static struct msg *msg_from_env(struct qmgr *q, struct qfile_env *env, enum qwhe
     m->ret = (uint8_t)env->ret;
     m->body = (uint8_t)env->body;
     m->smtputf8 = (uint8_t)env->smtputf8;
+    m->notice_kind = (uint8_t)env->notice;
+    memcpy(m->notice_of, env->notice_of, QFILE_ID_SIZE);
     m->arrival_us = env->arrival_us;
     m->size = env->size;
     m->msg_offset = env->msg_offset;
@@ -157,7 +159,8 @@ static struct msg *msg_load(struct qmgr *q, const char *dir, const char *id, enu
         close(fd);
         q->st.msg_corrupt++;
         char *why = xasprintf("corrupt queue file: %s", err ? err : "unreadable");
-        spool_to_bad(dir, id, why);
+        if (spool_to_bad(dir, id, why) == 0)
+            store_write_bad(q, id, why);
         free(why);
         free(err);
         return NULL;
@@ -166,7 +169,8 @@ static struct msg *msg_load(struct qmgr *q, const char *dir, const char *id, enu
     if (strcmp(env.id, id) != 0) {
         char *why = xasprintf("corrupt queue file: it says it is %s", env.id);
         q->st.msg_corrupt++;
-        spool_to_bad(dir, id, why);
+        if (spool_to_bad(dir, id, why) == 0)
+            store_write_bad(q, id, why);
         free(why);
         qfile_env_free(&env);
         return NULL;
@@ -220,6 +224,32 @@ void queue_new(struct qmgr *q, const char *id)
     schedule_msg(q, m);
 }
 
+struct msg *queue_requeued(struct qmgr *q, const char *id)
+{
+    struct msg *m;
+    void *val = NULL;
+    size_t len = 0;
+    int gone;
+
+    if (msg_find(q, id))
+        return NULL;
+    m = msg_load(q, SPOOL_QUEUE, id, Q_QUEUE, &gone);
+    if (m == NULL)
+        return NULL;
+    if (store_get(q, id, &val, &len) == 1) {
+        struct qrec_head h = {0};
+        if (qrec_msg_decode(val, len, &h, m->rcpt, m->nrcpt) == 0) {
+            m->requeued_us = h.requeued_us;
+            m->in_db = 1;
+        }
+        qrec_head_clear(&h);
+    }
+    free(val);
+    msg_register(q, m);
+    schedule_msg(q, m);
+    return m;
+}
+
 /* ---- forgetting and finishing ---- */
 
 static void msg_unlink_groups(struct qmgr *q, struct msg *m)
@@ -238,6 +268,7 @@ void msg_forget(struct qmgr *q, struct msg *m)
     if (m->removed)
         return;
     store_forget(q, m);
+    notice_forget(q, m);
     msg_unlink_groups(q, m);
     strmap_del(q->msgs, m->id);
     m->removed = 1;
@@ -253,11 +284,38 @@ void msg_release_ref(struct msg *m)
         msg_free(m);
 }
 
+/* Why a message with failed recipients goes where it goes. */
+static const char *finish_reason(const struct msg *m, size_t failed, char *buf, size_t len)
+{
+    size_t told = 0;
+
+    for (size_t i = 0; i < m->nrcpt; i++)
+        if (m->rcpt[i].state == RS_FAILED && (m->rcpt[i].notes & QN_SENT_FAILURE))
+            told++;
+    if (m->sender[0])
+        snprintf(buf, len, "%zu of %zu recipient%s failed; %s", failed, m->nrcpt,
+                 m->nrcpt == 1 ? "" : "s",
+                 told == failed ? "the sender was notified"
+                 : told == 0    ? "the sender asked for no notice (NOTIFY)"
+                                : "the sender was notified of those that asked for it");
+    else if (m->notice_kind == QFILE_NOTICE_DSN)
+        snprintf(buf, len, "a delivery notice about %s that could not be delivered%s", m->notice_of,
+                 told ? "; the postmaster was told" : "");
+    else if (m->notice_kind == QFILE_NOTICE_POSTMASTER)
+        snprintf(buf, len, "a notice to the postmaster that could not be delivered");
+    else
+        snprintf(buf, len, "%zu of %zu recipient%s failed; null sender, no notice possible", failed,
+                 m->nrcpt, m->nrcpt == 1 ? "" : "s");
+    return buf;
+}
+
 void msg_finish(struct qmgr *q, struct msg *m)
 {
-    char path[64], to[64];
+    char path[64], to[64], why[200];
     size_t failed = 0;
     const char *dir;
+    struct qrec_head h;
+    char *err = NULL;
 
     for (size_t i = 0; i < m->nrcpt; i++)
         if (m->rcpt[i].state == RS_FAILED)
@@ -275,6 +333,16 @@ void msg_finish(struct qmgr *q, struct msg *m)
         return;
     }
     dir = m->sender[0] ? SPOOL_BOUNCED : SPOOL_BAD;
+    finish_reason(m, failed, why, sizeof(why));
+    /* the record says why before the file moves: smtpctl show bounced/bad */
+    memset(&h, 0, sizeof(h));
+    h.moved_us = now_us();
+    h.reason = why;
+    h.requeued_us = m->requeued_us;
+    if (store_write_now(q, m, &h, &err) != 0) {
+        log_err("%s: cannot save why it goes to %s/: %s", m->id, dir, err ? err : "unknown error");
+        free(err);
+    }
     snprintf(to, sizeof(to), "%s/%s", dir, m->id);
     if (rename(path, to) != 0) {
         log_err("%s: cannot move %s to %s/: %s", m->id, path, dir, strerror(errno));
@@ -282,14 +350,12 @@ void msg_finish(struct qmgr *q, struct msg *m)
     }
     if (m->sender[0]) {
         q->st.msg_bounced++;
-        log_info("%s: moved to %s/ (%zu of %zu recipient%s failed; sender <%s>)", m->id,
-                 SPOOL_BOUNCED, failed, m->nrcpt, m->nrcpt == 1 ? "" : "s", m->sender);
+        log_info("%s: moved to %s/ (%s; sender <%s>)", m->id, SPOOL_BOUNCED, why, m->sender);
     } else {
         q->st.msg_bad++;
-        log_info("%s: moved to %s/ (%zu of %zu recipient%s failed; null sender, no bounce "
-                 "possible)",
-                 m->id, SPOOL_BAD, failed, m->nrcpt, m->nrcpt == 1 ? "" : "s");
+        log_info("%s: moved to %s/ (%s)", m->id, SPOOL_BAD, why);
     }
+    store_keep(q, m);
     msg_forget(q, m);
 }
 
@@ -400,8 +466,23 @@ struct load_ctx {
     struct qmgr *q;
     char **stale;
     size_t nstale, cap;
-    size_t matched, bad;
+    size_t matched, bad, kept;
 };
+
+/* id is a file in bounced/ or bad/. */
+static int in_folder(const char *id)
+{
+    char p[64];
+    struct stat st;
+
+    if (!qfile_id_valid(id))
+        return 0;
+    snprintf(p, sizeof(p), "%s/%s", SPOOL_BOUNCED, id);
+    if (lstat(p, &st) == 0)
+        return 1;
+    snprintf(p, sizeof(p), "%s/%s", SPOOL_BAD, id);
+    return lstat(p, &st) == 0;
+}
 
 static void load_msg_rec(const char *key, const void *val, size_t len, void *arg)
 {
@@ -409,6 +490,10 @@ static void load_msg_rec(const char *key, const void *val, size_t len, void *arg
     struct msg *m = msg_find(lc->q, key);
 
     if (m == NULL) {
+        if (in_folder(key)) {
+            lc->kept++;
+            return; /* smtpctl show bounced / bad read it */
+        }
         if (lc->nstale == lc->cap) {
             lc->cap = lc->cap ? lc->cap * 2 : 64;
             lc->stale = xrealloc(lc->stale, lc->cap * sizeof(*lc->stale));
@@ -416,13 +501,17 @@ static void load_msg_rec(const char *key, const void *val, size_t len, void *arg
         lc->stale[lc->nstale++] = xstrdup(key);
         return;
     }
-    if (qrec_msg_decode(val, len, m->rcpt, m->nrcpt) != 0) {
+    struct qrec_head h = {0};
+    if (qrec_msg_decode(val, len, &h, m->rcpt, m->nrcpt) != 0) {
         log_warn("%s: its state record does not match the queue file; starting it afresh", key);
         lc->bad++;
         m->in_db = 1; /* rewritten with fresh state below */
         store_mark(lc->q, m);
         return;
     }
+    memcpy(m->notice, h.notice, sizeof(m->notice));
+    m->requeued_us = h.requeued_us;
+    qrec_head_clear(&h);
     m->in_db = 1;
     lc->matched++;
 }
@@ -444,7 +533,7 @@ static void load_host_rec(const char *key, const void *val, size_t len, void *ar
 
 void queue_start(struct qmgr *q)
 {
-    struct load_ctx lc = {q, NULL, 0, 0, 0, 0};
+    struct load_ctx lc = {q, NULL, 0, 0, 0, 0, 0};
     int64_t t0 = mono_us();
     size_t adopted = 0, held = 0;
     char *err = NULL;
@@ -487,8 +576,14 @@ void queue_start(struct qmgr *q)
         struct msg *m = val;
         if (!m->in_db)
             adopted++;
+        notice_recover(q, m);
+        if (notice_wanted(m))
+            notice_mark(q, m); /* written soon; notice.c finishes m if it is final */
         if (m->where == Q_HOLD) {
             held++;
+        } else if (m->notice_pos) {
+            if (!msg_final(m))
+                schedule_msg(q, m);
         } else if (msg_final(m)) {
             done = xrealloc(done, (ndone + 1) * sizeof(*done));
             done[ndone++] = m;

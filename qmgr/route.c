@@ -55,6 +55,7 @@ void qpolicy_build(const struct domain_rule *r, const struct config *c, struct q
     p->direct_attempts = drule_num(r, c, P_direct_attempts);
     p->relay_attempts = drule_num(r, c, P_relay_attempts);
     p->max_queue_lifetime = drule_num(r, c, P_max_queue_lifetime);
+    p->delay_warning_time = drule_num(r, c, P_delay_warning_time);
     p->retry_delay = drule_num(r, c, P_retry_delay);
     p->retry_delay_max = drule_num(r, c, P_retry_delay_max);
     p->max_connections = drule_num(r, c, P_max_connections);

@@ -13,6 +13,7 @@
  * A write error is logged and counted; the state stays in memory and is
  * written again with the next change. The queue files remain the truth.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,121 @@ void store_forget(struct qmgr *q, struct msg *m)
     schedule_flush(q);
 }
 
+void msg_encode(struct ipc_w *w, const struct msg *m)
+{
+    struct qrec_head h;
+
+    memset(&h, 0, sizeof(h));
+    memcpy(h.notice, m->notice, sizeof(h.notice));
+    h.requeued_us = m->requeued_us;
+    qrec_msg_encode(w, &h, m->rcpt, m->nrcpt);
+}
+
+int store_put(struct qmgr *q, const char *key, const struct ipc_w *w, char **err)
+{
+    if (q->db == NULL) {
+        *err = xstrdup("no state database");
+        return -1;
+    }
+    if (qstate_begin(q->db, err) != 0)
+        return -1;
+    if (qstate_put(q->db, 0, key, w->p, w->len, err) != 0) {
+        qstate_abort(q->db);
+        return -1;
+    }
+    if (qstate_commit(q->db, err) != 0)
+        return -1;
+    q->st.db_writes++;
+    q->st.db_commits++;
+    q->synced = 0;
+    return 0;
+}
+
+int store_write_now(struct qmgr *q, struct msg *m, const struct qrec_head *h, char **err)
+{
+    struct ipc_w w;
+    int rc;
+
+    ipc_w_init(&w);
+    if (h)
+        qrec_msg_encode(&w, h, m->rcpt, m->nrcpt);
+    else
+        msg_encode(&w, m);
+    rc = store_put(q, m->id, &w, err);
+    ipc_w_free(&w);
+    if (rc != 0) {
+        q->st.db_errors++;
+        store_mark(q, m);
+        return -1;
+    }
+    m->in_db = 1;
+    if (m->dirty_pos) {
+        q->dirty[m->dirty_pos - 1] = NULL;
+        m->dirty_pos = 0;
+    }
+    return 0;
+}
+
+void store_keep(struct qmgr *q, struct msg *m)
+{
+    if (m->dirty_pos) {
+        q->dirty[m->dirty_pos - 1] = NULL;
+        m->dirty_pos = 0;
+    }
+    m->in_db = 0; /* msg_forget's store_forget must not delete the record */
+}
+
+void store_write_bad(struct qmgr *q, const char *id, const char *why)
+{
+    struct qrec_head h;
+    struct ipc_w w;
+    char *err = NULL;
+
+    memset(&h, 0, sizeof(h));
+    h.moved_us = now_us();
+    h.reason = (char *)(uintptr_t)why;
+    ipc_w_init(&w);
+    qrec_msg_encode(&w, &h, NULL, 0);
+    if (store_put(q, id, &w, &err) != 0) {
+        q->st.db_errors++;
+        log_err("%s: db: saving why it is in bad/: %s", id, err ? err : "unknown error");
+        free(err);
+    }
+    ipc_w_free(&w);
+}
+
+int store_del(struct qmgr *q, const char *id)
+{
+    char *err = NULL;
+
+    if (q->db == NULL)
+        return -1;
+    if (qstate_begin(q->db, &err) != 0 || qstate_del(q->db, 0, id, &err) != 0 ||
+        qstate_commit(q->db, &err) != 0) {
+        qstate_abort(q->db);
+        q->st.db_errors++;
+        log_err("db: deleting the record of %s: %s", id, err ? err : "unknown error");
+        free(err);
+        return -1;
+    }
+    return 0;
+}
+
+int store_get(struct qmgr *q, const char *id, void **val, size_t *len)
+{
+    char *err = NULL;
+    int rc;
+
+    if (q->db == NULL)
+        return -1;
+    rc = qstate_get(q->db, 0, id, val, len, &err);
+    if (rc < 0) {
+        log_err("db: %s", err ? err : "read failed");
+        free(err);
+    }
+    return rc;
+}
+
 void store_mark_dest(struct qmgr *q, struct dest *d)
 {
     if (d->dirty_pos)
@@ -107,7 +223,7 @@ static int flush_all(struct qmgr *q, char **err)
         m->dirty_pos = 0;
         q->dirty[i] = NULL;
         w.len = 0;
-        qrec_msg_encode(&w, m->rcpt, m->nrcpt);
+        msg_encode(&w, m);
         if (qstate_put(q->db, 0, m->id, w.p, w.len, err) != 0 || op_done(q, &ops, err) != 0)
             rc = -1;
     }

@@ -43,6 +43,8 @@ static const char usage_text[] =
     "queue (qmgr):\n"
     "  show queue | show message ID | show hosts | show relays | show stats\n"
     "  flush|remove|hold|release|bounce  ID... | --domain D | --recipient R | --sender S | all\n"
+    "  show bounced [ID...] | show bad [ID...]   failed messages kept, and why\n"
+    "  requeue ID... | --domain D | all          put them back into the queue\n"
     "  route ADDRESS [--size N] [--from SENDER]\n"
     "  pause delivery | resume delivery\n"
     "dns (dnsd):\n"

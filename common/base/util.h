@@ -56,6 +56,9 @@ void ascii_lower(char *s);
 /* Wall clock and monotonic clock in microseconds. */
 int64_t now_us(void);
 int64_t mono_us(void);
+/* us (wall clock) as an RFC 5322 date in UTC, "Mon, 07 Dec 2026 08:01:02
+ * +0000", whatever the locale; buf needs 32 bytes. Returns buf. */
+char *rfc5322_date(int64_t us, char *buf, size_t len);
 
 /* Make fd non-blocking / close-on-exec; -1 with errno on failure. */
 int fd_nonblock(int fd);

@@ -328,7 +328,7 @@ struct dlv_job {
     struct smtpc_rcpt *trc;
     /* result facts */
     char *relay, *label;
-    int host_index, tls_used, reused, in_cb;
+    int host_index, tls_used, dsn_passed, reused, in_cb;
     uint32_t connections;
     int kept;           /* a session of this job is idle under its key */
     int waited;         /* connection_delay was checked before the first new connection */
@@ -589,6 +589,7 @@ static void job_finish(struct dlv_job *j)
     res.label = j->label;
     res.host_index = j->t.taken ? j->host_index : -1;
     res.tls_used = (uint8_t)j->tls_used;
+    res.dsn_passed = (uint8_t)(j->dsn_passed != 0);
     res.connections = j->connections;
     res.reused = (uint8_t)j->reused;
     res.duration_us = (uint64_t)(mono_us() - j->start_us);
@@ -616,6 +617,7 @@ static void note_relay(struct dlv_job *j, struct smtpc *s, int host_index, int t
     j->label = xstrdup(label);
     j->host_index = host_index;
     j->tls_used = in->tls;
+    j->dsn_passed = (in->caps.flags & SMTP_CAP_DSN) != 0;
     j->reused = j->s_reused;
 }
 

@@ -220,6 +220,7 @@ void dlv_res_encode(struct ipc_w *w, const struct dlv_res *r)
         ipc_w_str(w, x->text);
     }
     ipc_w_u8(w, r->conn_kept);
+    ipc_w_u8(w, r->dsn_passed);
 }
 
 int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
@@ -255,7 +256,8 @@ int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
             goto bad;
     }
     res->conn_kept = ipc_r_u8(&r);
-    if (!ipc_r_done(&r) || res->conn_kept > 1)
+    res->dsn_passed = ipc_r_u8(&r);
+    if (!ipc_r_done(&r) || res->conn_kept > 1 || res->dsn_passed > 1)
         goto bad;
     return 0;
 bad:

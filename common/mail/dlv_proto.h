@@ -135,7 +135,9 @@ struct dlv_res {
     uint64_t duration_us;
     struct dlv_rcpt_res *r;
     size_t n;
-    uint8_t conn_kept; /* the connection is idle under dest_key now */
+    uint8_t conn_kept;  /* the connection is idle under dest_key now */
+    uint8_t dsn_passed; /* the server that took it offers DSN: NOTIFY, ORCPT, RET and ENVID
+                           went with the message, and notices are its business now */
 };
 
 const char *dlv_status_name(enum dlv_status s); /* "sent" "deferred" "failed" */

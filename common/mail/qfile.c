@@ -108,6 +108,11 @@ int qfile_env_write(struct buf *out, const struct qfile_env *env, size_t *size_o
         *why = "space or empty value in a one-word field";
         return -1;
     }
+    if (env->notice != QFILE_NOTICE_NONE &&
+        (env->notice > QFILE_NOTICE_POSTMASTER || !qfile_id_valid(env->notice_of))) {
+        *why = "bad notice";
+        return -1;
+    }
     for (size_t i = 0; i < env->nrcpt; i++) {
         const struct qfile_rcpt *r = &env->rcpt[i];
         if (r->addr == NULL || r->addr[0] == '\0' || !field_ok(r->addr) ||
@@ -137,6 +142,9 @@ int qfile_env_write(struct buf *out, const struct qfile_env *env, size_t *size_o
         buf_printf(out, "body %s\n", bodies[env->body]);
     if (env->smtputf8)
         buf_adds(out, "smtputf8\n");
+    if (env->notice != QFILE_NOTICE_NONE)
+        buf_printf(out, "notice %s %s\n", env->notice == QFILE_NOTICE_DSN ? "dsn" : "postmaster",
+                   env->notice_of);
     for (size_t i = 0; i < env->nrcpt; i++) {
         const struct qfile_rcpt *r = &env->rcpt[i];
         buf_printf(out, "rcpt %s %s %s\n", notify_text(r->notify, nb, sizeof(nb)),
@@ -219,12 +227,13 @@ enum {
     K_RET,
     K_BODY,
     K_SMTPUTF8,
+    K_NOTICE,
     K_SIZE,
     K__COUNT
 };
 static const char *const keys[K__COUNT] = {"id",   "arrival",  "client", "helo",  "proto",
                                            "tls",  "auth",     "sender", "envid", "ret",
-                                           "body", "smtputf8", "size"};
+                                           "body", "smtputf8", "notice", "size"};
 
 static int parse_line(struct qfile_env *env, char *line, size_t lineno, unsigned char *seen,
                       size_t *rcpt_cap, char **err)
@@ -299,7 +308,7 @@ static int parse_line(struct qfile_env *env, char *line, size_t lineno, unsigned
         break;
     case K_PROTO:
         if (strcmp(val, "SMTP") && strcmp(val, "ESMTP") && strcmp(val, "ESMTPS") &&
-            strcmp(val, "ESMTPA") && strcmp(val, "ESMTPSA"))
+            strcmp(val, "ESMTPA") && strcmp(val, "ESMTPSA") && strcmp(val, "LOCAL"))
             return perr(err, lineno, "bad proto \"%.40s\"", val);
         env->proto = xstrdup(val);
         break;
@@ -334,6 +343,22 @@ static int parse_line(struct qfile_env *env, char *line, size_t lineno, unsigned
             return perr(err, lineno, "%s", "smtputf8 takes no value");
         env->smtputf8 = 1;
         break;
+    case K_NOTICE: {
+        char *of = strchr(val, ' ');
+        if (of == NULL)
+            return perr(err, lineno, "%s", "notice needs a kind and a queue ID");
+        *of++ = '\0';
+        if (strcmp(val, "dsn") == 0)
+            env->notice = QFILE_NOTICE_DSN;
+        else if (strcmp(val, "postmaster") == 0)
+            env->notice = QFILE_NOTICE_POSTMASTER;
+        else
+            return perr(err, lineno, "bad notice kind \"%.40s\"", val);
+        if (!qfile_id_valid(of))
+            return perr(err, lineno, "bad queue ID \"%.40s\"", of);
+        memcpy(env->notice_of, of, QFILE_ID_SIZE);
+        break;
+    }
     case K_SIZE:
         if (strlen(val) != 20 || parse_u64(val, UINT64_MAX, &u) != 0)
             return perr(err, lineno, "bad size \"%.40s\"", val);

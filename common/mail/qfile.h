@@ -36,6 +36,10 @@
 #define QFILE_ENV_MAX (128u * 1024 * 1024)
 
 enum qfile_body { QFILE_BODY_NONE = 0, QFILE_BODY_7BIT, QFILE_BODY_8BITMIME };
+/* A message qmgr wrote itself: a delivery status notification to a
+ * sender, or the notice to the postmaster that one of those could not
+ * be delivered (they are never answered by another notice). */
+enum qfile_notice { QFILE_NOTICE_NONE = 0, QFILE_NOTICE_DSN, QFILE_NOTICE_POSTMASTER };
 
 struct qfile_rcpt {
     char *addr;      /* mailbox, never empty */
@@ -50,7 +54,7 @@ struct qfile_env {
     char *client_addr;  /* numeric IP address */
     unsigned client_port;
     char *helo;   /* HELO/EHLO argument, or NULL */
-    char *proto;  /* SMTP ESMTP ESMTPS ESMTPA ESMTPSA */
+    char *proto;  /* SMTP ESMTP ESMTPS ESMTPA ESMTPSA, or LOCAL (made by qmgr) */
     char *tls;    /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
     char *auth;   /* authenticated user name, or NULL */
     char *sender; /* "" for the null sender <> */
@@ -58,6 +62,8 @@ struct qfile_env {
     enum dsn_ret ret;
     enum qfile_body body;
     int smtputf8;
+    enum qfile_notice notice;
+    char notice_of[QFILE_ID_SIZE]; /* the message a notice is about */
     struct qfile_rcpt *rcpt;
     size_t nrcpt;
     uint64_t size;       /* bytes of the message section */

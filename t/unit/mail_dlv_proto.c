@@ -240,9 +240,18 @@ static void test_res(void)
         {4, DLV_OK, DLV_CLASS_NONE, DLV_STEP_DOT, 250, (char[]){"2.0.0"}, (char[]){"ok queued"}},
         {9, DLV_PERM, DLV_CLASS_SMTP, DLV_STEP_RCPT, 550, (char[]){"5.1.1"}, (char[]){"no user"}},
     };
-    struct dlv_res r = {
-        77, (char[]){"mx1.test[127.0.0.11]:25"}, (char[]){"gw"}, 1, 1, 2, 1, 123456789012ull, rr, 2,
-        1};
+    struct dlv_res r = {77,
+                        (char[]){"mx1.test[127.0.0.11]:25"},
+                        (char[]){"gw"},
+                        1,
+                        1,
+                        2,
+                        1,
+                        123456789012ull,
+                        rr,
+                        2,
+                        1,
+                        1};
     struct dlv_res d;
     struct ipc_w w;
     size_t bad = 0;
@@ -267,6 +276,7 @@ static void test_res(void)
     is_str(d.r[1].dsn, "5.1.1", "dsn");
     is_str(d.r[1].text, "no user", "text");
     is_int(d.conn_kept, 1, "connection kept");
+    is_int(d.dsn_passed, 1, "dsn passed");
     dlv_res_free(&d);
     for (size_t n = 0; n < w.len; n++)
         if (dlv_res_decode(w.p, n, &d) == 0) {
@@ -292,6 +302,12 @@ static void test_res(void)
     ok(dlv_res_decode(w.p, w.len, &d) < 0, "conn_kept other than 0 or 1 refused");
     ipc_w_free(&w);
     r.conn_kept = 0;
+    r.dsn_passed = 2;
+    ipc_w_init(&w);
+    dlv_res_encode(&w, &r);
+    ok(dlv_res_decode(w.p, w.len, &d) < 0, "dsn_passed other than 0 or 1 refused");
+    ipc_w_free(&w);
+    r.dsn_passed = 0;
 
     r.n = 2;
     rr[0].status = 3;

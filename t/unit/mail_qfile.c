@@ -141,7 +141,39 @@ static void t_roundtrip(void)
     is_int(qfile_parse(b.data, b.len, b.len, &p, &err), 0, "minimal envelope parses");
     is_str(p.sender, "", "null sender");
     ok(p.helo == NULL && p.tls == NULL && p.auth == NULL && p.envid == NULL, "optional absent");
+    is_int(p.notice, QFILE_NOTICE_NONE, "not a notice");
     qfile_env_free(&p);
+
+    /* a notice qmgr wrote: proto LOCAL, and what it is about */
+    e.proto = S("LOCAL");
+    e.notice = QFILE_NOTICE_DSN;
+    qfile_id_next(&g, 6, e.notice_of);
+    buf_free(&b);
+    b = image(&e);
+    ok(strstr(b.data, "\nnotice dsn ") != NULL, "the notice line is written");
+    is_int(qfile_parse(b.data, b.len, b.len, &p, &err), 0, "a notice's envelope parses");
+    is_str(p.proto, "LOCAL", "proto LOCAL");
+    is_int(p.notice, QFILE_NOTICE_DSN, "notice kind dsn");
+    is_str(p.notice_of, e.notice_of, "notice about the original");
+    qfile_env_free(&p);
+    e.notice = QFILE_NOTICE_POSTMASTER;
+    buf_free(&b);
+    b = image(&e);
+    is_int(qfile_parse(b.data, b.len, b.len, &p, &err), 0, "a postmaster notice parses");
+    is_int(p.notice, QFILE_NOTICE_POSTMASTER, "notice kind postmaster");
+    qfile_env_free(&p);
+    {
+        struct buf nb;
+        const char *nwhy = NULL;
+        buf_init(&nb);
+        memcpy(e.notice_of, "not-an-id", 10);
+        is_int(qfile_env_write(&nb, &e, NULL, &nwhy), -1, "writer refuses a notice without an ID");
+        buf_free(&nb);
+    }
+    e.notice = QFILE_NOTICE_NONE;
+    e.proto = S("SMTP");
+    buf_free(&b);
+    b = image(&e);
 
     /* qfile_read from a real file, parsed in growing chunks */
     char path[] = "/tmp/qfile-test-XXXXXX";
@@ -231,6 +263,9 @@ static void t_corrupt(void)
     corrupt("Subject: hi", "Subject: h", "message shorter than size (truncated)");
     corrupt("\n\nReceived", "\nReceived", "no empty line");
     corrupt("sender alice", "sender al\rice", "CR in envelope");
+    corrupt("smtputf8\n", "smtputf8\nnotice dsn\n", "notice without an ID");
+    corrupt("smtputf8\n", "smtputf8\nnotice bounce 0660C36F14A92D0000\n", "unknown notice kind");
+    corrupt("smtputf8\n", "smtputf8\nnotice dsn 0660C36F14A92D00\n", "notice with a short ID");
 
     /* no recipients at all */
     qfile_id_init(&g, 0);

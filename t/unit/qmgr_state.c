@@ -39,8 +39,25 @@ static void walk_fn(const char *key, const void *val, size_t len, void *arg)
 
 static void free_rcpts(struct rcpt *r, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        free(r[i].last_text);
+    qrec_rcpt_clear(r, n);
+}
+
+/* A version 1 record (before notices), as older qmgr wrote it. */
+static void encode_v1(struct ipc_w *w, const struct rcpt *r, size_t n)
+{
+    ipc_w_u8(w, 1);
+    ipc_w_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        ipc_w_u8(w, r[i].state);
+        ipc_w_u16(w, r[i].direct_attempts);
+        ipc_w_u16(w, r[i].relay_attempts);
+        ipc_w_i64(w, r[i].next_try_us);
+        ipc_w_i64(w, r[i].first_fail_us);
+        ipc_w_u8(w, r[i].last_class);
+        ipc_w_u8(w, r[i].last_step);
+        ipc_w_u16(w, r[i].last_code);
+        ipc_w_str(w, r[i].last_text);
+    }
 }
 
 int main(void)
@@ -66,10 +83,27 @@ int main(void)
     in[2].last_class = DLV_CLASS_DNS;
     in[2].last_step = DLV_STEP_DNS;
     in[2].last_text = S("NXDOMAIN");
+    in[2].notes = QN_WANT_FAILURE | QN_SENT_DELAY | QN_PENDING;
+    in[2].last_try_us = 1700000222000000LL;
+    in[2].status = S("5.1.2");
+    in[2].remote = S("mx.example.org[192.0.2.7]:25");
 
+    struct qrec_head hin = {"0660C36F14A92D1000", 1700000333000000LL, S("3 of 3 failed"),
+                            1700000444000000LL},
+                     hout = {"", 0, NULL, 0};
     ipc_w_init(&w);
-    qrec_msg_encode(&w, in, 3);
-    is_int(qrec_msg_decode(w.p, w.len, out, 3), 0, "message record round trip");
+    qrec_msg_encode(&w, &hin, in, 3);
+    is_int(qrec_msg_count(w.p, w.len), 3, "the record says it has 3 recipients");
+    is_int(qrec_msg_decode(w.p, w.len, &hout, out, 3), 0, "message record round trip");
+    is_str(hout.notice, "0660C36F14A92D1000", "head: the notice being written");
+    is_int(hout.moved_us, 1700000333000000LL, "head: moved");
+    is_str(hout.reason, "3 of 3 failed", "head: reason");
+    is_int(hout.requeued_us, 1700000444000000LL, "head: requeued");
+    is_int(out[2].notes, QN_WANT_FAILURE | QN_SENT_DELAY | QN_PENDING, "rcpt 2 notes");
+    is_int(out[2].last_try_us, 1700000222000000LL, "rcpt 2 last attempt");
+    is_str(out[2].status, "5.1.2", "rcpt 2 status");
+    is_str(out[2].remote, "mx.example.org[192.0.2.7]:25", "rcpt 2 remote");
+    ok(out[0].status == NULL && out[0].remote == NULL, "rcpt 0 has no status or remote");
     is_int(out[0].state, RS_SENT, "rcpt 0 state");
     ok(out[0].last_text == NULL, "rcpt 0 has no error");
     is_int(out[1].state, RS_DEFERRED, "rcpt 1 state");
@@ -85,26 +119,53 @@ int main(void)
     is_str(out[2].last_text, "NXDOMAIN", "rcpt 2 text");
 
     /* malformed records change nothing */
-    is_int(qrec_msg_decode(w.p, w.len, out, 2), -1, "recipient count differs from the file");
-    is_int(qrec_msg_decode(w.p, w.len - 1, out, 3), -1, "truncated record");
-    for (size_t cut = 0; cut < w.len; cut += 7)
-        if (qrec_msg_decode(w.p, cut, out, 3) != -1)
-            ok(0, "prefix of %zu bytes accepted", cut);
+    is_int(qrec_msg_decode(w.p, w.len, NULL, out, 2), -1, "recipient count differs from the file");
+    is_int(qrec_msg_decode(w.p, w.len - 1, NULL, out, 3), -1, "truncated record");
+    size_t accepted = 0;
+    for (size_t cut = 0; cut < w.len; cut++)
+        if (qrec_msg_decode(w.p, cut, NULL, out, 3) != -1)
+            accepted++;
+    is_int(accepted, 0, "no prefix of a record is accepted");
     is_int(out[1].direct_attempts, 3, "state unchanged by the rejected records");
     struct ipc_w w2;
     ipc_w_init(&w2);
     ipc_w_bytes(&w2, w.p, w.len); /* a different layout altogether */
-    is_int(qrec_msg_decode(w2.p, w2.len, out, 3), -1, "garbage refused");
+    is_int(qrec_msg_decode(w2.p, w2.len, NULL, out, 3), -1, "garbage refused");
     w2.len = 0;
     ipc_w_u8(&w2, 9);
-    is_int(qrec_msg_decode(w2.p, w2.len, out, 0), -1, "unknown version refused");
+    is_int(qrec_msg_decode(w2.p, w2.len, NULL, out, 0), -1, "unknown version refused");
+    is_int(qrec_msg_count(w2.p, w2.len), -1, "unknown version: no count");
     uint8_t *bad = xmalloc(w.len + 1);
     memcpy(bad, w.p, w.len);
     bad[w.len] = 0;
-    is_int(qrec_msg_decode(bad, w.len + 1, out, 3), -1, "trailing byte refused");
-    bad[5] = 7; /* first recipient's state */
-    is_int(qrec_msg_decode(bad, w.len, out, 3), -1, "state out of range refused");
+    is_int(qrec_msg_decode(bad, w.len + 1, NULL, out, 3), -1, "trailing byte refused");
+    bad[5 + 4 + 18 + 1 + 8 + 4 + 13 + 1 + 8] = 7; /* first recipient's state */
+    is_int(qrec_msg_decode(bad, w.len, NULL, out, 3), -1, "state out of range refused");
+    memcpy(bad, w.p, w.len);
+    bad[5 + 4] = 'x'; /* the notice ID */
+    is_int(qrec_msg_decode(bad, w.len, NULL, out, 3), -1, "a malformed notice ID refused");
     free(bad);
+    is_str(hout.reason, "3 of 3 failed", "head unchanged by the rejected records");
+
+    /* a version 1 record still reads, with no notes */
+    w2.len = 0;
+    encode_v1(&w2, in, 3);
+    is_int(qrec_msg_decode(w2.p, w2.len, &hout, out, 3), 0, "version 1 record decodes");
+    is_int(out[1].direct_attempts, 3, "v1: attempts");
+    is_str(out[1].last_text, "451 4.3.0 try later", "v1: text");
+    is_int(out[2].notes, 0, "v1: no notes");
+    ok(out[2].status == NULL && out[2].last_try_us == 0, "v1: no status, no last attempt");
+    is_str(hout.notice, "", "v1: no notice in the head");
+    ok(hout.reason == NULL, "v1: no reason");
+
+    /* a record with no recipients: a corrupt file in bad/ */
+    struct qrec_head hb = {"", 1700000555000000LL, S("corrupt queue file: line 3"), 0};
+    w2.len = 0;
+    qrec_msg_encode(&w2, &hb, NULL, 0);
+    is_int(qrec_msg_count(w2.p, w2.len), 0, "a bad/ record has no recipients");
+    is_int(qrec_msg_decode(w2.p, w2.len, &hout, NULL, 0), 0, "and decodes with none");
+    is_str(hout.reason, "corrupt queue file: line 3", "its reason");
+    qrec_head_clear(&hout);
 
     /* host record */
     struct hstate h = {1700000000000000LL, 4, 1700000300000000LL, S("connect: refused")}, h2;
