@@ -59,6 +59,7 @@
 
 #define NOTICE_RETRY_S 60
 #define PM_INTERVAL_S 3600
+#define HEADER_SCAN (1024 * 1024) /* bytes of the original read for its header */
 #define SENT_OF(want) ((uint8_t)((want) << 4))
 
 static int notify_allows(uint32_t notify, unsigned bit)
@@ -100,8 +101,9 @@ void notice_on_failed(struct qmgr *q, struct msg *m, struct rcpt *r)
     r->notes &= (uint8_t)~QN_WANT_DELAY; /* the failure says more */
     if (r->notes & QN_SENT_FAILURE)
         return;
-    if (m->sender[0] ? notify_allows(r->notify, DSN_NOTIFY_FAILURE)
-                     : m->notice_kind == QFILE_NOTICE_DSN && notice_postmaster(q, pm, sizeof(pm))[0])
+    if (m->sender[0]
+            ? notify_allows(r->notify, DSN_NOTIFY_FAILURE)
+            : m->notice_kind == QFILE_NOTICE_DSN && notice_postmaster(q, pm, sizeof(pm))[0])
         r->notes |= QN_WANT_FAILURE;
 }
 
@@ -256,7 +258,7 @@ static void fill_rcpts(struct qmgr *q, const struct notice_job *j, struct report
         rr[k].addr = r->addr;
         rr[k].orcpt = r->orcpt;
         rr[k].action = a;
-        rr[k].status = r->status ? r->status
+        rr[k].status = r->status         ? r->status
                        : a == RA_FAILED  ? "5.0.0"
                        : a == RA_DELAYED ? "4.0.0"
                                          : "2.0.0";
@@ -266,8 +268,8 @@ static void fill_rcpts(struct qmgr *q, const struct notice_job *j, struct report
         rr[k].remote_mta = remote[k][0] ? remote[k] : NULL;
         rr[k].diag = a == RA_RELAYED ? NULL : r->last_text;
         rr[k].diag_type = r->last_code ? "smtp" : NULL;
-        rr[k].step = r->last_step != DLV_STEP_NONE ? dlv_step_name((enum dlv_step)r->last_step)
-                                                   : NULL;
+        rr[k].step =
+            r->last_step != DLV_STEP_NONE ? dlv_step_name((enum dlv_step)r->last_step) : NULL;
         rr[k].last_attempt_us = r->last_try_us;
         why[k][0] = '\0';
         fmt_days(life, sizeof(life), p->max_queue_lifetime);
@@ -352,8 +354,11 @@ static int write_notice(struct qmgr *q, const struct notice_job *j, char **err)
     int eightbit = 0, rc = -1;
     int64_t now = now_us();
 
-    /* at most limit + 1 bytes: report.c sees that a longer one does not fit */
-    orig = read_original(m, (size_t)limit + 1, &olen, err);
+    /* At most limit + 1 bytes, so that report.c sees that a longer one does
+     * not fit, but at least HEADER_SCAN: the Subject and Message-ID it
+     * repeats may sit behind a header longer than the limit. */
+    orig = read_original(m, (size_t)limit + 1 > HEADER_SCAN ? (size_t)limit + 1 : HEADER_SCAN,
+                         &olen, err);
     if (orig == NULL)
         goto out;
     fill_rcpts(q, j, rr, remote, why);
@@ -451,7 +456,7 @@ static int notice_one(struct qmgr *q, struct msg *m)
     j.want = xcalloc(m->nrcpt, sizeof(*j.want));
     for (size_t i = 0; i < m->nrcpt; i++) {
         uint8_t w = live_wants(&m->rcpt[i]);
-        m->rcpt[i].notes &= (uint8_t)~(QN_WANT_MASK & ~w);
+        m->rcpt[i].notes &= (uint8_t) ~(QN_WANT_MASK & ~w);
         if (w) {
             j.idx[j.n] = i;
             j.want[j.n++] = w;
@@ -489,8 +494,8 @@ static int notice_one(struct qmgr *q, struct msg *m)
     for (size_t k = 0; k < j.n; k++)
         m->rcpt[j.idx[k]].notes |= QN_PENDING;
     if (store_write_now(q, m, NULL, &err) != 0) {
-        log_err("%s: cannot save the state before writing a notice: %s (tried again in %ds)",
-                m->id, err ? err : "unknown error", NOTICE_RETRY_S);
+        log_err("%s: cannot save the state before writing a notice: %s (tried again in %ds)", m->id,
+                err ? err : "unknown error", NOTICE_RETRY_S);
         clear_pending(m);
         goto out;
     }
@@ -513,7 +518,7 @@ static int notice_one(struct qmgr *q, struct msg *m)
     if (store_write_now(q, m, NULL, &err) != 0)
         log_err("%s: cannot save that notice %s was sent: %s", m->id, j.id,
                 err ? err : "unknown error");
-    what = j.kind == RK_POSTMASTER        ? "postmaster notice"
+    what = j.kind == RK_POSTMASTER              ? "postmaster notice"
            : action_of(j.want[0]) == RA_FAILED  ? "failure notice"
            : action_of(j.want[0]) == RA_DELAYED ? "delay notice"
                                                 : "relay notice";

@@ -411,7 +411,10 @@ void policy_fill_req(struct qmgr *q, const struct dest *d, const struct route_pl
         buf_addc(&via, '\0');
         dl->via = xstrdup(via.data);
         buf_free(&via);
-        req->dest_key = xasprintf("relay:%s", plan->gw[0]->name);
+        /* the host and port are in the key: after a reload that moves the
+         * gateway, an idle connection to the old host is not reused */
+        req->dest_key =
+            xasprintf("relay:%s=%s:%d", plan->gw[0]->name, plan->gw[0]->host, plan->gw[0]->port);
         return;
     }
     if (plan->static_route && pol->route_host) {
@@ -438,7 +441,15 @@ void policy_fill_req(struct qmgr *q, const struct dest *d, const struct route_pl
     }
     req->target = DLV_TARGET_MX;
     req->mx_override = pol->mx && pol->mx[0] ? pol->mx : NULL;
-    req->dest_key = xstrdup(d->name);
+    /* The key names what the connection goes to: the domain, its port and
+     * its mx= override. After a reload that changes them, an idle
+     * connection to the old host is not reused for the new route. */
+    buf_init(&via);
+    buf_printf(&via, "%s:%d", d->name, pol->port);
+    for (size_t i = 0; req->mx_override && req->mx_override[i]; i++)
+        buf_printf(&via, "%s%s", i ? "," : " mx=", req->mx_override[i]);
+    req->dest_key = xstrdup(via.data);
+    buf_free(&via);
 }
 
 void policy_req_done(struct dlv_req *req)

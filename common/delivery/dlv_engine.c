@@ -707,7 +707,11 @@ static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
 
 static void log_failure(const struct dlv_job *j, const char *relay, const struct smtpc_res *r)
 {
-    if (r->code > 0)
+    char code[8];
+
+    snprintf(code, sizeof(code), "%d", r->code);
+    /* the text may start with the code already (the whole reply line) */
+    if (r->code > 0 && strncmp(r->text, code, strlen(code)) != 0)
         log_info("%s: %s failed at %s (%s, %s): %d %s", j->q.queue_id, relay,
                  dlv_step_name(dlv_step_of(r->step)), dlv_class_name(dlv_class_of(r->cls)),
                  outcome_name(r->status), r->code, r->text);

@@ -54,8 +54,10 @@ package Postern::Peer;
 #     {ev:"connection", conn, connect, close, tls, auth, helo, remote,
 #      transactions, messages, closed_by: client|server|drop|idle|hangup|error}
 #     {ev:"transaction", conn, t, end, tls, auth, helo, mail_from, mail_params,
-#      rcpts:[{addr, reply}], accepted_rcpts, data_reply, eod_reply, bytes,
+#      rcpts:[{addr, reply, params}], accepted_rcpts, data_reply, eod_reply, bytes,
 #      message_id, file, status: accepted|rejected|dropped|aborted}
+#   (params: the RCPT command's ESMTP parameters, e.g. "NOTIFY=SUCCESS
+#   ORCPT=rfc822;a@b.test", only when it had some; mail_params likewise.)
 #   transactions(), messages() (status accepted), message_ids(),
 #   transactions_for_domain($dom) (a recipient at $dom), messages_for_domain($dom),
 #   messages_for($rcpt) (accepted, with exactly $rcpt among the recipients),
@@ -575,7 +577,7 @@ sub _cmd_rcpt {
     my ($self, $s, $arg) = @_;
     $self->_delay('rcpt');
     if (!$s->{tx}) { _send($s, '503 5.5.1 need MAIL first'); return }
-    my ($to) = _addr($arg, 'TO');
+    my ($to, $rparams) = _addr($arg, 'TO');
     if (!defined $to) { _send($s, '501 5.5.4 syntax: RCPT TO:<address>'); return }
     my $r;
     my $i = 0;
@@ -585,7 +587,8 @@ sub _cmd_rcpt {
         $i++;
     }
     $r //= $self->_reply_for('rcpt', $s, $to, '250 2.1.5 ok');
-    push @{ $s->{tx}{rcpts} }, { addr => $to, reply => $r };
+    push @{ $s->{tx}{rcpts} }, { addr => $to, reply => $r,
+        (defined $rparams && $rparams ne '' ? (params => $rparams) : ()) };
     push @{ $s->{tx}{accepted_rcpts} }, $to if $r =~ /^2/;
     _send($s, $r);
     return;
