@@ -306,7 +306,7 @@ static int requeue_one(struct qmgr *q, const char *dir, const char *id, const ch
         r->direct_attempts = r->relay_attempts = 0;
         r->next_try_us = r->first_fail_us = 0;
         r->notes &= (uint8_t) ~(QN_WANT_FAILURE | QN_SENT_FAILURE | QN_WANT_DELAY | QN_SENT_DELAY |
-                               QN_PENDING);
+                                QN_PENDING);
         reset++;
     }
     if (reset == 0) {
