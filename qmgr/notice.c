@@ -480,9 +480,9 @@ static int notice_one(struct qmgr *q, struct msg *m)
                          "%s went out less than %ds ago",
                          m->id, domain_of(m->rcpt[j.idx[0]].addr), PM_INTERVAL_S);
             }
+            /* not sent: the wants go, and bad/'s reason does not say "told" */
             for (size_t k = 0; k < j.n; k++)
-                m->rcpt[j.idx[k]].notes =
-                    (uint8_t)((m->rcpt[j.idx[k]].notes & ~j.want[k]) | SENT_OF(j.want[k]));
+                m->rcpt[j.idx[k]].notes &= (uint8_t)~j.want[k];
             store_mark(q, m);
             rc = 0;
             goto out;

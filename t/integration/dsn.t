@@ -534,6 +534,21 @@ if (@pmn) {
 ok($pt->wait_log(qr/\Q$p11\E: removed \(1 recipient delivered\)/, 10), 'postmaster notice: delivered')
     if $p11;
 
+# ---- a second undeliverable notice to the same domain within the hour: no second postmaster notice ----
+$pt->mark_log;
+my ($q13, $m13, $e13) = send_dsn(from => 'amy@nosnd.dsn.test', rcpts => ['bad-z@rcpt.dsn.test'],
+    subject => 'nobody home again');
+ok($q13, "second undeliverable notice: accepted ($q13)") or diag $e13;
+my $l13 = $pt->wait_log(qr/\Q$q13\E: failure notice (\S+) to <amy\@nosnd\.dsn\.test>/, 20);
+my ($n13) = ($l13 // '') =~ /failure notice (\S+)/;
+$n13 //= 'NONE';
+ok($pt->wait_log(qr/\Q$n13\E: no postmaster notice about this undeliverable notice: one about nosnd\.dsn\.test went out less than 3600s ago/, 20),
+    'second undeliverable notice: the postmaster notice is held back (one per domain per hour)');
+ok($pt->wait_log(qr/\Q$n13\E: moved to bad\/ \(a delivery notice about \Q$q13\E that could not be delivered\)/, 10),
+    'second undeliverable notice: still kept in bad/, and its reason does not claim the postmaster was told');
+sleep 1;
+is(scalar($pm->messages), 1, 'second undeliverable notice: still one message at the postmaster\'s MX');
+
 # ---- notice_recipient empty: no postmaster notice ----
 $pt->config(notice_recipient => '');
 $pt->mark_log;

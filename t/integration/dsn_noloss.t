@@ -1,6 +1,6 @@
 # dsn_noloss.t - every failed message gets its notice, and none gets two,
 # while kill -9 hits qmgr (several times, also while notices are being
-# written), deliver, and the whole process tree (followed by a fresh
+# written), dnsd, deliver, smtpd, and the whole process tree (followed by a fresh
 # start). 200 messages from s$i@snd.test to two recipients at fail.test,
 # whose MX refuses every recipient with 550; the notices go to snd.test's
 # MX. Each notice names its original in In-Reply-To. A notice delivered
@@ -68,8 +68,14 @@ my (%accepted, %kills);
 for my $i (1 .. $N) {
     if ($i == 40 || $i == 100) {
         $kills{"qmgr$i"} = kill_one('qmgr');
+    } elsif ($i == 60) {
+        $kills{dnsd} = kill_one('dnsd');
     } elsif ($i == 70) {
         $kills{deliver} = kill_one('deliver');
+    } elsif ($i == 120) {
+        $smtp->close if $smtp;
+        undef $smtp;
+        $kills{smtpd} = kill_one('smtpd');
     } elsif ($i == 150) {
         $smtp->close if $smtp;
         undef $smtp;
@@ -88,7 +94,8 @@ for my $k (1 .. 2) {
     sleep 0.3;
     $kills{"drain$k"} = kill_one('qmgr');
 }
-is(scalar(grep { $_ } values %kills), 6, 'qmgr (4 times), deliver and the whole tree were killed');
+is(scalar(grep { $_ } values %kills), 8,
+    'qmgr (4 times), dnsd, deliver, smtpd and the whole tree were killed');
 
 # In-Reply-To of each notice -> its own Message-IDs
 sub notices {
@@ -121,7 +128,7 @@ for my $orig (keys %$n) {
     $dup_deliveries += $_ - 1 for values %ids;
 }
 is($second, 0, 'no original got two different notices');
-diag(sprintf('dsn no-loss: %d failed messages, 6 kills; %d notice deliveries repeated (in flight '
+diag(sprintf('dsn no-loss: %d failed messages, 8 kills; %d notice deliveries repeated (in flight '
     . 'at a kill)', $N, $dup_deliveries));
 cmp_ok($dup_deliveries, '<=', 60, 'repeated notice deliveries bounded by what could be in flight');
 my @notice_ids = map { @$_ } values %$n;
