@@ -310,9 +310,18 @@ int lookup_parse_override(const char *entry, char *buf, size_t len, struct socka
 
     *port = 0;
     if (r == 1) {
+        char a[INET6_ADDRSTRLEN];
+        const void *ap = ss->ss_family == AF_INET
+                             ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
+                             : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
         *port = ntohs(ss->ss_family == AF_INET ? ((struct sockaddr_in *)ss)->sin_port
                                                : ((struct sockaddr_in6 *)ss)->sin6_port);
-        snprintf(buf, len, "%s", entry);
+        /* The host name is the address alone: never "addr:port" nor
+         * "[addr]", which the client would take for a name (TLS SNI,
+         * certificate checks, logs). */
+        if (inet_ntop(ss->ss_family, ap, a, sizeof(a)) == NULL)
+            return -1;
+        snprintf(buf, len, "%s", a);
         return 1;
     }
     if (r < 0 || strlen(entry) > DNS_MAX_NAME)

@@ -22,7 +22,8 @@ my $after = $ns->stats;
 is($r->{class}, 'ok', 'override set: ok');
 is($r->{flags} & 2, 2, 'marked as override');
 is_deeply([ map { $_->{name} } @{ $r->{hosts} } ],
-    [ '127.0.0.5:2626', 'mx2.example.test', '[::1]:2727', 'mail.other.test' ], 'hosts in list order');
+    [ '127.0.0.5', 'mx2.example.test', '::1', 'mail.other.test' ],
+    'hosts in list order; an address is named by itself (no port, no brackets)');
 is_deeply([ map { $_->{pref} } @{ $r->{hosts} } ], [ 0, 1, 2, 3 ], 'one preference each');
 is_deeply([ map { scalar @{ $_->{addrs} } ? $_->{addrs}[0] : '' } @{ $r->{hosts} } ],
     [ '127.0.0.5', '127.0.0.12', '::1', '127.0.0.31' ], 'literal and looked-up addresses');

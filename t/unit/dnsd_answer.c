@@ -256,9 +256,12 @@ static void test_names_and_overrides(void)
     is_int(lookup_parse_override("127.0.0.5:26", buf, sizeof(buf), &ss, &port), 1,
            "IPv4 literal with port");
     ok(port == 26 && ss.ss_family == AF_INET, "IPv4 and its port");
+    is_str(buf, "127.0.0.5", "the host name of an address with a port is the address alone");
     is_int(lookup_parse_override("[::1]:27", buf, sizeof(buf), &ss, &port), 1, "[IPv6]:port");
     ok(port == 27 && ss.ss_family == AF_INET6, "IPv6 and its port");
+    is_str(buf, "::1", "no brackets, no port in the host name");
     is_int(lookup_parse_override("2001:db8::1", buf, sizeof(buf), &ss, &port), 1, "bare IPv6");
+    is_str(buf, "2001:db8::1", "a bare address is its own name");
     is_int(lookup_parse_override("mx.test:0", buf, sizeof(buf), &ss, &port), -1, "port 0 refused");
     is_int(lookup_parse_override("mx.test:99999", buf, sizeof(buf), &ss, &port), -1,
            "port too big");

@@ -51,7 +51,8 @@ package Postern::Peer;
 #   that returns the value (undef: the default).
 # - Records, one JSON line each in DIR/peer-NAME.jsonl:
 #     {ev:"connect", conn, t, remote}
-#     {ev:"connection", conn, connect, close, tls, auth, helo, remote,
+#     {ev:"connection", conn, connect, close, tls, sni (the TLS server name
+#      the client sent, "" for none), auth, helo, remote,
 #      transactions, messages, closed_by: client|server|drop|idle|hangup|error}
 #     {ev:"transaction", conn, t, end, tls, auth, helo, mail_from, mail_params,
 #      rcpts:[{addr, reply, params}], accepted_rcpts, data_reply, eod_reply, bytes,
@@ -399,8 +400,8 @@ sub _session {
     $self->_end_tx($s, 'aborted') if $s->{tx};
     close $sock;
     $self->_record({ ev => 'connection', conn => $conn, connect => $t0, close => time(),
-        tls => $s->{tls} ? 1 : 0, auth => $s->{auth}, helo => $s->{helo}, remote => $remote,
-        transactions => $s->{ntx}, messages => $s->{nmsg}, closed_by => $closed_by,
+        tls => $s->{tls} ? 1 : 0, sni => $s->{sni}, auth => $s->{auth}, helo => $s->{helo},
+        remote => $remote, transactions => $s->{ntx}, messages => $s->{nmsg}, closed_by => $closed_by,
         ($s->{error} ? (error => $s->{error}) : ()) });
 }
 
@@ -497,6 +498,7 @@ sub _cmd_starttls {
         return 'error';
     }
     $s->{tls} = 1;
+    $s->{sni} = eval { $s->{sock}->get_servername } // '';    # what the client sent as SNI
     $s->{buf} = '';    # anything sent before the handshake is discarded
     $s->{helo} = undef;
     $self->_end_tx($s, 'aborted') if $s->{tx};
