@@ -135,6 +135,7 @@ static int load_conf(struct smtpd *sd, const struct config *cfg, char **err)
     sd->conf.rcpt_limit = (unsigned)cfg_num(cfg, P_smtpd_recipient_limit);
     sd->conf.error_limit = (unsigned)cfg_num(cfg, P_smtpd_error_limit);
     sd->conf.line_limit = (size_t)cfg_num(cfg, P_smtpd_line_length_limit);
+    sd->conf.max_hops = (unsigned)cfg_num(cfg, P_max_hop_count);
     sd->conf.normalize = strcmp(cfg_enum(cfg, P_smtpd_bare_newline), "normalize") == 0;
     sd->conf.auth_plaintext_loopback = (int)cfg_num(cfg, P_smtpd_auth_plaintext_loopback);
     sd->timeout_s = (int)cfg_num(cfg, P_smtpd_timeout);
@@ -511,7 +512,9 @@ static int feed_data(struct conn *c, struct evbuffer *in)
         if (n > 8)
             n = 8;
         for (int i = 0; i < n && !c->s.dec.done; i++) {
+            size_t b0 = m->body.len;
             size_t k = data_dec_feed(&c->s.dec, v[i].iov_base, v[i].iov_len, &m->body);
+            hops_feed(&c->s.hops, m->body.data + b0, m->body.len - b0);
             used += k;
             if (k < v[i].iov_len)
                 break;

@@ -232,6 +232,7 @@ static enum sess_act do_data(struct sess *s, struct buf *out)
         return SA_NONE;
     }
     data_dec_init(&s->dec, s->conf->normalize, s->conf->line_limit, s->conf->size_limit);
+    hops_init(&s->hops);
     s->state = SS_DATA;
     buf_adds(out, "354 End data with <CR><LF>.<CR><LF>\r\n");
     return SA_DATA;
@@ -570,6 +571,16 @@ enum sess_act sess_data_end(struct sess *s, struct buf *out)
     s->why[0] = '\0';
     switch (s->dec.err) {
     case DD_OK:
+        if (s->hops.count + 1 > s->conf->max_hops) {
+            /* RFC 5321 6.3; RFC 3463 X.4.6 "routing loop detected". Our own
+             * Received: field would be one more. */
+            snprintf(s->why, sizeof(s->why),
+                     "mail loop: %u Received: header fields, with ours more than max_hop_count %u",
+                     s->hops.count, s->conf->max_hops);
+            reply(s, out, 554, "5.4.6", "Error: too many hops (%u Received: fields): mail loop",
+                  s->hops.count);
+            break;
+        }
         s->state = SS_WAIT;
         return SA_COMMIT;
     case DD_ERR_BARE_LF:

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "data_dec.h"
+#include "hops.h"
 #include "mail/qfile.h"
 #include "smtp_parse.h"
 #include "base/util.h"
@@ -47,6 +48,7 @@ struct sess_conf {
     unsigned rcpt_limit;
     unsigned error_limit;
     size_t line_limit;  /* DATA line limit, CR LF included */
+    unsigned max_hops;  /* max_hop_count: Received: fields a message may carry */
     int normalize;      /* smtpd_bare_newline = normalize */
     int tls_available;  /* STARTTLS can be offered */
     int auth_available; /* a users map is open */
@@ -112,6 +114,7 @@ struct sess {
     size_t nrcpt, rcpt_cap;
     unsigned rcpt_tried;
     struct data_dec dec;
+    struct hops hops; /* Received: fields of the message in DATA (fed by the server) */
 
     /* AUTH exchange in progress (the server wipes auth_pass after use) */
     int auth_mech;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../../smtpd/data_dec.h"
+#include "../../smtpd/hops.h"
 #include "../ref/codec_gen.h"
 #include "../ref/data_dec_ref.h"
 #include "mail/smtp_reply.h"
@@ -85,6 +86,21 @@ static void raw(const char *in, size_t n, int normalize, size_t split)
             if (out.data[i] == '\n' && (i == 0 || out.data[i - 1] != '\r'))
                 abort();
         }
+    }
+    /* the hop counter over the decoded output: the same count whole and
+     * byte by byte, and never more than the lines */
+    {
+        struct hops h1, h2;
+        size_t lines = 1;
+        hops_init(&h1);
+        hops_init(&h2);
+        hops_feed(&h1, out.data, out.len);
+        for (size_t i = 0; i < out.len; i++) {
+            hops_feed(&h2, out.data + i, 1);
+            lines += out.data[i] == '\n';
+        }
+        if (h1.count != h2.count || h1.count > lines)
+            abort();
     }
     buf_free(&out);
 }
