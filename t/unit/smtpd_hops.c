@@ -41,7 +41,8 @@ int main(void)
         same &= count_in_pieces(m, p) == 3;
     ok(same, "the same count whatever the piece size (1..39 bytes)");
     is_int(count_in_pieces("\r\nReceived: x\r\n", 1), 0, "an empty first line: all body");
-    is_int(count_in_pieces("Subject: x\n\nReceived: y\n", 3), 0, "a bare LF empty line ends it too");
+    is_int(count_in_pieces("Subject: x\n\nReceived: y\n", 3), 0,
+           "a bare LF empty line ends it too");
     is_int(count_in_pieces("Received: x", 4), 1, "a field without its line end counts");
     is_int(count_in_pieces("Receive: x\r\nReceived x\r\n", 2), 0, "near misses do not count");
     char big[60 * 24 + 16];
