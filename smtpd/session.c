@@ -571,7 +571,7 @@ enum sess_act sess_data_end(struct sess *s, struct buf *out)
     s->why[0] = '\0';
     switch (s->dec.err) {
     case DD_OK:
-        if (s->hops.count + 1 > s->conf->max_hops) {
+        if (s->conf->max_hops && s->hops.count + 1 > s->conf->max_hops) {
             /* RFC 5321 6.3; RFC 3463 X.4.6 "routing loop detected". Our own
              * Received: field would be one more. */
             snprintf(s->why, sizeof(s->why),

@@ -48,7 +48,7 @@ struct sess_conf {
     unsigned rcpt_limit;
     unsigned error_limit;
     size_t line_limit;  /* DATA line limit, CR LF included */
-    unsigned max_hops;  /* max_hop_count: Received: fields a message may carry */
+    unsigned max_hops;  /* max_hop_count: Received: fields a message may carry (0: no limit) */
     int normalize;      /* smtpd_bare_newline = normalize */
     int tls_available;  /* STARTTLS can be offered */
     int auth_available; /* a users map is open */
