@@ -37,20 +37,13 @@ use Test::More;
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 use Postern::Test;
+use Postern::DSN qw(parse_file notices_at);
 use Postern::RawSMTP qw(smtp_connect smtp_reply smtp_cmd);
 use Postern::Util qw(wait_until);
 
-my $PARSER = "$FindBin::Bin/../lib/dsn_parse.py";
-my $PY = do {
-    my $p;
-    for my $d (split /:/, $ENV{PATH} // '') { if (-x "$d/python3") { $p = "$d/python3"; last } }
-    $p;
-};
-plan skip_all => 'python3 is not installed (needed to parse the notices with its email package)'
-    unless $PY;
 {
-    my $v = `$PY -c 'import email.policy, json; print("ok")' 2>/dev/null` // '';
-    plan skip_all => "python3 cannot import email.policy and json: $v" unless $v =~ /^ok/;
+    my $why = Postern::DSN::unavailable();
+    plan skip_all => $why if $why;
 }
 
 my $ME = 'postern.test';
@@ -135,35 +128,7 @@ sub send_dsn {
     return ($qid, $mid);
 }
 
-# Parse one message file with dsn_parse.py (cached per file).
-my %parsed;
-sub parse_file {
-    my ($file) = @_;
-    return $parsed{$file} if $parsed{$file};
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>&', \*STDOUT;
-        exec $PY, $PARSER, $file or POSIX::_exit(127);
-    }
-    local $/;
-    my $json = <$fh>;
-    close $fh;
-    my $d = eval { JSON::PP->new->decode($json) };
-    if (!$d) { diag("dsn_parse.py $file: $json"); return undef }
-    return $parsed{$file} = $d;
-}
 
-# Every accepted message at $peer, parsed, with the transaction as {tx}.
-sub notices_at {
-    my ($peer) = @_;
-    my @n;
-    for my $t ($peer->messages) {
-        next unless $t->{file};
-        my $d = parse_file($t->{file}) or next;
-        push @n, { %$d, tx => $t };
-    }
-    return @n;
-}
 
 # The notices at $peer about the original with Message-ID $mid or queue ID
 # $qid: In-Reply-To names the one, X-Postern-Queue-ID the other (either is

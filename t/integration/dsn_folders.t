@@ -22,20 +22,13 @@ use Test::More;
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 use Postern::Test;
+use Postern::DSN qw(parse_file);
 use Postern::Util qw(wait_until slurp);
 use Postern::Route qw(route);
 
-my $PARSER = "$FindBin::Bin/../lib/dsn_parse.py";
-my $PY = do {
-    my $p;
-    for my $d (split /:/, $ENV{PATH} // '') { if (-x "$d/python3") { $p = "$d/python3"; last } }
-    $p;
-};
-plan skip_all => 'python3 is not installed (needed to parse the notices with its email package)'
-    unless $PY;
 {
-    my $v = `$PY -c 'import email.policy, json; print("ok")' 2>/dev/null` // '';
-    plan skip_all => "python3 cannot import email.policy and json: $v" unless $v =~ /^ok/;
+    my $why = Postern::DSN::unavailable();
+    plan skip_all => $why if $why;
 }
 
 my $pt = Postern::Test->new(retry_delay => '1s');
@@ -62,22 +55,6 @@ is($rc, 0, 'makemap domains') or diag $out;
 $pt->start;
 
 # ---- helpers ----
-my %parsed;
-sub parse_file {
-    my ($file) = @_;
-    return $parsed{$file} if $parsed{$file};
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>&', \*STDOUT;
-        exec $PY, $PARSER, $file or POSIX::_exit(127);
-    }
-    local $/;
-    my $json = <$fh>;
-    close $fh;
-    my $d = eval { JSON::PP->new->decode($json) };
-    if (!$d) { diag("dsn_parse.py $file: $json"); return undef }
-    return $parsed{$file} = $d;
-}
 
 sub notices_for {
     my ($qid) = @_;
