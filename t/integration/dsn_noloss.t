@@ -14,7 +14,7 @@ use lib "$FindBin::Bin/../lib";
 use Test::More;
 use Net::SMTP;
 use Postern::Test;
-use Postern::Util qw(wait_until pid_alive);
+use Postern::Util qw(wait_until);
 use Time::HiRes qw(time sleep);
 
 my $N = 200;
@@ -57,13 +57,6 @@ sub kill_one {
     return $p ? kill('KILL', $p) : 0;
 }
 
-sub kill_tree {
-    my @p = map { $_->{pid} } $pt->procs;
-    kill 'KILL', @p;
-    $pt->wait_exit(10);
-    wait_until(10, sub { !grep { pid_alive($_) } @p }, 0.05);
-}
-
 my (%accepted, %kills);
 for my $i (1 .. $N) {
     if ($i == 40 || $i == 100) {
@@ -79,7 +72,7 @@ for my $i (1 .. $N) {
     } elsif ($i == 150) {
         $smtp->close if $smtp;
         undef $smtp;
-        kill_tree();
+        $pt->kill_tree;
         $kills{tree} = 1;
         $pt->start;
     }

@@ -12,7 +12,7 @@ use Test::More;
 use Net::SMTP;
 use Postern::Test;
 use Postern::DNS;
-use Postern::Util qw(wait_until pid_alive);
+use Postern::Util qw(wait_until);
 use Time::HiRes qw(time sleep);
 
 plan skip_all => 'nsd is not installed' unless Postern::DNS::Nsd::nsd_path();
@@ -46,13 +46,6 @@ sub send_one {
     return undef;
 }
 
-sub kill_tree {
-    my @p = map { $_->{pid} } $pt->procs;
-    kill 'KILL', @p;
-    $pt->wait_exit(10);
-    wait_until(10, sub { !grep { pid_alive($_) } @p }, 0.05);
-}
-
 my (%accepted, %kills);
 my $t0 = time;
 for my $i (1 .. $N) {
@@ -65,7 +58,7 @@ for my $i (1 .. $N) {
     } elsif ($i == 700) {
         $smtp->close if $smtp;
         undef $smtp;
-        kill_tree();
+        $pt->kill_tree;
         $kills{tree} = 1;
         $pt->start;
     }

@@ -296,6 +296,16 @@ sub signal {
 }
 
 # wait_exit($timeout): wait for master to exit; its wait status, or undef.
+# kill_tree(): SIGKILL to every process of the instance (master included,
+# as a crash would), then wait until they are gone; start() again after.
+sub kill_tree {
+    my ($self) = @_;
+    my @p = map { $_->{pid} } $self->procs;
+    kill 'KILL', @p;
+    $self->wait_exit(10);
+    wait_until(10, sub { !grep { pid_alive($_) } @p }, 0.05);
+}
+
 sub wait_exit {
     my ($self, $timeout) = @_;
     my $pid = $self->{master_pid};
