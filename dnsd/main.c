@@ -193,6 +193,7 @@ static void on_peer_close(struct ipc_chan *ch, void *arg)
     struct peer *p = arg;
 
     log_info("channel to %s closed", p->name);
+    child_peer_closed(D.c, ch);
     ipc_chan_free(ch);
     p->ch = NULL;
     p->gen++;
@@ -207,7 +208,8 @@ static void adopt_peer(struct child *c, const char *name, int fd)
         if (p->ch)
             ipc_chan_free(p->ch);
         p->gen++; /* answers for the old channel are dropped */
-        p->ch = ipc_chan_new(c->base, fd, p->name, on_peer_msg, on_peer_close, p);
+        p->ch = ipc_chan_new(c->base, fd, p->name, &proto_client_to_dnsd, on_peer_msg,
+                             on_peer_close, p);
         return;
     }
     log_warn("dns: no use for a channel to %s", name);

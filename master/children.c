@@ -96,10 +96,43 @@ void children_check_ready(struct master *m)
     log_info("postern ready");
 }
 
+static int edge_peer(size_t e, int idx);
+
+/* c says its channel to a peer broke the protocol: kill that peer (only a
+ * peer c has an edge with), and the normal restart gives both new pairs. */
+static void peer_broken(struct master *m, struct mchild *c, const struct ipc_msg *msg)
+{
+    struct ipc_r r;
+    const char *name, *why;
+    int idx = (int)(c - m->ch);
+
+    ipc_r_init(&r, msg->body, msg->len);
+    name = ipc_r_str(&r);
+    why = ipc_r_str(&r);
+    if (!ipc_r_done(&r))
+        return;
+    for (size_t e = 0; e < nitems(edges); e++) {
+        int peer = edge_peer(e, idx);
+        if (peer < 0 || strcmp(m->ch[peer].name, name) != 0 || m->ch[peer].pid <= 0)
+            continue;
+        log_warn("%s reports that %s[%ld] broke the protocol (%s); restarting %s", c->name, name,
+                 (long)m->ch[peer].pid, why, name);
+        kill(m->ch[peer].pid, SIGKILL);
+        return;
+    }
+}
+
 static void on_child_msg(struct ipc_chan *ch, const struct ipc_msg *msg, void *arg)
 {
     struct master *m = &M;
     struct mchild *c = arg;
+
+    if (msg->type == IMSG_PEER_BROKEN) {
+        peer_broken(m, c, msg);
+        if (msg->fd >= 0)
+            close(msg->fd);
+        return;
+    }
 
     if (msg->type == IMSG_STATUS_REP && msg->id == 0) {
         /* The answer to the probe sent at start: its loop is running. */
@@ -318,7 +351,8 @@ static void child_start(struct master *m, int idx)
         retry_later(c);
         return;
     }
-    mch = ipc_chan_new(m->base, sp[0], c->name, on_child_msg, on_child_close, c);
+    mch = ipc_chan_new(m->base, sp[0], c->name, &proto_child_to_master, on_child_msg,
+                       on_child_close, c);
     fds_add(&f, sp[1], "master", 1);
     if (child_fds_rest(m, idx, &f) != 0) {
         fds_close_mine(&f);

@@ -536,7 +536,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         return;
     }
     struct client *cl = xcalloc(1, sizeof(*cl));
-    cl->chan = ipc_chan_new(m->base, fd, "smtpctl", on_client_msg, on_client_close, NULL);
+    cl->chan = ipc_chan_new(m->base, fd, "smtpctl", &proto_ctl_to_master, on_client_msg,
+                            on_client_close, NULL);
     cl->next = clients;
     clients = cl;
 }

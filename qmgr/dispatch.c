@@ -905,29 +905,43 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
     qmgr_kick(q);
 }
 
-void dispatch_result(struct qmgr *q, const struct ipc_msg *im)
+/*
+ * A result counts only from the process the delivery went to, in a frame
+ * whose id is the body's: a result from elsewhere (smtpd, or deliver for
+ * relay's job) would mark recipients sent that nobody delivered. -1 asks
+ * the caller to close the channel it came on.
+ */
+int dispatch_result(struct qmgr *q, struct ipc_chan *ch, const struct ipc_msg *im)
 {
+    struct delivery *dl = dlv_find(q, im->id);
     struct dlv_res res;
-    struct delivery *dl;
+    int rc = 0;
 
     if (im->fd >= 0)
         close(im->fd);
+    if (dl && dl->ch != ch) {
+        log_warn("%s sent a result for delivery %u, which went to %s: not accepted",
+                 ipc_chan_name(ch), im->id, dl->ch ? ipc_chan_name(dl->ch) : "a process now gone");
+        return -1;
+    }
     memset(&res, 0, sizeof(res));
     if (dlv_res_decode(im->body, im->len, &res) != 0) {
-        dl = dlv_find(q, im->id);
         log_warn("malformed delivery result (request %u)%s", im->id,
                  dl ? "; its recipients are deferred" : "");
         if (dl)
             finish_delivery(q, dl, NULL);
-        return;
+        return 0;
     }
-    dl = dlv_find(q, res.id);
-    if (dl == NULL) {
+    if (res.id != im->id) {
+        log_warn("%s sent a result for request %u in a frame for request %u: not accepted",
+                 ipc_chan_name(ch), res.id, im->id);
+        rc = -1;
+    } else if (dl == NULL)
         log_warn("delivery result for unknown request %u ignored", res.id);
-    } else {
+    else
         finish_delivery(q, dl, &res);
-    }
     dlv_res_free(&res);
+    return rc;
 }
 
 void dispatch_peer_lost(struct qmgr *q, struct ipc_chan *ch)

@@ -45,6 +45,19 @@ static void load_policy(struct qmgr *q, const struct config *cfg)
     q->recycle_max = cfg_num(cfg, P_queue_file_recycle);
 }
 
+static void drop_chan(struct qmgr *q, struct ipc_chan *ch)
+{
+    if (ch == q->deliver || ch == q->relay)
+        dispatch_peer_lost(q, ch);
+    if (ch == q->deliver)
+        q->deliver = NULL;
+    if (ch == q->relay)
+        q->relay = NULL;
+    if (ch == q->smtpd)
+        q->smtpd = NULL;
+    ipc_chan_free(ch);
+}
+
 static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
 {
     struct qmgr *q = arg;
@@ -62,7 +75,10 @@ static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
         break;
     }
     case IMSG_DELIVERY_RESULT:
-        dispatch_result(q, m);
+        if (dispatch_result(q, ch, m) < 0) {
+            child_peer_broken(q->c, ipc_chan_name(ch), "it sent a delivery result not its own");
+            drop_chan(q, ch);
+        }
         return;
     default:
         log_warn("%s sent message type %u, which qmgr does not handle", ipc_chan_name(ch), m->type);
@@ -72,24 +88,12 @@ static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
         close(m->fd);
 }
 
-static void drop_chan(struct qmgr *q, struct ipc_chan *ch)
-{
-    if (ch == q->deliver || ch == q->relay)
-        dispatch_peer_lost(q, ch);
-    if (ch == q->deliver)
-        q->deliver = NULL;
-    if (ch == q->relay)
-        q->relay = NULL;
-    if (ch == q->smtpd)
-        q->smtpd = NULL;
-    ipc_chan_free(ch);
-}
-
 static void on_peer_close(struct ipc_chan *ch, void *arg)
 {
     struct qmgr *q = arg;
 
     log_info("%s channel closed", ipc_chan_name(ch));
+    child_peer_closed(q->c, ch);
     drop_chan(q, ch);
 }
 
@@ -97,21 +101,25 @@ static void on_peer(struct child *c, const char *name, int fd)
 {
     struct qmgr *q = c->arg;
     struct ipc_chan **slot;
+    const struct ipc_allow *allow;
 
-    if (strcmp(name, "deliver") == 0)
+    if (strcmp(name, "deliver") == 0) {
         slot = &q->deliver;
-    else if (strcmp(name, "relay") == 0)
+        allow = &proto_deliver_to_qmgr;
+    } else if (strcmp(name, "relay") == 0) {
         slot = &q->relay;
-    else if (strcmp(name, "smtpd") == 0)
+        allow = &proto_relay_to_qmgr;
+    } else if (strcmp(name, "smtpd") == 0) {
         slot = &q->smtpd;
-    else {
+        allow = &proto_smtpd_to_qmgr;
+    } else {
         log_warn("unexpected peer %s; channel closed", name);
         close(fd);
         return;
     }
     if (*slot)
         drop_chan(q, *slot);
-    *slot = ipc_chan_new(c->base, fd, name, on_peer_msg, on_peer_close, q);
+    *slot = ipc_chan_new(c->base, fd, name, allow, on_peer_msg, on_peer_close, q);
     log_debug("%s channel up", name);
     qmgr_kick(q);
 }

@@ -221,7 +221,8 @@ void group_schedule(struct qmgr *q, struct group *g);
 void group_unschedule(struct qmgr *q, struct group *g);
 /* Run the dispatcher soon (after the current callbacks). */
 void qmgr_kick(struct qmgr *q);
-void dispatch_result(struct qmgr *q, const struct ipc_msg *im);
+/* A result from ch; -1: ch sent what it may not (close it). */
+int dispatch_result(struct qmgr *q, struct ipc_chan *ch, const struct ipc_msg *im);
 /* A delivery process went away: its deliveries are rescheduled. */
 void dispatch_peer_lost(struct qmgr *q, struct ipc_chan *ch);
 int64_t group_next_try(const struct group *g);

@@ -1060,6 +1060,7 @@ static void on_qmgr_close(struct ipc_chan *ch, void *arg)
     struct smtpd *sd = arg;
 
     log_info("qmgr channel closed; new messages wait in %s/ for its scan", SPOOL_QUEUE);
+    child_peer_closed(sd->c, ch);
     if (sd->qmgr == ch)
         sd->qmgr = NULL;
     ipc_chan_free(ch);
@@ -1075,7 +1076,8 @@ void smtpd_peer(struct child *c, const char *name, int fd)
     }
     if (sd->qmgr)
         ipc_chan_free(sd->qmgr);
-    sd->qmgr = ipc_chan_new(c->base, fd, "qmgr", on_qmgr_msg, on_qmgr_close, sd);
+    sd->qmgr =
+        ipc_chan_new(c->base, fd, "qmgr", &proto_qmgr_to_smtpd, on_qmgr_msg, on_qmgr_close, sd);
     log_debug("qmgr channel up");
 }
 

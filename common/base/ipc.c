@@ -90,10 +90,12 @@ struct ipc_chan {
     int nfdq;
     struct ipc_out *outq, **outtail;
     size_t pending;
+    const struct ipc_allow *allow;
     ipc_msg_fn on_msg;
     ipc_close_fn on_close;
     void *arg;
     int closed; /* no more I/O; on_close called or scheduled */
+    int broken; /* closed because the peer sent something malformed or not allowed */
     int depth;  /* > 0 while inside on_msg */
     int doomed; /* ipc_chan_free called during on_msg */
 };
@@ -102,7 +104,18 @@ static void chan_read_cb(evutil_socket_t fd, short what, void *arg);
 static void chan_write_cb(evutil_socket_t fd, short what, void *arg);
 static void chan_close_cb(evutil_socket_t fd, short what, void *arg);
 
-struct ipc_chan *ipc_chan_new(struct event_base *base, int fd, const char *name, ipc_msg_fn on_msg,
+int ipc_allowed(const struct ipc_allow *a, uint16_t type)
+{
+    if (a == NULL)
+        return 1;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->types[i] == type)
+            return 1;
+    return 0;
+}
+
+struct ipc_chan *ipc_chan_new(struct event_base *base, int fd, const char *name,
+                              const struct ipc_allow *allow, ipc_msg_fn on_msg,
                               ipc_close_fn on_close, void *arg)
 {
     struct ipc_chan *ch = xcalloc(1, sizeof(*ch));
@@ -110,6 +123,7 @@ struct ipc_chan *ipc_chan_new(struct event_base *base, int fd, const char *name,
     ch->base = base;
     ch->fd = fd;
     strlcpy_p(ch->name, name, sizeof(ch->name));
+    ch->allow = allow;
     ch->on_msg = on_msg;
     ch->on_close = on_close;
     ch->arg = arg;
@@ -133,6 +147,11 @@ const char *ipc_chan_name(const struct ipc_chan *ch)
 void ipc_chan_set_arg(struct ipc_chan *ch, void *arg)
 {
     ch->arg = arg;
+}
+
+int ipc_chan_broken(const struct ipc_chan *ch)
+{
+    return ch->broken;
 }
 
 size_t ipc_chan_pending(const struct ipc_chan *ch)
@@ -188,8 +207,10 @@ static void chan_fail(struct ipc_chan *ch, const char *why)
 
     if (ch->closed)
         return;
-    if (why != NULL)
+    if (why != NULL) {
         log_warn("ipc: channel to %s closed: %s", ch->name, why);
+        ch->broken = 1;
+    }
     ch->closed = 1;
     chan_stop_io(ch);
     evtimer_add(ch->closeev, &tv);
@@ -270,6 +291,15 @@ static void chan_dispatch(struct ipc_chan *ch)
             }
         }
         off += used;
+        if (!ipc_allowed(ch->allow, m.type)) {
+            char why2[160];
+            snprintf(why2, sizeof(why2), "message type %u is not one the %s channel carries",
+                     m.type, ch->allow->what);
+            if (m.fd >= 0)
+                close(m.fd);
+            chan_fail(ch, why2);
+            break;
+        }
         ch->on_msg(ch, &m, ch->arg);
     }
     ch->depth--;

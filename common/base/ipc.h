@@ -66,21 +66,41 @@ struct ipc_msg {
     int fd; /* -1, or an fd now owned by the handler (close it or keep it) */
 };
 
+/*
+ * The message types one peer may send on a channel (proto.h lists them
+ * for each edge). A frame of any other type is not handed to on_msg: the
+ * channel is closed with a log line naming the type and the peer, as
+ * for any other malformed input. A peer that sends what it has no
+ * business sending is treated as compromised or confused; its channel
+ * goes and master's restart of one side brings a fresh one.
+ */
+struct ipc_allow {
+    const char *what; /* "smtpd to qmgr", for the log */
+    const uint16_t *types;
+    size_t n;
+};
+int ipc_allowed(const struct ipc_allow *a, uint16_t type);
+
 struct ipc_chan;
 typedef void (*ipc_msg_fn)(struct ipc_chan *ch, const struct ipc_msg *m, void *arg);
 typedef void (*ipc_close_fn)(struct ipc_chan *ch, void *arg);
 
 /*
  * Take over fd (made non-blocking) and start reading it in base. name is
- * the peer's name for logs ("qmgr"). on_close is called once when the peer
+ * the peer's name for logs ("qmgr"). allow is the set of types the peer
+ * may send (NULL: any, for tests and tools that speak to one known
+ * program only; every daemon channel has its set). on_close is called once when the peer
  * goes away or sends garbage; the channel must then be freed by the owner
  * (ipc_chan_free may be called from inside on_close or on_msg).
  */
-struct ipc_chan *ipc_chan_new(struct event_base *base, int fd, const char *name, ipc_msg_fn on_msg,
+struct ipc_chan *ipc_chan_new(struct event_base *base, int fd, const char *name,
+                              const struct ipc_allow *allow, ipc_msg_fn on_msg,
                               ipc_close_fn on_close, void *arg);
 void ipc_chan_free(struct ipc_chan *ch);
 const char *ipc_chan_name(const struct ipc_chan *ch);
 void ipc_chan_set_arg(struct ipc_chan *ch, void *arg);
+/* 1 when the channel closed because the peer broke the protocol (not EOF). */
+int ipc_chan_broken(const struct ipc_chan *ch);
 /* Bytes queued but not yet written. */
 size_t ipc_chan_pending(const struct ipc_chan *ch);
 

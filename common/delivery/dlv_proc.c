@@ -201,6 +201,7 @@ static void on_qmgr_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
 
 static void on_qmgr_close(struct ipc_chan *ch, void *arg)
 {
+    child_peer_closed(P.c, ch);
     if (ch == P.qmgr) {
         P.qmgr = NULL;
         cancel_gen(P.qgen);
@@ -220,6 +221,7 @@ static void on_dnsd_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
 
 static void on_dnsd_close(struct ipc_chan *ch, void *arg)
 {
+    child_peer_closed(P.c, ch);
     if (ch == P.dnsd) {
         P.dnsd = NULL;
         dlv_engine_set_dns(P.eng, NULL);
@@ -238,10 +240,12 @@ static void on_peer(struct child *c, const char *name, int fd)
             ipc_chan_free(old);
         }
         P.qgen++;
-        P.qmgr = ipc_chan_new(c->base, fd, "qmgr", on_qmgr_msg, on_qmgr_close, NULL);
+        P.qmgr =
+            ipc_chan_new(c->base, fd, "qmgr", &proto_qmgr_to_dlv, on_qmgr_msg, on_qmgr_close, NULL);
     } else if (strcmp(name, "dnsd") == 0) {
         struct ipc_chan *old = P.dnsd;
-        P.dnsd = ipc_chan_new(c->base, fd, "dnsd", on_dnsd_msg, on_dnsd_close, NULL);
+        P.dnsd = ipc_chan_new(c->base, fd, "dnsd", &proto_dnsd_to_client, on_dnsd_msg,
+                              on_dnsd_close, NULL);
         dlv_engine_set_dns(P.eng, P.dnsd);
         if (old) {
             dnsc_chan_lost(old); /* lookups in flight fail as temporary */

@@ -288,6 +288,26 @@ void child_ctl_reply(struct child *c, uint32_t token, int code, const char *text
     ipc_w_free(&w);
 }
 
+void child_peer_broken(struct child *c, const char *peer, const char *why)
+{
+    struct ipc_w w;
+
+    if (c->master == NULL)
+        return;
+    log_warn("asking master to restart %s: %s", peer, why);
+    ipc_w_init(&w);
+    ipc_w_str(&w, peer);
+    ipc_w_str(&w, why);
+    ipc_send(c->master, IMSG_PEER_BROKEN, 0, -1, w.p, w.len);
+    ipc_w_free(&w);
+}
+
+void child_peer_closed(struct child *c, struct ipc_chan *ch)
+{
+    if (ipc_chan_broken(ch))
+        child_peer_broken(c, ipc_chan_name(ch), "malformed or unexpected IPC on its channel");
+}
+
 static void on_master_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
 {
     struct child_priv *cp = arg;
@@ -421,7 +441,9 @@ struct child *child_init(int argc, char **argv, const struct child_spec *spec)
     int mfd = child_fd(c, "master");
     if (mfd < 0)
         log_panic("no master channel in POSTERN_FDS");
-    c->master = ipc_chan_new(c->base, mfd, "master", on_master_msg, on_master_close, cp);
+    c->master = ipc_chan_new(c->base, mfd, "master",
+                             spec->from_master ? spec->from_master : &proto_master_to_child,
+                             on_master_msg, on_master_close, cp);
     cp->sigterm = evsignal_new(c->base, SIGTERM, on_signal, cp);
     event_add(cp->sigterm, NULL);
     return c;

@@ -52,6 +52,8 @@ enum child_root {
 struct child_spec {
     const char *prog;
     enum child_root root;
+    /* The types master may send (proto.h); NULL: proto_master_to_child. */
+    const struct ipc_allow *from_master;
     /* A peer channel (new at start, or replaced after the peer restarted). */
     void (*peer)(struct child *c, const char *name, int fd);
     /* After main.cf was re-read; c->cfg is already the new config.
@@ -91,6 +93,18 @@ void child_exit(struct child *c, int code);
 #define CHILD_CTL_LATER (-1000)
 uint32_t child_ctl_defer(struct child *c);
 void child_ctl_reply(struct child *c, uint32_t token, int code, const char *text);
+
+/*
+ * A peer channel closed: when it closed because the peer broke the
+ * protocol (ipc_chan_broken: malformed, or a type the edge does not
+ * carry), ask master to restart that peer, so that a confused or
+ * compromised process is replaced and a fresh channel comes back. Call
+ * it from every peer channel's on_close; a plain EOF does nothing here
+ * (master sees the exit itself).
+ */
+void child_peer_closed(struct child *c, struct ipc_chan *ch);
+/* The same, for a breach the program found itself (why: for master's log). */
+void child_peer_broken(struct child *c, const char *peer, const char *why);
 
 /* The inherited fd named name (first one), or -1. */
 int child_fd(struct child *c, const char *name);

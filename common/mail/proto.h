@@ -16,19 +16,23 @@
 #ifndef POSTERN_PROTO_H
 #define POSTERN_PROTO_H
 
+#include "base/ipc.h"
+
 #define POSTERN_VERSION "0.1.0"
 
 enum ipc_type {
     /* master <-> any child: 1..99 */
-    IMSG_STATUS_REQ = 1, /* master->child: empty */
-    IMSG_STATUS_REP = 2, /* child->master: u32 pid, i64 started_us, str version, str state */
-    IMSG_PEER = 3,       /* master->child, with fd: str peer_name */
-    IMSG_RELOAD = 4,     /* master->child: str main_cf_path, str text, u32 n, n x str override */
-    IMSG_RELOAD_REP = 5, /* child->master: u32 ok(1/0), str error */
-    IMSG_LOGLEVEL = 6,   /* master->child: u32 level */
-    IMSG_CTL_REQ = 7,    /* master->child: u32 flags (CTL_F_*), u32 argc, argc x str */
-    IMSG_CTL_REP = 8,    /* child->master: u32 exit_code, str output */
-    IMSG_SHUTDOWN = 9,   /* master->child: empty; finish and exit 0 */
+    IMSG_STATUS_REQ = 1,   /* master->child: empty */
+    IMSG_STATUS_REP = 2,   /* child->master: u32 pid, i64 started_us, str version, str state */
+    IMSG_PEER = 3,         /* master->child, with fd: str peer_name */
+    IMSG_RELOAD = 4,       /* master->child: str main_cf_path, str text, u32 n, n x str override */
+    IMSG_RELOAD_REP = 5,   /* child->master: u32 ok(1/0), str error */
+    IMSG_LOGLEVEL = 6,     /* master->child: u32 level */
+    IMSG_CTL_REQ = 7,      /* master->child: u32 flags (CTL_F_*), u32 argc, argc x str */
+    IMSG_CTL_REP = 8,      /* child->master: u32 exit_code, str output */
+    IMSG_SHUTDOWN = 9,     /* master->child: empty; finish and exit 0 */
+    IMSG_SECRETS = 10,     /* master->relay only: the gateway credentials (layout in secrets.h) */
+    IMSG_PEER_BROKEN = 11, /* child->master: str peer_name, str why; restart that peer */
 
     /* smtpd <-> qmgr: 100..199 */
     IMSG_QUEUE_NEW = 100,  /* smtpd->qmgr: str queue_id (file is in queue/) */
@@ -37,12 +41,30 @@ enum ipc_type {
     /* qmgr <-> deliver / relay: 200..299 (layouts in common/mail/dlv_proto.h) */
     IMSG_DELIVERY = 200,        /* qmgr->deliver|relay, with the message fd */
     IMSG_DELIVERY_RESULT = 201, /* deliver|relay->qmgr */
+    IMSG_GATEWAY_AUTH = 202,    /* relay->qmgr: u32 n, n x str gateway (names with credentials) */
 
     /* deliver|relay <-> dnsd: 300..399 (layouts in common/mail/dns_proto.h) */
     IMSG_DNS_MX_REQ = 300,
     IMSG_DNS_HOST_REQ = 301,
     IMSG_DNS_REP = 302,
 };
+
+/*
+ * What each side may send on each edge (ipc.h: any other type closes the
+ * channel). Every daemon channel is made with one of these; a type not
+ * listed for an edge never reaches that edge's handler.
+ */
+extern const struct ipc_allow proto_master_to_child; /* what a child takes from master */
+extern const struct ipc_allow proto_master_to_relay; /* the same plus IMSG_SECRETS */
+extern const struct ipc_allow proto_child_to_master;
+extern const struct ipc_allow proto_ctl_to_master; /* smtpctl's control socket */
+extern const struct ipc_allow proto_smtpd_to_qmgr;
+extern const struct ipc_allow proto_qmgr_to_smtpd;
+extern const struct ipc_allow proto_qmgr_to_dlv; /* to deliver and to relay */
+extern const struct ipc_allow proto_deliver_to_qmgr;
+extern const struct ipc_allow proto_relay_to_qmgr;
+extern const struct ipc_allow proto_dnsd_to_client; /* to deliver and relay */
+extern const struct ipc_allow proto_client_to_dnsd;
 
 /* IMSG_CTL_REQ flags */
 #define CTL_F_JSON 0x1u

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -146,7 +147,7 @@ static void test_channel_split_and_batched(void)
     size_t n = 0;
 
     socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
-    struct ipc_chan *ch = ipc_chan_new(base, sp[0], "test", on_msg, on_close, &g);
+    struct ipc_chan *ch = ipc_chan_new(base, sp[0], "test", NULL, on_msg, on_close, &g);
 
     /* One frame written a byte at a time. */
     n = frame(buf, 10, 1, "split");
@@ -193,7 +194,7 @@ static void test_channel_bad_frames(void)
 
     /* Oversize: closed without waiting for the body. */
     socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
-    struct ipc_chan *ch = ipc_chan_new(base, sp[0], "bad", on_msg, on_close, &g);
+    struct ipc_chan *ch = ipc_chan_new(base, sp[0], "bad", NULL, on_msg, on_close, &g);
     ipc_encode_hdr(hdr, 5, 0, 1, (size_t)IPC_MAX_BODY + 100);
     write_all(sp[1], hdr, sizeof(hdr));
     run_loop(base);
@@ -204,7 +205,7 @@ static void test_channel_bad_frames(void)
     /* Truncated: the peer closes in the middle of a frame. */
     memset(&g, 0, sizeof(g));
     socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
-    ch = ipc_chan_new(base, sp[0], "trunc", on_msg, on_close, &g);
+    ch = ipc_chan_new(base, sp[0], "trunc", NULL, on_msg, on_close, &g);
     ipc_encode_hdr(hdr, 5, 0, 1, 100);
     write_all(sp[1], hdr, sizeof(hdr));
     write_all(sp[1], "only part", 9);
@@ -216,7 +217,7 @@ static void test_channel_bad_frames(void)
     /* A frame that claims an fd which never came. */
     memset(&g, 0, sizeof(g));
     socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
-    ch = ipc_chan_new(base, sp[0], "nofd", on_msg, on_close, &g);
+    ch = ipc_chan_new(base, sp[0], "nofd", NULL, on_msg, on_close, &g);
     ipc_encode_hdr(hdr, 5, IPC_F_FD, 1, 0);
     write_all(sp[1], hdr, sizeof(hdr));
     run_loop(base);
@@ -227,7 +228,7 @@ static void test_channel_bad_frames(void)
     /* ipc_send after close fails instead of queueing. */
     memset(&g, 0, sizeof(g));
     socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
-    ch = ipc_chan_new(base, sp[0], "closed", on_msg, on_close, &g);
+    ch = ipc_chan_new(base, sp[0], "closed", NULL, on_msg, on_close, &g);
     close(sp[1]);
     run_loop(base);
     ok(g.closed, "EOF reported");
@@ -247,8 +248,8 @@ static void test_fd_passing(void)
 
     write_all(fd, "message body", 12);
     socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
-    struct ipc_chan *rx = ipc_chan_new(base, sp[0], "rx", on_msg, on_close, &g);
-    struct ipc_chan *tx = ipc_chan_new(base, sp[1], "tx", on_msg, on_close, NULL);
+    struct ipc_chan *rx = ipc_chan_new(base, sp[0], "rx", NULL, on_msg, on_close, &g);
+    struct ipc_chan *tx = ipc_chan_new(base, sp[1], "tx", NULL, on_msg, on_close, NULL);
 
     ok(ipc_send(tx, 30, 5, fd, "with-fd", 7) == 0, "send with an fd");
     ok(ipc_send(tx, 31, 6, -1, "plain", 5) == 0, "then one without");
@@ -305,8 +306,8 @@ static void test_large_frames(void)
 
     memset(payload, 'x', big);
     socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
-    struct ipc_chan *rx = ipc_chan_new(base, sp[0], "rx", on_msg, on_close, &g);
-    struct ipc_chan *tx = ipc_chan_new(base, sp[1], "tx", on_msg, on_close, NULL);
+    struct ipc_chan *rx = ipc_chan_new(base, sp[0], "rx", NULL, on_msg, on_close, &g);
+    struct ipc_chan *tx = ipc_chan_new(base, sp[1], "tx", NULL, on_msg, on_close, NULL);
     for (int i = 0; i < 3; i++)
         ipc_send(tx, 40, (uint32_t)i, -1, payload, big);
     ok(ipc_chan_pending(tx) > 0, "large frames wait in the send queue");
@@ -320,8 +321,67 @@ static void test_large_frames(void)
     event_base_free(base);
 }
 
+/* A channel with an allow list: listed types pass, the first other one
+ * closes it (marked broken), and nothing after it is handed over; a
+ * passed fd that came with the refused frame is closed, not leaked. */
+static void test_channel_allow(void)
+{
+    static const uint16_t types[] = {7, 9};
+    static const struct ipc_allow allow = {"test edge", types, 2};
+    struct event_base *base = event_base_new();
+    struct got g = {0};
+    int sp[2];
+    uint8_t buf[512];
+    size_t n;
+
+    ok(ipc_allowed(&allow, 7) && ipc_allowed(&allow, 9), "listed types are allowed");
+    ok(!ipc_allowed(&allow, 8) && !ipc_allowed(&allow, 0), "others are not");
+    ok(ipc_allowed(NULL, 12345), "no list: any type");
+
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+    struct ipc_chan *ch = ipc_chan_new(base, sp[0], "peer", &allow, on_msg, on_close, &g);
+    n = frame(buf, 7, 1, "a");
+    n += frame(buf + n, 9, 2, "b");
+    n += frame(buf + n, 8, 3, "refused");
+    n += frame(buf + n, 7, 4, "after");
+    write_all(sp[1], buf, n);
+    run_loop(base);
+    is_int(g.n, 2, "the two allowed frames arrived, nothing from the refused one on");
+    ok(g.closed, "a type the edge does not carry closes the channel");
+    ok(ipc_chan_broken(ch), "and marks it broken (not a plain EOF)");
+    ipc_chan_free(ch);
+    close(sp[1]);
+
+    /* A refused frame with an fd: the fd is closed by the channel. */
+    struct got g2 = {0};
+    int pipefd[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+    ch = ipc_chan_new(base, sp[0], "peer2", &allow, on_msg, on_close, &g2);
+    ok(pipe(pipefd) == 0, "pipe");
+    ok(ipc_send_blocking(sp[1], 8, 5, pipefd[0], "x", 1) == 0, "sent a refused frame with an fd");
+    close(pipefd[0]);
+    run_loop(base);
+    ok(g2.closed && g2.n == 0, "refused, channel closed");
+    char c = 'z';
+    ok(write(pipefd[1], &c, 1) < 0 && errno == EPIPE, "the passed fd was closed (no reader left)");
+    close(pipefd[1]);
+    ipc_chan_free(ch);
+    close(sp[1]);
+
+    /* EOF is not broken. */
+    struct got g3 = {0};
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+    ch = ipc_chan_new(base, sp[0], "peer3", &allow, on_msg, on_close, &g3);
+    close(sp[1]);
+    run_loop(base);
+    ok(g3.closed && !ipc_chan_broken(ch), "EOF closes the channel without marking it broken");
+    ipc_chan_free(ch);
+    event_base_free(base);
+}
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN);
     plan_lazy();
     test_decoder();
     test_body();
@@ -329,5 +389,6 @@ int main(void)
     test_channel_bad_frames();
     test_fd_passing();
     test_large_frames();
+    test_channel_allow();
     return done_testing();
 }

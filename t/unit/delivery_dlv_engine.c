@@ -1243,8 +1243,8 @@ static void setup(void)
     ok(mx1.l && mx2.l && mx3.l && v6.l, "fake servers listen on port %u", port);
 
     socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
-    dns_client = ipc_chan_new(base, sp[0], "dnsd", dns_client_msg, chan_closed, NULL);
-    dns_server = ipc_chan_new(base, sp[1], "fake-dnsd", fake_dnsd_msg, chan_closed, NULL);
+    dns_client = ipc_chan_new(base, sp[0], "dnsd", NULL, dns_client_msg, chan_closed, NULL);
+    dns_server = ipc_chan_new(base, sp[1], "fake-dnsd", NULL, fake_dnsd_msg, chan_closed, NULL);
     dns_mx("refused.test", "mx1.refused.test=127.0.0.2 mx2.refused.test=127.0.0.12", 0);
     dns_mx("two.test", "mx1.two.test=127.0.0.11 mx2.two.test=127.0.0.12", 0);
     dns_mx("solo.test", "mx.solo.test=127.0.0.11", 0);

@@ -183,7 +183,7 @@ static void test_client(void)
 
     dns_result_init(&cb_last, "");
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    ch = ipc_chan_new(base, sv[0], "dnsd", NULL, NULL, NULL);
+    ch = ipc_chan_new(base, sv[0], "dnsd", NULL, NULL, NULL, NULL);
     id = dnsc_mx(ch, "c.test", NULL, cb, &mine);
     ok(id != 0, "request sent");
     is_int(cb_calls, 0, "callback not called from dnsc_mx");
