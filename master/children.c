@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "master.h"
 #include "mail/proto.h"
+#include "mail/secrets.h"
 #include "base/util.h"
 
 #define QUICK_DEATH_US (10 * 1000000LL)
@@ -97,6 +98,19 @@ void children_check_ready(struct master *m)
 }
 
 static int edge_peer(size_t e, int idx);
+
+void children_send_secrets(struct master *m, const struct secrets *s)
+{
+    struct ipc_w w;
+
+    if (m->ch[CH_RELAY].chan == NULL)
+        return; /* a relay that starts later reads the map itself */
+    ipc_w_init(&w);
+    secrets_encode(&w, s);
+    ipc_send(m->ch[CH_RELAY].chan, IMSG_SECRETS, 0, -1, w.p, w.len);
+    explicit_bzero(w.p, w.len);
+    ipc_w_free(&w);
+}
 
 /* c says its channel to a peer broke the protocol: kill that peer (only a
  * peer c has an edge with), and the normal restart gives both new pairs. */

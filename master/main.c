@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "master.h"
 #include "mail/proto.h"
+#include "mail/secrets.h"
 #include "mail/spool.h"
 #include "base/util.h"
 
@@ -78,6 +79,7 @@ static void warn_restart_params(const struct config *old, const struct config *n
 void master_reload(struct master *m, void (*done)(void *arg, int ok, const char *err), void *arg)
 {
     struct config ncfg;
+    struct secrets *secrets;
     char *err = NULL, *text;
 
     if (config_load(&ncfg, m->confdir, m->overrides, &err) < 0) {
@@ -98,6 +100,19 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
         config_free(&ncfg);
         return;
     }
+    /* The gateway credentials go to relay alone; a map that cannot be
+     * read refuses the reload, so relay keeps the ones it has. */
+    if (secrets_load(cfg_str(&ncfg, P_relay_secrets_map), &secrets, &err) < 0) {
+        char *msg = xasprintf("reload refused: relay_secrets_map: %s", err);
+        log_err("%s", msg);
+        if (done)
+            done(arg, 0, msg);
+        free(msg);
+        free(err);
+        free(text);
+        config_free(&ncfg);
+        return;
+    }
     warn_restart_params(&m->cfg, &ncfg);
     /* F_RESTART values (spool, listeners, owner) stay as they are until a restart. */
     for (int i = 0; i < P__COUNT; i++)
@@ -115,6 +130,8 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
         free(err);
     }
     log_info("reloading: %s", m->cfg.file);
+    children_send_secrets(m, secrets);
+    secrets_free(secrets);
     master_reload_children(m, m->cfg.file, text, done, arg, NULL, 0);
     free(text);
 }

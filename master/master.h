@@ -66,6 +66,9 @@ void children_reap(struct master *m);
 int children_running(const struct master *m);
 void children_signal_all(struct master *m, int sig);
 void children_send_all(struct master *m, uint16_t type, const void *body, size_t len);
+/* The gateway credentials to relay (and to no other child). */
+struct secrets;
+void children_send_secrets(struct master *m, const struct secrets *s);
 struct mchild *children_by_name(struct master *m, const char *name);
 void children_check_ready(struct master *m);
 

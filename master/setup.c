@@ -138,7 +138,6 @@ int setup_maps(struct master *m, char **err)
         int secret;
     } maps[] = {
         {P_domains_map, SPOOL_MAP_DOMAINS, 0},
-        {P_relay_secrets_map, SPOOL_MAP_SECRETS, 1},
         {P_smtpd_users_map, SPOOL_MAP_USERS, 1},
         {P_relay_sender_map, SPOOL_MAP_SENDERS, 0},
     };
@@ -148,6 +147,15 @@ int setup_maps(struct master *m, char **err)
 
     if (geteuid() == 0 && privsep_lookup(cfg_str(&m->cfg, P_mail_owner), &uid, &gid, err) < 0)
         return -1;
+    /* The gateway credentials are never in the spool: relay reads the
+     * map where the admin keeps it (mail/secrets.h). An older Postern
+     * copied it here; remove that copy. */
+    {
+        char old[4096];
+        snprintf(old, sizeof(old), "%s/%s", spool, SPOOL_MAP_SECRETS_OLD);
+        if (unlink(old) == 0)
+            log_info("removed %s: gateway credentials no longer live in the spool", old);
+    }
     for (size_t i = 0; i < nitems(maps); i++) {
         const char *src = cfg_str(&m->cfg, maps[i].param);
         char srcdb[4096], dst[4096];

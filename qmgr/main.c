@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "policy.h"
 #include "mail/proto.h"
+#include "mail/secrets.h"
 #include "qmgr.h"
 #include "qstate.h"
 #include "mail/spool.h"
@@ -72,6 +73,14 @@ static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
             queue_new(q, id);
         else
             log_warn("%s sent a malformed IMSG_QUEUE_NEW", ipc_chan_name(ch));
+        break;
+    }
+    case IMSG_GATEWAY_AUTH: { /* only relay's channel carries it (proto.c) */
+        char **names = secrets_decode_names(m->body, m->len);
+        if (names)
+            routing_set_auth(q, names);
+        else
+            log_warn("%s sent a malformed IMSG_GATEWAY_AUTH", ipc_chan_name(ch));
         break;
     }
     case IMSG_DELIVERY_RESULT:

@@ -28,7 +28,8 @@ struct sender_ent {
 };
 
 struct routing {
-    struct map *domains, *secrets, *senders;
+    struct map *domains, *senders;
+    char **auth_names; /* gateways relay has credentials for (IMSG_GATEWAY_AUTH) */
     struct gateways gws;
     struct strmap *pol;    /* domain -> struct qpolicy * */
     struct strmap *sendc;  /* sender -> struct sender_ent * */
@@ -111,11 +112,9 @@ static void close_all(struct routing *rt)
 {
     if (rt->domains)
         map_close(rt->domains);
-    if (rt->secrets)
-        map_close(rt->secrets);
     if (rt->senders)
         map_close(rt->senders);
-    rt->domains = rt->secrets = rt->senders = NULL;
+    rt->domains = rt->senders = NULL;
     gateways_free(&rt->gws);
 }
 
@@ -133,12 +132,9 @@ static void load(struct qmgr *q)
         memset(&rt->gws, 0, sizeof(rt->gws));
     }
     rt->domains = open_map(cfg_str(c, P_domains_map), SPOOL_MAP_DOMAINS, 0, "domains map");
-    rt->secrets =
-        open_map(cfg_str(c, P_relay_secrets_map), SPOOL_MAP_SECRETS, MAP_SECRET, "secrets map");
     rt->senders = open_map(cfg_str(c, P_relay_sender_map), SPOOL_MAP_SENDERS, 0, "sender map");
-    log_info("routing: %zu relay gateway%s, %s, %s, %s", rt->gws.n, rt->gws.n == 1 ? "" : "s",
+    log_info("routing: %zu relay gateway%s, %s, %s", rt->gws.n, rt->gws.n == 1 ? "" : "s",
              rt->domains ? "domains map" : "no domains map",
-             rt->secrets ? "secrets map" : "no secrets map",
              rt->senders ? "sender map" : "no sender map");
 }
 
@@ -165,6 +161,7 @@ void routing_free(struct qmgr *q)
         return;
     close_all(rt);
     clear_caches(rt);
+    free_strv(rt->auth_names);
     strmap_free(rt->pol);
     strmap_free(rt->sendc);
     strmap_free(rt->warned);
@@ -286,42 +283,20 @@ char *const *routing_sender_gateways(struct qmgr *q, const char *sender, const c
     return e->gws;
 }
 
-int routing_secret(struct qmgr *q, const char *gateway, char **user, char **pass)
+void routing_set_auth(struct qmgr *q, char **names)
 {
     struct routing *rt = q->rt;
-    char *val = NULL, *err = NULL, *sp, *lc;
-    size_t len;
-    int found;
 
-    if (rt->secrets == NULL)
-        return 0;
-    lc = xstrdup(gateway);
-    ascii_lower(lc);
-    found = map_get(rt->secrets, lc, &val, &err);
-    free(lc);
-    if (found < 0) {
-        log_warn("secrets map: %s", err);
-        free(err);
-        return 0;
-    }
-    if (found == 0)
-        return 0;
-    len = strlen(val);
-    sp = strpbrk(val, " \t");
-    if (sp == NULL) {
-        log_warn("secrets map: the entry for gateway %s has no password (expected \"user "
-                 "password\"); no AUTH",
-                 gateway);
-        free_secret(val);
-        return 0;
-    }
-    *sp++ = '\0';
-    sp += strspn(sp, " \t");
-    *user = xstrdup(val);
-    *pass = xstrdup(sp);
-    explicit_bzero(val, len); /* both halves: the split put a NUL between them */
-    free(val);
-    return 1;
+    free_strv(rt->auth_names);
+    rt->auth_names = names;
+}
+
+int routing_has_auth(struct qmgr *q, const char *gateway)
+{
+    for (char **p = q->rt->auth_names; p && *p; p++)
+        if (ascii_casecmp(*p, gateway) == 0)
+            return 1;
+    return 0;
 }
 
 struct gw_stat *routing_gw_stat(struct qmgr *q, const char *gateway)
@@ -364,21 +339,15 @@ struct qoutcome policy_result(struct qmgr *q, const struct msg *m, const struct 
     return route_result(&c, h, phase, status, now, rnd);
 }
 
+/* The gateway by name: relay adds its credentials (qmgr holds none). */
 static void fill_gateway(struct qmgr *q, const struct gateway *gw, struct dlv_host *h)
 {
-    char *user = NULL, *pass = NULL;
-
     h->name = xstrdup(gw->host);
     h->port = (uint16_t)gw->port;
     h->tls = (uint8_t)gw->tls;
     h->label = xstrdup(gw->name);
-    if (routing_secret(q, gw->name, &user, &pass)) {
-        h->auth_user = user;
-        h->auth_pass = pass;
-    } else {
-        h->auth_user = xstrdup("");
-        h->auth_pass = xstrdup("");
-    }
+    h->auth_user = xstrdup("");
+    h->auth_pass = xstrdup("");
     h->auth_plaintext_ok = (uint8_t)gw->plainauth;
 }
 

@@ -1,10 +1,11 @@
 /*
  * policy - the routing configuration qmgr holds: the per-domain rules of
- * etc/domains over main.cf, the relay gateways of relay_gateways with
- * their credentials (relay_secrets_map), and the sender map
- * (relay_sender_map). All maps are the compiled copies master puts into
- * the spool (spool.h: etc/domains.db, etc/secrets.db, etc/senders.db);
+ * etc/domains over main.cf, the relay gateways of relay_gateways, and
+ * the sender map (relay_sender_map). The maps are the compiled copies
+ * master puts into the spool (spool.h: etc/domains.db, etc/senders.db);
  * qmgr opens them after its privilege drop and again on every reload.
+ * qmgr holds no gateway credentials: relay does (mail/secrets.h), and
+ * tells qmgr only which gateways have some.
  *
  *   routing_init(q)     once, after child_drop: parse relay_gateways, open
  *                       the maps present (a missing map means "none");
@@ -21,9 +22,7 @@
  *
  * routing_sender_gateways(q, sender) gives the gateway names the sender
  * map lists for a sender: the address itself first, then "@domain";
- * NULL when there is no map or no entry. routing_secret() gives a
- * gateway's AUTH user and password ("user password" under its name in
- * the secrets map). The gateway statistics of `smtpctl show relays`
+ * NULL when there is no map or no entry. The gateway statistics of `smtpctl show relays`
  * live here too (routing_gw_stat).
  */
 #ifndef QMGR_POLICY_H
@@ -59,8 +58,10 @@ const struct gateways *routing_gateways(struct qmgr *q);
  * next reload); *key (may be NULL) gets the map key that matched.
  */
 char *const *routing_sender_gateways(struct qmgr *q, const char *sender, const char **key);
-/* 1 and malloc'd *user, *pass when the secrets map has the gateway; else 0. */
-int routing_secret(struct qmgr *q, const char *gateway, char **user, char **pass);
+/* The gateways relay has credentials for, as it said last (names taken
+ * over, NULL-terminated); routing_has_auth asks about one. */
+void routing_set_auth(struct qmgr *q, char **names);
+int routing_has_auth(struct qmgr *q, const char *gateway);
 /* Statistics of a gateway by name (created on first use). */
 struct gw_stat *routing_gw_stat(struct qmgr *q, const char *gateway);
 

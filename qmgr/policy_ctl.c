@@ -484,19 +484,6 @@ static const char *gw_state(const struct gateway *g, const struct gw_stat *s)
     return s->consecutive > 0 ? "failing" : "ok";
 }
 
-/* 1 when the secrets map has credentials for the gateway. */
-static int has_secret(struct qmgr *q, const struct gateway *gw)
-{
-    char *user = NULL, *pass = NULL;
-    int auth = routing_secret(q, gw->name, &user, &pass);
-
-    if (pass)
-        explicit_bzero(pass, strlen(pass));
-    free(user);
-    free(pass);
-    return auth;
-}
-
 static void json_relay_gw(const struct gateway *gw, const struct gw_stat *s, int auth,
                           struct buf *out)
 {
@@ -555,7 +542,7 @@ static int cmd_relays(struct qmgr *q, unsigned flags, struct buf *out)
     for (size_t i = 0; i < g->n; i++) {
         const struct gateway *gw = &g->gw[i];
         const struct gw_stat *s = routing_gw_stat(q, gw->name);
-        int auth = has_secret(q, gw);
+        int auth = routing_has_auth(q, gw->name);
         if (json && i)
             buf_addc(out, ',');
         if (json)

@@ -26,6 +26,7 @@
 static const struct dlv_proc_policy policy = {
     .prog = "relay",
     .accept = DLV_ACCEPT_HOSTS,
+    .secrets = 1,
 };
 
 int main(int argc, char **argv)

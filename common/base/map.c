@@ -265,6 +265,10 @@ out:
     return rc;
 }
 
+/* BDB's own messages would go to stderr, the daemons' log, once per page
+ * of a corrupt file; the error that matters is returned and logged once. */
+static void quiet_errcall(const DB_ENV *env, const char *prefix, const char *msg) {}
+
 struct map *map_open(const char *path, unsigned flags, char **err)
 {
     char *dbpath = xasprintf("%s.db", path);
@@ -286,6 +290,7 @@ struct map *map_open(const char *path, unsigned flags, char **err)
         *err = xasprintf("%s: db_create: %s", dbpath, db_strerror(r));
         goto out;
     }
+    db->set_errcall(db, quiet_errcall);
     if ((r = db->open(db, NULL, dbpath, NULL, DB_HASH, DB_RDONLY, 0)) != 0) {
         *err = xasprintf("%s: %s", dbpath, db_strerror(r));
         db->close(db, 0);
@@ -321,6 +326,38 @@ int map_get(struct map *m, const char *key, char **val, char **err)
     }
     *val = xstrndup(dv.data, dv.size);
     return 1;
+}
+
+int map_each(struct map *m, int (*fn)(const char *key, const char *val, void *arg), void *arg,
+             char **err)
+{
+    DBC *cur = NULL;
+    DBT dk, dv;
+    int r;
+
+    *err = NULL;
+    if ((r = m->db->cursor(m->db, NULL, &cur, 0)) != 0) {
+        *err = xasprintf("%s: cursor: %s", m->path, db_strerror(r));
+        return -1;
+    }
+    memset(&dk, 0, sizeof(dk));
+    memset(&dv, 0, sizeof(dv));
+    while ((r = cur->get(cur, &dk, &dv, DB_NEXT)) == 0) {
+        char *k = xstrndup(dk.data, dk.size);
+        char *v = xstrndup(dv.data, dv.size);
+        int stop = fn(k, v, arg);
+        free(k);
+        explicit_bzero(v, dv.size); /* the value may be a password */
+        free(v);
+        if (stop)
+            break;
+    }
+    cur->close(cur);
+    if (r != 0 && r != DB_NOTFOUND) {
+        *err = xasprintf("%s: reading: %s", m->path, db_strerror(r));
+        return -1;
+    }
+    return 0;
 }
 
 void map_close(struct map *m)

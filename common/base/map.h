@@ -44,6 +44,11 @@ int map_check(const char *path, map_check_fn fn, void *arg, char **err);
 struct map *map_open(const char *path, unsigned flags, char **err);
 /* 1 and *val (malloc'd) when found, 0 when not, -1 and *err on error. */
 int map_get(struct map *m, const char *key, char **val, char **err);
+/* Every entry, in the database's order: fn(key, value, arg) for each (the
+ * strings live only during the call). 0, or -1 and *err when the database
+ * cannot be read through (a corrupt file). fn returning non-zero stops. */
+int map_each(struct map *m, int (*fn)(const char *key, const char *val, void *arg), void *arg,
+             char **err);
 void map_close(struct map *m);
 /* 1 if the source is newer than its .db (or the .db is missing), else 0. */
 int map_stale(const char *path);

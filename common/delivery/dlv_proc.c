@@ -19,6 +19,7 @@
 #include "base/ipc.h"
 #include "base/log.h"
 #include "mail/proto.h"
+#include "mail/secrets.h"
 #include "base/util.h"
 
 /* One job on its way, tied to the qmgr channel it came from. */
@@ -38,6 +39,7 @@ static struct {
     uint32_t qgen;
     struct pend *pend;
     int stopping;
+    struct secrets *secrets; /* relay only: the gateways' credentials */
 } P;
 
 static uint32_t rnd(uint32_t n)
@@ -150,6 +152,57 @@ static void refuse(const struct dlv_req *q, const char *why)
     dlv_tally_free(&t);
 }
 
+/* The credentials of each gateway of q, by its name (relay only). */
+static void add_credentials(struct dlv_req *q)
+{
+    for (size_t i = 0; i < q->nhosts; i++) {
+        struct dlv_host *h = &q->hosts[i];
+        const char *user, *pass;
+        if (h->label[0] == '\0' || !secrets_get(P.secrets, h->label, &user, &pass))
+            continue;
+        free(h->auth_user);
+        free_secret(h->auth_pass);
+        h->auth_user = xstrdup(user);
+        h->auth_pass = xstrdup(pass);
+    }
+}
+
+/* Tell qmgr which gateways have credentials (names only). */
+static void send_gateway_auth(void)
+{
+    struct ipc_w w;
+
+    if (!P.pol->secrets || P.qmgr == NULL)
+        return;
+    ipc_w_init(&w);
+    secrets_encode_names(&w, P.secrets);
+    ipc_send(P.qmgr, IMSG_GATEWAY_AUTH, 0, -1, w.p, w.len);
+    ipc_w_free(&w);
+}
+
+/* New credentials from master (smtpctl reload). */
+static void on_master_msg(struct child *c, const struct ipc_msg *m)
+{
+    struct secrets *s;
+
+    if (m->fd >= 0)
+        close(m->fd);
+    if (m->type != IMSG_SECRETS || !P.pol->secrets)
+        return;
+    s = secrets_decode(m->body, m->len);
+    explicit_bzero((void *)(uintptr_t)m->body, m->len);
+    if (s == NULL) {
+        log_warn("malformed credentials from master ignored; keeping the %zu we have",
+                 secrets_count(P.secrets));
+        return;
+    }
+    secrets_free(P.secrets);
+    P.secrets = s;
+    log_info("credentials for %zu gateway%s loaded", secrets_count(s),
+             secrets_count(s) == 1 ? "" : "s");
+    send_gateway_auth();
+}
+
 static void do_delivery(const struct ipc_msg *m)
 {
     struct dlv_req q;
@@ -178,6 +231,8 @@ static void do_delivery(const struct ipc_msg *m)
         dlv_req_free(&q);
         return;
     }
+    if (P.pol->secrets)
+        add_credentials(&q);
     p = xcalloc(1, sizeof(*p));
     p->id = q.id;
     p->gen = P.qgen;
@@ -242,6 +297,7 @@ static void on_peer(struct child *c, const char *name, int fd)
         P.qgen++;
         P.qmgr =
             ipc_chan_new(c->base, fd, "qmgr", &proto_qmgr_to_dlv, on_qmgr_msg, on_qmgr_close, NULL);
+        send_gateway_auth();
     } else if (strcmp(name, "dnsd") == 0) {
         struct ipc_chan *old = P.dnsd;
         P.dnsd = ipc_chan_new(c->base, fd, "dnsd", &proto_dnsd_to_client, on_dnsd_msg,
@@ -273,6 +329,21 @@ static void on_shutdown(struct child *c)
     exit_when_idle();
 }
 
+/* At start, as root before the drop: the map where the admin keeps it. */
+static void load_secrets(void)
+{
+    char *err = NULL;
+
+    if (secrets_load(cfg_str(P.c->cfg, P_relay_secrets_map), &P.secrets, &err) < 0) {
+        log_err("relay_secrets_map: %s; gateways get no AUTH until smtpctl reload", err);
+        free(err);
+        P.secrets = secrets_decode("\0\0\0\0", 4); /* empty */
+        return;
+    }
+    if (secrets_count(P.secrets))
+        log_debug("credentials for %zu gateway(s) loaded", secrets_count(P.secrets));
+}
+
 int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *pol)
 {
     static struct child_spec spec;
@@ -285,6 +356,10 @@ int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *pol)
     spec.peer = on_peer;
     spec.reload = on_reload;
     spec.shutdown = on_shutdown;
+    if (pol->secrets) {
+        spec.from_master = &proto_master_to_relay;
+        spec.master_msg = on_master_msg;
+    }
     P.pol = pol;
     P.c = child_init(argc, argv, &spec);
     srandom((unsigned)(getpid() ^ now_us()));
@@ -294,6 +369,8 @@ int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *pol)
         log_err("outbound TLS unavailable: %s", err);
         free(err);
     }
+    if (pol->secrets)
+        load_secrets();
     child_drop(P.c);
     engine_opts(&o);
     P.eng = dlv_engine_new(&o);
@@ -305,6 +382,7 @@ int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *pol)
         free(p);
     }
     dlv_engine_free(P.eng);
+    secrets_free(P.secrets);
     if (P.ctx)
         SSL_CTX_free(P.ctx);
     return rc;

@@ -31,6 +31,7 @@
 struct dlv_proc_policy {
     const char *prog; /* "deliver", "relay" */
     unsigned accept;  /* DLV_ACCEPT_* */
+    int secrets;      /* holds the gateways' credentials (relay_secrets_map): relay only */
 };
 
 int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *p);

@@ -76,9 +76,7 @@ void dlv_req_encode(struct ipc_w *w, const struct dlv_req *q)
         ipc_w_str(w, h->name);
         ipc_w_u16(w, h->port);
         ipc_w_u8(w, h->tls);
-        ipc_w_str(w, h->label);
-        ipc_w_str(w, h->auth_user);
-        ipc_w_str(w, h->auth_pass);
+        ipc_w_str(w, h->label); /* relay finds the credentials by this name */
         ipc_w_u8(w, h->auth_plaintext_ok);
     }
     ipc_w_u32(w, (uint32_t)q->nrcpts);
@@ -137,8 +135,8 @@ int dlv_req_decode(const void *body, size_t len, struct dlv_req *q)
         h->port = ipc_r_u16(&r);
         h->tls = ipc_r_u8(&r);
         h->label = dup_str(&r);
-        h->auth_user = dup_str(&r);
-        h->auth_pass = dup_str(&r);
+        h->auth_user = xstrdup(""); /* never on the wire: relay fills them in */
+        h->auth_pass = xstrdup("");
         h->auth_plaintext_ok = ipc_r_u8(&r);
     }
     n = ipc_r_u32(&r);

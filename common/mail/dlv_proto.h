@@ -49,11 +49,13 @@ enum dlv_phase { DLV_PHASE_DIRECT = 0, DLV_PHASE_RELAY = 1 };
 #define DLV_NEED_SMTPUTF8 0x2u
 
 struct dlv_host {
-    char *name;      /* host name or literal address */
-    uint16_t port;   /* 0: the request's port */
-    uint8_t tls;     /* enum tls_mode */
-    char *label;     /* gateway name for logs and smtpctl show relays, or "" */
-    char *auth_user; /* "" for no AUTH */
+    char *name;    /* host name or literal address */
+    uint16_t port; /* 0: the request's port */
+    uint8_t tls;   /* enum tls_mode */
+    char *label;   /* gateway name for logs and smtpctl show relays, or "" */
+    /* AUTH: not part of the request on the wire (qmgr holds no secrets);
+     * relay sets them from its secrets (secrets.h) by label. "" for none. */
+    char *auth_user;
     char *auth_pass;
     uint8_t auth_plaintext_ok; /* AUTH allowed without TLS */
 };

@@ -26,7 +26,7 @@
 
 /* Compiled maps as the children see them (copied by master). */
 #define SPOOL_MAP_DOMAINS "etc/domains.db"
-#define SPOOL_MAP_SECRETS "etc/secrets.db"
+#define SPOOL_MAP_SECRETS_OLD "etc/secrets.db" /* before 0.2: removed at start */
 #define SPOOL_MAP_USERS "etc/users.db"
 #define SPOOL_MAP_SENDERS "etc/senders.db"
 

@@ -103,8 +103,10 @@ static void test_req_roundtrip(void)
     is_int(d.hosts[0].port, 587, "host port");
     is_int(d.hosts[0].tls, TLS_MODE_ENCRYPT, "host tls");
     is_str(d.hosts[0].label, "gw1", "host label");
-    is_str(d.hosts[0].auth_user, "user", "auth user");
-    is_str(d.hosts[0].auth_pass, "secret", "auth pass");
+    is_str(d.hosts[0].auth_user, "", "credentials are not on the wire: no user decoded");
+    is_str(d.hosts[0].auth_pass, "", "no password decoded");
+    ok(memmem(w.p, w.len, "secret", 6) == NULL && memmem(w.p, w.len, "user", 4) == NULL,
+       "the encoded request holds neither the password nor the user name");
     is_int(d.hosts[0].auth_plaintext_ok, 1, "plaintext ok");
     is_str(d.hosts[1].name, "127.0.0.5", "second host");
     is_int(d.hosts[1].port, 0, "second host: default port");

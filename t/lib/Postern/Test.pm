@@ -23,7 +23,8 @@ package Postern::Test;
 #   retry_delay_max=0, short outbound timeouts. Run as root: mail_owner=postern
 #   (the system user is created with useradd if missing); otherwise
 #   mail_owner is not written and everything runs as the current user.
-# - start runs master with stderr (and stdout) appended to DIR/master.log and
+# - start runs master (from bindir when given: a copy of bin/ with a
+#   stand-in for one program) with stderr (and stdout) appended to DIR/master.log and
 #   waits up to 20 s for a "postern ready" line written after the start; on
 #   failure it dies with the log tail (start(nodie => 1) returns 0 instead).
 # - stop sends SIGTERM to master, waits (default 15 s), then SIGKILL; then
@@ -35,7 +36,7 @@ package Postern::Test;
 #
 # Methods: dir etc spool log_path port direct_port root master_pid
 #   free_port([$addr]) config(%more) write_file($name, $text [, $mode])
-#   start stop signal($sig) wait_exit($timeout) restart
+#   start([bindir => DIR]) stop signal($sig) wait_exit($timeout) restart
 #   smtpctl(@args) -> ($exit, $stdout.$stderr)
 #   smtpctl3(@args) -> ($exit, $stdout, $stderr)
 #   spool_files($subdir) -> sorted file names in DIR/spool/$subdir (no dot
@@ -248,7 +249,7 @@ sub start {
     my ($self, %o) = @_;
     croak 'start: master already running' if $self->{master_pid};
     my $timeout = $o{timeout} // 20;
-    my $bin = "$ROOT/bin/master";
+    my $bin = ($o{bindir} // "$ROOT/bin") . '/master';
     croak "start: $bin not built (run make)" unless -x $bin;
     my $from = $self->_log_size;
     $self->{mark} = $from;
