@@ -113,7 +113,11 @@ void children_send_secrets(struct master *m, const struct secrets *s)
 }
 
 /* c says its channel to a peer broke the protocol: kill that peer (only a
- * peer c has an edge with), and the normal restart gives both new pairs. */
+ * peer c has an edge with), and the normal restart gives both new pairs.
+ * qmgr is the one process every other trusts with the queue: a report
+ * against it restarts the reporter instead (which gets a fresh channel),
+ * so a compromised smtpd or relay cannot keep delivery down by accusing
+ * qmgr over and over. */
 static void peer_broken(struct master *m, struct mchild *c, const struct ipc_msg *msg)
 {
     struct ipc_r r;
@@ -129,6 +133,12 @@ static void peer_broken(struct master *m, struct mchild *c, const struct ipc_msg
         int peer = edge_peer(e, idx);
         if (peer < 0 || strcmp(m->ch[peer].name, name) != 0 || m->ch[peer].pid <= 0)
             continue;
+        if (peer == CH_QMGR) {
+            log_warn("%s reports that qmgr[%ld] broke the protocol (%s); restarting %s, not qmgr",
+                     c->name, (long)m->ch[peer].pid, why, c->name);
+            kill(c->pid, SIGKILL);
+            return;
+        }
         log_warn("%s reports that %s[%ld] broke the protocol (%s); restarting %s", c->name, name,
                  (long)m->ch[peer].pid, why, name);
         kill(m->ch[peer].pid, SIGKILL);

@@ -6,8 +6,10 @@
  * qmgr chooses the gateways and their order for each attempt (priority,
  * the domain's subset or the sender's, rotation between attempts: see
  * qmgr/route.h) and sends IMSG_DELIVERY with DLV_TARGET_HOSTS: the
- * gateways in that order, each with its port, TLS mode and AUTH
- * credentials from the secrets map, and the open queue file. relay
+ * gateways in that order, each with its port and TLS mode, named, and
+ * the open queue file. relay adds each gateway's AUTH credentials from
+ * the secrets it holds (mail/secrets.h: read before the privilege drop,
+ * renewed by master on reload; no other daemon has them). relay
  * resolves gateway names through dnsd, tries the gateways in order until
  * one takes the message, and answers IMSG_DELIVERY_RESULT with one
  * result per recipient and the gateway that took it (or was tried last).

@@ -10,7 +10,10 @@
 #   - qmgr asks master to restart the offender, and master does;
 #   - it sends IMSG_QUEUE_NEW, a type only smtpd may send: the channel is
 #     closed with a log line naming the type and the edge, and relay is
-#     restarted again; mail keeps flowing.
+#     restarted again;
+#   - it tells master that qmgr broke the protocol: master restarts the
+#     accuser, not qmgr (no process can keep qmgr down that way);
+#   - mail keeps flowing.
 use strict;
 use warnings;
 use FindBin;
@@ -34,7 +37,7 @@ copy("$root/t/lib/fake_relay.pl", "$bin/relay") or die "copy fake relay: $!";
 chmod 0755, "$bin/relay";
 $ENV{FAKE_RELAY_DIR} = $dir;
 open(my $m, '>', "$dir/modes") or die;
-print $m "forge\nqueue_new\n";
+print $m "forge\nqueue_new\naccuse\n";
 close $m;
 
 my $port = $pt->direct_port;
@@ -80,7 +83,16 @@ ok($pt->wait_log(qr/qmgr\[\d+\]: warning: ipc: channel to relay closed: message 
     'IMSG_QUEUE_NEW from relay closes the channel, with the type and the edge in the log');
 ok($pt->wait_log(qr/qmgr reports that relay\[$second\] broke the protocol/, 10),
     'and relay is restarted again');
-ok(wait_until(15, sub { scalar(starts()) >= 3 }), 'a third relay runs (idle)');
+my $qmgr_pid = $pt->pid_of('qmgr');
+ok(wait_until(15, sub { scalar(starts()) >= 3 }), 'a third relay runs');
+
+# --- a false accusation against qmgr ---
+my $third = (starts())[2][0];
+ok($pt->wait_log(qr/master\[\d+\]: warning: relay reports that qmgr\[\d+\] broke the protocol \(made up\); restarting relay, not qmgr/, 10),
+    'an accusation against qmgr restarts the accuser');
+ok(wait_until(15, sub { scalar(starts()) >= 4 }), 'a fourth relay runs (idle)');
+ok(wait_until(5, sub { !kill(0, $third) }), 'the accuser is gone');
+is($pt->pid_of('qmgr'), $qmgr_pid, 'qmgr was not restarted');
 
 # --- mail still flows ---
 my $q2 = $pt->send_mail(from => 's@src.test', to => ['b@fine.pc.test']);

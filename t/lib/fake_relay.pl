@@ -8,6 +8,7 @@
 #              IMSG_DELIVERY_RESULT for every request id 1..300 (ids that
 #              belong to deliver's jobs among them)
 #   queue_new  send IMSG_QUEUE_NEW, which only smtpd may send
+#   accuse     tell master (IMSG_PEER_BROKEN) that qmgr broke the protocol
 #   idle       nothing (also when there is no line for this start)
 # Each start appends "PID MODE" to $FAKE_RELAY_DIR/starts. Every wait is
 # bounded; it exits when master's channel closes.
@@ -57,6 +58,9 @@ my $deadline = time + 120;
 my $done_mode = $mode eq 'idle';
 if ($mode eq 'queue_new') {
     frame($qmgr, 100, 0, str('AAAAAAAAAAAA'));
+    $done_mode = 1;
+} elsif ($mode eq 'accuse') {
+    frame($master, 11, 0, str('qmgr') . str('made up'));
     $done_mode = 1;
 }
 while (time < $deadline) {
