@@ -249,8 +249,44 @@ static void log_failed(struct qmgr *q, const struct msg *m, const struct rcpt *r
         log_rcpt(m, r, a->relay, a->tag, a->now, dsn, "failed", reason);
         return;
     }
-    snprintf(t, sizeof(t), "%s; last error: %s", oc->why, reason);
+    snprintf(t, sizeof(t), "%s; last error: %s", oc->why ? oc->why : "expired", reason);
     log_rcpt(m, r, a->relay, a->tag, a->now, dsn, oc->expired ? "expired" : "failed", t);
+}
+
+/*
+ * A local outage (dlv_blame: dnsd or a delivery process restarting, the
+ * queue file unreadable): the recipient waits LOCAL_RETRY_US and is tried
+ * again, with no attempt counted, no first failure time set and nothing
+ * said against the destination. Only max_queue_lifetime still applies
+ * (the caller takes the normal path once the message is that old), so a
+ * local problem that never ends does not keep mail forever.
+ */
+#define LOCAL_RETRY_US (5 * 1000000LL)
+
+static int local_outage(struct qmgr *q, struct msg *m, struct rcpt *r, const struct rcpt_attempt *a)
+{
+    const struct qpolicy *pol = policy_for(q, m->groups[r->group].d);
+    char reason[REPLY_MAX + 64];
+
+    if (dlv_blame((unsigned)a->status, (unsigned)a->cls) != DLV_BLAME_LOCAL)
+        return 0;
+    if (pol->max_queue_lifetime > 0 &&
+        a->now - msg_life_start(m) >= pol->max_queue_lifetime * 1000000LL)
+        return 0;
+    r->state = RS_DEFERRED;
+    r->next_try_us = a->now + LOCAL_RETRY_US;
+    r->last_try_us = a->now;
+    free(r->last_text);
+    r->last_text = qrec_text(a->reply);
+    r->last_class = (uint8_t)a->cls;
+    r->last_step = (uint8_t)a->step;
+    r->last_code = 0;
+    q->st.rcpt_deferred++;
+    snprintf(reason, sizeof(reason), "local: %s; not counted as an attempt, again in %llds",
+             a->reply, (long long)(LOCAL_RETRY_US / 1000000));
+    log_rcpt(m, r, a->relay, a->tag, a->now, "4.3.0", "deferred", reason);
+    notice_on_deferred(q, m, r, pol->delay_warning_time, a->now);
+    return 1;
 }
 
 /* Recipient i's result: count the attempt (in its phase), decide, log. */
@@ -263,6 +299,8 @@ static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct r
     char reason[REPLY_MAX + 64], dbuf[16];
     const char *dsn = dsn_or_default(a, dbuf, sizeof(dbuf));
 
+    if (local_outage(q, m, r, a))
+        return;
     count_attempt(r, a->phase);
     h = (struct qhist){.arrival_us = msg_life_start(m),
                        .first_fail_us = r->first_fail_us,
@@ -781,6 +819,7 @@ static void end_delivery(struct qmgr *q, struct delivery *dl)
 /* What a delivery's results say about its destination. */
 struct dlv_summary {
     int any_ok;               /* a recipient was sent */
+    int all_local;            /* every result was a local outage (dlv_blame) */
     int all_net;              /* every recipient got a temporary dns or network error */
     const char *first_reason; /* the first of those errors */
 };
@@ -833,7 +872,7 @@ static struct dlv_summary apply_results(struct qmgr *q, struct delivery *dl,
                                         const struct dlv_res *res, const char *tag, int64_t now)
 {
     struct msg *m = dl->g->m;
-    struct dlv_summary sum = {0, 1, NULL};
+    struct dlv_summary sum = {0, 1, 1, NULL};
 
     for (size_t k = 0; k < dl->n; k++) {
         uint32_t i = dl->ridx[k];
@@ -846,6 +885,8 @@ static struct dlv_summary apply_results(struct qmgr *q, struct delivery *dl,
             continue;
         }
         apply_reply(q, m, i, dl, res, r, tag, now);
+        if (dlv_blame(r->status, r->cls) != DLV_BLAME_LOCAL)
+            sum.all_local = 0;
         if (r->status == DLV_OK)
             sum.any_ok = 1;
         if (!(r->status == DLV_TEMP && (r->cls == DLV_CLASS_DNS || r->cls == DLV_CLASS_NETWORK)))
@@ -868,6 +909,12 @@ static void record_delivery(struct qmgr *q, struct delivery *dl, const struct dl
 
     m->active--;
     sum = apply_results(q, dl, res, tag, now);
+    if (dl->n > 0 && sum.all_local) {
+        /* Our outage: neither the destination's nor a gateway's health. */
+        slots_done(q, d, res, 0, now);
+        settle(q, g);
+        return;
+    }
     slots_done(q, d, res, res && (sum.any_ok || !sum.all_net), now);
     if (dl->phase == DLV_PHASE_RELAY)
         policy_note_relay(q, m, dl, res); /* gateways' health is theirs, not d's */

@@ -763,11 +763,25 @@ static void on_txn(struct smtpc *s, const struct smtpc_txn_res *tr, void *arg)
 
 /* -- resolving -- */
 
+/* dnsd is down or restarting: our outage, not the destination's (class
+ * local: no attempt counted, no host marked down; dlv_blame). */
+static void dns_unavailable(struct dlv_job *j)
+{
+    log_info("%s: dnsd is not available", j->q.queue_id);
+    dlv_tally_set_open(&j->t, DLV_TEMP, DLV_CLASS_LOCAL, DLV_STEP_DNS, 0, "4.3.0",
+                       "dnsd unavailable (a local outage, not counted as an attempt)");
+}
+
 static void on_mx(const struct dns_result *r, void *arg)
 {
     struct dlv_job *j = arg;
 
     j->dns_id = 0;
+    if (r->flags & DNS_R_LOCAL) {
+        dns_unavailable(j);
+        job_next(j);
+        return;
+    }
     if (r->err != DNS_OK) {
         log_info("%s: MX lookup for %s failed (%s): %s", j->q.queue_id, j->q.domain,
                  outcome_name(r->err), r->reason);
@@ -803,6 +817,11 @@ static void on_host(const struct dns_result *r, void *arg)
     const struct dlv_host *h = &j->q.hosts[i];
 
     j->dns_id = 0;
+    if (r->flags & DNS_R_LOCAL) {
+        dns_unavailable(j);
+        job_next(j);
+        return;
+    }
     dns_result_free(&j->hostr);
     dns_result_copy(&j->hostr, r);
     j->ncands = dlv_cands_host(h, (int)i, &j->hostr, NULL, j->q.port, j->cands, nitems(j->cands));
@@ -828,12 +847,6 @@ static char *unbracket(const char *s)
     if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
         return xstrndup(s + 1, n - 2);
     return xstrdup(s);
-}
-
-static void dns_unavailable(struct dlv_job *j, int hosts_target)
-{
-    log_info("%s: dnsd is not available", j->q.queue_id);
-    dlv_tally_dns(&j->t, DNS_TEMP, "dnsd unavailable", hosts_target);
 }
 
 static void resolve_host(struct dlv_job *j, size_t i)
@@ -867,7 +880,7 @@ static void resolve_host(struct dlv_job *j, size_t i)
         j->dns_id = dnsc_host(j->e->dns, name, on_host, j);
     free(name);
     if (j->dns_id == 0) {
-        dns_unavailable(j, 1);
+        dns_unavailable(j);
         job_next(j);
     }
 }
@@ -884,7 +897,7 @@ static void start_resolve(struct dlv_job *j)
         j->dns_id =
             dnsc_mx(j->e->dns, j->q.domain, (const char *const *)j->q.mx_override, on_mx, j);
     if (j->dns_id == 0) {
-        dns_unavailable(j, 0);
+        dns_unavailable(j);
         job_next(j);
     }
 }

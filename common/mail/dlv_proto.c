@@ -19,6 +19,15 @@ static const char *const class_names[] = {"none", "dns", "network", "tls", "smtp
 static const char *const step_names[] = {"none", "dns",  "connect", "greeting", "helo", "starttls",
                                          "auth", "mail", "rcpt",    "data",     "dot"};
 
+enum dlv_blame dlv_blame(unsigned status, unsigned cls)
+{
+    if (status == DLV_OK)
+        return DLV_BLAME_NONE;
+    if (status == DLV_TEMP && cls == DLV_CLASS_LOCAL)
+        return DLV_BLAME_LOCAL;
+    return DLV_BLAME_DEST;
+}
+
 const char *dlv_status_name(enum dlv_status s)
 {
     return (unsigned)s < nitems(status_names) ? status_names[s] : "?";

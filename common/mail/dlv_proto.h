@@ -142,6 +142,22 @@ struct dlv_res {
                            went with the message, and notices are its business now */
 };
 
+/*
+ * Whose failure a recipient's result is, decided here and nowhere else:
+ *   DLV_BLAME_NONE   it was sent;
+ *   DLV_BLAME_LOCAL  ours, not the destination's: a temporary result of
+ *                    class local (dnsd or a delivery process restarting,
+ *                    the queue file unreadable, a process shutting down).
+ *                    It costs no attempt, changes no host or gateway
+ *                    state and never moves mail to the relay phase; qmgr
+ *                    tries again after a short local back-off;
+ *   DLV_BLAME_DEST   the destination's (or its DNS's): counted as an
+ *                    attempt, feeds the destination's health and the
+ *                    routing decision. A permanent result always is.
+ */
+enum dlv_blame { DLV_BLAME_NONE = 0, DLV_BLAME_LOCAL, DLV_BLAME_DEST };
+enum dlv_blame dlv_blame(unsigned status, unsigned cls);
+
 const char *dlv_status_name(enum dlv_status s); /* "sent" "deferred" "failed" */
 const char *
 dlv_class_name(enum dlv_class c);           /* "none" "dns" "network" "tls" "smtp" "auth" "local" */

@@ -599,6 +599,7 @@ void dnsc_chan_lost(struct ipc_chan *ch)
         lost = q->next;
         dns_result_init(&r, "");
         dns_result_set_err(&r, DNS_TEMP, "dnsd unavailable");
+        r.flags |= DNS_R_LOCAL;
         q->cb(&r, q->arg);
         dns_result_free(&r);
         free(q);

@@ -60,6 +60,7 @@ enum dns_class {
 #define DNS_R_IMPLICIT 0x1u /* no MX: the domain's own addresses (implicit MX) */
 #define DNS_R_OVERRIDE 0x2u /* hosts came from the override list, not DNS */
 #define DNS_R_LITERAL 0x4u  /* the domain was an address literal [addr] */
+#define DNS_R_LOCAL 0x8u    /* no answer because dnsd went away: our outage, not the domain's */
 
 struct dns_host {
     char *name;

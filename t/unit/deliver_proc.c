@@ -12,7 +12,8 @@
  *     the old job's result never appears on the new channel; a new request
  *     on the new channel is answered there
  *   - dnsd replaced while a lookup is pending: that delivery is deferred
- *     with class dns; lookups then go to the new dnsd
+ *     with class local (our outage, not the domain's); lookups then go to
+ *     the new dnsd
  * Run as root, deliver drops to "nobody" and chroots into DIR/spool/empty.
  */
 #include <errno.h>
@@ -331,7 +332,8 @@ int main(void)
     is_int(r.id, 2, "request 2");
     if (r.n > 0) {
         is_int(r.r[0].status, DLV_TEMP, "deferred");
-        is_int(r.r[0].cls, DLV_CLASS_DNS, "class dns");
+        is_int(r.r[0].cls, DLV_CLASS_LOCAL, "class local: dnsd's restart is our outage");
+        is_int(dlv_blame(r.r[0].status, r.r[0].cls), DLV_BLAME_LOCAL, "not the destination's");
     }
     dlv_res_free(&r);
     make_req(&q, 3, "nx3.test");

@@ -929,7 +929,7 @@ static void test_dns_failures(void)
     req_init(&q, "one.test", 1, NULL);
     run(&q, &g);
     is_str(status_of(&g, 0), "deferred", "dnsd unavailable: deferred");
-    is_int(g.r.r[0].cls, DLV_CLASS_DNS, "class dns");
+    is_int(g.r.r[0].cls, DLV_CLASS_LOCAL, "class local: our outage, not the domain's");
     ok(strstr(g.r.r[0].text, "dnsd") != NULL, "reason names dnsd");
     got_free(&g);
     dlv_engine_set_dns(eng, dns_client);

@@ -348,9 +348,31 @@ static void test_names(void)
     is_int(dlv_class_parse("bogus"), -1, "parse unknown");
 }
 
+/* dlv_blame over every status and class: only a temporary local result
+ * is ours; any permanent result, and every other temporary class, is
+ * the destination's. */
+static void test_blame(void)
+{
+    static const struct {
+        int status, cls, want;
+    } t[] = {
+        {DLV_OK, DLV_CLASS_NONE, DLV_BLAME_NONE},      {DLV_OK, DLV_CLASS_LOCAL, DLV_BLAME_NONE},
+        {DLV_TEMP, DLV_CLASS_LOCAL, DLV_BLAME_LOCAL},  {DLV_TEMP, DLV_CLASS_DNS, DLV_BLAME_DEST},
+        {DLV_TEMP, DLV_CLASS_NETWORK, DLV_BLAME_DEST}, {DLV_TEMP, DLV_CLASS_TLS, DLV_BLAME_DEST},
+        {DLV_TEMP, DLV_CLASS_SMTP, DLV_BLAME_DEST},    {DLV_TEMP, DLV_CLASS_AUTH, DLV_BLAME_DEST},
+        {DLV_TEMP, DLV_CLASS_NONE, DLV_BLAME_DEST},    {DLV_PERM, DLV_CLASS_LOCAL, DLV_BLAME_DEST},
+        {DLV_PERM, DLV_CLASS_SMTP, DLV_BLAME_DEST},    {DLV_PERM, DLV_CLASS_DNS, DLV_BLAME_DEST},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        is_int(dlv_blame((unsigned)t[i].status, (unsigned)t[i].cls), t[i].want, "blame of %s/%s",
+               dlv_status_name((enum dlv_status)t[i].status),
+               dlv_class_name((enum dlv_class)t[i].cls));
+}
+
 int main(void)
 {
     plan_lazy();
+    test_blame();
     test_req_roundtrip();
     test_req_truncations();
     test_req_bad_values();
