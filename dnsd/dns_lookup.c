@@ -301,54 +301,6 @@ static struct lookup *lk_new(struct dnsq_engine *e, const char *name, lookup_cb 
     return lk;
 }
 
-int lookup_parse_override(const char *entry, char *buf, size_t len, struct sockaddr_storage *ss,
-                          uint16_t *port)
-{
-    char host[DNS_MAX_NAME + 1];
-    const char *c;
-    int r = dns_parse_addr(entry, ss);
-
-    *port = 0;
-    if (r == 1) {
-        char a[INET6_ADDRSTRLEN];
-        const void *ap = ss->ss_family == AF_INET
-                             ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
-                             : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
-        *port = ntohs(ss->ss_family == AF_INET ? ((struct sockaddr_in *)ss)->sin_port
-                                               : ((struct sockaddr_in6 *)ss)->sin6_port);
-        /* The host name is the address alone: never "addr:port" nor
-         * "[addr]", which the client would take for a name (TLS SNI,
-         * certificate checks, logs). */
-        if (inet_ntop(ss->ss_family, ap, a, sizeof(a)) == NULL)
-            return -1;
-        snprintf(buf, len, "%s", a);
-        return 1;
-    }
-    if (r < 0 || strlen(entry) > DNS_MAX_NAME)
-        return -1;
-    strlcpy_p(host, entry, sizeof(host));
-    if ((c = strrchr(entry, ':')) != NULL) {
-        unsigned long v = 0;
-        const char *p = c + 1;
-        if (!*p)
-            return -1;
-        for (; *p; p++) {
-            if (*p < '0' || *p > '9')
-                return -1;
-            v = v * 10 + (unsigned long)(*p - '0');
-            if (v > 65535)
-                return -1;
-        }
-        if (v == 0)
-            return -1;
-        *port = (uint16_t)v;
-        host[c - entry] = '\0';
-    }
-    if (strchr(host, '[') || strchr(host, ']') || strchr(host, ':'))
-        return -1;
-    return dnsans_norm(host, buf, len) < 0 ? -1 : 0;
-}
-
 static int lk_override(struct lookup *lk, const char *const *override, size_t n)
 {
     lk->res.flags |= DNS_R_OVERRIDE;
@@ -357,7 +309,7 @@ static int lk_override(struct lookup *lk, const char *const *override, size_t n)
         struct sockaddr_storage ss;
         uint16_t port;
         struct dns_host *h;
-        int r = lookup_parse_override(override[i], name, sizeof(name), &ss, &port);
+        int r = dns_parse_mx_entry(override[i], name, sizeof(name), &ss, &port);
 
         if (r < 0) {
             dns_result_set_err(&lk->res, DNS_TEMP,

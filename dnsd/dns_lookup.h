@@ -36,9 +36,4 @@ void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *ove
                lookup_cb cb, void *arg);
 void lookup_host(struct dnsq_engine *e, const char *name, lookup_cb cb, void *arg);
 
-/* Parse one override entry: a literal address (1, *ss set) or a host name
- * (0, name normalized into buf), with *port (0 if none); -1 if invalid. */
-int lookup_parse_override(const char *entry, char *buf, size_t len, struct sockaddr_storage *ss,
-                          uint16_t *port);
-
 #endif

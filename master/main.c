@@ -100,6 +100,19 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
         config_free(&ncfg);
         return;
     }
+    /* A compiled map that does not read back refuses the reload: the
+     * children keep the maps they run with. */
+    if (setup_verify_maps(&ncfg, &err) < 0) {
+        char *msg = xasprintf("reload refused, the running configuration stays: %s", err);
+        log_err("%s", msg);
+        if (done)
+            done(arg, 0, msg);
+        free(msg);
+        free(err);
+        free(text);
+        config_free(&ncfg);
+        return;
+    }
     /* The gateway credentials go to relay alone; a map that cannot be
      * read refuses the reload, so relay keeps the ones it has. */
     if (secrets_load(cfg_str(&ncfg, P_relay_secrets_map), &secrets, &err) < 0) {

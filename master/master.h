@@ -58,6 +58,9 @@ extern struct master M;
 /* setup.c */
 int setup_spool(struct master *m, char **err);
 int setup_maps(struct master *m, char **err);
+/* Every compiled map c names reads back whole (map_verify); else -1 and
+ * *err naming the file, the parameter and the fix. */
+int setup_verify_maps(const struct config *c, char **err);
 int setup_listeners(struct master *m, char **err);
 
 /* children.c */

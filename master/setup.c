@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/map.h"
 #include "master.h"
 #include "base/netaddr.h"
 #include "base/privsep.h"
@@ -130,6 +131,36 @@ static int copy_map(const char *src, const char *dst, mode_t mode, uid_t uid, gi
     return 0;
 }
 
+int setup_verify_maps(const struct config *c, char **err)
+{
+    static const struct {
+        enum cfg_id param;
+        unsigned flags;
+    } maps[] = {
+        {P_domains_map, 0},
+        {P_smtpd_users_map, MAP_SECRET},
+        {P_relay_sender_map, 0},
+        {P_relay_secrets_map, MAP_SECRET},
+    };
+
+    for (size_t i = 0; i < nitems(maps); i++) {
+        const char *src = cfg_str(c, maps[i].param);
+        char db[4096], *why = NULL;
+        if (src == NULL || *src == '\0')
+            continue;
+        snprintf(db, sizeof(db), "%s.db", src);
+        if (access(db, F_OK) != 0)
+            continue; /* never compiled: no map */
+        if (map_verify(src, maps[i].flags, &why) < 0) {
+            *err = xasprintf("%s (%s) cannot be read: %s; rebuild it with smtpctl makemap %s", db,
+                             cfg_params[maps[i].param].name, why, src);
+            free(why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int setup_maps(struct master *m, char **err)
 {
     static const struct {
@@ -146,6 +177,8 @@ int setup_maps(struct master *m, char **err)
     uid_t uid = geteuid();
 
     if (geteuid() == 0 && privsep_lookup(cfg_str(&m->cfg, P_mail_owner), &uid, &gid, err) < 0)
+        return -1;
+    if (setup_verify_maps(&m->cfg, err) < 0)
         return -1;
     /* The gateway credentials are never in the spool: relay reads the
      * map where the admin keeps it (mail/secrets.h). An older Postern

@@ -44,9 +44,16 @@ static void free_strv(char **v)
     free(v);
 }
 
-/* A map master copied into the spool; NULL when it is not there. */
+/*
+ * A map master copied into the spool; NULL when it is not configured or
+ * not there. One that is there but cannot be opened is never dropped
+ * silently: on a reload qmgr keeps the one it has (*old, which stays
+ * readable: master replaces files by rename); at start, with nothing to
+ * keep, qmgr exits and master's restart backoff logs it until the spool
+ * copy is good (master verifies every map before it copies it).
+ */
 static struct map *open_map(const char *param_value, const char *path, unsigned flags,
-                            const char *what)
+                            const char *what, struct map **old)
 {
     struct map *m;
     char *err = NULL;
@@ -63,9 +70,16 @@ static struct map *open_map(const char *param_value, const char *path, unsigned 
         strlen(path) - (strlen(path) > 3 && strcmp(path + strlen(path) - 3, ".db") == 0 ? 3 : 0));
     m = map_open(base, flags, &err);
     free(base);
-    if (m == NULL) {
-        log_warn("cannot open the %s %s: %s; going on without it", what, path, err);
+    if (m == NULL && *old) {
+        log_err("cannot open the %s %s: %s; keeping the one in use", what, path, err);
         free(err);
+        m = *old;
+        *old = NULL;
+    } else if (m == NULL) {
+        log_err("cannot open the %s %s: %s; qmgr cannot route without it and stops", what, path,
+                err);
+        free(err);
+        exit(1);
     }
     return m;
 }
@@ -124,6 +138,9 @@ static void load(struct qmgr *q)
     const struct config *c = q->c->cfg;
     char *err = NULL;
 
+    struct map *old_domains = rt->domains, *old_senders = rt->senders;
+
+    rt->domains = rt->senders = NULL;
     close_all(rt);
     clear_caches(rt);
     if (gateways_parse(cfg_list(c, P_relay_gateways), &rt->gws, &err) < 0) {
@@ -131,8 +148,14 @@ static void load(struct qmgr *q)
         free(err);
         memset(&rt->gws, 0, sizeof(rt->gws));
     }
-    rt->domains = open_map(cfg_str(c, P_domains_map), SPOOL_MAP_DOMAINS, 0, "domains map");
-    rt->senders = open_map(cfg_str(c, P_relay_sender_map), SPOOL_MAP_SENDERS, 0, "sender map");
+    rt->domains =
+        open_map(cfg_str(c, P_domains_map), SPOOL_MAP_DOMAINS, 0, "domains map", &old_domains);
+    rt->senders =
+        open_map(cfg_str(c, P_relay_sender_map), SPOOL_MAP_SENDERS, 0, "sender map", &old_senders);
+    if (old_domains)
+        map_close(old_domains);
+    if (old_senders)
+        map_close(old_senders);
     log_info("routing: %zu relay gateway%s, %s, %s", rt->gws.n, rt->gws.n == 1 ? "" : "s",
              rt->domains ? "domains map" : "no domains map",
              rt->senders ? "sender map" : "no sender map");

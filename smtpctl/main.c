@@ -95,8 +95,29 @@ static int cmd_check(const char *confdir)
         printf("%s: ok\n", src);
     }
     gateways_free(&gws);
+    int bad = 0;
     for (size_t i = 0; i < nitems(map_params); i++) {
         const char *src = cfg_str(&cfg, map_params[i]);
+        char *db = xasprintf("%s.db", src);
+        int have_db = *src && access(db, F_OK) == 0;
+        free(db);
+        /* The compiled map must read back whole: a corrupt .db is what
+         * the daemons would run with. */
+        if (have_db &&
+            map_verify(src,
+                       map_params[i] == P_relay_secrets_map || map_params[i] == P_smtpd_users_map
+                           ? MAP_SECRET
+                           : 0,
+                       &err) < 0) {
+            fprintf(stderr,
+                    "%s: the compiled map cannot be read: %s; rebuild it with smtpctl "
+                    "makemap %s\n",
+                    src, err, src);
+            free(err);
+            err = NULL;
+            bad = 1;
+            continue;
+        }
         if (*src == '\0' || access(src, F_OK) != 0)
             continue;
         if (map_stale(src)) {
@@ -107,7 +128,7 @@ static int cmd_check(const char *confdir)
         }
     }
     config_free(&cfg);
-    return 0;
+    return bad;
 }
 
 /* Secrets (gateway credentials, AUTH users) are compiled with MAP_SECRET. */

@@ -360,6 +360,25 @@ int map_each(struct map *m, int (*fn)(const char *key, const char *val, void *ar
     return 0;
 }
 
+static int count_one(const char *key, const char *val, void *arg)
+{
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+int map_verify(const char *path, unsigned flags, char **err)
+{
+    struct map *m = map_open(path, flags, err);
+    size_t n = 0;
+    int rc;
+
+    if (m == NULL)
+        return -1;
+    rc = map_each(m, count_one, &n, err);
+    map_close(m);
+    return rc;
+}
+
 void map_close(struct map *m)
 {
     if (m == NULL)

@@ -50,6 +50,11 @@ int map_get(struct map *m, const char *key, char **val, char **err);
 int map_each(struct map *m, int (*fn)(const char *key, const char *val, void *arg), void *arg,
              char **err);
 void map_close(struct map *m);
+/* Open path.db and read every entry: 0 when the whole file reads back,
+ * -1 and *err when it does not (a corrupt or truncated file, or a
+ * MAP_SECRET map others may read). What check and reload run before
+ * they accept a map. */
+int map_verify(const char *path, unsigned flags, char **err);
 /* 1 if the source is newer than its .db (or the .db is missing), else 0. */
 int map_stale(const char *path);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "mail/dns_proto.h"
+#include "mail/smtp_addr.h"
 #include "base/log.h"
 #include "mail/proto.h"
 
@@ -249,6 +250,62 @@ int dns_parse_addr(const char *s, struct sockaddr_storage *ss)
     else
         in6->sin6_port = htons(port);
     return 1;
+}
+
+int dns_parse_mx_entry(const char *entry, char *buf, size_t len, struct sockaddr_storage *ss,
+                       uint16_t *port)
+{
+    char host[DNS_MAX_NAME + 2];
+    size_t hl;
+    const char *c;
+    int r = dns_parse_addr(entry, ss);
+
+    *port = 0;
+    if (r == 1) {
+        char a[INET6_ADDRSTRLEN];
+        const void *ap = ss->ss_family == AF_INET
+                             ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
+                             : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+        *port = ntohs(ss->ss_family == AF_INET ? ((struct sockaddr_in *)ss)->sin_port
+                                               : ((struct sockaddr_in6 *)ss)->sin6_port);
+        /* The host name is the address alone: never "addr:port" nor
+         * "[addr]", which the client would take for a name (TLS SNI,
+         * certificate checks, logs). */
+        if (inet_ntop(ss->ss_family, ap, a, sizeof(a)) == NULL)
+            return -1;
+        snprintf(buf, len, "%s", a);
+        return 1;
+    }
+    if (r < 0 || strlen(entry) > DNS_MAX_NAME)
+        return -1;
+    strlcpy_p(host, entry, sizeof(host));
+    if ((c = strrchr(entry, ':')) != NULL) {
+        unsigned long v = 0;
+        const char *p = c + 1;
+        if (!*p)
+            return -1;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9')
+                return -1;
+            v = v * 10 + (unsigned long)(*p - '0');
+            if (v > 65535)
+                return -1;
+        }
+        if (v == 0)
+            return -1;
+        *port = (uint16_t)v;
+        host[c - entry] = '\0';
+    }
+    hl = strlen(host);
+    if (hl > 1 && host[hl - 1] == '.')
+        host[--hl] = '\0'; /* a fully qualified name's root dot */
+    /* A host name as RFC 5321 has it: letters, digits and hyphens in
+     * labels, not the anything-goes of a DNS label. */
+    if (hl == 0 || hl >= len || host[0] == '[' || smtp_domain_valid(host, hl, 0) != 0)
+        return -1;
+    for (size_t i = 0; i <= hl; i++)
+        buf[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] - 'A' + 'a' : host[i]);
+    return 0;
 }
 
 void dns_result_format(const struct dns_result *r, struct buf *out)

@@ -103,6 +103,16 @@ const char *dns_addr_str(const struct sockaddr_storage *ss, char *buf, size_t le
  * Returns 1 and fills ss (port set, 0 if none) for a literal address, 0 if
  * the text is not a literal address, -1 if it is one with a bad port. */
 int dns_parse_addr(const char *s, struct sockaddr_storage *ss);
+/*
+ * One mx= entry of the domains map, as dnsd uses it and as `smtpctl
+ * makemap` / `check` validate it: a literal address, with an optional
+ * port ("192.0.2.1", "192.0.2.1:2525", "2001:db8::1", "[2001:db8::1]:25"):
+ * 1, *ss set and buf the bare address; or a host name (RFC 5321 letters,
+ * digits, hyphens; a final dot allowed) with an optional ":port": 0, buf
+ * the name in lower case. A port is 1..65535. -1 for anything else.
+ */
+int dns_parse_mx_entry(const char *entry, char *buf, size_t len, struct sockaddr_storage *ss,
+                       uint16_t *port);
 
 /* Human text: one line per host ("10 mx1.example.com [g0] 192.0.2.1 ...").
  * JSON: an object with class, reason, name, flags and hosts. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mail/dns_proto.h"
 #include "mail/gateways.h"
 #include "base/map.h"
 #include "base/netaddr.h"
@@ -203,6 +204,28 @@ static int valid_key(const char *k)
     return 1;
 }
 
+/* Each mx= entry through the parser dnsd uses (dns_parse_mx_entry). */
+static int check_mx(char *const *list, char **why)
+{
+    char buf[DNS_MAX_NAME + 1];
+    struct sockaddr_storage ss;
+    uint16_t port;
+
+    if (list == NULL || list[0] == NULL) {
+        *why = xasprintf("mx= lists no host (expected host[:port] or address[:port], "
+                         "comma-separated)");
+        return -1;
+    }
+    for (char *const *e = list; *e; e++)
+        if (dns_parse_mx_entry(*e, buf, sizeof(buf), &ss, &port) < 0) {
+            *why = xasprintf("mx= entry '%s' is not a host name or an address, with an "
+                             "optional :port from 1 to 65535",
+                             *e);
+            return -1;
+        }
+    return 0;
+}
+
 int domains_check_entry(const char *key, const char *value, void *arg, char **why)
 {
     const struct gateways *gws = arg;
@@ -214,6 +237,10 @@ int domains_check_entry(const char *key, const char *value, void *arg, char **wh
     }
     if (domain_rule_parse(value, &r, why) < 0)
         return -1;
+    if (r.set[P_mx] && check_mx(r.v[P_mx].list, why) < 0) {
+        domain_rule_free(&r);
+        return -1;
+    }
     if (gws && r.set[P_gateways]) {
         for (char **g = r.v[P_gateways].list; *g; g++)
             if (gateways_find(gws, *g) == NULL) {

@@ -248,25 +248,34 @@ static void test_names_and_overrides(void)
            strcmp(buf, "mail.example.test") == 0,
        "names are normalized");
     ok(dnsans_norm("a..b", buf, sizeof(buf)) < 0, "empty label refused");
-    is_int(lookup_parse_override("mx.Example.test", buf, sizeof(buf), &ss, &port), 0, "host name");
+    is_int(dns_parse_mx_entry("mx.Example.test", buf, sizeof(buf), &ss, &port), 0, "host name");
     ok(strcmp(buf, "mx.example.test") == 0 && port == 0, "host name normalized, no port");
-    is_int(lookup_parse_override("mx.example.test:2525", buf, sizeof(buf), &ss, &port), 0,
+    is_int(dns_parse_mx_entry("mx.example.test:2525", buf, sizeof(buf), &ss, &port), 0,
            "host:port");
     is_int(port, 2525, "port parsed");
-    is_int(lookup_parse_override("127.0.0.5:26", buf, sizeof(buf), &ss, &port), 1,
+    is_int(dns_parse_mx_entry("127.0.0.5:26", buf, sizeof(buf), &ss, &port), 1,
            "IPv4 literal with port");
     ok(port == 26 && ss.ss_family == AF_INET, "IPv4 and its port");
     is_str(buf, "127.0.0.5", "the host name of an address with a port is the address alone");
-    is_int(lookup_parse_override("[::1]:27", buf, sizeof(buf), &ss, &port), 1, "[IPv6]:port");
+    is_int(dns_parse_mx_entry("[::1]:27", buf, sizeof(buf), &ss, &port), 1, "[IPv6]:port");
     ok(port == 27 && ss.ss_family == AF_INET6, "IPv6 and its port");
     is_str(buf, "::1", "no brackets, no port in the host name");
-    is_int(lookup_parse_override("2001:db8::1", buf, sizeof(buf), &ss, &port), 1, "bare IPv6");
+    is_int(dns_parse_mx_entry("2001:db8::1", buf, sizeof(buf), &ss, &port), 1, "bare IPv6");
     is_str(buf, "2001:db8::1", "a bare address is its own name");
-    is_int(lookup_parse_override("mx.test:0", buf, sizeof(buf), &ss, &port), -1, "port 0 refused");
-    is_int(lookup_parse_override("mx.test:99999", buf, sizeof(buf), &ss, &port), -1,
-           "port too big");
-    is_int(lookup_parse_override("127.0.0.1:x", buf, sizeof(buf), &ss, &port), -1, "bad port");
-    is_int(lookup_parse_override("[mx.test]", buf, sizeof(buf), &ss, &port), -1,
+    is_int(dns_parse_mx_entry("mx.test:0", buf, sizeof(buf), &ss, &port), -1, "port 0 refused");
+    is_int(dns_parse_mx_entry("mx.test:99999", buf, sizeof(buf), &ss, &port), -1, "port too big");
+    is_int(dns_parse_mx_entry("127.0.0.1:x", buf, sizeof(buf), &ss, &port), -1, "bad port");
+    is_int(dns_parse_mx_entry("not_a@host!!", buf, sizeof(buf), &ss, &port), -1,
+           "a name with characters no host name has is refused");
+    is_int(dns_parse_mx_entry("a..b.test", buf, sizeof(buf), &ss, &port), -1, "an empty label");
+    is_int(dns_parse_mx_entry("127.0.0.1:0", buf, sizeof(buf), &ss, &port), -1,
+           "an address with port 0");
+    is_int(dns_parse_mx_entry("127.0.0.1:99999", buf, sizeof(buf), &ss, &port), -1,
+           "an address with a port over 65535");
+    is_int(dns_parse_mx_entry("", buf, sizeof(buf), &ss, &port), -1, "an empty entry");
+    is_int(dns_parse_mx_entry("MX.Test.", buf, sizeof(buf), &ss, &port), 0, "a final dot");
+    is_str(buf, "mx.test", "is dropped, and the name lower-cased");
+    is_int(dns_parse_mx_entry("[mx.test]", buf, sizeof(buf), &ss, &port), -1,
            "bracketed name refused");
 }
 
