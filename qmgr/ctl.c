@@ -645,8 +645,14 @@ int qmgr_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf 
         return rc;
     if (argc == 2 && (strcmp(argv[0], "pause") == 0 || strcmp(argv[0], "resume") == 0) &&
         strcmp(argv[1], "delivery") == 0) {
+        char *err = NULL;
         q->paused = argv[0][0] == 'p';
         log_info("delivery %s by the administrator", q->paused ? "paused" : "resumed");
+        if (store_paused(q, q->paused, &err) < 0) {
+            log_err("cannot record that delivery is %s: %s (it holds until qmgr restarts)",
+                    q->paused ? "paused" : "resumed", err);
+            free(err);
+        }
         if (flags & CTL_F_JSON)
             buf_printf(out, "{\"delivery\":\"%s\"}\n", q->paused ? "paused" : "running");
         else

@@ -140,7 +140,6 @@ static int on_reload(struct child *c, char **err)
     load_policy(q, c->cfg);
     routing_reload(q);
     qmgr_kick(q);
-    log_info("configuration reloaded");
     return 0;
 }
 
@@ -192,6 +191,11 @@ int main(int argc, char **argv)
     }
     dispatch_init(q);
     store_init(q);
+    if (store_paused_since(q) != 0) {
+        q->paused = 1;
+        log_warn("delivery is paused (by smtpctl pause delivery, before this qmgr started); "
+                 "smtpctl resume delivery resumes it");
+    }
     notice_init(q);
     recycle_start(q);
     queue_start(q);

@@ -282,6 +282,12 @@ void store_keep(struct qmgr *q, struct msg *m);
 void store_write_bad(struct qmgr *q, const char *id, const char *why);
 /* Write / delete one record now, in a transaction of its own. */
 int store_put(struct qmgr *q, const char *key, const struct ipc_w *w, char **err);
+/* `pause delivery` kept in the state database (a host-tree key no
+ * destination can have), synced, so that a restarted qmgr stays paused;
+ * store_paused_since gives when it was paused (0: not paused). */
+#define STORE_PAUSED_KEY "admin:delivery-paused"
+int store_paused(struct qmgr *q, int paused, char **err);
+int64_t store_paused_since(struct qmgr *q);
 int store_del(struct qmgr *q, const char *id);
 /* Read the record of id: malloc'd *val; 1 found, 0 not, -1 error. */
 int store_get(struct qmgr *q, const char *id, void **val, size_t *len);

@@ -96,6 +96,47 @@ int store_put(struct qmgr *q, const char *key, const struct ipc_w *w, char **err
     return 0;
 }
 
+int store_paused(struct qmgr *q, int paused, char **err)
+{
+    int64_t since = now_us();
+
+    if (q->db == NULL) {
+        *err = xstrdup("no state database");
+        return -1;
+    }
+    if (qstate_begin(q->db, err) != 0)
+        return -1;
+    if ((paused ? qstate_put(q->db, 1, STORE_PAUSED_KEY, &since, sizeof(since), err)
+                : qstate_del(q->db, 1, STORE_PAUSED_KEY, err)) != 0) {
+        qstate_abort(q->db);
+        return -1;
+    }
+    if (qstate_commit(q->db, err) != 0)
+        return -1;
+    qstate_sync(q->db); /* an admin's pause outlives a crash, too */
+    return 0;
+}
+
+int64_t store_paused_since(struct qmgr *q)
+{
+    void *val = NULL;
+    size_t len = 0;
+    char *err = NULL;
+    int64_t since = 0;
+    int r = qstate_get(q->db, 1, STORE_PAUSED_KEY, &val, &len, &err);
+
+    if (r < 0) {
+        log_warn("cannot read whether delivery was paused: %s", err);
+        free(err);
+    } else if (r > 0 && len == sizeof(since)) {
+        memcpy(&since, val, sizeof(since));
+    } else if (r > 0) {
+        since = 1; /* paused, time unknown */
+    }
+    free(val);
+    return since;
+}
+
 int store_write_now(struct qmgr *q, struct msg *m, const struct qrec_head *h, char **err)
 {
     struct ipc_w w;

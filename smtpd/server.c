@@ -1091,7 +1091,6 @@ int smtpd_reload(struct child *c, char **err)
     /* The master re-copied etc/users.db into the spool; we run inside it. */
     if (access(USERS_MAP_SPOOL ".db", F_OK) == 0)
         open_users(sd, USERS_MAP_SPOOL, 0);
-    log_info("configuration reloaded");
     return 0;
 }
 

@@ -68,8 +68,14 @@ for my $c (grep { !/^(deliver|relay)$/ } @CHILDREN) {
 
 # 3. `smtpctl reload` of a valid change exits 0.
 $pt->config(log_level => 'detailed');
+$pt->mark_log;
 my ($rc, $out) = $pt->smtpctl('reload');
 is($rc, 0, 'smtpctl reload of a valid config exits 0') or diag($out);
+sleep 1;
+for my $c (@CHILDREN) {
+    my @l = $pt->log_lines(qr/ $c\[\d+\]: info: configuration reloaded/);
+    is(scalar(@l), 1, "$c logs 'configuration reloaded' once per reload");
+}
 
 # 4. A broken config: SIGHUP refused with file:line, everything keeps running.
 $pt->config(log_level => 'loud');
