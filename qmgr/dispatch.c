@@ -537,7 +537,7 @@ static int open_queue_file(struct qmgr *q, struct group *g, int phase, int64_t n
     int fd;
 
     msg_path(m, path, sizeof(path));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0)
         return fd;
     if (errno == ENOENT) {

@@ -147,12 +147,42 @@ static struct msg *msg_load(struct qmgr *q, const char *dir, const char *id, enu
 
     *gone = 0;
     snprintf(path, sizeof(path), "%s/%s", dir, id);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            *gone = 1;
+    /* Only a regular file is a queue file: a symbolic link (dangling or
+     * not), a FIFO or a directory with a queue ID's name, or a file qmgr
+     * may not read, is moved to bad/ with a log line, never followed,
+     * never left to sit unseen. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT) {
+        *gone = 1;
+        return NULL;
+    }
+    struct stat st;
+    int open_errno = errno;
+    if (fd < 0 && open_errno != ELOOP && open_errno != EACCES && open_errno != EPERM) {
+        /* EMFILE, EIO...: ours and passing; the next scan tries again */
+        log_err("%s: cannot open %s: %s", id, path, strerror(open_errno));
+        return NULL;
+    }
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        char *why;
+        if (fd >= 0)
+            close(fd);
+        else if (lstat(path, &st) != 0)
+            memset(&st, 0, sizeof(st));
+        if (S_ISLNK(st.st_mode))
+            why = xasprintf("%s is a symbolic link, not a queue file", path);
+        else if (S_ISDIR(st.st_mode))
+            why = xasprintf("%s is a directory, not a queue file", path);
+        else if (S_ISFIFO(st.st_mode))
+            why = xasprintf("%s is a FIFO, not a queue file", path);
+        else if (!S_ISREG(st.st_mode))
+            why = xasprintf("%s is not a regular file", path);
         else
-            log_err("%s: cannot open %s: %s", id, path, strerror(errno));
+            why = xasprintf("%s cannot be opened: %s", path, strerror(open_errno));
+        q->st.msg_corrupt++;
+        if (spool_to_bad(dir, id, why) == 0)
+            store_write_bad(q, id, why);
+        free(why);
         return NULL;
     }
     if (qfile_read(fd, &env, &err) != 0) {
