@@ -146,10 +146,70 @@ static void peer_broken(struct master *m, struct mchild *c, const struct ipc_msg
     }
 }
 
+/*
+ * The watchdog: every child's loop must answer a status probe within
+ * child_watchdog_timeout. One that does not is hung (a loop stuck in a
+ * system call or a bug, not dead: SIGCHLD would have said so); master
+ * kills it, and the normal restart follows. qmgr then schedules again
+ * what was in flight in a killed deliver or relay; a killed qmgr reloads
+ * the queue.
+ */
+#define WATCHDOG_ID 0xfffffff0u
+
+static struct event *watchdog_ev;
+
+static void watchdog_arm(struct master *m)
+{
+    long long to = cfg_num(&m->cfg, P_child_watchdog_timeout);
+    long ms = to > 0 ? (long)(to * 1000 / 4) : 5000;
+    struct timeval tv;
+
+    if (ms < 250)
+        ms = 250;
+    if (ms > 10000)
+        ms = 10000;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    evtimer_add(watchdog_ev, &tv);
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    long long to = cfg_num(&m->cfg, P_child_watchdog_timeout);
+    int64_t now = mono_us();
+
+    for (int i = 0; i < CH__COUNT && to > 0 && !m->stopping; i++) {
+        struct mchild *c = &m->ch[i];
+        if (c->pid <= 0 || c->chan == NULL || !c->ready) {
+            c->probe_mono = 0;
+            continue;
+        }
+        if (c->probe_mono && now - c->probe_mono >= to * 1000000LL) {
+            log_err("%s[%ld] has not answered master for %llds (hung, not dead): killing it so "
+                    "that it is restarted",
+                    c->name, (long)c->pid, (long long)((now - c->probe_mono) / 1000000));
+            kill(c->pid, SIGKILL);
+            c->probe_mono = 0;
+            continue;
+        }
+        if (c->probe_mono == 0 && ipc_send(c->chan, IMSG_STATUS_REQ, WATCHDOG_ID, -1, NULL, 0) == 0)
+            c->probe_mono = now;
+    }
+    watchdog_arm(m);
+}
+
 static void on_child_msg(struct ipc_chan *ch, const struct ipc_msg *msg, void *arg)
 {
     struct master *m = &M;
     struct mchild *c = arg;
+
+    if (msg->type == IMSG_STATUS_REP && msg->id == WATCHDOG_ID) {
+        c->probe_mono = 0; /* its loop runs */
+        if (msg->fd >= 0)
+            close(msg->fd);
+        return;
+    }
 
     if (msg->type == IMSG_PEER_BROKEN) {
         peer_broken(m, c, msg);
@@ -398,6 +458,7 @@ static void child_start(struct master *m, int idx)
     c->pid = pid;
     c->chan = mch;
     c->ready = 0;
+    c->probe_mono = 0;
     c->started_us = now_us();
     c->started_mono = mono_us();
     ipc_send(mch, IMSG_STATUS_REQ, 0, -1, NULL, 0);
@@ -413,6 +474,8 @@ void children_start_all(struct master *m)
     /* dnsd, qmgr, deliver, relay, smtpd: each edge is made once. */
     for (int i = 0; i < CH__COUNT; i++)
         child_start(m, i);
+    watchdog_ev = evtimer_new(m->base, watchdog_cb, m);
+    watchdog_arm(m);
 }
 
 static void describe_exit(int status, char *buf, size_t len)

@@ -25,9 +25,10 @@ struct mchild {
     pid_t pid;          /* 0 when not running */
     int64_t started_us; /* wall clock of the last start */
     int64_t started_mono;
-    int restarts;     /* times restarted after an exit */
-    int quick_deaths; /* consecutive deaths soon after start */
-    int ready;        /* answered its first status request */
+    int restarts;       /* times restarted after an exit */
+    int quick_deaths;   /* consecutive deaths soon after start */
+    int ready;          /* answered its first status request */
+    int64_t probe_mono; /* the watchdog probe not yet answered went out then; 0: none */
     struct ipc_chan *chan;
     struct event *restart_ev;
 };
