@@ -289,6 +289,14 @@ static int local_outage(struct qmgr *q, struct msg *m, struct rcpt *r, const str
     return 1;
 }
 
+/* After a timeout at the final dot: six retry delays, at least 30 min. */
+static int64_t dot_backoff_us(const struct qpolicy *pol)
+{
+    long long s = pol->retry_delay * 6;
+
+    return (s < 1800 ? 1800 : s) * 1000000LL;
+}
+
 /* Recipient i's result: count the attempt (in its phase), decide, log. */
 static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct rcpt_attempt *a)
 {
@@ -324,6 +332,18 @@ static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct r
     }
     set_error(r, a->cls, a->step, a->code, a->reply, a->now);
     fmt_reason(reason, sizeof(reason), a->cls, a->step, a->reply);
+    if (oc.state == RS_DEFERRED && a->step == DLV_STEP_DOT && a->cls == DLV_CLASS_NETWORK) {
+        /* No answer to the final dot: the host may well have the message
+         * (RFC 1047). Try it again much later, not at the next retry. */
+        int64_t later = a->now + dot_backoff_us(policy_for(q, d));
+        if (oc.next_try_us < later)
+            oc.next_try_us = later;
+        size_t n = strlen(reason);
+        snprintf(reason + n, sizeof(reason) - n,
+                 "; no reply to the final dot: the host may have it already, next try in %llds "
+                 "(RFC 1047)",
+                 (long long)((oc.next_try_us - a->now) / 1000000));
+    }
     if (oc.state == RS_DEFERRED) {
         r->next_try_us = oc.next_try_us;
         q->st.rcpt_deferred++;
@@ -633,6 +653,11 @@ static void delivery_started(struct qmgr *q, struct delivery *dl, int64_t now)
     g->st = G_ACTIVE;
     d->active++;
     q->nactive++;
+    if (!slots_proven(d, now)) {
+        dl->unproven = 1;
+        d->active_unproven++;
+        q->nactive_unproven++;
+    }
     m->active++;
     q->st.deliveries++;
     reuse = slots_started(q, d, now);
@@ -813,6 +838,11 @@ static void end_delivery(struct qmgr *q, struct delivery *dl)
     TAILQ_REMOVE(&q->dlv, dl, link);
     g->d->active--;
     q->nactive--;
+    if (dl->unproven) {
+        g->d->active_unproven--;
+        q->nactive_unproven--;
+        dl->unproven = 0;
+    }
     g->st = G_IDLE;
 }
 
@@ -915,6 +945,8 @@ static void record_delivery(struct qmgr *q, struct delivery *dl, const struct dl
         settle(q, g);
         return;
     }
+    if (sum.any_ok)
+        d->last_ok_us = now; /* proven (slots_proven) */
     slots_done(q, d, res, res && (sum.any_ok || !sum.all_net), now);
     if (dl->phase == DLV_PHASE_RELAY)
         policy_note_relay(q, m, dl, res); /* gateways' health is theirs, not d's */

@@ -100,6 +100,8 @@ struct dest {
     uint8_t in_db;
     size_t dirty_pos; /* index in the dirty list + 1, 0 if clean */
     unsigned active;
+    unsigned active_unproven; /* of those, started while it was unproven (slots.c) */
+    int64_t last_ok_us;       /* its last delivery that sent a recipient; 0: none yet */
     struct hstate h;
     uint64_t sent, deferred, failed;
     struct throttle th;      /* slots.c */
@@ -122,6 +124,7 @@ struct delivery {
     uint8_t phase;    /* enum dlv_phase */
     char *via;        /* relay: gateway names in try order, comma-separated;
                          static route: the route; else NULL (policy.c) */
+    int unproven;     /* counted in q->nactive_unproven */
 };
 
 struct qstats {
@@ -149,6 +152,7 @@ struct qmgr {
     unsigned idle_total; /* idle connections of all dests (slots.c) */
     TAILQ_HEAD(, delivery) dlv;
     unsigned nactive;
+    unsigned nactive_unproven; /* deliveries to destinations with no recent success */
     uint32_t next_id;
     struct ipc_chan *deliver, *relay, *smtpd;
     struct qstate *db;
@@ -251,6 +255,10 @@ void dispatch_wake(struct qmgr *q, struct dest *d);
  */
 struct dlv_res;
 void slots_init(struct qmgr *q);
+/* d sent a recipient within the last hour and is not failing now. */
+int slots_proven(const struct dest *d, int64_t now);
+/* How many deliveries destinations that are not proven may hold together. */
+unsigned slots_unproven_cap(unsigned max_deliveries);
 void slots_limits(struct qmgr *q, const struct dest *d, struct throttle_limits *l);
 enum thr_verdict slots_check(struct qmgr *q, struct dest *d, int64_t now);
 int slots_keep(struct qmgr *q, const struct dest *d);

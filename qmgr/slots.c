@@ -17,11 +17,36 @@
 #include "strmap.h"
 #include "throttle.h"
 
+/*
+ * Destinations that have not proven themselves (no delivery that sent a
+ * recipient within SLOTS_PROVEN_US, or failing now) get one connection at
+ * a time, and all of them together at most max_deliveries less a reserve
+ * (a quarter, at least one) kept for destinations that work. So hung
+ * hosts that accept TCP and never answer cannot take every slot and
+ * hold healthy mail for smtp_timeout; the first success of a new
+ * destination opens its max_connections (Postfix's slow start is alike).
+ */
+#define SLOTS_PROVEN_US (3600 * 1000000LL)
+
+int slots_proven(const struct dest *d, int64_t now)
+{
+    return d->last_ok_us > 0 && now - d->last_ok_us < SLOTS_PROVEN_US && d->h.consecutive == 0;
+}
+
+unsigned slots_unproven_cap(unsigned max_deliveries)
+{
+    unsigned reserve = max_deliveries / 4 ? max_deliveries / 4 : 1;
+
+    return max_deliveries > reserve ? max_deliveries - reserve : 1;
+}
+
 void slots_limits(struct qmgr *q, const struct dest *d, struct throttle_limits *l)
 {
     const struct qpolicy *pol = policy_for(q, d);
 
     l->max_connections = pol->max_connections > 0 ? (unsigned)pol->max_connections : 1;
+    if (!slots_proven(d, now_us()))
+        l->max_connections = 1;
     l->connection_delay_us = pol->connection_delay * 1000000LL;
     l->idle_timeout_us = cfg_num(q->c->cfg, P_connection_idle_timeout) * 1000000LL;
     /* with one message per connection nothing is ever kept idle */
@@ -197,6 +222,17 @@ enum thr_verdict slots_check(struct qmgr *q, struct dest *d, int64_t now)
     if (v == THR_WAIT) {
         wait_for(q, d, when, now);
         return v;
+    }
+    if (v == THR_NEW && !slots_proven(d, now) &&
+        q->nactive_unproven >= slots_unproven_cap(max_deliveries(q))) {
+        if (!d->in_blocked) {
+            TAILQ_INSERT_TAIL(&q->blocked, d, blink);
+            d->in_blocked = 1;
+        }
+        log_debug("%s: not proven yet, and destinations like it hold %u of the %u deliveries "
+                  "they may; waiting",
+                  d->name, q->nactive_unproven, slots_unproven_cap(max_deliveries(q)));
+        return THR_FULL;
     }
     if (v == THR_NEW && !throttle_room_new(q->nactive, q->idle_total, max_deliveries(q))) {
         expire_idle(q, now);

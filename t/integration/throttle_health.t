@@ -7,9 +7,8 @@
 #   - 10 messages to the dead domain are sent first, and once its
 #     deliveries have started 10 to the healthy one: the healthy one gets
 #     all 10 before the first connection to the dead MX has even given up
-#     - the dead destination, new and untried, may have at most 2
-#     deliveries in flight (the start of its window) and so never takes
-#     all 4 slots
+#     - the dead destination, new and untried (not proven: slots.c), has
+#     one delivery in flight at a time and so never takes all 4 slots
 #   - after that first failure (the two deliveries in flight failed
 #     together: one failure) the dead destination gets one delivery at a
 #     time, and the messages that failed are not tried again before their
@@ -129,12 +128,13 @@ for my $l ($pt->log_lines(qr/: to=<d[12]\@dead\.thr\.test>/)) {
     my ($hh, $mm, $ss) = split /:/, $ts;
     push @{ $seen{$rcpt} }, $hh * 3600 + $mm * 60 + $ss;
 }
-for my $r (qw(d1 d2)) {
-    my @t = @{ $seen{$r} || [] };
-    ok(@t >= 2, "$r: a first failure and a later try") or next;
+my @retried = grep { @{ $seen{$_} } >= 2 } sort keys %seen;
+ok(@retried >= 1, 'a message that failed was tried again (' . join(',', @retried) . ')');
+for my $r (@retried) {
+    my @t = @{ $seen{$r} };
     cmp_ok($t[1] - $t[0], '>=', 3 - SLACK, sprintf('%s: the next try came %.2f s later (retry_delay 3s)', $r, $t[1] - $t[0]));
 }
-cmp_ok($dead->max_concurrent, '<=', 2, 'never more than 2 connections to the dead MX');
+cmp_ok($dead->max_concurrent, '<=', 1, 'never more than 1 connection at a time to the dead MX (it never worked)');
 
 $dead->stop;
 done_testing;
