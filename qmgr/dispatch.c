@@ -42,6 +42,7 @@
 #include "mail/dlv_proto.h"
 #include "base/ipc.h"
 #include "base/log.h"
+#include "mail/gateways.h"
 #include "policy.h"
 #include "mail/proto.h"
 #include "qmgr.h"
@@ -533,6 +534,7 @@ static struct delivery *dlv_find(struct qmgr *q, uint32_t id)
 
 static void delivery_free(struct delivery *dl)
 {
+    free(dl->gateway);
     free(dl->ridx);
     free(dl->via);
     free(dl);
@@ -686,6 +688,13 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
         retry_soon(q, g, now); /* its process is restarting */
         return;
     }
+    if (plan.next == QNEXT_RELAY && policy_gateway_room(q, &plan) < 0) {
+        log_detail("%s: %s: every gateway of this attempt is at its max_connections; "
+                   "waiting",
+                   g->m->id, g->d->name);
+        retry_soon(q, g, now);
+        return;
+    }
     fd = open_queue_file(q, g, plan.next == QNEXT_RELAY ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT, now);
     if (fd < 0)
         return;
@@ -700,6 +709,10 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
         delivery_free(dl);
         retry_soon(q, g, now);
         return;
+    }
+    if (plan.next == QNEXT_RELAY && plan.ngw > 0) {
+        dl->gateway = xstrdup(plan.gw[0]->name);
+        routing_gw_stat(q, dl->gateway)->active++;
     }
     delivery_started(q, dl, now);
 }
@@ -842,6 +855,13 @@ static void end_delivery(struct qmgr *q, struct delivery *dl)
         g->d->active_unproven--;
         q->nactive_unproven--;
         dl->unproven = 0;
+    }
+    if (dl->gateway) {
+        struct gw_stat *s = routing_gw_stat(q, dl->gateway);
+        if (s->active > 0)
+            s->active--;
+        free(dl->gateway);
+        dl->gateway = NULL;
     }
     g->st = G_IDLE;
 }

@@ -343,6 +343,22 @@ static void make_ctx(struct qmgr *q, const struct msg *m, const struct dest *d, 
     c->sender_gws = routing_sender_gateways(q, m->sender, NULL);
 }
 
+int policy_gateway_room(struct qmgr *q, struct route_plan *plan)
+{
+    for (size_t i = 0; i < plan->ngw; i++) {
+        const struct gateway *gw = plan->gw[i];
+        if (gw->max_connections > 0 &&
+            routing_gw_stat(q, gw->name)->active >= (unsigned)gw->max_connections)
+            continue;
+        /* the first with room leads; the others keep their order behind it */
+        for (size_t k = i; k > 0; k--)
+            plan->gw[k] = plan->gw[k - 1];
+        plan->gw[0] = gw;
+        return 0;
+    }
+    return -1;
+}
+
 void policy_plan(struct qmgr *q, const struct msg *m, const struct dest *d, const struct qhist *h,
                  int64_t now, struct route_plan *out)
 {

@@ -43,6 +43,7 @@ struct gw_stat {
     uint32_t consecutive;
     int64_t last_ok_us, last_fail_us;
     char *last_error;
+    unsigned active; /* relay deliveries started through it, in flight */
 };
 
 void routing_init(struct qmgr *q);
@@ -62,6 +63,10 @@ char *const *routing_sender_gateways(struct qmgr *q, const char *sender, const c
  * over, NULL-terminated); routing_has_auth asks about one. */
 void routing_set_auth(struct qmgr *q, char **names);
 int routing_has_auth(struct qmgr *q, const char *gateway);
+/* A relay plan's gateways with the first that has room under its
+ * max_connections moved to the front: 0; -1 when none has room. */
+struct route_plan;
+int policy_gateway_room(struct qmgr *q, struct route_plan *plan);
 /* Statistics of a gateway by name (created on first use). */
 struct gw_stat *routing_gw_stat(struct qmgr *q, const char *gateway);
 

@@ -494,11 +494,11 @@ static void json_relay_gw(const struct gateway *gw, const struct gw_stat *s, int
     buf_printf(out,
                ",\"port\":%d,\"priority\":\"%s\",\"tls\":\"%s\",\"plainauth\":%s,"
                "\"auth\":%s,\"enabled\":%s,\"state\":\"%s\",\"sent\":%llu,\"failed\":%llu,"
-               "\"consecutive_failures\":%u",
+               "\"consecutive_failures\":%u,\"active\":%u,\"max_connections\":%d",
                gw->port, gw_priority_name(gw->prio), tls_mode_name((enum tls_mode)gw->tls),
                gw->plainauth ? "true" : "false", auth ? "true" : "false",
                gw->enabled ? "true" : "false", gw_state(gw, s), (unsigned long long)s->sent,
-               (unsigned long long)s->failed, s->consecutive);
+               (unsigned long long)s->failed, s->consecutive, s->active, gw->max_connections);
     if (s->last_ok_us)
         buf_printf(out, ",\"last_ok\":%.3f", (double)s->last_ok_us / 1e6);
     else

@@ -125,6 +125,7 @@ struct delivery {
     char *via;        /* relay: gateway names in try order, comma-separated;
                          static route: the route; else NULL (policy.c) */
     int unproven;     /* counted in q->nactive_unproven */
+    char *gateway;    /* relay: the gateway it starts at, counted in its gw_stat.active */
 };
 
 struct qstats {

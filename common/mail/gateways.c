@@ -67,7 +67,14 @@ static int parse_option(const char *opt, struct gateway *g)
         g->enabled = 1;
     else if (strcmp(opt, "plainauth") == 0)
         g->plainauth = 1;
-    else
+    else if (strncmp(opt, "max_connections=", 16) == 0) {
+        const char *v = opt + 16;
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*v < '0' || *v > '9' || *end != '\0' || n < 0 || n > 1000)
+            return -1;
+        g->max_connections = (int)n;
+    } else
         return -1;
     return 0;
 }
@@ -97,7 +104,8 @@ int gateway_parse(const char *word, struct gateway *out, char **err)
     while ((tok = strtok_r(NULL, "/", &save)) != NULL) {
         if (parse_option(tok, out) < 0) {
             *err = xasprintf("gateway '%s': unknown option '%s' (priority highest|high|normal|"
-                             "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth)",
+                             "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth, "
+                             "max_connections=0..1000)",
                              out->name, tok);
             goto bad;
         }

@@ -9,6 +9,10 @@
  *     none | may | encrypt | verify                  TLS mode (may)
  *     disabled                                       never used
  *     plainauth                                      AUTH allowed without TLS
+ *     max_connections=N                              deliveries through it at
+ *                                                    once, all domains together
+ *                                                    (1..1000; 0 or absent: no
+ *                                                    limit of its own)
  * Names are [A-Za-z0-9_.-]+, unique. AUTH credentials live in the secrets
  * map under the gateway's name ("user password").
  *
@@ -34,7 +38,8 @@ struct gateway {
     int tls; /* enum tls_mode */
     int enabled;
     int plainauth;
-    int index; /* position in relay_gateways */
+    int max_connections; /* 0: none of its own */
+    int index;           /* position in relay_gateways */
 };
 
 struct gateways {

@@ -47,6 +47,11 @@ static void test_parse(void)
     is_int(g.prio, GW_HIGH, "priority");
     is_int(g.tls, TLS_MODE_ENCRYPT, "tls");
     ok(g.enabled && g.plainauth, "enabled, plainauth");
+    is_int(g.max_connections, 0, "no connection limit of its own by default");
+    gateway_free(&g);
+    ok(gateway_parse("sh=smarthost.test:587/max_connections=3", &g, &err) == 0,
+       "max_connections parses");
+    is_int(g.max_connections, 3, "max_connections=3");
     gateway_free(&g);
     ok(gateway_parse("b=192.0.2.7", &g, &err) == 0, "short form parses");
     ok(g.port == 25 && g.prio == GW_NORMAL && g.tls == TLS_MODE_MAY && g.enabled && !g.plainauth,
@@ -68,7 +73,18 @@ static void test_parse(void)
         {"a=h:99999", "gateway 'a': bad port (1-65535)"},
         {"a=::1:25", "gateway 'a': IPv6 addresses must be written in brackets: [addr]:port"},
         {"a=h/urgent", "gateway 'a': unknown option 'urgent' (priority highest|high|normal|"
-                       "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth)"},
+                       "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth, "
+                       "max_connections=0..1000)"},
+        {"a=h/max_connections=1001",
+         "gateway 'a': unknown option 'max_connections=1001' (priority highest|high|normal|"
+         "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth, "
+         "max_connections=0..1000)"},
+        {"a=h/max_connections=", "gateway 'a': unknown option 'max_connections=' (priority "
+                                 "highest|high|normal|below_normal|low, tls none|may|encrypt|"
+                                 "verify, disabled, plainauth, max_connections=0..1000)"},
+        {"a=h/max_connections=-3", "gateway 'a': unknown option 'max_connections=-3' (priority "
+                                   "highest|high|normal|below_normal|low, tls none|may|encrypt|"
+                                   "verify, disabled, plainauth, max_connections=0..1000)"},
         {"a=", "gateway 'a': missing host"},
         {"a=h$x", "gateway 'a': bad host name"},
     };
