@@ -17,6 +17,9 @@
 
 #define KEY_MAX 600
 
+#define QSTATE_LOG_BUFFER (1024 * 1024)
+#define QSTATE_LOG_FILE (4 * QSTATE_LOG_BUFFER)
+
 struct qstate {
     DB_ENV *env;
     DB *msgs, *hosts;
@@ -76,7 +79,11 @@ static int try_open(struct qstate *qs, char **err)
     qs->env->set_cachesize(qs->env, 0, 16 * 1024 * 1024, 1);
     qs->env->set_lk_max_locks(qs->env, 50000);
     qs->env->set_lk_max_objects(qs->env, 50000);
-    qs->env->set_lg_bsize(qs->env, 1024 * 1024);
+    qs->env->set_lg_bsize(qs->env, QSTATE_LOG_BUFFER);
+    /* Log files of 4 MiB (BDB's smallest for a 1 MiB buffer; its default
+     * is 10 MiB), removed once a checkpoint no longer needs them: db/
+     * holds two or three of them at most (docs/qmgr.md: disk space). */
+    qs->env->set_lg_max(qs->env, QSTATE_LOG_FILE);
     qs->env->set_flags(qs->env, DB_TXN_WRITE_NOSYNC, 1);
     qs->env->log_set_config(qs->env, DB_LOG_AUTO_REMOVE, 1);
     rc = qs->env->open(qs->env, qs->home,

@@ -34,6 +34,9 @@ sub queue {
 $pt->mark_log;
 my ($m1) = $pt->send_mail(from => 'keep@client.test', to => ['a@dead.test']);
 ok($pt->wait_log(qr/\Q$m1\E: to=<a\@dead\.test>.*status=deferred/, 20), 'deferred');
+my @logs = glob($pt->spool . '/db/log.*');
+ok(@logs >= 1 && !grep({ -s $_ > 4 * 1024 * 1024 } @logs),
+    'the state database log files are at most 4 MiB each (BDB would make 10 MiB)');
 sleep 0.5;    # the state is written in the same loop turn; leave it a moment
 my $before = queue()->{$m1}{recipients}[0];
 is($before->{attempts}, 1, 'one attempt before the restart');
