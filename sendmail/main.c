@@ -16,7 +16,12 @@
  * logged and queued like any other message. The configuration directory
  * is -C DIR, else $POSTERN_CONFIG, else /etc/postern.
  *
- * Exit codes (sysexits.h): 0 queued (the final 250 was seen); 64 usage;
+ * When smtpd cannot be reached (no connection, no greeting, a 421
+ * greeting) the message goes to the maildrop through postdrop instead
+ * (drop.h), and sendmail exits 0 once postdrop has it on disk.
+ *
+ * Exit codes (sysexits.h): 0 queued (the final 250 was seen, or left in
+ * the maildrop); 64 usage;
  * 65 malformed input (header address list, too large, bad address);
  * 67 a recipient refused (5xx); 69 a permanent refusal at connect, EHLO,
  * MAIL or DATA; 74 stdin unreadable; 75 postern not running, a 4xx, a
@@ -38,6 +43,7 @@
 #include "addrlist.h"
 #include "mail/config.h"
 #include "ctl.h"
+#include "drop.h"
 #include "hdr.h"
 #include "base/log.h"
 #include "msgin.h"
@@ -399,10 +405,34 @@ static char *full_name(const struct job *j)
     return NULL;
 }
 
+/*
+ * smtpd could not be reached: postdrop leaves the message in the maildrop
+ * for smtpd to pick up when it runs. Success is silent (without -v), as
+ * for a message queued over SMTP; a failure says both what happened.
+ */
+static int to_maildrop(const struct job *j, const struct submit_req *req, const char *why)
+{
+    char *postdrop = drop_postdrop_path();
+    int rc = drop_message(req, postdrop, j->s.confdir);
+
+    free(postdrop);
+    if (rc == EX_OK) {
+        if (j->o.verbose)
+            fprintf(stderr,
+                    "%s: %s; the message was left in the maildrop and will be sent when "
+                    "postern accepts mail again\n",
+                    prog, why);
+        return EX_OK;
+    }
+    fprintf(stderr, "%s: %s; message not sent\n", prog, why);
+    return rc == EX_DATAERR ? EX_DATAERR : EX_TEMPFAIL;
+}
+
 static int send_mode(struct job *j)
 {
     struct submit_req req;
     struct buf headers;
+    char unreachable[1024];
     char token[64];
     char *name;
     uint64_t lines = 0;
@@ -463,7 +493,9 @@ static int send_mode(struct job *j)
     req.body = &j->m.body;
     req.verbose = j->o.verbose;
     req.timeout_ms = REPLY_TIMEOUT_MS;
-    rc = submit_message(&req);
+    rc = submit_message(&req, unreachable, sizeof(unreachable));
+    if (rc == SUBMIT_UNREACHABLE)
+        rc = to_maildrop(j, &req, unreachable);
     buf_free(&headers);
     return rc;
 }
