@@ -101,23 +101,6 @@ static char **copy_list(char *const *l)
     return v;
 }
 
-/* One parameter read leniently, its default when the value is bad. */
-static struct cfg_val peek(const char *dir, enum cfg_id id)
-{
-    struct cfg_val v;
-    char *text = config_peek(dir, id), *err = NULL;
-
-    memset(&v, 0, sizeof(v));
-    if (cfg_parse_value(&cfg_params[id], text, &v, &err) < 0) {
-        free(err);
-        err = NULL;
-        cfg_parse_value(&cfg_params[id], cfg_params[id].def, &v, &err);
-        free(err);
-    }
-    free(text);
-    return v;
-}
-
 /*
  * main.cf as master reads it; when it has an error now (postern still runs
  * with what it read before), each parameter sendmail needs is read on its
@@ -152,7 +135,7 @@ static int load_settings(const char *dir, struct settings *s)
     fprintf(stderr, "%s: warning: %s; reading the parameters sendmail needs one by one\n", prog,
             err);
     free(err);
-    struct cfg_val v = peek(dir, P_myhostname);
+    struct cfg_val v = config_peek_value(dir, P_myhostname);
     if (v.text && *v.text) {
         s->myhostname = xstrdup(v.text);
     } else {
@@ -162,16 +145,16 @@ static int load_settings(const char *dir, struct settings *s)
     }
     cfg_val_free(&v);
     s->spool = config_peek(dir, P_queue_directory);
-    v = peek(dir, P_smtpd_listen);
+    v = config_peek_value(dir, P_smtpd_listen);
     s->listen = copy_list(v.list);
     cfg_val_free(&v);
-    v = peek(dir, P_message_size_limit);
+    v = config_peek_value(dir, P_message_size_limit);
     s->size_limit = (unsigned long long)v.num;
     cfg_val_free(&v);
-    v = peek(dir, P_smtpd_recipient_limit);
+    v = config_peek_value(dir, P_smtpd_recipient_limit);
     s->rcpt_limit = (long)v.num;
     cfg_val_free(&v);
-    v = peek(dir, P_smtpd_line_length_limit);
+    v = config_peek_value(dir, P_smtpd_line_length_limit);
     s->line_limit = (long)v.num;
     cfg_val_free(&v);
     return 0;
