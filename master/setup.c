@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,10 +48,34 @@ static int ensure_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, char 
     return 0;
 }
 
+/*
+ * maildrop/: mail_owner's, group postdrop, mode 1730. The setgid postdrop
+ * may create (and rename its own) files there; nobody but mail_owner may
+ * list or read it, and the sticky bit keeps one user's file safe from
+ * another's. Without the group (not installed yet) only mail_owner can
+ * use it and sendmail submits over SMTP alone. Not root: 0700, ours.
+ */
+static int setup_maildrop(const char *path, const char *owner, uid_t uid, gid_t gid, char **err)
+{
+    const struct group *gr;
+
+    if (geteuid() != 0)
+        return ensure_dir(path, 0700, uid, gid, err);
+    gr = getgrnam(MAILDROP_GROUP);
+    if (gr == NULL) {
+        log_warn("group %s does not exist: %s/ is usable by %s alone, so sendmail cannot leave "
+                 "mail there while postern is down (INSTALL says how to create the group)",
+                 MAILDROP_GROUP, path, owner);
+        return ensure_dir(path, 0700, uid, gid, err);
+    }
+    return ensure_dir(path, 01730, uid, gr->gr_gid, err);
+}
+
 int setup_spool(struct master *m, char **err)
 {
-    static const char *const owned[] = {SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_FREE, SPOOL_HOLD,
-                                        SPOOL_BOUNCED,  SPOOL_BAD,   SPOOL_DB};
+    static const char *const owned[] = {SPOOL_INCOMING, SPOOL_QUEUE,       SPOOL_FREE,
+                                        SPOOL_HOLD,     SPOOL_BOUNCED,     SPOOL_BAD,
+                                        SPOOL_DB,       SPOOL_MAILDROP_BAD};
     const char *spool = cfg_str(&m->cfg, P_queue_directory);
     uid_t uid = geteuid(), root = 0;
     gid_t gid = getegid(), rootg = 0;
@@ -71,6 +96,9 @@ int setup_spool(struct master *m, char **err)
         if (ensure_dir(path, 0700, uid, gid, err) < 0)
             return -1;
     }
+    snprintf(path, sizeof(path), "%s/%s", spool, SPOOL_MAILDROP);
+    if (setup_maildrop(path, cfg_str(&m->cfg, P_mail_owner), uid, gid, err) < 0)
+        return -1;
     snprintf(path, sizeof(path), "%s/%s", spool, SPOOL_ETC);
     if (ensure_dir(path, 0755, root, rootg, err) < 0)
         return -1;

@@ -16,7 +16,12 @@
  * logged and queued like any other message. The configuration directory
  * is -C DIR, else $POSTERN_CONFIG, else /etc/postern.
  *
- * Exit codes (sysexits.h): 0 queued (the final 250 was seen); 64 usage;
+ * When smtpd cannot be reached (no connection, no greeting, a 421
+ * greeting) the message goes to the maildrop through postdrop instead
+ * (drop.h), and sendmail exits 0 once postdrop has it on disk.
+ *
+ * Exit codes (sysexits.h): 0 queued (the final 250 was seen, or left in
+ * the maildrop); 64 usage;
  * 65 malformed input (header address list, too large, bad address);
  * 67 a recipient refused (5xx); 69 a permanent refusal at connect, EHLO,
  * MAIL or DATA; 74 stdin unreadable; 75 postern not running, a 4xx, a
@@ -38,6 +43,7 @@
 #include "addrlist.h"
 #include "mail/config.h"
 #include "ctl.h"
+#include "drop.h"
 #include "hdr.h"
 #include "base/log.h"
 #include "msgin.h"
@@ -95,23 +101,6 @@ static char **copy_list(char *const *l)
     return v;
 }
 
-/* One parameter read leniently, its default when the value is bad. */
-static struct cfg_val peek(const char *dir, enum cfg_id id)
-{
-    struct cfg_val v;
-    char *text = config_peek(dir, id), *err = NULL;
-
-    memset(&v, 0, sizeof(v));
-    if (cfg_parse_value(&cfg_params[id], text, &v, &err) < 0) {
-        free(err);
-        err = NULL;
-        cfg_parse_value(&cfg_params[id], cfg_params[id].def, &v, &err);
-        free(err);
-    }
-    free(text);
-    return v;
-}
-
 /*
  * main.cf as master reads it; when it has an error now (postern still runs
  * with what it read before), each parameter sendmail needs is read on its
@@ -146,7 +135,7 @@ static int load_settings(const char *dir, struct settings *s)
     fprintf(stderr, "%s: warning: %s; reading the parameters sendmail needs one by one\n", prog,
             err);
     free(err);
-    struct cfg_val v = peek(dir, P_myhostname);
+    struct cfg_val v = config_peek_value(dir, P_myhostname);
     if (v.text && *v.text) {
         s->myhostname = xstrdup(v.text);
     } else {
@@ -156,16 +145,16 @@ static int load_settings(const char *dir, struct settings *s)
     }
     cfg_val_free(&v);
     s->spool = config_peek(dir, P_queue_directory);
-    v = peek(dir, P_smtpd_listen);
+    v = config_peek_value(dir, P_smtpd_listen);
     s->listen = copy_list(v.list);
     cfg_val_free(&v);
-    v = peek(dir, P_message_size_limit);
+    v = config_peek_value(dir, P_message_size_limit);
     s->size_limit = (unsigned long long)v.num;
     cfg_val_free(&v);
-    v = peek(dir, P_smtpd_recipient_limit);
+    v = config_peek_value(dir, P_smtpd_recipient_limit);
     s->rcpt_limit = (long)v.num;
     cfg_val_free(&v);
-    v = peek(dir, P_smtpd_line_length_limit);
+    v = config_peek_value(dir, P_smtpd_line_length_limit);
     s->line_limit = (long)v.num;
     cfg_val_free(&v);
     return 0;
@@ -399,10 +388,34 @@ static char *full_name(const struct job *j)
     return NULL;
 }
 
+/*
+ * smtpd could not be reached: postdrop leaves the message in the maildrop
+ * for smtpd to pick up when it runs. Success is silent (without -v), as
+ * for a message queued over SMTP; a failure says both what happened.
+ */
+static int to_maildrop(const struct job *j, const struct submit_req *req, const char *why)
+{
+    char *postdrop = drop_postdrop_path();
+    int rc = drop_message(req, postdrop, j->s.confdir);
+
+    free(postdrop);
+    if (rc == EX_OK) {
+        if (j->o.verbose)
+            fprintf(stderr,
+                    "%s: %s; the message was left in the maildrop and will be sent when "
+                    "postern accepts mail again\n",
+                    prog, why);
+        return EX_OK;
+    }
+    fprintf(stderr, "%s: %s; message not sent\n", prog, why);
+    return rc == EX_DATAERR ? EX_DATAERR : EX_TEMPFAIL;
+}
+
 static int send_mode(struct job *j)
 {
     struct submit_req req;
     struct buf headers;
+    char unreachable[1024];
     char token[64];
     char *name;
     uint64_t lines = 0;
@@ -463,7 +476,9 @@ static int send_mode(struct job *j)
     req.body = &j->m.body;
     req.verbose = j->o.verbose;
     req.timeout_ms = REPLY_TIMEOUT_MS;
-    rc = submit_message(&req);
+    rc = submit_message(&req, unreachable, sizeof(unreachable));
+    if (rc == SUBMIT_UNREACHABLE)
+        rc = to_maildrop(j, &req, unreachable);
     buf_free(&headers);
     return rc;
 }

@@ -26,7 +26,8 @@ struct conn {
     struct buf in;
     struct smtp_reply r;
     char summary[SMTP_SUMMARY_MAX];
-    const char *fail; /* why the last I/O failed */
+    const char *fail;                                 /* why the last I/O failed */
+    char why[SMTP_SUMMARY_MAX + NETADDR_STRLEN + 64]; /* SUBMIT_UNREACHABLE: why */
 };
 
 static int64_t deadline_in(int ms)
@@ -194,10 +195,9 @@ static int refused(struct conn *c, const char *step)
     return temp ? EX_TEMPFAIL : EX_UNAVAILABLE;
 }
 
-static void mail_params(struct conn *c, const struct smtp_caps *caps, struct buf *cmd)
+void submit_mail_line(const struct submit_req *q, const struct smtp_caps *caps, struct buf *cmd)
 {
-    const struct submit_req *q = c->req;
-
+    buf_printf(cmd, "MAIL FROM:<%s>", q->sender);
     if (caps->flags & SMTP_CAP_SIZE)
         buf_printf(cmd, " SIZE=%llu", (unsigned long long)q->size);
     if (q->eightbit && (caps->flags & SMTP_CAP_8BITMIME))
@@ -233,6 +233,14 @@ static void notify_param(unsigned notify, struct buf *cmd)
         buf_printf(cmd, "%sDELAY", sep);
 }
 
+void submit_rcpt_line(const struct submit_req *q, size_t i, const struct smtp_caps *caps,
+                      struct buf *cmd)
+{
+    buf_printf(cmd, "RCPT TO:<%s>", q->rcpts[i]);
+    if (caps->flags & SMTP_CAP_DSN)
+        notify_param(q->notify, cmd);
+}
+
 /* Every RCPT; 0 when all were accepted, else the exit code. */
 static int recipients(struct conn *c, const struct smtp_caps *caps)
 {
@@ -243,9 +251,7 @@ static int recipients(struct conn *c, const struct smtp_caps *caps)
     buf_init(&cmd);
     for (size_t i = 0; i < q->nrcpts; i++) {
         buf_reset(&cmd);
-        buf_printf(&cmd, "RCPT TO:<%s>", q->rcpts[i]);
-        if (caps->flags & SMTP_CAP_DSN)
-            notify_param(q->notify, &cmd);
+        submit_rcpt_line(q, i, caps, &cmd);
         int code = command(c, cmd.data);
         if (code < 0) {
             buf_free(&cmd);
@@ -269,10 +275,8 @@ static int recipients(struct conn *c, const struct smtp_caps *caps)
     return perm ? EX_NOUSER : EX_TEMPFAIL;
 }
 
-/* The content: headers then body, encoded for DATA, in chunks. */
-static int send_content(struct conn *c)
+int submit_content(const struct submit_req *q, submit_put_fn put, void *arg, const char **fail)
 {
-    const struct submit_req *q = c->req;
     struct smtp_dotstuff d;
     struct buf out;
     char *chunk = xmalloc(CHUNK);
@@ -284,29 +288,34 @@ static int send_content(struct conn *c)
     smtp_dotstuff_init(&d);
     smtp_dotstuff_add(&d, q->headers->data, q->headers->len, &out);
     if (body_rewind(q->body) < 0) {
-        c->fail = strerror(errno);
+        *fail = strerror(errno);
         rc = -1;
     }
     while (rc == 0 && (n = body_read(q->body, &pos, chunk, CHUNK)) != 0) {
         if (n < 0) {
-            say(c, "cannot read back the message: %s", strerror(errno));
-            c->fail = "temporary file unreadable";
+            fprintf(stderr, "%s: cannot read back the message: %s\n", q->prog, strerror(errno));
+            *fail = "temporary file unreadable";
             rc = -1;
             break;
         }
         smtp_dotstuff_add(&d, chunk, (size_t)n, &out);
         if (out.len >= CHUNK) {
-            rc = send_all(c, out.data, out.len);
+            rc = put(arg, out.data, out.len);
             buf_reset(&out);
         }
     }
     if (rc == 0) {
         smtp_dotstuff_end(&d, &out);
-        rc = send_all(c, out.data, out.len);
+        rc = put(arg, out.data, out.len);
     }
     buf_free(&out);
     free(chunk);
     return rc;
+}
+
+static int put_conn(void *arg, const char *p, size_t n)
+{
+    return send_all(arg, p, n);
 }
 
 static int session(struct conn *c)
@@ -316,8 +325,16 @@ static int session(struct conn *c)
     struct buf cmd;
     int code, rc;
 
-    if ((code = read_reply(c)) < 0)
-        return lost(c, "at the greeting");
+    if ((code = read_reply(c)) < 0) {
+        snprintf(c->why, sizeof(c->why), "postern is not accepting mail at %s: %s at the greeting",
+                 c->where, c->fail ? c->fail : "error");
+        return SUBMIT_UNREACHABLE;
+    }
+    if (code == 421) {
+        snprintf(c->why, sizeof(c->why), "postern is not accepting mail at %s: %s", c->where,
+                 c->summary);
+        return SUBMIT_UNREACHABLE;
+    }
     if (code != 220)
         return refused(c, "the connection");
     buf_init(&cmd);
@@ -334,8 +351,7 @@ static int session(struct conn *c)
         return EX_DATAERR;
     }
     buf_reset(&cmd);
-    buf_printf(&cmd, "MAIL FROM:<%s>", q->sender);
-    mail_params(c, &caps, &cmd);
+    submit_mail_line(q, &caps, &cmd);
     code = command(c, cmd.data);
     buf_free(&cmd);
     if (code < 0)
@@ -348,7 +364,7 @@ static int session(struct conn *c)
         return lost(c, "at DATA");
     if (code != 354)
         return refused(c, "DATA");
-    if (send_content(c) < 0)
+    if (submit_content(q, put_conn, c, &c->fail) < 0)
         return lost(c, "while sending the message");
     if ((code = read_reply(c)) < 0) {
         say(c,
@@ -364,7 +380,7 @@ static int session(struct conn *c)
     return EX_OK;
 }
 
-int submit_message(const struct submit_req *req)
+int submit_message(const struct submit_req *req, char *why, size_t whysz)
 {
     struct conn c;
     int rc;
@@ -374,14 +390,16 @@ int submit_message(const struct submit_req *req)
     netaddr_format((const struct sockaddr *)&req->addr, c.where, sizeof(c.where));
     c.fd = submit_connect(&req->addr, req->timeout_ms);
     if (c.fd < 0) {
-        say(&c, "postern is not accepting mail at %s: %s; message not sent", c.where,
-            errno == ECONNREFUSED ? "connection refused" : strerror(errno));
-        return EX_TEMPFAIL;
+        snprintf(why, whysz, "postern is not accepting mail at %s: %s", c.where,
+                 errno == ECONNREFUSED ? "connection refused" : strerror(errno));
+        return SUBMIT_UNREACHABLE;
     }
     buf_init(&c.in);
     smtp_reply_init(&c.r);
     rc = session(&c);
-    if (c.fail == NULL) {
+    if (rc == SUBMIT_UNREACHABLE)
+        strlcpy_p(why, c.why, whysz);
+    if (c.fail == NULL && rc != SUBMIT_UNREACHABLE) {
         /* polite end; whatever happens now does not change the outcome */
         int64_t dl = deadline_in(2000);
         if (send_all(&c, "QUIT\r\n", 6) == 0 && wait_fd(c.fd, POLLIN, dl) > 0) {

@@ -9,15 +9,22 @@
  * ends (smtp_dotstuff), and QUIT. The message is queued for all its
  * recipients or for none: a caller that tries again never duplicates it.
  *
- * It returns a sysexits.h code and prints what went wrong on stderr,
- * prefixed by prog:
+ * When smtpd cannot be reached at all - no connection, no greeting (a
+ * timeout, the connection closed) or a 421 greeting - it returns
+ * SUBMIT_UNREACHABLE with why[] saying so, prints nothing and has sent
+ * nothing: the caller may leave the message in the maildrop (drop.h).
+ * Otherwise it returns a sysexits.h code and prints what went wrong on
+ * stderr, prefixed by prog:
  *   EX_OK         the message got its 250 after the final dot
- *   EX_TEMPFAIL   no connection (postern not running), a 4xx reply, a
- *                 timeout or a lost connection
+ *   EX_TEMPFAIL   a 4xx reply, a timeout or a lost connection
  *   EX_NOUSER     a recipient refused with 5xx (each refusal is printed)
  *   EX_UNAVAILABLE a 5xx at the greeting, EHLO, MAIL or DATA
  *   EX_DATAERR    an address needs SMTPUTF8 and the server lacks it
  * With verbose, the dialogue goes to stderr ("-> " sent, "<- " received).
+ *
+ * The commands and the content are built by submit_mail_line(),
+ * submit_rcpt_line() and submit_content(), which the maildrop writer
+ * (drop.c) uses too, so that both carry the same transaction.
  *
  * smtp_proxy() is -bs: it connects the same way and copies bytes both
  * ways between stdin/stdout and the server until the server closes.
@@ -30,6 +37,7 @@
 
 #include "msgin.h"
 #include "base/util.h"
+#include "mail/smtp_reply.h"
 
 struct submit_req {
     const char *prog; /* for messages: "sendmail" */
@@ -48,8 +56,21 @@ struct submit_req {
     int timeout_ms; /* for each reply and each stalled write */
 };
 
-int submit_message(const struct submit_req *req);
+#define SUBMIT_UNREACHABLE (-1)
+
+int submit_message(const struct submit_req *req, char *why, size_t whysz);
 int smtp_proxy(const char *prog, const struct sockaddr_storage *addr, int idle_ms);
+
+/* "MAIL FROM:<sender> params" for a server with caps, without CR LF. */
+void submit_mail_line(const struct submit_req *q, const struct smtp_caps *caps, struct buf *cmd);
+/* "RCPT TO:<rcpt i> params", without CR LF. */
+void submit_rcpt_line(const struct submit_req *q, size_t i, const struct smtp_caps *caps,
+                      struct buf *cmd);
+/* The content as DATA carries it (headers and body dot-stuffed, CR LF,
+ * the final ".\r\n"), handed to put in chunks. 0, or -1 when put failed
+ * or the body could not be read back (*fail says why). */
+typedef int (*submit_put_fn)(void *arg, const char *p, size_t n);
+int submit_content(const struct submit_req *q, submit_put_fn put, void *arg, const char **fail);
 
 /* Connect with a time limit; the socket stays non-blocking. -1 + errno. */
 int submit_connect(const struct sockaddr_storage *addr, int timeout_ms);

@@ -25,6 +25,7 @@
 #include "mail/config.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "pickup.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
 #include "tls.h"
@@ -69,6 +70,7 @@ struct smtpd {
     struct auth_pool *auth; /* the AUTH thread (auth.h) */
     struct committer commit;
     struct qfile_idgen idgen;
+    struct pickup *pickup; /* maildrop/ (pickup.h) */
     struct ipc_chan *qmgr;
     struct listener lst[MAX_LISTENERS];
     int nlst;
@@ -929,6 +931,50 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     log_warn("accept: %s", evutil_socket_error_to_string(e));
 }
 
+/* ---- the maildrop (pickup.h) ---- */
+
+static int pickup_accepting(void *arg)
+{
+    const struct smtpd *sd = arg;
+
+    return !sd->paused && !sd->stopping;
+}
+
+/* As trusted as sendmail's SMTP session from 127.0.0.1 would be. */
+static int pickup_trusted(void *arg)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+    return client_trusted(arg, (const struct sockaddr *)&sin);
+}
+
+static size_t pickup_cmd_limit(void *arg)
+{
+    return ((const struct smtpd *)arg)->cmd_limit;
+}
+
+static void pickup_queued(void *arg, const char *id, uint64_t bytes)
+{
+    struct smtpd *sd = arg;
+
+    sd->st.messages++;
+    sd->st.bytes += bytes;
+    notify_qmgr(sd, id);
+}
+
+static void start_pickup(struct smtpd *sd)
+{
+    struct pickup_env env = {sd->c->base,      &sd->commit,    &sd->idgen,       &sd->conf,    sd,
+                             pickup_accepting, pickup_trusted, pickup_cmd_limit, pickup_queued};
+    char *err = NULL;
+
+    sd->pickup = pickup_start(&env, &err);
+    if (sd->pickup == NULL) {
+        log_warn("maildrop: %s; mail left there by sendmail is not picked up", err);
+        free(err);
+    }
+}
+
 /* ---- setup ---- */
 
 struct smtpd *smtpd_new(struct child *c)
@@ -999,6 +1045,7 @@ int smtpd_start(struct smtpd *sd, char **err)
     commit_set_pool_max(&sd->commit, sd->pool_max);
     if ((sd->auth = auth_pool_new(sd->c->base, on_auth_done, err)) == NULL)
         return -1;
+    start_pickup(sd);
     for (int pass = 0; pass < 2; pass++) {
         n = child_fds(sd->c, pass ? "submission" : "listen", fds, MAX_LISTENERS - sd->nlst);
         for (int i = 0; i < n; i++) {
@@ -1124,6 +1171,9 @@ static void show(struct smtpd *sd, unsigned flags, struct buf *out)
         {"recycle_pool", sd->commit.npool},
         {"qmgr_notified", s->qmgr_notified},
         {"qmgr_missed", s->qmgr_missed},
+        {"maildrop_picked", pickup_get_stats(sd->pickup)->picked},
+        {"maildrop_refused", pickup_get_stats(sd->pickup)->refused},
+        {"maildrop_deferred", pickup_get_stats(sd->pickup)->deferred},
     };
 
     if (flags & CTL_F_JSON) {
@@ -1146,6 +1196,8 @@ int smtpd_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf
         (strcmp(argv[0], "pause") == 0 || strcmp(argv[0], "resume") == 0)) {
         sd->paused = strcmp(argv[0], "pause") == 0;
         log_info("mail intake %s", sd->paused ? "paused: new sessions get 421" : "resumed");
+        if (!sd->paused)
+            pickup_kick(sd->pickup);
         if (flags & CTL_F_JSON)
             buf_printf(out, "{\"intake\":\"%s\"}\n", sd->paused ? "paused" : "running");
         else
@@ -1171,6 +1223,7 @@ void smtpd_shutdown(struct child *c)
             evconnlistener_free(sd->lst[i].l);
             sd->lst[i].l = NULL;
         }
+    pickup_stop(sd->pickup);
     commit_run(&sd->commit);
     /* Idle sessions are told to come back later; DATA may finish. */
     for (cn = TAILQ_FIRST(&sd->conns); cn; cn = next) {

@@ -24,6 +24,12 @@ void sess_init(struct sess *s, const struct sess_conf *conf, const char *addr, u
     s->submission = submission;
 }
 
+void sess_set_maildrop(struct sess *s, long uid)
+{
+    s->maildrop = 1;
+    s->uid = uid;
+}
+
 void sess_reset(struct sess *s)
 {
     free(s->sender);
@@ -675,8 +681,14 @@ void sess_received(const struct sess *s, const char *id, int64_t now, struct buf
     safe_name(s->helo_name[0] ? s->helo_name : "unknown", helo, sizeof(helo));
     localtime_r(&t, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-    buf_printf(out, "Received: from %s ([%s%s])\r\n", helo, is6 ? "IPv6:" : "", s->addr);
-    buf_printf(out, "\tby %s (Postern) with %s id %s", s->conf->hostname, sess_proto(s), id);
+    if (s->maildrop) {
+        /* No client: the user, known from the file's owner, not its text. */
+        buf_printf(out, "Received: by %s (Postern, from userid %ld)\r\n\tid %s", s->conf->hostname,
+                   s->uid, id);
+    } else {
+        buf_printf(out, "Received: from %s ([%s%s])\r\n", helo, is6 ? "IPv6:" : "", s->addr);
+        buf_printf(out, "\tby %s (Postern) with %s id %s", s->conf->hostname, sess_proto(s), id);
+    }
     if (s->tls)
         buf_printf(out, "\r\n\t(%s)", s->tls_info);
     if (s->nrcpt == 1 && strlen(s->rcpt[0].addr) < 900)

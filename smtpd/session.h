@@ -92,6 +92,8 @@ struct sess {
     int loopback;
     int trusted;    /* in mynetworks */
     int submission; /* connected to a submission_listen address */
+    int maildrop;   /* a file from maildrop/ (smtpd/pickup.h), not a client */
+    long uid;       /* maildrop: the user who left the file (its owner) */
 
     /* the session */
     int helo; /* 0 none, 1 HELO, 2 EHLO */
@@ -129,6 +131,9 @@ struct sess {
 
 void sess_init(struct sess *s, const struct sess_conf *conf, const char *addr, unsigned port,
                int loopback, int trusted, int submission);
+/* Mark a session as the pickup of a maildrop file left by uid: the
+ * Received: field then names the user instead of a client. */
+void sess_set_maildrop(struct sess *s, long uid);
 void sess_free(struct sess *s);
 void sess_greeting(struct sess *s, struct buf *out);
 enum sess_act sess_line(struct sess *s, const char *line, size_t len, struct buf *out);
@@ -150,7 +155,9 @@ const char *sess_proto(const struct sess *s);
  */
 void sess_envelope(const struct sess *s, const char *id, int64_t arrival_us, struct qfile_env *env,
                    struct qfile_rcpt *rcpts);
-/* The Received: header for this transaction, CR LF line ends. */
+/* The Received: header for this transaction, CR LF line ends: "from
+ * HELO ([ADDR]) by HOST (Postern) with PROTO id ID" for a client, "by HOST
+ * (Postern, from userid UID) id ID" for a maildrop file. */
 void sess_received(const struct sess *s, const char *id, int64_t now_us, struct buf *out);
 
 /* Base64 (RFC 4648) decoding for AUTH; -1 if invalid or too long. */

@@ -1,7 +1,9 @@
 #!/bin/sh
 # install.sh DESTDIR PREFIX - "make install": programs, a system main.cf,
-# the example domains map, the systemd unit and the docs. It does not
-# create the postern user or start anything: INSTALL says how.
+# the example domains map, the systemd unit and the docs. As root,
+# postdrop is installed root:postdrop 2755 when the group exists. It does
+# not create the postern user or the postdrop group, or start anything:
+# INSTALL says how.
 set -eu
 DESTDIR=$1
 PREFIX=$2
@@ -26,6 +28,19 @@ if [ -x bin/sendmail ]; then
     install -m 0755 bin/sendmail "$DESTDIR$libexec/sendmail"
     ln -sf "$libexec/sendmail" "$DESTDIR$sbindir/sendmail"
     ln -sf "$libexec/sendmail" "$DESTDIR$sbindir/mailq"
+fi
+# postdrop: setgid to the group that may write maildrop/ (INSTALL, step 3).
+# sendmail runs the postdrop in its own directory.
+if [ -x bin/postdrop ]; then
+    if [ "$(id -u)" -eq 0 ] && getent group postdrop >/dev/null; then
+        install -o root -g postdrop -m 2755 bin/postdrop "$DESTDIR$libexec/postdrop"
+    else
+        install -m 0755 bin/postdrop "$DESTDIR$libexec/postdrop"
+        if [ "$(id -u)" -eq 0 ]; then
+            echo "install: group postdrop does not exist: $libexec/postdrop is not setgid," \
+                "so sendmail cannot leave mail in the maildrop while postern is down (INSTALL, step 3)" >&2
+        fi
+    fi
 fi
 
 # A system main.cf from the development one: port 25 on all addresses,

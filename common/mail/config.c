@@ -733,3 +733,19 @@ char *config_peek(const char *dir, enum cfg_id id)
     }
     return val;
 }
+
+struct cfg_val config_peek_value(const char *dir, enum cfg_id id)
+{
+    struct cfg_val v;
+    char *text = config_peek(dir, id), *err = NULL;
+
+    memset(&v, 0, sizeof(v));
+    if (cfg_parse_value(&cfg_params[id], text, &v, &err) < 0) {
+        free(err);
+        err = NULL;
+        cfg_parse_value(&cfg_params[id], cfg_params[id].def, &v, &err);
+        free(err);
+    }
+    free(text);
+    return v;
+}

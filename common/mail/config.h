@@ -79,6 +79,10 @@ void config_free(struct config *cfg);
  * error (so that "smtpctl reload" can report master's refusal). malloc'd.
  */
 char *config_peek(const char *dir, enum cfg_id id);
+/* config_peek parsed into a value (cfg_val_free it); the default when the
+ * text is bad. For sendmail and postdrop, which must not lose local mail
+ * to an unrelated typo in main.cf. */
+struct cfg_val config_peek_value(const char *dir, enum cfg_id id);
 
 /* Convert text to a typed value per param p (no $ expansion). 0 or -1 + *err. */
 int cfg_parse_value(const struct cfg_param *p, const char *text, struct cfg_val *out, char **err);

@@ -4,6 +4,12 @@
  * to their working directory, the spool, after child_drop).
  *
  *   incoming/ queue/ hold/ bounced/ bad/ db/   owned by mail_owner, 0700
+ *   maildrop/  messages the local sendmail left through postdrop while
+ *           smtpd could not be reached (mail/maildrop.h); mail_owner and
+ *           group postdrop, 1730: the setgid postdrop may create files
+ *           there, only mail_owner may list or read them
+ *   maildrop-bad/  maildrop files smtpd refused (5xx, malformed), kept for
+ *           the admin; mail_owner, 0700
  *   etc/    maps copied in by master for chrooted children (root-owned)
  *   empty/  the empty chroot of dnsd, deliver, relay (root-owned, 0755)
  *   run/    master's pid file and control socket (root-owned, 0700)
@@ -18,6 +24,10 @@
 #define SPOOL_BOUNCED "bounced"
 #define SPOOL_BAD "bad"
 #define SPOOL_DB "db"
+#define SPOOL_MAILDROP "maildrop"
+#define SPOOL_MAILDROP_BAD "maildrop-bad"
+/* The group postdrop runs setgid as: it may create files in maildrop/. */
+#define MAILDROP_GROUP "postdrop"
 #define SPOOL_ETC "etc"
 #define SPOOL_EMPTY "empty"
 #define SPOOL_RUN "run"

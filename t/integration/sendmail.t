@@ -28,7 +28,7 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Postern::Test;
-use Postern::Util qw(wait_until slurp free_port);
+use Postern::Util qw(wait_until slurp free_port run_prog);
 
 my $ROOT = Postern::Test->root_dir;
 my $SM   = "$ROOT/bin/sendmail";
@@ -36,42 +36,12 @@ plan skip_all => 'bin/sendmail is not built' unless -x $SM;
 
 # run_sm(args => [...], input => $text, env => {...}, prog => $path, uid => $uid)
 # -> ($exit, $stdout, $stderr); killed after 60 s.
-my $runs = 0;
-my $tmp  = tempdir('sendmail-t-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $tmp = tempdir('sendmail-t-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $tmp;
 
 sub run_sm {
     my (%o) = @_;
-    my $n = ++$runs;
-    my ($out, $err) = ("$tmp/out$n", "$tmp/err$n");
-    pipe(my $r, my $w) or die "pipe: $!";
-    my $pid = fork() // die "fork: $!";
-    if ($pid == 0) {
-        close $w;
-        open STDIN, '<&', $r or POSIX::_exit(126);
-        open STDOUT, '>', $out or POSIX::_exit(126);
-        open STDERR, '>', $err or POSIX::_exit(126);
-        $ENV{$_} = $o{env}{$_} for keys %{ $o{env} || {} };
-        if (defined $o{uid}) {
-            $) = "$o{gid} $o{gid}";
-            $( = $o{gid};
-            $< = $> = $o{uid};
-            POSIX::_exit(125) if $> != $o{uid};
-        }
-        exec { $o{prog} // $SM } ($o{prog} // $SM), @{ $o{args} || [] } or POSIX::_exit(127);
-    }
-    close $r;
-    {
-        local $SIG{PIPE} = 'IGNORE';
-        print {$w} $o{input} // '';
-        close $w;
-    }
-    my $st;
-    my $done = wait_until(60, sub { waitpid($pid, WNOHANG) == $pid ? ($st = $?, 1) : 0 }, 0.02);
-    if (!$done) { kill 'KILL', $pid; waitpid($pid, 0); $st = -1 }
-    my ($o1, $e1) = (slurp($out) // '', slurp($err) // '');
-    my $code = $st == -1 ? -1 : ($st & 127) ? 128 + ($st & 127) : $st >> 8;
-    return ($code, $o1, $e1);
+    return run_prog(%o, prog => $o{prog} // $SM);
 }
 
 # ---- a raw SMTP server: records the exact bytes a client sends ----

@@ -99,8 +99,14 @@ like($out, qr/^usage: smtpctl/, 'usage text');
 my $dest = tempdir(CLEANUP => 1);
 $out = `make -s install DESTDIR=$dest PREFIX=/usr/local 2>&1`;
 is($?, 0, 'make install DESTDIR=... PREFIX=/usr/local') or diag $out;
-for my $p (qw(master smtpd qmgr dnsd deliver relay smtpctl)) {
+for my $p (qw(master smtpd qmgr dnsd deliver relay smtpctl sendmail postdrop)) {
     ok(-x "$dest/usr/local/libexec/postern/$p", "installed $p");
+}
+SKIP: {
+    skip 'postdrop is setgid only when installed by root with a postdrop group', 1
+        unless $> == 0 && defined getgrnam('postdrop');
+    my @st = stat("$dest/usr/local/libexec/postern/postdrop");
+    ok(($st[2] & 07777) == 02755 && $st[5] == getgrnam('postdrop'), 'postdrop: group postdrop, mode 2755');
 }
 ok(-l "$dest/usr/local/sbin/smtpctl", 'smtpctl link in sbin');
 ok(-f "$dest/etc/postern/main.cf", 'system main.cf');

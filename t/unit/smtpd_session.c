@@ -345,6 +345,21 @@ static void t_data(void)
     ok(starts(rec.data, "Received: from ?evil? ([IPv6:2001:db8::5])"), "IPv6 and sanitized HELO");
     ok(strstr(rec.data, "for <") == NULL, "no 'for' with two recipients");
     buf_free(&rec);
+
+    /* a maildrop file: the user's id, no client */
+    fresh(1, 0, 1);
+    sess_set_maildrop(&s, 1000);
+    cmd("EHLO localhost");
+    cmd("MAIL FROM:<a@b.c>");
+    cmd("RCPT TO:<x@y.z>");
+    buf_init(&rec);
+    sess_received(&s, "0000000000000B0000", 0, &rec);
+    ok(starts(rec.data, "Received: by mx.test (Postern, from userid 1000)\r\n"
+                        "\tid 0000000000000B0000\r\n\tfor <x@y.z>;\r\n\t"),
+       "maildrop: Received names the user id");
+    ok(strstr(rec.data, "127.0.0.1") == NULL && strstr(rec.data, "localhost") == NULL,
+       "maildrop: and no client");
+    buf_free(&rec);
 }
 
 static void t_b64(void)

@@ -16,6 +16,13 @@ package Postern::Util;
 #   wait_until($timeout, $sub, $step)  polls $sub until true or timeout;
 #                         returns $sub's last value
 #   slurp($path)          file contents or ''
+#   run_prog(prog => $path, args => [...], input => $text, env => {...},
+#            uid => $uid, gid => $gid, groups => [$gid...], timeout => $s)
+#                         runs a program with input on its stdin, as another
+#                         user when uid is given (root only; groups are its
+#                         supplementary groups, default none but gid);
+#                         returns ($exit, $stdout, $stderr), exit -1 when it
+#                         was killed after timeout (default 60) seconds
 #
 # Nothing here talks to anything but loopback and local files.
 
@@ -28,7 +35,7 @@ use Time::HiRes ();
 use POSIX ();
 
 our @EXPORT_OK = qw(free_port pid_alive proc_uid proc_root proc_cmdline
-    make_cert read_jsonl wait_until slurp);
+    make_cert read_jsonl wait_until slurp run_prog);
 
 my %handed_out;
 
@@ -130,6 +137,46 @@ sub wait_until {
         Time::HiRes::sleep($step);
     }
     return $v;
+}
+
+my $runs = 0;
+
+sub run_prog {
+    my (%o) = @_;
+    my $n = ++$runs;
+    my $base = $ENV{TMPDIR} && -d $ENV{TMPDIR} ? $ENV{TMPDIR} : '/tmp';
+    my ($out, $err) = ("$base/run_prog.$$.$n.out", "$base/run_prog.$$.$n.err");
+    pipe(my $r, my $w) or die "pipe: $!";
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        close $w;
+        open STDIN, '<&', $r or POSIX::_exit(126);
+        open STDOUT, '>', $out or POSIX::_exit(126);
+        open STDERR, '>', $err or POSIX::_exit(126);
+        $ENV{$_} = $o{env}{$_} for keys %{ $o{env} || {} };
+        if (defined $o{uid}) {
+            my $gid = $o{gid} // $o{uid};
+            $) = join(' ', $gid, $gid, @{ $o{groups} || [] });
+            $( = $gid;
+            $< = $> = $o{uid};
+            POSIX::_exit(125) if $> != $o{uid} || $< != $o{uid};
+        }
+        exec { $o{prog} } $o{prog}, @{ $o{args} || [] } or POSIX::_exit(127);
+    }
+    close $r;
+    {
+        local $SIG{PIPE} = 'IGNORE';
+        print {$w} $o{input} // '';
+        close $w;
+    }
+    my $st;
+    my $done = wait_until($o{timeout} // 60,
+        sub { waitpid($pid, POSIX::WNOHANG()) == $pid ? ($st = $?, 1) : 0 }, 0.02);
+    if (!$done) { kill 'KILL', $pid; waitpid($pid, 0); $st = -1 }
+    my ($o1, $e1) = (slurp($out), slurp($err));
+    unlink $out, $err;
+    my $code = $st == -1 ? -1 : ($st & 127) ? 128 + ($st & 127) : $st >> 8;
+    return ($code, $o1, $e1);
 }
 
 sub slurp {
