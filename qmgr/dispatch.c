@@ -333,9 +333,12 @@ static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct r
     }
     set_error(r, a->cls, a->step, a->code, a->reply, a->now);
     fmt_reason(reason, sizeof(reason), a->cls, a->step, a->reply);
-    if (oc.state == RS_DEFERRED && a->step == DLV_STEP_DOT && a->cls == DLV_CLASS_NETWORK) {
-        /* No answer to the final dot: the host may well have the message
-         * (RFC 1047). Try it again much later, not at the next retry. */
+    if (oc.state == RS_DEFERRED && a->step == DLV_STEP_DOT && a->cls == DLV_CLASS_NETWORK &&
+        a->reply && strstr(a->reply, "timeout")) {
+        /* No answer to the final dot in time: the host may well have the
+         * message (RFC 1047). Try it again much later, not at the next
+         * retry. (A connection the host closed is a refusal, retried as
+         * usual.) */
         int64_t later = a->now + dot_backoff_us(policy_for(q, d));
         if (oc.next_try_us < later)
             oc.next_try_us = later;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
@@ -25,13 +26,13 @@
 #include "mail/config.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "intake.h"
 #include "pickup.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
 #include "tls.h"
 
 #define MAX_LISTENERS 32
-#define SLOT_BUCKETS 1024
 #define INPUT_HIGH_WATER (256 * 1024)
 /* A client that sends commands without reading the replies is not read
  * further once this much output waits, until it drains to OUTPUT_LOW. */
@@ -39,12 +40,6 @@
 #define OUTPUT_LOW (16 * 1024)
 #define CLOSE_GRACE_S 10
 #define USERS_MAP_SPOOL "etc/users" /* SPOOL_MAP_USERS without ".db" */
-
-struct slot {
-    struct slot *next;
-    unsigned n;
-    char key[64];
-};
 
 struct conn;
 TAILQ_HEAD(conn_list, conn);
@@ -77,7 +72,9 @@ struct smtpd {
     int paused;
     int stopping;
     unsigned nsessions;
-    struct slot *slots[SLOT_BUCKETS];
+    struct intake in;  /* admission, rates, deadlines (intake.h) */
+    int stress;        /* in stress mode now (logged on change) */
+    long long minfree; /* queue_minfree */
     struct conn_list conns;
     struct buf out; /* reply text of the current step */
     char *line;     /* one command line */
@@ -92,7 +89,11 @@ struct conn {
     SSL *ssl;
     struct sess s;
     struct qmsg *msg;
-    struct slot *slot;
+    int admitted;           /* counted by intake */
+    struct event *deadline; /* the whole command (or DATA) must be done by then */
+    int64_t deadline_us;
+    int64_t data_start_us;
+    uint64_t data_bytes;
     struct event *delay;
     int in_tls_handshake;
     int discarding; /* skipping the rest of an over-long command line */
@@ -143,8 +144,17 @@ static int load_conf(struct smtpd *sd, const struct config *cfg, char **err)
     sd->timeout_s = (int)cfg_num(cfg, P_smtpd_timeout);
     sd->data_timeout_s = (int)cfg_num(cfg, P_smtpd_data_timeout);
     sd->fail_delay_s = (int)cfg_num(cfg, P_smtpd_auth_fail_delay);
+    sd->minfree = cfg_num(cfg, P_queue_minfree);
     sd->max_sessions = (unsigned)cfg_num(cfg, P_smtpd_max_sessions);
     sd->max_per_client = (unsigned)cfg_num(cfg, P_smtpd_max_sessions_per_client);
+    struct intake_limits il = {
+        .max_sessions = sd->max_sessions,
+        .max_per_client = sd->max_per_client,
+        .conn_rate = (unsigned)cfg_num(cfg, P_smtpd_client_connection_rate_limit),
+        .msg_rate = (unsigned)cfg_num(cfg, P_smtpd_client_message_rate_limit),
+        .min_data_rate = (unsigned)cfg_num(cfg, P_smtpd_min_data_rate),
+    };
+    intake_set_limits(&sd->in, &il);
     sd->cmd_limit = (size_t)cfg_num(cfg, P_smtpd_command_line_limit);
     sd->pool_max = (size_t)cfg_num(cfg, P_queue_file_recycle);
     sd->line = xrealloc(sd->line, sd->cmd_limit + 1);
@@ -170,49 +180,6 @@ static void client_addr(const struct sockaddr *sa, char *buf, size_t size)
         }
     }
     netaddr_ntop(sa, buf, size);
-}
-
-/* ---- per-client session counts ---- */
-
-static unsigned slot_hash(const char *s)
-{
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % SLOT_BUCKETS;
-}
-
-static struct slot *slot_get(struct smtpd *sd, const char *key, int create)
-{
-    unsigned h = slot_hash(key);
-    struct slot *s;
-
-    for (s = sd->slots[h]; s; s = s->next)
-        if (strcmp(s->key, key) == 0)
-            return s;
-    if (!create)
-        return NULL;
-    s = xcalloc(1, sizeof(*s));
-    strlcpy_p(s->key, key, sizeof(s->key));
-    s->next = sd->slots[h];
-    sd->slots[h] = s;
-    return s;
-}
-
-static void slot_put(struct smtpd *sd, struct slot *s)
-{
-    unsigned h;
-    struct slot **pp;
-
-    if (--s->n > 0)
-        return;
-    h = slot_hash(s->key);
-    for (pp = &sd->slots[h]; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            free(s);
-            return;
-        }
 }
 
 /* ---- output ---- */
@@ -268,10 +235,62 @@ static void flush_out(struct conn *c)
     buf_reset(&sd->out);
 }
 
+/* The whole of the next command (or of DATA) must be in by when_us. */
+static void arm_deadline(struct conn *c, int64_t when_us)
+{
+    int64_t now = now_us(), dt;
+    struct timeval tv;
+
+    if (c->deadline == NULL)
+        return;
+    if (when_us == INT64_MAX) {
+        evtimer_del(c->deadline);
+        c->deadline_us = INT64_MAX;
+        return;
+    }
+    dt = when_us > now ? when_us - now : 0;
+    tv.tv_sec = (time_t)(dt / 1000000);
+    tv.tv_usec = (suseconds_t)(dt % 1000000);
+    c->deadline_us = when_us;
+    evtimer_add(c->deadline, &tv);
+}
+
+/* Between reads: seconds (the stress value when stressed); and the
+ * deadline for the whole next command, which bytes trickling in do not
+ * push back (intake.h). */
 static void set_timeouts(struct conn *c, int seconds)
 {
-    struct timeval rt = {seconds, 0}, wt = {c->sd->timeout_s, 0};
+    int t = intake_timeout(&c->sd->in, seconds);
+    struct timeval rt = {t, 0}, wt = {c->sd->timeout_s, 0};
+
     bufferevent_set_timeouts(c->bev, &rt, &wt);
+    arm_deadline(c, now_us() + (int64_t)t * 1000000);
+}
+
+/* Stress begins at 3/4 of smtpd_max_sessions: the sessions already open
+ * get the short deadline too (a flood of idle connections is cleared in
+ * STRESS_TIMEOUT_S, not in smtpd_timeout). */
+static void check_stress(struct smtpd *sd)
+{
+    int now_stressed = intake_stressed(&sd->in);
+    struct conn *c;
+    int64_t limit;
+
+    if (now_stressed == sd->stress)
+        return;
+    sd->stress = now_stressed;
+    if (!now_stressed) {
+        log_info("stress mode ends: %u of %u sessions in use", sd->in.nsessions, sd->max_sessions);
+        return;
+    }
+    sd->st.stress++;
+    log_warn("stress mode: %u of %u sessions in use; command deadlines are %ds and each "
+             "address may open few more sessions until it ends",
+             sd->in.nsessions, sd->max_sessions, STRESS_TIMEOUT_S);
+    limit = now_us() + (int64_t)STRESS_TIMEOUT_S * 1000000;
+    TAILQ_FOREACH(c, &sd->conns, link)
+    if (!c->busy && !c->closing && c->deadline && c->deadline_us > limit)
+        arm_deadline(c, limit);
 }
 
 /* ---- connection lifetime ---- */
@@ -294,10 +313,13 @@ static void conn_free(struct conn *c)
         SSL_free(c->ssl);
     if (c->fd >= 0)
         evutil_closesocket(c->fd);
-    if (c->slot)
-        slot_put(sd, c->slot);
+    if (c->admitted)
+        intake_release(&sd->in, c->s.addr);
+    if (c->deadline)
+        event_free(c->deadline);
     TAILQ_REMOVE(&sd->conns, c, link);
     sd->nsessions--;
+    check_stress(sd);
     if (sd->stopping && TAILQ_EMPTY(&sd->conns))
         child_exit(sd->c, 0);
     log_detail("disconnect from [%s]:%u commands=%u messages=%u errors=%u", c->s.addr, c->s.port,
@@ -365,10 +387,12 @@ static void conn_close(struct conn *c)
     /* A closing session no longer counts against its client's limit: with
      * the 221 written at once, a client may reconnect before the close
      * completes here. */
-    if (c->slot) {
-        slot_put(c->sd, c->slot);
-        c->slot = NULL;
+    if (c->admitted) {
+        intake_release(&c->sd->in, c->s.addr);
+        c->admitted = 0;
     }
+    if (c->deadline)
+        evtimer_del(c->deadline);
     if (c->bev == NULL) {
         conn_drop(c);
         return;
@@ -408,6 +432,9 @@ static void start_data(struct conn *c)
     c->msg->env_len = c->msg->head.len;
     sess_received(&c->s, id, now, &c->msg->head);
     set_timeouts(c, sd->data_timeout_s);
+    c->data_start_us = now;
+    c->data_bytes = 0;
+    arm_deadline(c, intake_data_deadline(&sd->in, now, 0, sd->data_timeout_s));
 }
 
 static void log_accepted(struct conn *c, const struct qmsg *m)
@@ -523,6 +550,7 @@ static int feed_data(struct conn *c, struct evbuffer *in)
         }
         m->body_len += m->body.len - before;
         evbuffer_drain(in, used);
+        c->data_bytes += used;
         if (m->body.len >= COMMIT_SPILL && !m->failed)
             qmsg_spill(&c->sd->commit, m);
         if (c->s.dec.done)
@@ -530,6 +558,9 @@ static int feed_data(struct conn *c, struct evbuffer *in)
         if (used == 0)
             break;
     }
+    /* DATA keeps up smtpd_min_data_rate on average, or it ends */
+    arm_deadline(c, intake_data_deadline(&c->sd->in, c->data_start_us, c->data_bytes,
+                                         c->sd->data_timeout_s));
     return 0;
 }
 
@@ -697,6 +728,59 @@ static void handle_act(struct conn *c, enum sess_act act)
     }
 }
 
+/* Free bytes in the spool (smtpd runs inside it), asked at most once a
+ * second; -1 when statvfs fails (then nothing is refused for it). */
+static long long spool_free(struct smtpd *sd)
+{
+    static int64_t when;
+    static long long avail = -1;
+    int64_t now = mono_us();
+    struct statvfs v;
+
+    if (now - when < 1000000 && when != 0)
+        return avail;
+    when = now;
+    avail = statvfs(".", &v) == 0 ? (long long)v.f_bavail * (long long)v.f_frsize : -1;
+    return avail;
+}
+
+/* The SIZE= of a MAIL command line, 0 if none. */
+static unsigned long long mail_size(const char *line)
+{
+    for (const char *p = line; (p = strchr(p, ' ')) != NULL; p++)
+        if (ascii_ncasecmp(p + 1, "SIZE=", 5) == 0)
+            return strtoull(p + 6, NULL, 10);
+    return 0;
+}
+
+/*
+ * MAIL and RCPT when the spool cannot take the message: 452 4.3.1 at
+ * once, not after the whole DATA. MAIL is refused when its SIZE= (or
+ * nothing) would leave less than queue_minfree; RCPT when the spool is
+ * below queue_minfree already. Replied here, so a session of a client
+ * that keeps trying never hits smtpd_error_limit for our trouble.
+ */
+static int spool_full(struct conn *c, const char *line, size_t len)
+{
+    struct smtpd *sd = c->sd;
+    int mail = len >= 10 && ascii_ncasecmp(line, "MAIL FROM:", 10) == 0 && !c->s.in_mail;
+    int rcpt = len >= 8 && ascii_ncasecmp(line, "RCPT TO:", 8) == 0 && c->s.in_mail;
+    long long avail, need;
+
+    if ((!mail && !rcpt) || sd->minfree <= 0 || (avail = spool_free(sd)) < 0)
+        return 0;
+    need = sd->minfree + (mail ? (long long)mail_size(line) : 0);
+    if (avail >= need)
+        return 0;
+    sd->st.spool_full++;
+    log_warn("reject: %.4s from [%s]:%u: the spool has %lld bytes free, less than %s%s", line,
+             c->s.addr, c->s.port, avail, mail && mail_size(line) ? "the message's SIZE plus " : "",
+             "queue_minfree");
+    buf_printf(&sd->out, "452 4.3.1 Error: insufficient system storage, try again later\r\n");
+    flush_out(c);
+    return 1;
+}
+
 static void process_line(struct conn *c, char *line, size_t len)
 {
     struct smtpd *sd = c->sd;
@@ -713,6 +797,20 @@ static void process_line(struct conn *c, char *line, size_t len)
         else
             log_detail("[%s] < %s", c->s.addr, line);
     }
+    if (c->s.state == SS_CMD && spool_full(c, line, len))
+        return;
+    if (c->s.state == SS_CMD && !c->s.in_mail && len >= 10 &&
+        ascii_ncasecmp(line, "MAIL FROM:", 10) == 0) {
+        const char *why;
+        if (intake_message(&sd->in, c->s.addr, now_us() / 1000000, &why) < 0) {
+            sd->st.msg_rate_refused++;
+            log_info("reject: MAIL from [%s]:%u: %s", c->s.addr, c->s.port, why);
+            buf_printf(&sd->out, "452 4.7.0 Error: %s, try again later\r\n", why);
+            flush_out(c);
+            arm_deadline(c, now_us() + (int64_t)intake_timeout(&sd->in, sd->timeout_s) * 1000000);
+            return;
+        }
+    }
     act = sess_line(&c->s, line, len, &sd->out);
     if (c->s.relay_denied != denied) {
         sd->st.relay_denied++;
@@ -724,6 +822,9 @@ static void process_line(struct conn *c, char *line, size_t len)
     }
     flush_out(c);
     handle_act(c, act);
+    /* the clock of the next command starts now (DATA has its own) */
+    if (c->s.state == SS_CMD && !c->busy && !c->closing)
+        arm_deadline(c, now_us() + (int64_t)intake_timeout(&sd->in, sd->timeout_s) * 1000000);
 }
 
 static void conn_process(struct conn *c)
@@ -856,6 +957,25 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     conn_drop(c);
 }
 
+/* A command (or DATA) that did not complete in time, however its bytes
+ * trickled in: the same 421 as an idle timeout. A commit, an AUTH check
+ * or a TLS handshake in progress re-arms it when it ends. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct smtpd *sd = c->sd;
+
+    if (c->busy || c->closing || c->in_tls_handshake || c->bev == NULL)
+        return;
+    sd->st.deadlines++;
+    log_info("deadline: %s from [%s]:%u took too long in all%s",
+             c->s.state == SS_DATA ? "DATA" : "a command", c->s.addr, c->s.port,
+             c->s.state == SS_DATA ? " (below smtpd_min_data_rate)" : "");
+    buf_printf(&sd->out, "421 4.4.2 %s Error: timeout exceeded\r\n", sd->hostname);
+    flush_out(c);
+    conn_close(c);
+}
+
 /* ---- accepting ---- */
 
 static void refuse(struct smtpd *sd, evutil_socket_t fd, const char *addr, const char *text)
@@ -877,9 +997,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     struct listener *ls = arg;
     struct smtpd *sd = ls->sd;
-    char addr[64];
+    char addr[64], text[160];
     struct conn *c;
-    struct slot *slot;
+    const char *why;
     int one = 1;
 
     client_addr(sa, addr, sizeof(addr));
@@ -887,20 +1007,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         refuse(sd, fd, addr, "4.3.2 Service not available, mail intake is paused");
         return;
     }
-    if (sd->nsessions >= sd->max_sessions) {
-        refuse(sd, fd, addr, "4.7.0 Error: too many sessions, try again later");
+    if (intake_admit(&sd->in, addr, now_us() / 1000000, &why) < 0) {
+        snprintf(text, sizeof(text), "4.7.0 Error: %s, try again later", why);
+        refuse(sd, fd, addr, text);
         return;
     }
-    slot = slot_get(sd, addr, 0);
-    if (slot && slot->n >= sd->max_per_client) {
-        refuse(sd, fd, addr, "4.7.0 Error: too many sessions from your address");
-        return;
-    }
+    check_stress(sd);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c = xcalloc(1, sizeof(*c));
     c->sd = sd;
-    c->slot = slot_get(sd, addr, 1);
-    c->slot->n++;
+    c->admitted = 1;
     sd->nsessions++;
     sd->st.sessions++;
     TAILQ_INSERT_TAIL(&sd->conns, c, link);
@@ -908,7 +1024,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
               client_trusted(sd, sa), ls->submission);
     c->fd = fd;
     c->bev = bufferevent_socket_new(sd->c->base, fd, 0);
-    if (c->bev == NULL) {
+    c->deadline = evtimer_new(sd->c->base, on_deadline, c);
+    if (c->bev == NULL || c->deadline == NULL) {
         conn_free(c);
         return;
     }
@@ -984,6 +1101,8 @@ struct smtpd *smtpd_new(struct child *c)
     sd->c = c;
     c->arg = sd;
     the_sd = sd;
+    struct intake_limits none = {0};
+    intake_init(&sd->in, &none);
     TAILQ_INIT(&sd->conns);
     buf_init(&sd->out);
     qfile_id_init(&sd->idgen, 0);
@@ -1161,6 +1280,14 @@ static void show(struct smtpd *sd, unsigned flags, struct buf *out)
         {"auth_ok", s->auth_ok},
         {"auth_failed", s->auth_failed},
         {"timeouts", s->timeouts},
+        {"deadlines", s->deadlines},
+        {"stress_mode", (unsigned long long)sd->stress},
+        {"stress_entered", s->stress},
+        {"refused_busy", sd->in.refused_busy},
+        {"refused_per_client", sd->in.refused_client},
+        {"refused_connection_rate", sd->in.refused_rate},
+        {"refused_message_rate", s->msg_rate_refused},
+        {"refused_spool_full", s->spool_full},
         {"error_limit_closes", s->error_limit},
         {"commit_batches", cs->batches},
         {"commit_max_batch", cs->max_batch},

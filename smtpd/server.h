@@ -34,6 +34,10 @@ struct smtpd_stats {
     uint64_t auth_ok;
     uint64_t auth_failed;
     uint64_t timeouts;
+    uint64_t deadlines; /* sessions ended because a command or DATA took too long in all */
+    uint64_t stress;    /* times stress mode began */
+    uint64_t msg_rate_refused;
+    uint64_t spool_full;  /* MAIL or RCPT refused: the spool below queue_minfree */
     uint64_t error_limit; /* sessions closed for too many errors */
     uint64_t qmgr_notified;
     uint64_t qmgr_missed; /* qmgr was down: it finds them on its scan */

@@ -69,7 +69,10 @@ static void reply(struct sess *s, struct buf *out, int code, const char *enh, co
     buf_vprintf(out, fmt, ap);
     va_end(ap);
     buf_adds(out, "\r\n");
-    if (code >= 400)
+    /* The client's errors count toward smtpd_error_limit, not ours: a
+     * temporary 4.3.x (the spool full, a queue file write error) is the
+     * server's trouble and never closes the session. */
+    if (code >= 400 && !(code < 500 && strncmp(enh, "4.3.", 4) == 0))
         s->errors++;
 }
 
