@@ -99,6 +99,20 @@ void children_check_ready(struct master *m)
 
 static int edge_peer(size_t e, int idx);
 
+void children_send_tls(struct master *m, const char *cert_pem, const char *key_pem)
+{
+    struct ipc_w w;
+
+    if (m->ch[CH_SMTPD].chan == NULL)
+        return; /* a smtpd that starts later reads the files itself */
+    ipc_w_init(&w);
+    ipc_w_str(&w, cert_pem ? cert_pem : "");
+    ipc_w_str(&w, key_pem ? key_pem : "");
+    ipc_send(m->ch[CH_SMTPD].chan, IMSG_TLS_CERT, 0, -1, w.p, w.len);
+    explicit_bzero(w.p, w.len);
+    ipc_w_free(&w);
+}
+
 void children_send_secrets(struct master *m, const struct secrets *s)
 {
     struct ipc_w w;

@@ -34,6 +34,7 @@
 #include "mail/proto.h"
 #include "mail/secrets.h"
 #include "mail/spool.h"
+#include "mail/tls_server.h"
 #include "base/util.h"
 
 #define STOP_TIMEOUT_S 10
@@ -76,6 +77,32 @@ static void warn_restart_params(const struct config *old, const struct config *n
     }
 }
 
+/* The PEM text of tls_cert_file / tls_key_file, checked by making a
+ * context of them; both NULL when STARTTLS is off. */
+static int load_tls_pair(const struct config *c, char **cert_pem, char **key_pem, char **err)
+{
+    const char *cert = cfg_str(c, P_tls_cert_file), *key = cfg_str(c, P_tls_key_file);
+    char *why = NULL;
+    SSL_CTX *ctx;
+
+    *cert_pem = *key_pem = NULL;
+    if (cert == NULL || *cert == '\0')
+        return 0;
+    if (key == NULL || *key == '\0')
+        key = cert;
+    if (tls_read_pair(cert, key, cert_pem, key_pem, &why) < 0 ||
+        (ctx = tls_server_ctx_pem(*cert_pem, *key_pem, cert, key, &why)) == NULL) {
+        *err = xasprintf("tls_cert_file / tls_key_file: %s", why);
+        free(why);
+        free(*cert_pem);
+        free_secret(*key_pem);
+        *cert_pem = *key_pem = NULL;
+        return -1;
+    }
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
 void master_reload(struct master *m, void (*done)(void *arg, int ok, const char *err), void *arg)
 {
     struct config ncfg;
@@ -113,6 +140,20 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
         config_free(&ncfg);
         return;
     }
+    /* New TLS certificate and key (renewals): read here, as root, and
+     * tried; a bad pair refuses the reload and smtpd keeps its own. */
+    char *cert_pem = NULL, *key_pem = NULL;
+    if (load_tls_pair(&ncfg, &cert_pem, &key_pem, &err) < 0) {
+        char *msg = xasprintf("reload refused, the running configuration stays: %s", err);
+        log_err("%s", msg);
+        if (done)
+            done(arg, 0, msg);
+        free(msg);
+        free(err);
+        free(text);
+        config_free(&ncfg);
+        return;
+    }
     /* The gateway credentials go to relay alone; a map that cannot be
      * read refuses the reload, so relay keeps the ones it has. */
     if (secrets_load(cfg_str(&ncfg, P_relay_secrets_map), &secrets, &err) < 0) {
@@ -123,6 +164,8 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
         free(msg);
         free(err);
         free(text);
+        free(cert_pem);
+        free_secret(key_pem);
         config_free(&ncfg);
         return;
     }
@@ -145,6 +188,9 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
     log_info("reloading: %s", m->cfg.file);
     children_send_secrets(m, secrets);
     secrets_free(secrets);
+    children_send_tls(m, cert_pem, key_pem);
+    free(cert_pem);
+    free_secret(key_pem);
     master_reload_children(m, m->cfg.file, text, done, arg, NULL, 0);
     free(text);
 }

@@ -73,6 +73,8 @@ void children_send_all(struct master *m, uint16_t type, const void *body, size_t
 /* The gateway credentials to relay (and to no other child). */
 struct secrets;
 void children_send_secrets(struct master *m, const struct secrets *s);
+/* The TLS certificate and key text to smtpd (and to no other child). */
+void children_send_tls(struct master *m, const char *cert_pem, const char *key_pem);
 struct mchild *children_by_name(struct master *m, const char *name);
 void children_check_ready(struct master *m);
 

@@ -10,6 +10,7 @@
 
 #include "mail/child.h"
 #include "base/log.h"
+#include "mail/proto.h"
 #include "server.h"
 
 static const struct child_spec spec = {
@@ -19,6 +20,8 @@ static const struct child_spec spec = {
     .reload = smtpd_reload,
     .ctl = smtpd_ctl,
     .shutdown = smtpd_shutdown,
+    .from_master = &proto_master_to_smtpd,
+    .master_msg = smtpd_master_msg,
 };
 
 int main(int argc, char **argv)

@@ -30,7 +30,7 @@
 #include "pickup.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
-#include "tls.h"
+#include "mail/tls_server.h"
 
 #define MAX_LISTENERS 32
 #define INPUT_HIGH_WATER (256 * 1024)
@@ -1245,6 +1245,45 @@ void smtpd_peer(struct child *c, const char *name, int fd)
     sd->qmgr =
         ipc_chan_new(c->base, fd, "qmgr", &proto_qmgr_to_smtpd, on_qmgr_msg, on_qmgr_close, sd);
     log_debug("qmgr channel up");
+}
+
+void smtpd_master_msg(struct child *c, const struct ipc_msg *m)
+{
+    struct smtpd *sd = c->arg;
+    struct ipc_r r;
+    const char *cert, *key;
+    char *err = NULL, what[400];
+    SSL_CTX *ctx;
+
+    if (m->fd >= 0)
+        close(m->fd);
+    if (m->type != IMSG_TLS_CERT)
+        return;
+    ipc_r_init(&r, m->body, m->len);
+    cert = ipc_r_str(&r);
+    key = ipc_r_str(&r);
+    if (!ipc_r_done(&r)) {
+        log_warn("malformed TLS certificate message from master ignored");
+        return;
+    }
+    if (*cert == '\0') {
+        if (sd->tls)
+            log_info("STARTTLS is off now (no tls_cert_file)");
+        SSL_CTX_free(sd->tls); /* sessions in TLS keep their reference */
+        sd->tls = NULL;
+        sd->conf.tls_available = 0;
+    } else if ((ctx = tls_server_ctx_pem(cert, key, "tls_cert_file", "tls_key_file", &err)) ==
+               NULL) {
+        log_err("the new TLS certificate is not used, the old one stays: %s", err);
+        free(err);
+    } else {
+        SSL_CTX_free(sd->tls);
+        sd->tls = ctx;
+        sd->conf.tls_available = 1;
+        tls_describe(ctx, what, sizeof(what));
+        log_info("TLS certificate loaded: %s", what);
+    }
+    explicit_bzero((void *)(uintptr_t)m->body, m->len); /* the key */
 }
 
 int smtpd_reload(struct child *c, char **err)

@@ -56,5 +56,8 @@ void smtpd_peer(struct child *c, const char *name, int fd);
 int smtpd_reload(struct child *c, char **err);
 int smtpd_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out);
 void smtpd_shutdown(struct child *c);
+/* From master: IMSG_TLS_CERT (a new certificate and key on reload). */
+struct ipc_msg;
+void smtpd_master_msg(struct child *c, const struct ipc_msg *m);
 
 #endif

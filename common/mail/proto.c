@@ -13,6 +13,8 @@ ALLOW(proto_master_to_child, "master to child", IMSG_STATUS_REQ, IMSG_PEER, IMSG
       IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN);
 ALLOW(proto_master_to_relay, "master to relay", IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD,
       IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN, IMSG_SECRETS);
+ALLOW(proto_master_to_smtpd, "master to smtpd", IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD,
+      IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN, IMSG_TLS_CERT);
 ALLOW(proto_child_to_master, "child to master", IMSG_STATUS_REP, IMSG_RELOAD_REP, IMSG_CTL_REP,
       IMSG_PEER_BROKEN);
 ALLOW(proto_ctl_to_master, "smtpctl to master", IMSG_CTL_REQ);

@@ -33,6 +33,8 @@ enum ipc_type {
     IMSG_SHUTDOWN = 9,     /* master->child: empty; finish and exit 0 */
     IMSG_SECRETS = 10,     /* master->relay only: the gateway credentials (layout in secrets.h) */
     IMSG_PEER_BROKEN = 11, /* child->master: str peer_name, str why; restart that peer */
+    IMSG_TLS_CERT = 12,    /* master->smtpd only, before IMSG_RELOAD: str cert_pem, str key_pem
+                              ("" "": no STARTTLS); see mail/tls_server.h */
 
     /* smtpd <-> qmgr: 100..199 */
     IMSG_QUEUE_NEW = 100,  /* smtpd->qmgr: str queue_id (file is in queue/) */
@@ -56,6 +58,7 @@ enum ipc_type {
  */
 extern const struct ipc_allow proto_master_to_child; /* what a child takes from master */
 extern const struct ipc_allow proto_master_to_relay; /* the same plus IMSG_SECRETS */
+extern const struct ipc_allow proto_master_to_smtpd; /* the same plus IMSG_TLS_CERT */
 extern const struct ipc_allow proto_child_to_master;
 extern const struct ipc_allow proto_ctl_to_master; /* smtpctl's control socket */
 extern const struct ipc_allow proto_smtpd_to_qmgr;

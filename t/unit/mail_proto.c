@@ -26,6 +26,10 @@ static const struct edge edges[] = {
      "master to relay",
      {IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD, IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN,
       IMSG_SECRETS}},
+    {&proto_master_to_smtpd,
+     "master to smtpd",
+     {IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD, IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN,
+      IMSG_TLS_CERT}},
     {&proto_child_to_master,
      "child to master",
      {IMSG_STATUS_REP, IMSG_RELOAD_REP, IMSG_CTL_REP, IMSG_PEER_BROKEN}},
@@ -68,6 +72,8 @@ int main(void)
     ok(!ipc_allowed(&proto_deliver_to_qmgr, IMSG_GATEWAY_AUTH),
        "only relay tells qmgr which gateways have credentials");
     ok(!ipc_allowed(&proto_master_to_child, IMSG_SECRETS), "secrets go to relay only");
+    ok(!ipc_allowed(&proto_master_to_smtpd, IMSG_SECRETS), "not to smtpd");
+    ok(!ipc_allowed(&proto_master_to_relay, IMSG_TLS_CERT), "the TLS key goes to smtpd only");
     ok(!ipc_allowed(&proto_child_to_master, IMSG_CTL_REQ), "a child cannot run control commands");
     ok(!ipc_allowed(&proto_client_to_dnsd, IMSG_DNS_REP), "a dnsd client cannot answer dnsd");
     return done_testing();
