@@ -67,7 +67,8 @@ static void lru_unlink(struct intake *in, struct intake_client *c)
 
 static void lru_touch(struct intake *in, struct intake_client *c)
 {
-    lru_unlink(in, c);
+    if (c->lru_prev != NULL || in->lru_head == c) /* linked already */
+        lru_unlink(in, c);
     c->lru_prev = in->lru_tail;
     if (in->lru_tail)
         in->lru_tail->lru_next = c;
@@ -237,4 +238,13 @@ unsigned intake_sessions_of(const struct intake *in, const char *addr)
     const struct intake_client *c = find(in, addr);
 
     return c ? c->sessions : 0;
+}
+
+unsigned intake_listed(const struct intake *in)
+{
+    unsigned n = 0;
+
+    for (const struct intake_client *c = in->lru_head; c; c = c->lru_next)
+        n++;
+    return n;
 }

@@ -74,6 +74,8 @@ int intake_stressed(const struct intake *in);
 int intake_timeout(const struct intake *in, int normal_s);
 /* In microseconds, from start_us, for n bytes received so far. */
 int64_t intake_data_deadline(const struct intake *in, int64_t start_us, uint64_t n, int timeout_s);
+/* Records on the recency list (for tests: always nclients). */
+unsigned intake_listed(const struct intake *in);
 /* Sessions of addr now (0 when unknown). */
 unsigned intake_sessions_of(const struct intake *in, const char *addr);
 

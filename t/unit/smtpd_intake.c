@@ -129,6 +129,7 @@ static void test_table_bound(void)
             intake_release(&in, a);
     }
     ok(in.nclients <= INTAKE_MAX_CLIENTS, "the address table stays bounded (%u)", in.nclients);
+    is_int(intake_listed(&in), in.nclients, "every record is on the recency list (none lost)");
     intake_free(&in);
 }
 
