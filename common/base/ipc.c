@@ -201,7 +201,10 @@ void ipc_chan_free(struct ipc_chan *ch)
 }
 
 /* Mark closed and tell the owner from the loop, never from inside a call. */
-static void chan_fail(struct ipc_chan *ch, const char *why)
+/* broken: the peer broke the protocol (malformed, or a type the edge does
+ * not carry), as opposed to I/O trouble or an end inside a frame, which
+ * is what a peer that dies looks like. */
+static void chan_fail_as(struct ipc_chan *ch, const char *why, int broken)
 {
     struct timeval tv = {0, 0};
 
@@ -209,11 +212,21 @@ static void chan_fail(struct ipc_chan *ch, const char *why)
         return;
     if (why != NULL) {
         log_warn("ipc: channel to %s closed: %s", ch->name, why);
-        ch->broken = 1;
+        ch->broken = broken;
     }
     ch->closed = 1;
     chan_stop_io(ch);
     evtimer_add(ch->closeev, &tv);
+}
+
+static void chan_fail(struct ipc_chan *ch, const char *why)
+{
+    chan_fail_as(ch, why, 0);
+}
+
+static void chan_break(struct ipc_chan *ch, const char *why)
+{
+    chan_fail_as(ch, why, 1);
 }
 
 static void chan_close_cb(evutil_socket_t fd, short what, void *arg)
@@ -275,7 +288,7 @@ static void chan_dispatch(struct ipc_chan *ch)
         if (r == IPC_DEC_MORE)
             break;
         if (r == IPC_DEC_ERR) {
-            chan_fail(ch, why);
+            chan_break(ch, why);
             break;
         }
         m.type = fr.type;
@@ -286,7 +299,7 @@ static void chan_dispatch(struct ipc_chan *ch)
         if (fr.flags & IPC_F_FD) {
             m.fd = chan_pop_fd(ch);
             if (m.fd < 0) {
-                chan_fail(ch, "frame announces an fd that did not arrive");
+                chan_break(ch, "frame announces an fd that did not arrive");
                 break;
             }
         }
@@ -297,7 +310,7 @@ static void chan_dispatch(struct ipc_chan *ch)
                      m.type, ch->allow->what);
             if (m.fd >= 0)
                 close(m.fd);
-            chan_fail(ch, why2);
+            chan_break(ch, why2);
             break;
         }
         ch->on_msg(ch, &m, ch->arg);
@@ -316,7 +329,7 @@ static void chan_dispatch(struct ipc_chan *ch)
     }
     /* fds beyond what pending frames could claim mean a confused peer. */
     if (ch->inlen == 0 && ch->nfdq > 0)
-        chan_fail(ch, "fd received without a frame");
+        chan_break(ch, "fd received without a frame");
 }
 
 static void chan_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -349,7 +362,7 @@ static void chan_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (chan_take_fds(ch, &mh) < 0) {
-        chan_fail(ch, "too many fds passed");
+        chan_break(ch, "too many fds passed");
         return;
     }
     if (n == 0) {

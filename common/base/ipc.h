@@ -99,7 +99,9 @@ struct ipc_chan *ipc_chan_new(struct event_base *base, int fd, const char *name,
 void ipc_chan_free(struct ipc_chan *ch);
 const char *ipc_chan_name(const struct ipc_chan *ch);
 void ipc_chan_set_arg(struct ipc_chan *ch, void *arg);
-/* 1 when the channel closed because the peer broke the protocol (not EOF). */
+/* 1 when the channel closed because the peer broke the protocol: a
+ * malformed frame or a type the edge does not carry; not an EOF, a reset
+ * or an end inside a frame (a peer that died). */
 int ipc_chan_broken(const struct ipc_chan *ch);
 /* Bytes queued but not yet written. */
 size_t ipc_chan_pending(const struct ipc_chan *ch);

@@ -376,6 +376,18 @@ static void test_channel_allow(void)
     run_loop(base);
     ok(g3.closed && !ipc_chan_broken(ch), "EOF closes the channel without marking it broken");
     ipc_chan_free(ch);
+
+    /* A peer that dies halfway through a frame is not a protocol breach
+     * (a killed process looks like that; no one is to blame). */
+    struct got g4 = {0};
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+    ch = ipc_chan_new(base, sp[0], "peer4", &allow, on_msg, on_close, &g4);
+    n = frame(buf, 7, 1, "half of a frame");
+    write_all(sp[1], buf, n - 4);
+    close(sp[1]);
+    run_loop(base);
+    ok(g4.closed && !ipc_chan_broken(ch), "an end inside a frame is not marked broken");
+    ipc_chan_free(ch);
     event_base_free(base);
 }
 
