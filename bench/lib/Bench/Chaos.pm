@@ -348,15 +348,21 @@ MAP
     my (%restarts, %other, @other_lines, $san);
     $restarts{master} = $r{master_restarts} // 0;
     $other{master} = $r{master_deaths_not_ours} // 0;
+    my @recent;    # the last lines before a death that was not ours: what led to it
     open my $lf, '<', $pt->log_path or die "chaos: " . $pt->log_path . ": $!\n";
     while (my $l = <$lf>) {
         if ($l =~ /\bmaster\[(\d+)\]: \w+: (\w+)\[(\d+)\] (.*); restarting it$/) {
             $restarts{$2}++;
             if (!$ours{$3}) {
                 $other{$2}++;
-                push @other_lines, $l if @other_lines < 20;
+                if (@other_lines < 40) {
+                    push @other_lines, grep { /broke the protocol|has not answered|asking master|restarting it|went away|channel closed|ipc: channel/ } @recent;
+                    push @other_lines, $l, "...\n";
+                }
             }
         }
+        push @recent, $l;
+        shift @recent if @recent > 40;
         $san++ if $l =~ /ERROR: (?:Address|Leak|Memory|Thread)Sanitizer|runtime error: |SUMMARY: \w+Sanitizer/;
     }
     close $lf;
@@ -583,6 +589,8 @@ sub table {
     push @notes, "senders that failed: $r->{sender_failures}" if $r->{sender_failures};
     push @notes, sprintf('total run %.1f s', $r->{total_s});
     $t .= "\n" . join("\n", map { "- $_" } @notes) . "\n";
+    $t .= "\ndeaths that were not our kills, with the log lines before each:\n"
+        if @{ $r->{other_death_lines} || [] };
     for my $l (@{ $r->{other_death_lines} || [] }) {
         $t .= "    $l\n";
     }
