@@ -355,10 +355,11 @@ MAP
             $restarts{$2}++;
             if (!$ours{$3}) {
                 $other{$2}++;
-                if (@other_lines < 40) {
-                    push @other_lines, grep { /broke the protocol|has not answered|asking master|restarting it|went away|channel closed|ipc: channel/ } @recent;
-                    push @other_lines, $l, "...\n";
-                }
+                my ($role, $pid) = ($2, $3);
+                # master's reason for a kill of its own names the process
+                push @other_lines, grep { /broke the protocol|has not answered/
+                        && (/\Q$role\E\[$pid\]/ || /restarting \Q$role\E(?:,|$)/) } @recent;
+                push @other_lines, $l;
             }
         }
         push @recent, $l;
@@ -369,7 +370,9 @@ MAP
     $r{restarts_by_role} = { map { $_ => $restarts{$_} // 0 } @ROLES };
     $r{other_deaths_by_role} = { map { $_ => $other{$_} // 0 } @ROLES };
     chomp @other_lines;
-    $r{other_death_lines} = \@other_lines if @other_lines;
+    my %seen_line;
+    @other_lines = grep { !$seen_line{$_}++ } @other_lines;
+    $r{other_death_lines} = [ @other_lines[0 .. min($#other_lines, 39)] ] if @other_lines;
     $r{sanitizer_reports} = $san // 0;
 
     # --- a lost message: what the log says about it
@@ -589,10 +592,11 @@ sub table {
     push @notes, "senders that failed: $r->{sender_failures}" if $r->{sender_failures};
     push @notes, sprintf('total run %.1f s', $r->{total_s});
     $t .= "\n" . join("\n", map { "- $_" } @notes) . "\n";
-    $t .= "\ndeaths that were not our kills, with the log lines before each:\n"
-        if @{ $r->{other_death_lines} || [] };
-    for my $l (@{ $r->{other_death_lines} || [] }) {
-        $t .= "    $l\n";
+    my @od = @{ $r->{other_death_lines} || [] };
+    if (@od) {
+        $t .= "\ndeaths that were not our kills, each after master's reason for it if it gave one"
+            . (@od > 12 ? ' (the first of them; all in runs.jsonl and master.log)' : '') . ":\n\n";
+        $t .= "    $_\n" for @od[0 .. min($#od, 11)];
     }
     for my $d (@{ $r->{lost_detail} || [] }) {
         $t .= "\nlost: message $d->{message}, $d->{message_id}, queue ID $d->{queue_id}:\n";
