@@ -20,10 +20,10 @@ package Bench::Chaos;
 # - The sink: Bench::IdSink on 127.0.2.1, which writes down the
 #   Message-ID of each message before it answers 250 (with sink_forget
 #   => N it forgets every N-th one: a self-test that losses are caught).
-# - `clients` forked senders share the messages (message i goes to client
-#   i mod C) and send message i at t0 + i/rate (or at once when late), one
-#   recipient each, up to 10 messages per SMTP session. Every attempt
-#   has its own Message-ID, <chaos.RUN.I.A@client.chaos> (message I,
+# - `clients` forked senders share the messages (message i, from 1, goes
+#   to client (i-1) mod C) and send it at t0 + (i-1)/rate (or at once when
+#   late), one recipient each, up to 10 messages per SMTP session. Every
+#   attempt has its own Message-ID, <chaos.RUN.I.A@client.chaos> (message I,
 #   attempt A): a message counts as accepted when one attempt got 250
 #   after the final dot. An attempt that failed (no connection, a 4xx or
 #   5xx, the session cut) is written down with its step and reply and
@@ -37,8 +37,8 @@ package Bench::Chaos;
 #   order), so every role is hit when kills >= 6. A child's PID is found in
 #   /proc: argv[0] names the role, the command line names this instance's
 #   config directory, and its parent is the running master. When the role
-#   has no process at that moment (master's restart backoff), the kill
-#   waits for it, for up to 30 s, then is skipped.
+#   has no process at that moment (a child in master's restart backoff),
+#   the kill waits for it, for up to 30 s, then is skipped.
 # - Master killed (by us or not): as systemd's Restart=on-failure with
 #   KillMode=control-group would, the script waits for master's children
 #   to exit (they do: PR_SET_PDEATHSIG), SIGKILLs any left after 10 s,
@@ -52,7 +52,8 @@ package Bench::Chaos;
 # refused_attempts (and refused_by step) gave_up arrived lost duplicated
 # dup_copies unconfirmed_arrived notices other_ids queue_left bounced bad
 # kills_by_role restarts_by_role other_deaths_by_role kills_skipped
-# send_s drain_s drained total_s accept_rate sanitizer_reports, the
+# setup_s send_s drain_s drained total_s accept_rate sanitizer_reports
+# (and other_death_lines: master's reason and the death line), the
 # options, the first lost messages with their log lines (lost_detail),
 # and events (every kill and master restart, with times).
 #
@@ -63,18 +64,16 @@ package Bench::Chaos;
 use strict;
 use warnings;
 use Carp qw(croak);
-use Cwd qw(abs_path);
 use Errno qw(EINTR);
-use File::Basename qw(dirname);
 use IO::Select;
 use IO::Socket::INET;
-use List::Util qw(shuffle min max);
+use List::Util qw(shuffle min);
 use POSIX qw(:sys_wait_h strftime);
 use Time::HiRes qw(time sleep);
 
 use Bench::IdSink;
 use Postern::Test;
-use Postern::Util qw(pid_alive proc_cmdline wait_until slurp free_port);
+use Postern::Util qw(pid_alive proc_cmdline wait_until slurp);
 
 our @ROLES = qw(master smtpd qmgr dnsd deliver relay);
 my $SINK_ADDR = '127.0.2.1';
