@@ -304,6 +304,8 @@ struct dlv_engine {
 struct dlv_job {
     struct dlv_job *next, *prev;
     struct dlv_engine *e;
+    struct smtpc *quitting; /* its connection, closing: the result waits for the close */
+    int finish_waits;       /* job_finish was called while it was closing */
     struct dlv_req q;
     int fd;
     dlv_done_cb *cb;
@@ -455,6 +457,17 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     smtpc_close(s);
 }
 
+static void job_finish(struct dlv_job *j);
+
+static void on_quit_done(void *arg)
+{
+    struct dlv_job *j = arg;
+
+    j->quitting = NULL;
+    if (j->finish_waits)
+        job_finish(j);
+}
+
 /* Keep s idle for a later job to the same destination, or close it. */
 static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
 {
@@ -465,6 +478,13 @@ static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
 
     if (q->dest_key[0] == '\0' || q->max_per_conn <= 1 || q->idle_timeout_s == 0 ||
         !smtpc_reusable(s) || (uint32_t)smtpc_info(s)->transactions >= q->max_per_conn) {
+        /* The result waits for the end of the QUIT (at most the QUIT
+         * timeout): until then the connection is still open at the
+         * server, and qmgr must not count it free for max_connections. */
+        if (j->quitting == NULL) {
+            j->quitting = s;
+            smtpc_on_gone(s, on_quit_done, j);
+        }
         note_closed(e, q->dest_key);
         smtpc_close(s);
         return;
@@ -552,6 +572,8 @@ static void job_free(struct dlv_job *j)
 {
     struct dlv_engine *e = j->e;
 
+    if (j->quitting)
+        smtpc_on_gone(j->quitting, NULL, NULL); /* cancelled: nobody waits */
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -583,6 +605,10 @@ static void job_finish(struct dlv_job *j)
 {
     struct dlv_res res;
 
+    if (j->quitting) {
+        j->finish_waits = 1; /* on_quit_done finishes it */
+        return;
+    }
     memset(&res, 0, sizeof(res));
     res.id = j->q.id;
     res.relay = j->relay;

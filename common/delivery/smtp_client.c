@@ -83,6 +83,8 @@ enum { GO_ON = 0, STOP = 1 };
 
 struct smtpc {
     struct event_base *base;
+    void (*gone_fn)(void *arg); /* smtpc_on_gone */
+    void *gone_arg;
     /* copies of the options */
     struct sockaddr_storage ss;
     char *host, *helo, *user, *pass, *log_id;
@@ -358,7 +360,12 @@ static void txn_clear(struct smtpc *s)
 
 static void destroy(struct smtpc *s)
 {
+    void (*fn)(void *) = s->gone_fn;
+
+    s->gone_fn = NULL;
     teardown(s);
+    if (fn)
+        fn(s->gone_arg); /* the connection is closed now */
     if (s->timer)
         event_free(s->timer);
     if (s->kick)
@@ -1745,6 +1752,12 @@ void smtpc_close(struct smtpc *s)
         return;
     }
     smtpc_free(s);
+}
+
+void smtpc_on_gone(struct smtpc *s, void (*fn)(void *arg), void *arg)
+{
+    s->gone_fn = fn;
+    s->gone_arg = arg;
 }
 
 void smtpc_free(struct smtpc *s)

@@ -198,6 +198,9 @@ const struct smtpc_info *smtpc_info(const struct smtpc *s);
  * then free everything. No callback follows. */
 void smtpc_close(struct smtpc *s);
 /* Drop the connection and free at once (no QUIT). */
+/* fn(arg) once s is destroyed and its socket closed (after the QUIT of
+ * smtpc_close, or at once on smtpc_free); fn NULL cancels it. */
+void smtpc_on_gone(struct smtpc *s, void (*fn)(void *arg), void *arg);
 void smtpc_free(struct smtpc *s);
 
 /*
