@@ -968,9 +968,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     if (c->busy || c->closing || c->in_tls_handshake || c->bev == NULL)
         return;
     sd->st.deadlines++;
-    log_info("deadline: %s from [%s]:%u took too long in all%s",
-             c->s.state == SS_DATA ? "DATA" : "a command", c->s.addr, c->s.port,
-             c->s.state == SS_DATA ? " (below smtpd_min_data_rate)" : "");
+    log_info("timeout after %s from [%s]:%u (%s)", c->s.state == SS_DATA ? "DATA" : "command",
+             c->s.addr, c->s.port,
+             c->s.state == SS_DATA ? "in all: below smtpd_min_data_rate"
+                                   : "in all: the command was not complete in time");
     buf_printf(&sd->out, "421 4.4.2 %s Error: timeout exceeded\r\n", sd->hostname);
     flush_out(c);
     conn_close(c);

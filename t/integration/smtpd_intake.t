@@ -115,7 +115,7 @@ ok($pt->wait_log(qr/stress mode ends/, 10), 'stress mode ends when they are gone
         if ($sel->can_read(1)) { $got = line_of($s) // 'EOF'; last }
     }
     like($got, qr/^421 4\.4\.2/, 'DATA at 1 byte/s is closed');
-    ok($pt->wait_log(qr/deadline: DATA from \[127\.0\.4\.21\].*below smtpd_min_data_rate/, 5), 'logged as too slow');
+    ok($pt->wait_log(qr/timeout after DATA from \[127\.0\.4\.21\].*in all: below smtpd_min_data_rate/, 5), 'logged as too slow');
     close $s;
 }
 
