@@ -49,20 +49,7 @@ static void usage(void)
 
 static char *read_text(const char *path, char **err)
 {
-    FILE *f = fopen(path, "r");
-    struct buf b;
-    char chunk[8192];
-    size_t n;
-
-    if (f == NULL) {
-        *err = xasprintf("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    buf_init(&b);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        buf_add(&b, chunk, n);
-    fclose(f);
-    return b.data;
+    return read_text_file(path, 16 * 1024 * 1024, err); /* main.cf */
 }
 
 static void warn_restart_params(const struct config *old, const struct config *new)
@@ -103,70 +90,64 @@ static int load_tls_pair(const struct config *c, char **cert_pem, char **key_pem
     return 0;
 }
 
+/* The checks a reload must pass before anything changes; -1 and *err
+ * (the reason) when it is refused. Whatever they loaded is in *out. */
+struct reload_inputs {
+    char *text; /* main.cf as read */
+    char *cert_pem, *key_pem;
+    struct secrets *secrets;
+};
+
+static void reload_inputs_free(struct reload_inputs *in)
+{
+    free(in->text);
+    free(in->cert_pem);
+    free_secret(in->key_pem);
+    secrets_free(in->secrets);
+    memset(in, 0, sizeof(*in));
+}
+
+static int reload_check(const struct config *ncfg, struct reload_inputs *in, char **err)
+{
+    char *why = NULL;
+
+    memset(in, 0, sizeof(*in));
+    if ((in->text = read_text(ncfg->file, &why)) == NULL ||
+        /* a compiled map that does not read back: the children keep theirs */
+        setup_verify_maps(ncfg, &why) < 0 ||
+        /* a renewed TLS pair, read as root and tried: a bad one keeps smtpd's */
+        load_tls_pair(ncfg, &in->cert_pem, &in->key_pem, &why) < 0) {
+        *err = why;
+        reload_inputs_free(in);
+        return -1;
+    }
+    /* the gateway credentials, for relay alone; relay keeps its own when bad */
+    if (secrets_load(cfg_str(ncfg, P_relay_secrets_map), &in->secrets, &why) < 0) {
+        *err = xasprintf("relay_secrets_map: %s", why);
+        free(why);
+        reload_inputs_free(in);
+        return -1;
+    }
+    return 0;
+}
+
 void master_reload(struct master *m, void (*done)(void *arg, int ok, const char *err), void *arg)
 {
     struct config ncfg;
-    struct secrets *secrets;
-    char *err = NULL, *text;
+    struct reload_inputs in;
+    char *err = NULL;
+    int loaded;
 
-    if (config_load(&ncfg, m->confdir, m->overrides, &err) < 0) {
+    loaded = config_load(&ncfg, m->confdir, m->overrides, &err) == 0;
+    if (!loaded || reload_check(&ncfg, &in, &err) < 0) {
         char *msg = xasprintf("reload refused, the running configuration stays: %s", err);
         log_err("%s", msg);
         if (done)
             done(arg, 0, msg);
         free(msg);
         free(err);
-        return;
-    }
-    text = read_text(ncfg.file, &err);
-    if (text == NULL) {
-        log_err("reload refused: %s", err);
-        if (done)
-            done(arg, 0, err);
-        free(err);
-        config_free(&ncfg);
-        return;
-    }
-    /* A compiled map that does not read back refuses the reload: the
-     * children keep the maps they run with. */
-    if (setup_verify_maps(&ncfg, &err) < 0) {
-        char *msg = xasprintf("reload refused, the running configuration stays: %s", err);
-        log_err("%s", msg);
-        if (done)
-            done(arg, 0, msg);
-        free(msg);
-        free(err);
-        free(text);
-        config_free(&ncfg);
-        return;
-    }
-    /* New TLS certificate and key (renewals): read here, as root, and
-     * tried; a bad pair refuses the reload and smtpd keeps its own. */
-    char *cert_pem = NULL, *key_pem = NULL;
-    if (load_tls_pair(&ncfg, &cert_pem, &key_pem, &err) < 0) {
-        char *msg = xasprintf("reload refused, the running configuration stays: %s", err);
-        log_err("%s", msg);
-        if (done)
-            done(arg, 0, msg);
-        free(msg);
-        free(err);
-        free(text);
-        config_free(&ncfg);
-        return;
-    }
-    /* The gateway credentials go to relay alone; a map that cannot be
-     * read refuses the reload, so relay keeps the ones it has. */
-    if (secrets_load(cfg_str(&ncfg, P_relay_secrets_map), &secrets, &err) < 0) {
-        char *msg = xasprintf("reload refused: relay_secrets_map: %s", err);
-        log_err("%s", msg);
-        if (done)
-            done(arg, 0, msg);
-        free(msg);
-        free(err);
-        free(text);
-        free(cert_pem);
-        free_secret(key_pem);
-        config_free(&ncfg);
+        if (loaded)
+            config_free(&ncfg);
         return;
     }
     warn_restart_params(&m->cfg, &ncfg);
@@ -179,20 +160,17 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
     config_free(&m->cfg);
     m->cfg = ncfg;
     free(m->cfg_text);
-    m->cfg_text = xstrdup(text);
+    m->cfg_text = xstrdup(in.text);
     log_set_level((enum log_level)log_level_parse(cfg_enum(&m->cfg, P_log_level)));
     if (setup_maps(m, &err) < 0) {
         log_err("reload: maps: %s", err);
         free(err);
     }
     log_info("reloading: %s", m->cfg.file);
-    children_send_secrets(m, secrets);
-    secrets_free(secrets);
-    children_send_tls(m, cert_pem, key_pem);
-    free(cert_pem);
-    free_secret(key_pem);
-    master_reload_children(m, m->cfg.file, text, done, arg, NULL, 0);
-    free(text);
+    children_send_secrets(m, in.secrets);
+    children_send_tls(m, in.cert_pem, in.key_pem);
+    master_reload_children(m, m->cfg.file, in.text, done, arg, NULL, 0);
+    reload_inputs_free(&in);
 }
 
 static void sighup_done(void *arg, int ok, const char *text)

@@ -337,3 +337,28 @@ unsigned dir_clear(int dirfd, unsigned *failed)
         *failed = bad;
     return n;
 }
+
+char *read_text_file(const char *path, size_t max, char **err)
+{
+    FILE *f = fopen(path, "re");
+    struct buf b;
+    char chunk[8192];
+    size_t n;
+
+    if (f == NULL) {
+        *err = xasprintf("cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf_init(&b);
+    while (b.len <= max && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        buf_add(&b, chunk, n);
+    fclose(f);
+    if (b.len > max) {
+        *err = xasprintf("%s: larger than %zu bytes", path, max);
+        explicit_bzero(b.data, b.len); /* it may be a key */
+        free(b.data);
+        return NULL;
+    }
+    buf_addc(&b, '\0');
+    return b.data;
+}

@@ -66,6 +66,9 @@ int fd_cloexec(int fd, int on);
 
 /* Write all of p, retrying on EINTR; -1 on error. For blocking fds only. */
 int write_all(int fd, const void *p, size_t n);
+/* A whole file as a NUL-terminated string (malloc'd); NULL and *err
+ * ("path: why") when it cannot be read or is larger than max bytes. */
+char *read_text_file(const char *path, size_t max, char **err);
 
 /* Unlink every entry of the directory dirfd but dot files; returns how
  * many went, and in *failed (if not NULL) how many could not (a name

@@ -27,26 +27,7 @@ static char *ssl_err(const char *what, const char *file)
 
 static char *read_text(const char *path, char **err)
 {
-    FILE *f = fopen(path, "re");
-    struct buf b;
-    char chunk[8192];
-    size_t n;
-
-    if (f == NULL) {
-        *err = xasprintf("cannot read %s: %m", path);
-        return NULL;
-    }
-    buf_init(&b);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < PEM_MAX)
-        buf_add(&b, chunk, n);
-    fclose(f);
-    if (b.len >= PEM_MAX) {
-        *err = xasprintf("%s: larger than %d bytes: not a PEM file", path, PEM_MAX);
-        free_secret(b.data);
-        return NULL;
-    }
-    buf_addc(&b, '\0');
-    return b.data;
+    return read_text_file(path, PEM_MAX, err);
 }
 
 int tls_read_pair(const char *cert_file, const char *key_file, char **cert_pem, char **key_pem,
