@@ -183,7 +183,8 @@ int main(int argc, char **argv)
     TAILQ_INIT(&q->run);
     TAILQ_INIT(&q->dlv);
     load_policy(q, c->cfg);
-    routing_init(q);
+    if (routing_init(q) < 0)
+        return 1; /* never route without the rules: master restarts us */
     q->db = qstate_open(SPOOL_DB, &err);
     if (q->db == NULL) {
         log_err("cannot open the state database in %s/: %s", SPOOL_DB, err);

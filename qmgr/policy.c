@@ -48,12 +48,13 @@ static void free_strv(char **v)
  * A map master copied into the spool; NULL when it is not configured or
  * not there. One that is there but cannot be opened is never dropped
  * silently: on a reload qmgr keeps the one it has (*old, which stays
- * readable: master replaces files by rename); at start, with nothing to
- * keep, qmgr exits and master's restart backoff logs it until the spool
- * copy is good (master verifies every map before it copies it).
+ * readable: master replaces files by rename); with nothing to keep,
+ * *failed is set and routing_init() fails (qmgr then exits, and master's
+ * restart backoff logs it until the spool copy is good; master verifies
+ * every map before it copies it).
  */
 static struct map *open_map(const char *param_value, const char *path, unsigned flags,
-                            const char *what, struct map **old)
+                            const char *what, struct map **old, int *failed)
 {
     struct map *m;
     char *err = NULL;
@@ -76,10 +77,9 @@ static struct map *open_map(const char *param_value, const char *path, unsigned 
         m = *old;
         *old = NULL;
     } else if (m == NULL) {
-        log_err("cannot open the %s %s: %s; qmgr cannot route without it and stops", what, path,
-                err);
+        log_err("cannot open the %s %s: %s; qmgr cannot route without it", what, path, err);
         free(err);
-        exit(1);
+        *failed = 1;
     }
     return m;
 }
@@ -132,12 +132,14 @@ static void close_all(struct routing *rt)
     gateways_free(&rt->gws);
 }
 
-static void load(struct qmgr *q)
+/* 0, or -1 when a map that is there could not be opened and there was
+ * none to keep. */
+static int load(struct qmgr *q)
 {
     struct routing *rt = q->rt;
     const struct config *c = q->c->cfg;
     char *err = NULL;
-
+    int failed = 0;
     struct map *old_domains = rt->domains, *old_senders = rt->senders;
 
     rt->domains = rt->senders = NULL;
@@ -148,10 +150,10 @@ static void load(struct qmgr *q)
         free(err);
         memset(&rt->gws, 0, sizeof(rt->gws));
     }
-    rt->domains =
-        open_map(cfg_str(c, P_domains_map), SPOOL_MAP_DOMAINS, 0, "domains map", &old_domains);
-    rt->senders =
-        open_map(cfg_str(c, P_relay_sender_map), SPOOL_MAP_SENDERS, 0, "sender map", &old_senders);
+    rt->domains = open_map(cfg_str(c, P_domains_map), SPOOL_MAP_DOMAINS, 0, "domains map",
+                           &old_domains, &failed);
+    rt->senders = open_map(cfg_str(c, P_relay_sender_map), SPOOL_MAP_SENDERS, 0, "sender map",
+                           &old_senders, &failed);
     if (old_domains)
         map_close(old_domains);
     if (old_senders)
@@ -159,18 +161,19 @@ static void load(struct qmgr *q)
     log_info("routing: %zu relay gateway%s, %s, %s", rt->gws.n, rt->gws.n == 1 ? "" : "s",
              rt->domains ? "domains map" : "no domains map",
              rt->senders ? "sender map" : "no sender map");
+    return failed ? -1 : 0;
 }
 
-void routing_init(struct qmgr *q)
+int routing_init(struct qmgr *q)
 {
     q->rt = xcalloc(1, sizeof(*q->rt));
     q->rt->stats = strmap_new();
-    load(q);
+    return load(q);
 }
 
 void routing_reload(struct qmgr *q)
 {
-    load(q);
+    load(q); /* a map it failed to open is logged; one in use was kept */
 }
 
 void routing_free(struct qmgr *q)

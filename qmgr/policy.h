@@ -46,7 +46,8 @@ struct gw_stat {
     unsigned active; /* relay deliveries started through it, in flight */
 };
 
-void routing_init(struct qmgr *q);
+/* -1 when a compiled map that is there cannot be opened (logged). */
+int routing_init(struct qmgr *q);
 void routing_reload(struct qmgr *q);
 void routing_free(struct qmgr *q);
 

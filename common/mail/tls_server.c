@@ -25,18 +25,13 @@ static char *ssl_err(const char *what, const char *file)
     return xasprintf("%s %s: %s", what, file, e ? buf : "unknown error");
 }
 
-static char *read_text(const char *path, char **err)
-{
-    return read_text_file(path, PEM_MAX, err);
-}
-
 int tls_read_pair(const char *cert_file, const char *key_file, char **cert_pem, char **key_pem,
                   char **err)
 {
-    *cert_pem = read_text(cert_file, err);
+    *cert_pem = read_text_file(cert_file, PEM_MAX, err);
     if (*cert_pem == NULL)
         return -1;
-    *key_pem = read_text(key_file, err);
+    *key_pem = read_text_file(key_file, PEM_MAX, err);
     if (*key_pem == NULL) {
         free(*cert_pem);
         *cert_pem = NULL;
