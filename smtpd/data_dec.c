@@ -35,6 +35,12 @@ void data_dec_init(struct data_dec *d, int normalize, size_t line_limit, uint64_
     d->size_limit = size_limit;
 }
 
+void data_dec_init_raw(struct data_dec *d, int normalize, size_t line_limit, uint64_t size_limit)
+{
+    data_dec_init(d, normalize, line_limit, size_limit);
+    d->raw = 1;
+}
+
 const char *data_dec_errstr(enum dd_err e)
 {
     switch (e) {
@@ -149,7 +155,7 @@ static size_t fast_lines(struct data_dec *d, struct eol *e, const char *in, size
     uint64_t lines = 0;
 
     while (i < len) {
-        if (d->state == S_BOL && in[i] == '.') {
+        if (d->state == S_BOL && in[i] == '.' && !d->raw) {
             /* S_BOL: count(1) -> S_DOT; S_DOT: text -> S_TEXT, dot dropped */
             if (i + 1 >= len || in[i + 1] == '\r' || in[i + 1] == '\n' || line_room < 1)
                 break;
@@ -205,7 +211,7 @@ size_t data_dec_feed(struct data_dec *d, const char *in, size_t len, struct buf 
 
         switch (d->state) {
         case S_BOL:
-            if (c == '.') {
+            if (c == '.' && !d->raw) {
                 count(d, 1);
                 d->state = S_DOT;
                 i++;
@@ -214,7 +220,7 @@ size_t data_dec_feed(struct data_dec *d, const char *in, size_t len, struct buf 
             }
             break;
         case S_SBOL:
-            if (c == '.') {
+            if (c == '.' && !d->raw) {
                 count(d, 1);
                 i++;
             }
@@ -271,4 +277,16 @@ size_t data_dec_feed(struct data_dec *d, const char *in, size_t len, struct buf 
         }
     }
     return i;
+}
+
+void data_dec_finish(struct data_dec *d, struct buf *out)
+{
+    if (d->state == S_CR) {
+        bare(d, out, DD_ERR_BARE_CR);
+    } else if (d->state == S_TEXT && d->line_len > 0 && d->err == DD_OK) {
+        /* an unterminated last line: the message ends with CR LF */
+        count(d, 2);
+        emit(d, out, "\r\n", 2);
+        line_end(d, S_BOL);
+    }
 }

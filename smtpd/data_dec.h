@@ -23,6 +23,13 @@
  *
  * data_dec_feed() consumes input up to and including the end sequence and
  * no further (the rest is the next command). d->done tells it was found.
+ *
+ * Raw mode (data_dec_init_raw, for BDAT chunks, RFC 3030): the octets are
+ * the message itself. Nothing is unstuffed and nothing ends it (the
+ * chunk sizes do); bare LF / CR and the limits are handled as above, and
+ * every byte given is consumed. data_dec_finish() at the last chunk ends
+ * an unterminated last line with CR LF (a CR left pending there is a bare
+ * CR).
  */
 #ifndef POSTERN_DATA_DEC_H
 #define POSTERN_DATA_DEC_H
@@ -50,9 +57,12 @@ struct data_dec {
     uint64_t lines;  /* complete lines seen */
     enum dd_err err;
     int done;
+    int raw; /* BDAT: no dot handling, no end sequence */
 };
 
 void data_dec_init(struct data_dec *d, int normalize, size_t line_limit, uint64_t size_limit);
+void data_dec_init_raw(struct data_dec *d, int normalize, size_t line_limit, uint64_t size_limit);
+void data_dec_finish(struct data_dec *d, struct buf *out);
 size_t data_dec_feed(struct data_dec *d, const char *in, size_t len, struct buf *out);
 const char *data_dec_errstr(enum dd_err e);
 

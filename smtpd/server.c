@@ -54,6 +54,7 @@ struct smtpd {
     struct child *c;
     struct sess_conf conf;
     char *hostname;
+    char *postmaster; /* RCPT TO:<postmaster> goes here */
     struct cidr *nets;
     size_t nnets;
     int timeout_s, data_timeout_s, fail_delay_s;
@@ -141,6 +142,17 @@ static int load_conf(struct smtpd *sd, const struct config *cfg, char **err)
     sd->conf.max_hops = (unsigned)cfg_num(cfg, P_max_hop_count);
     sd->conf.normalize = strcmp(cfg_enum(cfg, P_smtpd_bare_newline), "normalize") == 0;
     sd->conf.auth_plaintext_loopback = (int)cfg_num(cfg, P_smtpd_auth_plaintext_loopback);
+    sd->conf.chunking = (int)cfg_num(cfg, P_smtpd_chunking);
+    {
+        /* the postmaster of notices (notice_recipient), or postmaster@ us */
+        const char *pm = cfg_str(cfg, P_notice_recipient);
+        free(sd->postmaster);
+        if (pm == NULL || pm[0] == '\0')
+            pm = "postmaster";
+        sd->postmaster =
+            strchr(pm, '@') ? xstrdup(pm) : xasprintf("%s@%s", pm, cfg_myhostname(cfg));
+        sd->conf.postmaster = sd->postmaster;
+    }
     sd->timeout_s = (int)cfg_num(cfg, P_smtpd_timeout);
     sd->data_timeout_s = (int)cfg_num(cfg, P_smtpd_data_timeout);
     sd->fail_delay_s = (int)cfg_num(cfg, P_smtpd_auth_fail_delay);
@@ -496,16 +508,27 @@ static void on_committed(struct qmsg *m, int ok, void *arg)
         conn_process(c);
 }
 
-static void data_end(struct conn *c)
+/*
+ * After the session's verdict on a message's end (DATA's end, a BDAT
+ * chunk): commit it, or log its refusal and free it, or (a BDAT chunk
+ * that was not the last) go on. sender and nrcpt are the transaction's,
+ * taken before the verdict reset it.
+ */
+static void message_verdict(struct conn *c, enum sess_act act, char *sender, size_t nrcpt)
 {
     struct smtpd *sd = c->sd;
-    char *sender = xstrdup(c->s.sender ? c->s.sender : "");
-    size_t nrcpt = c->s.nrcpt;
-    enum sess_act act = sess_data_end(&c->s, &sd->out);
+    const char *cmd = c->s.dec.raw ? "BDAT" : "DATA";
 
+    if (act != SA_COMMIT && c->s.bdat_msg) {
+        free(sender); /* a chunk taken; the message goes on */
+        flush_out(c);
+        set_timeouts(c, sd->timeout_s);
+        handle_act(c, act);
+        return;
+    }
     if (act != SA_COMMIT) {
         sd->st.rejected++;
-        log_info("reject: DATA from [%s]:%u: %s; from=<%s> nrcpt=%zu", c->s.addr, c->s.port,
+        log_info("reject: %s from [%s]:%u: %s; from=<%s> nrcpt=%zu", cmd, c->s.addr, c->s.port,
                  c->s.why[0] ? c->s.why : "refused", sender, nrcpt);
         free(sender);
         qmsg_free(&sd->commit, c->msg);
@@ -527,6 +550,43 @@ static void data_end(struct conn *c)
     }
     c->busy = 1;
     commit_submit(&sd->commit, c->msg, on_committed, c);
+}
+
+static void data_end(struct conn *c)
+{
+    char *sender = xstrdup(c->s.sender ? c->s.sender : "");
+    size_t nrcpt = c->s.nrcpt;
+
+    message_verdict(c, sess_data_end(&c->s, &c->sd->out), sender, nrcpt);
+}
+
+/* The whole of a BDAT chunk is in (or thrown away). */
+static void bdat_end(struct conn *c)
+{
+    struct qmsg *m = c->msg;
+    char *sender = xstrdup(c->s.sender ? c->s.sender : "");
+    size_t nrcpt = c->s.nrcpt;
+
+    if (m && !c->s.bdat_refuse && c->s.bdat_last) {
+        size_t b0 = m->body.len;
+        data_dec_finish(&c->s.dec, &m->body);
+        hops_feed(&c->s.hops, m->body.data + b0, m->body.len - b0);
+        m->body_len += m->body.len - b0;
+    }
+    if (m == NULL && !c->s.bdat_refuse) {
+        free(sender); /* cannot happen: a taken chunk has its message */
+        conn_drop(c);
+        return;
+    }
+    if (c->s.bdat_refuse) {
+        enum sess_act act = sess_bdat_end(&c->s, &c->sd->out);
+        free(sender);
+        flush_out(c);
+        set_timeouts(c, c->sd->timeout_s);
+        handle_act(c, act);
+        return;
+    }
+    message_verdict(c, sess_bdat_end(&c->s, &c->sd->out), sender, nrcpt);
 }
 
 /* Feed buffered input to the DATA decoder; 1 if the end was reached. */
@@ -559,6 +619,44 @@ static int feed_data(struct conn *c, struct evbuffer *in)
             break;
     }
     /* DATA keeps up smtpd_min_data_rate on average, or it ends */
+    arm_deadline(c, intake_data_deadline(&c->sd->in, c->data_start_us, c->data_bytes,
+                                         c->sd->data_timeout_s));
+    return 0;
+}
+
+/* Take what is buffered of a BDAT chunk; 1 when all of it is in. */
+static int feed_chunk(struct conn *c, struct evbuffer *in)
+{
+    struct evbuffer_iovec v[8];
+    struct qmsg *m = c->s.bdat_refuse ? NULL : c->msg;
+    int n;
+
+    while (c->s.bdat_left > 0 && (n = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+        size_t used = 0, before = m ? m->body.len : 0;
+        if (n > 8)
+            n = 8;
+        for (int i = 0; i < n && used < c->s.bdat_left; i++) {
+            size_t k = v[i].iov_len;
+            if (k > c->s.bdat_left - used)
+                k = (size_t)(c->s.bdat_left - used);
+            if (m) {
+                size_t b0 = m->body.len;
+                (void)data_dec_feed(&c->s.dec, v[i].iov_base, k, &m->body); /* raw: takes all */
+                hops_feed(&c->s.hops, m->body.data + b0, m->body.len - b0);
+            }
+            used += k;
+        }
+        evbuffer_drain(in, used);
+        c->s.bdat_left -= used;
+        c->data_bytes += used;
+        if (m) {
+            m->body_len += m->body.len - before;
+            if (m->body.len >= COMMIT_SPILL && !m->failed)
+                qmsg_spill(&c->sd->commit, m);
+        }
+    }
+    if (c->s.bdat_left == 0)
+        return 1;
     arm_deadline(c, intake_data_deadline(&c->sd->in, c->data_start_us, c->data_bytes,
                                          c->sd->data_timeout_s));
     return 0;
@@ -712,6 +810,19 @@ static void handle_act(struct conn *c, enum sess_act act)
     case SA_DATA:
         start_data(c);
         break;
+    case SA_BDAT:
+        if (c->msg == NULL && !c->s.bdat_refuse) {
+            start_data(c); /* the first chunk of a message */
+        } else {
+            if (c->msg == NULL) { /* a chunk thrown away has a deadline of its own */
+                c->data_start_us = now_us();
+                c->data_bytes = 0;
+            }
+            set_timeouts(c, sd->data_timeout_s);
+            arm_deadline(c, intake_data_deadline(&sd->in, c->data_start_us, c->data_bytes,
+                                                 sd->data_timeout_s));
+        }
+        break;
     case SA_STARTTLS:
         start_tls(c);
         break;
@@ -812,6 +923,11 @@ static void process_line(struct conn *c, char *line, size_t len)
         }
     }
     act = sess_line(&c->s, line, len, &sd->out);
+    if (c->msg && !c->s.bdat_msg && c->s.state == SS_CMD) {
+        /* RSET, EHLO or STARTTLS between BDAT chunks ended the message */
+        qmsg_free(&sd->commit, c->msg);
+        c->msg = NULL;
+    }
     if (c->s.relay_denied != denied) {
         sd->st.relay_denied++;
         log_info("reject: RCPT from [%s]:%u: %s; from=<%s> to=%s helo=%s", c->s.addr, c->s.port,
@@ -852,6 +968,17 @@ static void conn_process(struct conn *c)
                 return;
             }
             data_end(c);
+            continue;
+        case SS_BDAT:
+            if (!feed_chunk(c, in)) {
+                if (c->eof) {
+                    log_info("[%s]:%u lost connection during BDAT; nothing was queued", c->s.addr,
+                             c->s.port);
+                    conn_drop(c);
+                }
+                return;
+            }
+            bdat_end(c);
             continue;
         default:
             break;
@@ -919,9 +1046,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         sd->st.timeouts++;
         log_info("timeout after %s from [%s]:%u",
-                 c->s.state == SS_DATA ? "DATA"
-                 : c->in_tls_handshake ? "STARTTLS"
-                                       : "command",
+                 c->s.state == SS_DATA   ? "DATA"
+                 : c->s.state == SS_BDAT ? "BDAT"
+                 : c->in_tls_handshake   ? "STARTTLS"
+                                         : "command",
                  c->s.addr, c->s.port);
         if (c->in_tls_handshake || (what & BEV_EVENT_WRITING)) {
             conn_drop(c);
@@ -948,8 +1076,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             ERR_error_string_n(e, eb, sizeof(eb));
         sd->st.tls_failed++;
         log_info("TLS handshake with [%s]:%u failed: %s", c->s.addr, c->s.port, eb);
-    } else if (c->s.state == SS_DATA) {
-        log_info("[%s]:%u lost connection during DATA; nothing was queued", c->s.addr, c->s.port);
+    } else if (c->s.state == SS_DATA || c->s.state == SS_BDAT || c->s.bdat_msg) {
+        log_info("[%s]:%u lost connection during %s; nothing was queued", c->s.addr, c->s.port,
+                 c->s.state == SS_DATA ? "DATA" : "BDAT");
     } else if ((what & BEV_EVENT_ERROR) && !c->closing) {
         log_detail("[%s]:%u connection error: %s", c->s.addr, c->s.port,
                    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -968,10 +1097,14 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     if (c->busy || c->closing || c->in_tls_handshake || c->bev == NULL)
         return;
     sd->st.deadlines++;
-    log_info("timeout after %s from [%s]:%u (%s)", c->s.state == SS_DATA ? "DATA" : "command",
+    int data = c->s.state == SS_DATA || c->s.state == SS_BDAT;
+    log_info("timeout after %s from [%s]:%u (%s)",
+             c->s.state == SS_DATA   ? "DATA"
+             : c->s.state == SS_BDAT ? "BDAT"
+                                     : "command",
              c->s.addr, c->s.port,
-             c->s.state == SS_DATA ? "in all: below smtpd_min_data_rate"
-                                   : "in all: the command was not complete in time");
+             data ? "in all: below smtpd_min_data_rate"
+                  : "in all: the command was not complete in time");
     buf_printf(&sd->out, "421 4.4.2 %s Error: timeout exceeded\r\n", sd->hostname);
     flush_out(c);
     conn_close(c);

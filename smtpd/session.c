@@ -46,6 +46,8 @@ void sess_reset(struct sess *s)
     s->body = SMTP_BODY_NONE;
     s->ret = DSN_RET_NONE;
     s->smtputf8 = 0;
+    s->bdat_msg = 0;
+    s->bdat_failed = 0;
 }
 
 void sess_free(struct sess *s)
@@ -132,6 +134,8 @@ static void do_ehlo(struct sess *s, const struct smtp_cmd *cmd, struct buf *out)
     caps[n++] = "SMTPUTF8";
     caps[n++] = "ENHANCEDSTATUSCODES";
     caps[n++] = "DSN";
+    if (s->conf->chunking)
+        caps[n++] = "CHUNKING";
     if (s->conf->tls_available && !s->tls)
         caps[n++] = "STARTTLS";
     if (sess_auth_offered(s))
@@ -151,6 +155,7 @@ static enum sess_act do_mail(struct sess *s, const struct smtp_cmd *cmd, struct 
         reply(s, out, 503, "5.5.1", "Error: nested MAIL command");
         return SA_NONE;
     }
+    s->bdat_failed = 0;
     if (s->submission && !s->authed) {
         snprintf(s->why, sizeof(s->why), "submission requires AUTH");
         reply(s, out, 530, "5.7.0", "Authentication required");
@@ -188,6 +193,10 @@ static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct 
         reply(s, out, 503, "5.5.1", "Error: need MAIL command");
         return SA_NONE;
     }
+    if (s->bdat_msg) {
+        reply(s, out, 503, "5.5.1", "Error: RCPT after BDAT");
+        return SA_NONE;
+    }
     s->rcpt_tried++;
     if (s->nrcpt >= s->conf->rcpt_limit) {
         reply(s, out, 452, "4.5.3", "Error: too many recipients (at most %u per message)",
@@ -205,8 +214,11 @@ static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct 
         reply(s, out, 555, "5.5.4", "Error: RCPT parameters need EHLO");
         return SA_NONE;
     }
-    /* Relay control: every recipient is relayed, so this applies to all. */
-    if (!s->authed && (!s->trusted || s->submission)) {
+    /* Relay control: every recipient is relayed, so this applies to all
+     * but <postmaster>, which RFC 5321 4.5.1 says every server MUST take
+     * (from anyone: it goes where the admin said, never where the client
+     * says). */
+    if (!cmd->postmaster && !s->authed && (!s->trusted || s->submission)) {
         snprintf(s->why, sizeof(s->why),
                  s->submission ? "relay access denied: submission requires AUTH"
                                : "relay access denied: client not in mynetworks and not "
@@ -220,7 +232,9 @@ static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct 
         s->rcpt = xrealloc(s->rcpt, s->rcpt_cap * sizeof(*s->rcpt));
     }
     r = &s->rcpt[s->nrcpt++];
-    r->addr = xstrdup(cmd->addr);
+    r->addr = xstrdup(!cmd->postmaster      ? cmd->addr
+                      : s->conf->postmaster ? s->conf->postmaster
+                                            : "postmaster");
     r->notify = cmd->notify;
     r->orcpt = cmd->orcpt[0] ? xstrdup(cmd->orcpt) : NULL;
     reply(s, out, 250, "2.1.5", "Ok");
@@ -229,6 +243,10 @@ static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct 
 
 static enum sess_act do_data(struct sess *s, struct buf *out)
 {
+    if (s->bdat_msg) {
+        reply(s, out, 503, "5.5.1", "Error: DATA after BDAT");
+        return SA_NONE;
+    }
     if (!s->in_mail) {
         reply(s, out, 503, "5.5.1", "Error: need MAIL command");
         return SA_NONE;
@@ -245,6 +263,79 @@ static enum sess_act do_data(struct sess *s, struct buf *out)
     s->state = SS_DATA;
     buf_adds(out, "354 End data with <CR><LF>.<CR><LF>\r\n");
     return SA_DATA;
+}
+
+/* Why a BDAT chunk is read and thrown away (s->bdat_refuse). */
+enum {
+    BDAT_OK = 0,
+    BDAT_NO_EHLO,
+    BDAT_NO_MAIL,
+    BDAT_NO_RCPT,
+    BDAT_NO_VALID_RCPT,
+    BDAT_AFTER_FAIL,
+};
+
+/* "BDAT octets [LAST]": 0, or -1 when it cannot be read. */
+static int bdat_args(const char *p, size_t len, uint64_t *octets, int *last)
+{
+    size_t i = 0;
+    uint64_t n = 0;
+
+    for (; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (i >= 19)
+            return -1; /* 10^19 octets is no message */
+        n = n * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (i == 0)
+        return -1;
+    *octets = n;
+    *last = 0;
+    if (i == len)
+        return 0;
+    if (len - i == 5 && p[i] == ' ' && ascii_ncasecmp(p + i + 1, "LAST", 4) == 0) {
+        *last = 1;
+        return 0;
+    }
+    return -1;
+}
+
+/*
+ * BDAT (RFC 3030). The chunk's octets follow the command line whatever
+ * the reply will be, so every BDAT with a size we can read is read to
+ * its end - a refused one too - and answered after that: nothing of a
+ * chunk is ever taken for a command. A size that cannot be read leaves
+ * no way to find the next command: the session ends.
+ */
+static enum sess_act do_bdat(struct sess *s, const struct smtp_cmd *cmd, struct buf *out)
+{
+    uint64_t octets;
+    int last;
+
+    if (!s->conf->chunking) {
+        reply(s, out, 502, "5.5.1", "Error: command not implemented");
+        return SA_NONE;
+    }
+    if (bdat_args(cmd->arg, cmd->arg_len, &octets, &last) != 0) {
+        snprintf(s->why, sizeof(s->why), "BDAT without a readable size: the session cannot go on");
+        reply(s, out, 501, "5.5.4", "Syntax: BDAT octets [LAST]; closing the connection");
+        s->state = SS_CLOSED;
+        return SA_CLOSE;
+    }
+    s->bdat_chunk = octets;
+    s->bdat_left = octets;
+    s->bdat_last = last;
+    s->bdat_refuse = s->helo != 2     ? BDAT_NO_EHLO
+                     : s->bdat_failed ? BDAT_AFTER_FAIL
+                     : !s->in_mail    ? BDAT_NO_MAIL
+                     : s->nrcpt == 0  ? (s->rcpt_tried ? BDAT_NO_VALID_RCPT : BDAT_NO_RCPT)
+                                      : BDAT_OK;
+    if (s->bdat_refuse == BDAT_OK && !s->bdat_msg) {
+        data_dec_init_raw(&s->dec, s->conf->normalize, s->conf->line_limit, s->conf->size_limit);
+        hops_init(&s->hops);
+        s->bdat_msg = 1;
+    }
+    s->state = SS_BDAT;
+    return SA_BDAT;
 }
 
 static enum sess_act do_starttls(struct sess *s, struct buf *out)
@@ -543,8 +634,9 @@ enum sess_act sess_line(struct sess *s, const char *line, size_t len, struct buf
         break;
     case SMTP_V_HELP:
         reply(s, out, 214, "2.0.0",
-              "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY "
-              "HELP STARTTLS AUTH");
+              "Commands: EHLO HELO MAIL RCPT DATA %sRSET NOOP QUIT VRFY HELP%s%s",
+              s->conf->chunking ? "BDAT " : "", s->conf->tls_available ? " STARTTLS" : "",
+              s->conf->auth_available ? " AUTH" : "");
         break;
     case SMTP_V_STARTTLS:
         act = do_starttls(s, out);
@@ -552,8 +644,10 @@ enum sess_act sess_line(struct sess *s, const char *line, size_t len, struct buf
     case SMTP_V_AUTH:
         act = do_auth(s, &cmd, out);
         break;
-    case SMTP_V_EXPN:
     case SMTP_V_BDAT:
+        act = do_bdat(s, &cmd, out);
+        break;
+    case SMTP_V_EXPN:
         reply(s, out, 502, "5.5.1", "Error: command not implemented");
         break;
     case SMTP_V_UNKNOWN:
@@ -575,9 +669,9 @@ enum sess_act sess_too_long(struct sess *s, struct buf *out)
     return check_errors(s, out, SA_NONE);
 }
 
-enum sess_act sess_data_end(struct sess *s, struct buf *out)
+/* The whole message is in (DATA's end, or the last BDAT chunk). */
+static enum sess_act message_end(struct sess *s, struct buf *out)
 {
-    s->why[0] = '\0';
     switch (s->dec.err) {
     case DD_OK:
         if (s->conf->max_hops && s->hops.count + 1 > s->conf->max_hops) {
@@ -600,9 +694,12 @@ enum sess_act sess_data_end(struct sess *s, struct buf *out)
               data_dec_errstr(s->dec.err));
         break;
     case DD_ERR_LINE:
-        snprintf(s->why, sizeof(s->why), "line longer than %zu bytes", s->conf->line_limit);
-        reply(s, out, 552, "5.3.4", "Error: message line longer than %zu bytes",
-              s->conf->line_limit);
+        /* RFC 5321 4.5.3.1.6: a next hop may refuse it; refused here, where
+         * the client can still re-encode it (RFC 3463 X.5.2: syntax). */
+        snprintf(s->why, sizeof(s->why), "a line longer than %zu octets (smtpd_line_length_limit)",
+                 s->conf->line_limit - 2);
+        reply(s, out, 550, "5.5.2", "Error: message has a line longer than %zu octets",
+              s->conf->line_limit - 2);
         break;
     case DD_ERR_SIZE:
         snprintf(s->why, sizeof(s->why), "message larger than %llu bytes",
@@ -614,6 +711,53 @@ enum sess_act sess_data_end(struct sess *s, struct buf *out)
     sess_reset(s);
     s->state = SS_CMD;
     return check_errors(s, out, SA_NONE);
+}
+
+enum sess_act sess_data_end(struct sess *s, struct buf *out)
+{
+    s->why[0] = '\0';
+    return message_end(s, out);
+}
+
+enum sess_act sess_bdat_end(struct sess *s, struct buf *out)
+{
+    int refuse = s->bdat_refuse;
+
+    s->why[0] = '\0';
+    s->state = SS_CMD;
+    s->bdat_refuse = BDAT_OK;
+    switch (refuse) {
+    case BDAT_OK:
+        break;
+    case BDAT_NO_EHLO:
+        reply(s, out, 503, "5.5.1", "Error: send EHLO first");
+        return check_errors(s, out, SA_NONE);
+    case BDAT_NO_MAIL:
+        reply(s, out, 503, "5.5.1", "Error: need MAIL command");
+        return check_errors(s, out, SA_NONE);
+    case BDAT_NO_RCPT:
+        reply(s, out, 503, "5.5.1", "Error: need RCPT command");
+        return check_errors(s, out, SA_NONE);
+    case BDAT_NO_VALID_RCPT:
+        reply(s, out, 554, "5.5.1", "Error: no valid recipients");
+        return check_errors(s, out, SA_NONE);
+    default: /* BDAT_AFTER_FAIL */
+        /* The chunks a client had pipelined after the refused one: the
+         * one refusal is the client's error, these are not more. */
+        reply(s, out, 503, "5.5.1", "Error: an earlier chunk of this message was refused");
+        s->errors--;
+        if (s->bdat_last)
+            s->bdat_failed = 0;
+        return SA_NONE;
+    }
+    if (s->dec.err != DD_OK || s->bdat_last) {
+        int failed = s->dec.err != DD_OK && !s->bdat_last;
+        enum sess_act act = message_end(s, out);
+        s->bdat_failed = failed; /* message_end reset the transaction */
+        return act;
+    }
+    reply(s, out, 250, "2.0.0", "Ok: %llu octets received", (unsigned long long)s->bdat_chunk);
+    return SA_NONE;
 }
 
 enum sess_act sess_commit_result(struct sess *s, const char *id, struct buf *out)

@@ -16,10 +16,20 @@
  *     SA_AUTH_VERIFY   credentials in s->auth_user / s->auth_pass: check
  *                      them, then sess_auth_result() (after the fail delay
  *                      when they were wrong)
+ *     SA_BDAT          a BDAT chunk (RFC 3030) of s->bdat_left octets
+ *                      follows: read exactly that many, into s->dec unless
+ *                      s->bdat_refuse says they are thrown away, then
+ *                      data_dec_finish() if it was the last chunk of a
+ *                      message, then sess_bdat_end()
  *     SA_CLOSE         the reply is final (221, 421): flush and close
  *   sess_data_end()    the decoder found the end: SA_COMMIT (queue it,
  *                      then sess_commit_result()) or SA_NONE (refused,
  *                      the error reply is in out) or SA_CLOSE.
+ *   sess_bdat_end()    the chunk is in: SA_COMMIT after the last chunk of
+ *                      a good message (as sess_data_end), or SA_NONE with
+ *                      the chunk's reply in out. After SA_NONE the message
+ *                      is over (refused, or reset by RSET / EHLO /
+ *                      STARTTLS) when !s->bdat_msg.
  *   sess_too_long()    the command line exceeded its limit.
  *
  * Every error reply (4xx/5xx) counts toward smtpd_error_limit; reaching
@@ -53,11 +63,14 @@ struct sess_conf {
     int tls_available;  /* STARTTLS can be offered */
     int auth_available; /* a users map is open */
     int auth_plaintext_loopback;
+    int chunking;           /* smtpd_chunking: CHUNKING offered, BDAT accepted */
+    const char *postmaster; /* what RCPT TO:<postmaster> is queued for */
 };
 
 enum sess_state {
     SS_CMD,
     SS_DATA,
+    SS_BDAT,            /* reading the octets of a BDAT chunk */
     SS_AUTH_PLAIN,      /* waiting for the PLAIN response */
     SS_AUTH_LOGIN_USER, /* waiting for the LOGIN user name */
     SS_AUTH_LOGIN_PASS, /* waiting for the LOGIN password */
@@ -68,6 +81,7 @@ enum sess_state {
 enum sess_act {
     SA_NONE = 0,
     SA_DATA,
+    SA_BDAT,
     SA_STARTTLS,
     SA_AUTH_VERIFY,
     SA_COMMIT,
@@ -116,7 +130,14 @@ struct sess {
     size_t nrcpt, rcpt_cap;
     unsigned rcpt_tried;
     struct data_dec dec;
-    struct hops hops; /* Received: fields of the message in DATA (fed by the server) */
+    /* BDAT: the chunk being read, and the message it belongs to */
+    uint64_t bdat_chunk; /* its size */
+    uint64_t bdat_left;  /* octets of the chunk still to come */
+    int bdat_last;       /* it is the LAST chunk */
+    int bdat_refuse;     /* its octets are thrown away, and it is refused (why) */
+    int bdat_msg;        /* a message is being received in chunks (s->dec runs) */
+    int bdat_failed;     /* a chunk of this transaction was refused */
+    struct hops hops;    /* Received: fields of the message in DATA (fed by the server) */
 
     /* AUTH exchange in progress (the server wipes auth_pass after use) */
     int auth_mech;
@@ -139,6 +160,7 @@ void sess_greeting(struct sess *s, struct buf *out);
 enum sess_act sess_line(struct sess *s, const char *line, size_t len, struct buf *out);
 enum sess_act sess_too_long(struct sess *s, struct buf *out);
 enum sess_act sess_data_end(struct sess *s, struct buf *out);
+enum sess_act sess_bdat_end(struct sess *s, struct buf *out);
 enum sess_act sess_commit_result(struct sess *s, const char *id, struct buf *out);
 enum sess_act sess_auth_result(struct sess *s, int result, struct buf *out);
 void sess_tls_started(struct sess *s, const char *info);

@@ -213,8 +213,15 @@ static int parse_path_cmd(const char *p, const char *end, const char *kw, struct
     p += kwlen;
     while (p < end && *p == ' ')
         p++; /* "MAIL FROM: <a>" is common enough to accept */
-    n = smtp_path_parse(p, (size_t)(end - p), is_mail ? SMTP_PATH_NULL_OK : 0, cmd->addr,
-                        sizeof(cmd->addr), &cmd->addr_flags, &why);
+    if (!is_mail && end - p >= 12 && ascii_ncasecmp(p, "<postmaster>", 12) == 0) {
+        /* RFC 5321 4.1.1.3: the one recipient that needs no domain */
+        cmd->postmaster = 1;
+        strlcpy_p(cmd->addr, "postmaster", sizeof(cmd->addr));
+        n = 12;
+    } else {
+        n = smtp_path_parse(p, (size_t)(end - p), is_mail ? SMTP_PATH_NULL_OK : 0, cmd->addr,
+                            sizeof(cmd->addr), &cmd->addr_flags, &why);
+    }
     if (n < 0)
         return fail(cmd, 501, is_mail ? "5.1.7" : "5.1.3",
                     is_mail ? "Bad sender address syntax" : "Bad recipient address syntax");

@@ -64,6 +64,7 @@ struct smtp_cmd {
     /* MAIL and RCPT */
     char addr[SMTP_ADDR_MAX + 1];
     unsigned addr_flags; /* SMTP_PATH_NULL, SMTP_PATH_UTF8 */
+    int postmaster;      /* RCPT TO:<postmaster> (any case, no domain): addr is "postmaster" */
     /* MAIL parameters */
     int has_size;
     uint64_t size;

@@ -352,13 +352,19 @@ struct dlv_engine *dlv_engine_new(const struct dlv_engine_opts *o)
     return e;
 }
 
+static void idle_close_all(struct dlv_engine *e);
+
 void dlv_engine_set_opts(struct dlv_engine *e, const struct dlv_engine_opts *o)
 {
+    /* idle connections were opened with the old options (HELO name,
+     * timeouts, BDAT): the next job opens a new one */
+    idle_close_all(e);
     free(e->helo);
     e->helo = xstrdup(o->helo_name ? o->helo_name : "localhost");
     e->o.helo_name = e->helo;
     e->o.connect_timeout = o->connect_timeout;
     e->o.timeout = o->timeout;
+    e->o.chunking = o->chunking;
     e->o.rnd = o->rnd ? o->rnd : rnd_default;
 }
 
@@ -455,6 +461,17 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     note_closed(it->e, it->key);
     idle_unlink(it);
     smtpc_close(s);
+}
+
+static void idle_close_all(struct dlv_engine *e)
+{
+    while (e->idle) {
+        struct idle *it = e->idle;
+        struct smtpc *s = it->s;
+        note_closed(e, it->key);
+        idle_unlink(it);
+        smtpc_close(s);
+    }
 }
 
 static void job_finish(struct dlv_job *j);
@@ -708,6 +725,7 @@ static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
     o.helo_name = e->o.helo_name;
     o.connect_timeout = e->o.connect_timeout;
     o.timeout = e->o.timeout;
+    o.chunking = e->o.chunking;
     o.tls = smtpc_tls_of(c->tls);
     o.ssl_ctx = e->o.ssl_ctx;
     if (c->h && c->h->auth_user[0]) {

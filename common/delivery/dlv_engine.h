@@ -80,6 +80,7 @@ struct dlv_engine_opts {
     const char *helo_name;       /* myhostname */
     int connect_timeout;         /* smtp_connect_timeout, seconds */
     int timeout;                 /* smtp_timeout, seconds */
+    int chunking;                /* smtp_chunking: BDAT when offered */
     uint32_t (*rnd)(uint32_t n); /* [0, n) for shuffling; NULL: random() */
 };
 

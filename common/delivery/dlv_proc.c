@@ -55,6 +55,7 @@ static void engine_opts(struct dlv_engine_opts *o)
     o->helo_name = cfg_myhostname(P.c->cfg);
     o->connect_timeout = (int)cfg_num(P.c->cfg, P_smtp_connect_timeout);
     o->timeout = (int)cfg_num(P.c->cfg, P_smtp_timeout);
+    o->chunking = (int)cfg_num(P.c->cfg, P_smtp_chunking);
     o->rnd = rnd;
 }
 

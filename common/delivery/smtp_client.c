@@ -7,7 +7,10 @@
  * handshake, sending the message, idle, quitting, dead) and a queue of
  * the replies we wait for, in order. With PIPELINING, MAIL, every RCPT
  * and DATA go out in one write and the queue holds all their replies;
- * without it the queue holds one at a time. Every reply is parsed by
+ * without it the queue holds one at a time. When the server offers
+ * CHUNKING (and the caller allows it), the message goes as one
+ * "BDAT <size> LAST" chunk, not dot-stuffed, once the RCPT replies are
+ * in (so that a message nobody took is never sent). Every reply is parsed by
  * smtp_reply.c and dispatched on the head of the queue.
  *
  * Callbacks to the caller are made last, from our own event handlers:
@@ -88,7 +91,7 @@ struct smtpc {
     /* copies of the options */
     struct sockaddr_storage ss;
     char *host, *helo, *user, *pass, *log_id;
-    int connect_timeout, timeout, auth_plaintext;
+    int connect_timeout, timeout, auth_plaintext, chunking;
     enum tls_mode tls_mode;
     SSL_CTX *ssl_ctx;
 
@@ -134,6 +137,7 @@ struct smtpc {
     unsigned char *raccepted;
     size_t accepted, rnext;
     int mail_ok, mail_replied, need_rset, reused, body_ended, timed_out;
+    int bdat;                /* this transaction sends the message with BDAT */
     struct smtpc_res endres; /* what ended an unsuccessful transaction */
     int have_endres;
     struct smtp_dotstuff ds;
@@ -1018,6 +1022,7 @@ static int send_envelope(struct smtpc *s)
 {
     size_t i;
 
+    s->bdat = s->chunking && (s->info.caps.flags & SMTP_CAP_CHUNKING);
     if (!pipelining(s)) {
         send_mail(s);
         return STOP;
@@ -1028,12 +1033,40 @@ static int send_envelope(struct smtpc *s)
     for (i = 0; i < s->txn.nrcpts; i++)
         if (!s->rfinal[i])
             send_rcpt(s, i);
-    send_fmt(s, "DATA");
+    if (!s->bdat)
+        send_fmt(s, "DATA");
     s->corked = 0;
     out_add(s, s->cork.data, s->cork.len);
     buf_reset(&s->cork);
-    expect(s, EX_DATA, 0);
+    if (!s->bdat)
+        expect(s, EX_DATA, 0);
     return STOP;
+}
+
+static int start_body(struct smtpc *s);
+
+/* The message as one chunk (RFC 3030): its size, LAST, then the octets. */
+static int start_bdat(struct smtpc *s)
+{
+    send_fmt(s, "BDAT %lld LAST", (long long)s->txn.length);
+    return start_body(s);
+}
+
+/* BDAT: every envelope reply is in; send the message if someone took it. */
+static int envelope_done(struct smtpc *s)
+{
+    if (s->mail_ok && s->accepted > 0)
+        return start_bdat(s);
+    s->need_rset = 1;
+    finish_txn(s);
+    return STOP;
+}
+
+/* Pipelined: after a MAIL or RCPT reply, wait for the next, or (BDAT,
+ * when it was the last) go on. */
+static int envelope_next(struct smtpc *s)
+{
+    return s->bdat && s->qlen == 0 ? envelope_done(s) : GO_ON;
 }
 
 /* Non-pipelined: the next RCPT, or DATA, or the end. */
@@ -1046,6 +1079,8 @@ static int next_rcpt(struct smtpc *s)
         return STOP;
     }
     if (s->accepted > 0) {
+        if (s->bdat)
+            return start_bdat(s);
         send_fmt(s, "DATA");
         expect(s, EX_DATA, 0);
         return STOP;
@@ -1093,16 +1128,21 @@ static int fill_body(struct smtpc *s)
                                   "cannot read the message file at offset %lld: %s",
                                   (long long)(s->txn.offset + s->sent),
                                   n < 0 ? strerror(errno) : "file shorter than expected");
-            smtp_dotstuff_add(&s->ds, s->rbuf, (size_t)n, &s->enc);
+            if (s->bdat)
+                buf_add(&s->enc, s->rbuf, (size_t)n); /* the octets as they are */
+            else
+                smtp_dotstuff_add(&s->ds, s->rbuf, (size_t)n, &s->enc);
             s->sent += n;
         }
         if (s->sent >= s->txn.length && !s->body_ended) {
-            smtp_dotstuff_end(&s->ds, &s->enc);
+            if (!s->bdat)
+                smtp_dotstuff_end(&s->ds, &s->enc);
             s->body_ended = 1;
         }
         out_add(s, s->enc.data, s->enc.len);
         if (s->body_ended) {
-            log_line(s, ">", ".", 1);
+            if (!s->bdat)
+                log_line(s, ">", ".", 1);
             bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
             expect(s, EX_DOT, 0);
             return STOP;
@@ -1136,7 +1176,7 @@ static int mail_reply(struct smtpc *s)
     s->mail_replied = 1;
     if (s->reply.code / 100 == 2) {
         s->mail_ok = 1;
-        return pipelining(s) ? GO_ON : next_rcpt(s);
+        return pipelining(s) ? envelope_next(s) : next_rcpt(s);
     }
     res_reply(&s->endres, &s->reply, SMTPC_STEP_MAIL, SMTPC_CL_SMTP);
     if (s->endres.status == SMTPC_OK) {
@@ -1151,7 +1191,7 @@ static int mail_reply(struct smtpc *s)
         }
     s->need_rset = 1;
     if (pipelining(s))
-        return GO_ON; /* RCPT and DATA replies still to come */
+        return envelope_next(s); /* RCPT (and DATA) replies still to come */
     finish_txn(s);
     return STOP;
 }
@@ -1172,7 +1212,7 @@ static int rcpt_reply(struct smtpc *s, size_t i)
             s->rfinal[i] = 1;
         }
     }
-    return pipelining(s) ? GO_ON : next_rcpt(s);
+    return pipelining(s) ? envelope_next(s) : next_rcpt(s);
 }
 
 static int data_reply(struct smtpc *s)
@@ -1529,6 +1569,7 @@ struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_opts *o, sm
     s->connect_timeout = o->connect_timeout > 0 ? o->connect_timeout : 30;
     s->timeout = o->timeout > 0 ? o->timeout : 300;
     s->auth_plaintext = o->auth_plaintext;
+    s->chunking = o->chunking;
     s->tls_mode = o->tls;
     s->ssl_ctx = o->ssl_ctx;
     snprintf(hp, sizeof(hp), "%s[%s]:%d", s->host, s->addrstr, netaddr_port(sa));

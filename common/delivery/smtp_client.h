@@ -155,6 +155,7 @@ struct smtpc_opts {
     const char *auth_user;      /* AUTH credentials (relay gateways), or NULL */
     const char *auth_pass;
     int auth_plaintext; /* allow AUTH without TLS */
+    int chunking;       /* send with BDAT (RFC 3030) when the server offers CHUNKING */
     const char *log_id; /* prefix for log lines (queue ID, delivery tag), or NULL */
 };
 

@@ -13,6 +13,10 @@
  *    from the first bytes, the rest fed whole, one byte at a time and in
  *    pseudo-random pieces: the bytes consumed, the output and every field
  *    of struct data_dec must be the same after every piece.
+ * 4. Raw mode (BDAT chunks): every byte is taken, nothing ends it, the
+ *    result is the same whole and in two pieces; without an error the
+ *    output is the input itself (reject mode) plus CR LF when the last
+ *    line had none, and has only CR LF line ends (both modes).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -167,6 +171,46 @@ static void differential(const uint8_t *data, size_t size)
         diff_one((const char *)data + 3, size - 3, normalize, ll, sl, style, seed);
 }
 
+static void raw_mode(const char *in, size_t n, int normalize, size_t split)
+{
+    struct data_dec a, b;
+    struct buf oa, ob;
+
+    buf_init(&oa);
+    buf_init(&ob);
+    data_dec_init_raw(&a, normalize, 200, 5000);
+    data_dec_init_raw(&b, normalize, 200, 5000);
+    if (data_dec_feed(&a, in, n, &oa) != n)
+        abort();
+    if (data_dec_feed(&b, in, split, &ob) != split ||
+        data_dec_feed(&b, in + split, n - split, &ob) != n - split)
+        abort();
+    data_dec_finish(&a, &oa);
+    data_dec_finish(&b, &ob);
+    if (a.done || b.done || a.err != b.err)
+        abort();
+    /* (after an error the output is cut wherever the error was seen) */
+    if (a.err == DD_OK && (oa.len != ob.len || memcmp(oa.data, ob.data, oa.len) != 0))
+        abort();
+    if (a.err == DD_OK) {
+        for (size_t i = 0; i < oa.len; i++) {
+            if (oa.data[i] == '\r' && (i + 1 >= oa.len || oa.data[i + 1] != '\n'))
+                abort();
+            if (oa.data[i] == '\n' && (i == 0 || oa.data[i - 1] != '\r'))
+                abort();
+        }
+        if (oa.len > 0 && oa.data[oa.len - 1] != '\n')
+            abort();
+        if (!normalize) {
+            int added = n > 0 && in[n - 1] != '\n';
+            if (oa.len != n + (added ? 2 : 0) || memcmp(oa.data, in, n) != 0)
+                abort();
+        }
+    }
+    buf_free(&oa);
+    buf_free(&ob);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
@@ -175,6 +219,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     round_trip(in, size);
     raw(in, size, 0, split);
     raw(in, size, 1, split);
+    raw_mode(in, size, 0, split);
+    raw_mode(in, size, 1, split);
     differential(data, size);
     return 0;
 }

@@ -127,8 +127,9 @@ is(scalar $pt->spool_files('incoming'), 0, 'incoming/ is empty');
     smtp_cmd($s, 'RCPT TO:<b@remote.test>');
     like(smtp_cmd($s, 'DATA'), qr/^354 /, 'DATA');
     print $s "Subject: long\r\n\r\n" . ('y' x 1200) . "\r\n.\r\n";
-    like(smtp_reply($s), qr/^552 5\.3\.4 Error: message line longer than 1000 bytes/, 'long DATA line: 552');
-    ok($pt->wait_log(qr/reject: DATA from \[127\.0\.0\.1\]:\d+: line longer than 1000 bytes/, 5), 'logged');
+    like(smtp_reply($s), qr/^550 5\.5\.2 Error: message has a line longer than 998 octets/,
+        'long DATA line: 550 5.5.2');
+    ok($pt->wait_log(qr/reject: DATA from \[127\.0\.0\.1\]:\d+: a line longer than 998 octets/, 5), 'logged');
     like(smtp_cmd($s, 'QUIT'), qr/^221 /, 'QUIT after a refused message');
 }
 

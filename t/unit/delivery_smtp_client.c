@@ -120,6 +120,7 @@ enum fop {
     F_CMD,       /* read a command line, check it starts with arg, send reply */
     F_BODY,      /* read a message up to ".", send reply */
     F_BODY_DROP, /* read a little of the message, then close the connection */
+    F_BDAT,      /* read "BDAT <n>[ LAST]" and exactly n octets (a message), send reply */
     F_TLS,       /* TLS handshake as server */
     F_CLOSE,     /* close the connection */
     F_ACCEPT,    /* accept the next connection */
@@ -242,6 +243,43 @@ static int f_line(struct fconn *c, char *out, size_t outsz, int raw)
     return (int)n;
 }
 
+/* A BDAT command line then its octets, raw, into body<k>. */
+static void f_bdat(struct fconn *c, const char *reply)
+{
+    static char line[8192];
+    char path[400];
+    unsigned long long want, got = 0;
+    FILE *bf;
+
+    if (f_line(c, line, sizeof(line), 0) < 0) {
+        fprintf(c->tr, "E\n");
+        return;
+    }
+    fprintf(c->tr, "C%d %s\n", c->nread, line);
+    if (sscanf(line, "BDAT %llu", &want) != 1) {
+        fprintf(c->tr, "M BDAT | %s\n", line);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/body%d", tmpdir, ++c->nbody);
+    bf = fopen(path, "w");
+    while (got < want) {
+        size_t k;
+        if (c->len == 0 && f_read(c) < 0) {
+            fprintf(c->tr, "E\n");
+            break;
+        }
+        k = c->len < want - got ? c->len : (size_t)(want - got);
+        fwrite(c->buf, 1, k, bf);
+        memmove(c->buf, c->buf + k, c->len - k);
+        c->len -= k;
+        got += k;
+    }
+    fclose(bf);
+    fprintf(c->tr, "B%d %llu\n", c->nbody, got);
+    if (reply && got == want)
+        f_send(c, reply);
+}
+
 static void f_body(struct fconn *c, const char *reply)
 {
     static char line[1 << 16];
@@ -312,6 +350,9 @@ static void fake_run(const struct fstep *st, SSL_CTX *sctx)
             break;
         case F_BODY:
             f_body(c, st->reply);
+            break;
+        case F_BDAT:
+            f_bdat(c, st->reply);
             break;
         case F_BODY_DROP:
             while (c->len < 20000 && f_read(c) == 0)
@@ -752,6 +793,97 @@ static void test_pipelining(void)
            "one RCPT 550: the server's text");
     is_int(r.res[0].rcpt[2].status, SMTPC_OK, "one RCPT 550: third ok");
     ok(strstr(tr, "B1 ") != NULL, "one RCPT 550: server got the message");
+    free(tr);
+}
+
+#define EHLO_CHUNKING                                                                              \
+    {                                                                                              \
+        F_CMD, "EHLO client.test",                                                                 \
+            "250-fake.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 SIZE 1000000\r\n"              \
+    }
+
+/* A message that DATA would dot-stuff, sent with BDAT as it is. */
+static const char msg_dots[] = "Subject: dots\r\n\r\n.one\r\n..two\r\n.\r\nend\r\n";
+
+static void test_bdat(void)
+{
+    static const struct fstep script[] = {
+        GREET,
+        EHLO_CHUNKING,
+        {F_CMD, "MAIL FROM:<sender@src.test>", "250 2.1.0 ok\r\n"},
+        {F_CMD, "RCPT TO:<a@dest.test>", "250 2.1.5 ok\r\n"},
+        {F_CMD, "RCPT TO:<b@dest.test>", "550 5.1.1 no\r\n"},
+        {F_CMD, "RCPT TO:<c@dest.test>", "250 2.1.5 ok\r\n"},
+        {F_BDAT, NULL, "250 2.0.0 queued as B1\r\n"},
+        /* a second transaction on the connection: nobody takes it */
+        {F_CMD, "RSET", "250 2.0.0 ok\r\n"},
+        {F_CMD, "MAIL FROM:<sender@src.test>", "250 2.1.0 ok\r\n"},
+        {F_CMD, "RCPT TO:<a@dest.test>", "550 5.1.1 no\r\n"},
+        {F_CMD, "RCPT TO:<b@dest.test>", "550 5.1.1 no\r\n"},
+        {F_CMD, "RCPT TO:<c@dest.test>", "550 5.1.1 no\r\n"},
+        {F_CMD, "RSET", "250 2.0.0 ok\r\n"},
+        {F_CMD, "MAIL FROM:<sender@src.test>", "250 2.1.0 ok\r\n"},
+        {F_CMD, "RCPT TO:<a@dest.test>", "250 2.1.5 ok\r\n"},
+        {F_CMD, "RCPT TO:<b@dest.test>", "250 2.1.5 ok\r\n"},
+        {F_CMD, "RCPT TO:<c@dest.test>", "250 2.1.5 ok\r\n"},
+        {F_BDAT, NULL, "552 5.3.4 too big\r\n"},
+        QUIT_END,
+    };
+    struct run r;
+    char *tr, *body;
+    size_t blen;
+    char want[64];
+
+    make_msg(msg_dots, strlen(msg_dots));
+    fake_start(script, 0);
+    run_init(&r, lport);
+    r.opts.chunking = 1;
+    set_txn(&r.txn[0], rcpts3, 3);
+    set_txn(&r.txn[1], rcpts3, 3);
+    set_txn(&r.txn[2], rcpts3, 3);
+    r.ntxn = 3;
+    run_go(&r);
+    tr = fake_wait();
+
+    is_int(count_lines(tr, "M "), 0, "bdat: the server saw the commands in script order");
+    snprintf(want, sizeof(want), "BDAT %zu LAST", strlen(msg_dots));
+    ok(has_cmd(tr, want), "bdat: one chunk, its size and LAST (%s)", want);
+    ok(!has_cmd(tr, "DATA"), "bdat: no DATA");
+    ok(cmd_read(tr, "BDAT") != cmd_read(tr, "RCPT TO:<c@"),
+       "bdat: the chunk waits for the RCPT replies");
+    is_int(r.res[0].session.status, SMTPC_OK, "bdat: accepted");
+    is_str(r.res[0].session.text, "250 2.0.0 queued as B1", "bdat: the reply to the chunk");
+    is_int(r.res[0].accepted, 2, "bdat: two recipients took it");
+    is_int(r.res[0].rcpt[1].status, SMTPC_PERM, "bdat: the refused one is permanent");
+    body = fake_body(1, &blen);
+    ok(blen == strlen(msg_dots) && memcmp(body, msg_dots, blen) == 0,
+       "bdat: the server got the message byte for byte, no dot doubled");
+    free(body);
+    is_int(r.res[1].accepted, 0, "bdat: all refused: nothing sent");
+    is_int(count_lines(tr, "B"), 2, "bdat: two chunks in all: none for the message nobody took");
+    is_int(r.res[2].session.status, SMTPC_PERM, "bdat: 552 to the chunk is permanent");
+    is_int(r.res[2].rcpt[0].code, 552, "bdat: every recipient gets the chunk's reply");
+    free(tr);
+
+    /* the server offers CHUNKING but the caller did not allow it */
+    static const struct fstep script2[] = {
+        GREET,
+        EHLO_CHUNKING,
+        {F_CMD, "MAIL FROM:<sender@src.test>", "250 2.1.0 ok\r\n"},
+        {F_CMD, "RCPT TO:<a@dest.test>", "250 2.1.5 ok\r\n"},
+        {F_CMD, "DATA", "354 go\r\n"},
+        {F_BODY, NULL, "250 2.0.0 ok\r\n"},
+        QUIT_END,
+    };
+    make_msg(msg_dots, strlen(msg_dots));
+    fake_start(script2, 0);
+    run_init(&r, lport);
+    set_txn(&r.txn[0], rcpts3, 1);
+    r.ntxn = 1;
+    run_go(&r);
+    tr = fake_wait();
+    ok(has_cmd(tr, "DATA") && !has_cmd(tr, "BDAT"), "bdat: off: DATA even when offered");
+    is_int(r.res[0].session.status, SMTPC_OK, "bdat: off: accepted");
     free(tr);
 }
 
@@ -1499,6 +1631,7 @@ int main(void)
     test_cmds();
     test_plain();
     test_pipelining();
+    test_bdat();
     test_mail_4xx();
     test_refused();
     test_connect_timeout();

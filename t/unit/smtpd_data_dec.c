@@ -268,9 +268,54 @@ static void test_diff_text(void)
     ok(st.fails == 0 && st.done_ok > 0, "text messages: %u runs agree with the reference", st.runs);
 }
 
+/* Raw mode (BDAT): in fed byte by byte and whole, then finished. */
+static void raw(const char *name, const char *in, int normalize, size_t line_limit, enum dd_err err,
+                const char *want)
+{
+    struct buf o1, o2;
+    struct data_dec a, b;
+    size_t len = strlen(in), used = 0;
+
+    buf_init(&o1);
+    buf_init(&o2);
+    data_dec_init_raw(&a, normalize, line_limit, 1000);
+    data_dec_init_raw(&b, normalize, line_limit, 1000);
+    for (size_t i = 0; i < len; i++)
+        used += data_dec_feed(&a, in + i, 1, &o1);
+    data_dec_finish(&a, &o1);
+    ok(used == len && data_dec_feed(&b, in, len, &o2) == len, "raw %s: every byte taken", name);
+    data_dec_finish(&b, &o2);
+    ok(!a.done && !b.done, "raw %s: never an end", name);
+    is_int(a.err, err, "raw %s: result", name);
+    ok(a.err == b.err && o1.len == o2.len && memcmp(o1.data, o2.data, o1.len) == 0,
+       "raw %s: the same whole and byte by byte", name);
+    if (want &&
+        !ok(o1.len == strlen(want) && memcmp(o1.data, want, o1.len) == 0, "raw %s: output", name))
+        diag("got %zu bytes: %.*s", o1.len, (int)o1.len, o1.data);
+    buf_free(&o1);
+    buf_free(&o2);
+}
+
+static void test_raw(void)
+{
+    raw("dots are text", "..a\r\n.\r\n", 0, 1000, DD_OK, "..a\r\n.\r\n");
+    raw("an end sequence is text", "a\r\n.\r\nMAIL FROM:<x@y>\r\n", 0, 1000, DD_OK,
+        "a\r\n.\r\nMAIL FROM:<x@y>\r\n");
+    raw("unterminated last line", "a\r\nb", 0, 1000, DD_OK, "a\r\nb\r\n");
+    raw("empty", "", 0, 1000, DD_OK, "");
+    raw("bare LF refused", "a\nb\r\n", 0, 1000, DD_ERR_BARE_LF, NULL);
+    raw("bare LF normalized", "a\n.b\r\n", 1, 1000, DD_OK, "a\r\n.b\r\n");
+    raw("CR at the very end refused", "a\r", 0, 1000, DD_ERR_BARE_CR, NULL);
+    raw("CR at the very end normalized", "a\r", 1, 1000, DD_OK, "a\r\n");
+    raw("a line at the limit", "abcdefgh\r\n", 0, 10, DD_OK, "abcdefgh\r\n");
+    raw("a line over it", "abcdefghi\r\n", 0, 10, DD_ERR_LINE, NULL);
+    raw("an unterminated line over it with its CR LF", "abcdefghi", 0, 10, DD_ERR_LINE, NULL);
+}
+
 int main(void)
 {
     plan_lazy();
+    test_raw();
 
     check("simple message", "Subject: x\r\n\r\nbody\r\n.\r\n", 0, 1, DD_OK,
           "Subject: x\r\n\r\nbody\r\n", 23);

@@ -387,6 +387,160 @@ static void t_b64(void)
        "control character in user");
 }
 
+/* A BDAT chunk as the server moves it: act must be SA_BDAT; the octets go
+ * to the decoder (unless refused), then the chunk's end. *msg collects
+ * the message. */
+static const char *chunk(const char *line, const char *octets, struct buf *msg)
+{
+    cmd(line);
+    if (!ok(act == SA_BDAT, "%s: read the chunk", line))
+        return out.data;
+    ok(s.bdat_left == strlen(octets), "%s: size %zu", line, strlen(octets));
+    if (!s.bdat_refuse)
+        data_dec_feed(&s.dec, octets, strlen(octets), msg);
+    s.bdat_left = 0;
+    if (!s.bdat_refuse && s.bdat_last)
+        data_dec_finish(&s.dec, msg);
+    buf_reset(&out);
+    act = sess_bdat_end(&s, &out);
+    return out.data;
+}
+
+#define CHUNK(line, octets, want, name)                                                            \
+    do {                                                                                           \
+        const char *r_ = chunk(line, octets, &msg);                                                \
+        if (!ok(starts(r_, want), "%s", name))                                                     \
+            diag("got: %s", r_);                                                                   \
+    } while (0)
+
+static void t_bdat(void)
+{
+    struct buf msg;
+    const char *r;
+
+    buf_init(&msg);
+    conf.chunking = 1;
+    fresh(1, 0, 0);
+    r = cmd("EHLO c");
+    ok(strstr(r, "250-CHUNKING\r\n") != NULL, "CHUNKING offered when on");
+    REPLY("HELP", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT", "HELP lists BDAT when on");
+    cmd("MAIL FROM:<a@b.c>");
+    cmd("RCPT TO:<x@y.z>");
+    CHUNK("BDAT 9", "Subject: ", "250 2.0.0 Ok: 9 octets", "first chunk");
+    ok(s.bdat_msg && act == SA_NONE, "the message goes on");
+    REPLY("RCPT TO:<w@y.z>", "503 5.5.1", "RCPT between chunks");
+    REPLY("DATA", "503 5.5.1", "DATA after BDAT");
+    CHUNK("BDAT 11", "x\r\n\r\n.dot\r\n", "250 2.0.0", "second chunk: a dot line is not an end");
+    CHUNK("bdat 4 last", "tail", "", "LAST chunk");
+    is_int(act, SA_COMMIT, "LAST: commit");
+    is_int(msg.len, 26, "the message: all octets, CR LF added to the unterminated last line");
+    ok(msg.len == 26 && memcmp(msg.data, "Subject: x\r\n\r\n.dot\r\ntail\r\n", 26) == 0,
+       "nothing unstuffed, nothing lost");
+    buf_reset(&out);
+    sess_commit_result(&s, "ID1", &out);
+    ok(starts(out.data, "250 2.0.0 Ok: queued as ID1") && !s.bdat_msg, "queued, message over");
+
+    /* chunks that are read and refused */
+    buf_reset(&msg);
+    fresh(1, 0, 0);
+    cmd("HELO c");
+    CHUNK("BDAT 3 LAST", "abc", "503 5.5.1", "BDAT after HELO refused after its octets");
+    cmd("EHLO c");
+    CHUNK("BDAT 3", "abc", "503 5.5.1 Error: need MAIL", "BDAT before MAIL");
+    cmd("MAIL FROM:<a@b.c>");
+    CHUNK("BDAT 3", "abc", "503 5.5.1 Error: need RCPT", "BDAT before RCPT");
+    ok(msg.len == 0 && !s.bdat_msg, "refused chunks are not the message");
+    CHUNK("BDAT 0 LAST", "", "503 5.5.1", "BDAT 0 LAST before RCPT");
+
+    /* a chunk over the size limit fails the transaction; the rest of a
+     * pipelined message is read, refused, not counted as errors */
+    fresh(1, 0, 0);
+    cmd("EHLO c");
+    cmd("MAIL FROM:<a@b.c>");
+    cmd("RCPT TO:<x@y.z>");
+    {
+        char big[10010];
+        memset(big, 'a', sizeof(big) - 1);
+        for (size_t i = 80; i < sizeof(big) - 1; i += 80) {
+            big[i - 1] = '\r';
+            big[i] = '\n';
+        }
+        big[sizeof(big) - 1] = '\0';
+        CHUNK("BDAT 10009", big, "552 5.3.4", "a chunk past message_size_limit: 552");
+    }
+    unsigned errs = s.errors;
+    CHUNK("BDAT 5", "hello", "503 5.5.1 Error: an earlier chunk", "next chunk refused");
+    CHUNK("BDAT 2 LAST", "\r\n", "503 5.5.1", "and the last");
+    is_int(s.errors, errs, "pipelined chunks after a refusal are not errors");
+    REPLY("MAIL FROM:<a@b.c>", "250 2.1.0", "a new transaction after the LAST chunk");
+    cmd("RCPT TO:<x@y.z>");
+    CHUNK("BDAT 7 LAST", "a\nb\r\n\r\n", "550 5.5.2", "bare LF in a chunk: refused");
+    REPLY("MAIL FROM:<a@b.c>", "250 2.1.0", "MAIL after a refused last chunk");
+    cmd("RCPT TO:<x@y.z>");
+    CHUNK("BDAT 4", "ab\r\r", "550 5.5.2", "a bare CR: refused at its chunk");
+    CHUNK("BDAT 3 LAST", "\ncd", "503 5.5.1", "the rest is refused");
+    cmd("MAIL FROM:<a@b.c>");
+    cmd("RCPT TO:<x@y.z>");
+    buf_reset(&msg);
+    CHUNK("BDAT 3", "ab\r", "250", "CR at the end of a chunk");
+    CHUNK("BDAT 3 LAST", "\ncd", "", "LF at the start of the next: one CR LF");
+    ok(act == SA_COMMIT && msg.len == 8 && memcmp(msg.data, "ab\r\ncd\r\n", 8) == 0,
+       "a CR LF split across chunks is one line end");
+    buf_reset(&out);
+    sess_commit_result(&s, "ID2", &out);
+    /* RSET between chunks drops the message */
+    cmd("MAIL FROM:<a@b.c>");
+    cmd("RCPT TO:<x@y.z>");
+    CHUNK("BDAT 2", "ab", "250", "chunk");
+    REPLY("RSET", "250 2.0.0", "RSET mid-message");
+    ok(!s.bdat_msg && !s.in_mail, "RSET ends the message");
+    /* a size that cannot be read ends the session */
+    fresh(1, 0, 0);
+    cmd("EHLO c");
+    REPLY("BDAT x", "501 5.5.4", "BDAT without a size");
+    is_int(act, SA_CLOSE, "and the session ends");
+    fresh(1, 0, 0);
+    cmd("EHLO c");
+    REPLY("BDAT 10 LASTX", "501 5.5.4", "BDAT with a bad keyword");
+    is_int(act, SA_CLOSE, "closes");
+    fresh(1, 0, 0);
+    cmd("EHLO c");
+    REPLY("BDAT 12345678901234567890", "501 5.5.4", "BDAT with 20 digits");
+    fresh(1, 0, 0);
+    cmd("EHLO c");
+    cmd("BDAT 1234567890123456789");
+    ok(act == SA_BDAT && s.bdat_left == 1234567890123456789ull, "19 digits are read");
+    conf.chunking = 0;
+    fresh(1, 0, 0);
+    r = cmd("EHLO c");
+    ok(strstr(r, "CHUNKING") == NULL, "CHUNKING not offered when off");
+    buf_free(&msg);
+}
+
+static void t_postmaster(void)
+{
+    struct qfile_env env;
+    struct qfile_rcpt rc[4];
+
+    conf.postmaster = "admin@postern.test";
+    fresh(0, 0, 0); /* a client outside mynetworks */
+    cmd("EHLO c");
+    cmd("MAIL FROM:<a@b.c>");
+    REPLY("RCPT TO:<x@y.z>", "554 5.7.1", "no relay for others");
+    REPLY("RCPT TO:<PostMaster>", "250 2.1.5", "RCPT TO:<postmaster> from anyone (RFC 5321 4.5.1)");
+    sess_envelope(&s, "ID", 0, &env, rc);
+    ok(env.nrcpt == 1 && strcmp(env.rcpt[0].addr, "admin@postern.test") == 0,
+       "queued for the configured postmaster");
+    REPLY("RCPT TO:<postmaster@elsewhere.test>", "554 5.7.1", "postmaster@other is relaying");
+    REPLY("RCPT TO:<postmasterx>", "501 5.1.3", "only the exact name");
+    conf.postmaster = NULL;
+    fresh(1, 0, 0);
+    cmd("EHLO c");
+    cmd("MAIL FROM:<a@b.c>");
+    REPLY("RCPT TO:<postmaster>", "250 2.1.5", "without a configured postmaster");
+    ok(s.nrcpt == 1 && strcmp(s.rcpt[0].addr, "postmaster") == 0, "it stays postmaster");
+}
+
 int main(void)
 {
     plan_lazy();
@@ -398,6 +552,8 @@ int main(void)
     t_auth();
     t_starttls();
     t_data();
+    t_bdat();
+    t_postmaster();
     t_b64();
     sess_free(&s);
     buf_free(&out);
