@@ -59,7 +59,11 @@ FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 # Keep intermediate objects (fuzzer builds) between runs.
 .SECONDARY:
 .PHONY: all check unit deps run install clean fuzz bench format format-check docs layers
-all: layers $(BINS) $(UNIT_BINS)
+all: layers $(BINS) $(UNIT_BINS) bin/mailq
+
+# mailq is sendmail by another name (it lists the queue), as on any MTA
+bin/mailq: bin/sendmail
+	ln -sf sendmail $@
 
 layers:
 	@sh tools/layers.sh

@@ -194,7 +194,7 @@ static void status_row(struct buf *out, int json, int first, const char *name, p
         buf_json_str(out, state);
         buf_adds(out, "}");
     } else {
-        buf_printf(out, "%-8s %7ld %-10s %9ld %8d  %-12s %s\n", name, (long)pid, user, up, restarts,
+        buf_printf(out, "%-8s %7ld %-10s %9ld %8d  %-15s %s\n", name, (long)pid, user, up, restarts,
                    state, root);
     }
 }
@@ -206,7 +206,7 @@ static void status_render(struct master *m, struct op *o, struct buf *out)
     if (json)
         buf_adds(out, "{\"processes\":[");
     else
-        buf_printf(out, "%-8s %7s %-10s %9s %8s  %-12s %s\n", "NAME", "PID", "USER", "UPTIME(s)",
+        buf_printf(out, "%-8s %7s %-10s %9s %8s  %-15s %s\n", "NAME", "PID", "USER", "UPTIME(s)",
                    "RESTARTS", "STATE", "ROOT");
     status_row(out, json, 1, "master", getpid(), m->started_us, 0,
                m->stopping ? "stopping" : "running");

@@ -616,11 +616,13 @@ static int act(struct qmgr *q, enum act a, const struct sel *s, unsigned flags, 
     if (a == ACT_FLUSH)
         log_info("flush: %zu message%s scheduled for delivery now", done, done == 1 ? "" : "s");
     if (flags & CTL_F_JSON)
-        buf_printf(out, "{\"%s\":%zu,\"matched\":%zu,\"missing\":%d}\n", verbs[a], done, n,
-                   missing);
+        buf_printf(out, "{\"%s\":%zu,\"matched\":%zu,\"missing\":%d%s}\n", verbs[a], done, n,
+                   missing, a == ACT_FLUSH && q->paused ? ",\"delivery\":\"paused\"" : "");
     else
         buf_printf(out, "%s %zu message%s (%zu matched)\n", verbs[a], done, done == 1 ? "" : "s",
                    n);
+    if (a == ACT_FLUSH && q->paused && !(flags & CTL_F_JSON))
+        buf_adds(out, "delivery is paused: nothing is sent until smtpctl resume delivery\n");
     if (busy && !(flags & CTL_F_JSON))
         buf_printf(out,
                    "%zu recipient%s left alone: a delivery is in flight; bounce again when it "

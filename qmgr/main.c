@@ -156,8 +156,16 @@ static void on_shutdown(struct child *c)
                  q->nactive == 1 ? "y" : "ies");
 }
 
+static const char *on_state(struct child *c)
+{
+    struct qmgr *q = c->arg;
+
+    return q && q->paused ? "delivery paused" : NULL;
+}
+
 static const struct child_spec spec = {
     .prog = "qmgr",
+    .state = on_state,
     .root = CHILD_ROOT_SPOOL,
     .peer = on_peer,
     .reload = on_reload,

@@ -101,6 +101,8 @@ struct view {
     struct route_plan first;
     int early_age, early_error; /* the relay phase may start before direct attempts are spent */
     long long max_deliveries, idle_timeout, failure_limit; /* global throttles (main.cf) */
+    int resolve;       /* --resolve: name the lookups for smtpctl */
+    const char *local; /* the address was a bare local part (now LOCAL@myhostname) */
 };
 
 static void build_view(struct qmgr *q, struct view *v, int64_t now)
@@ -148,6 +150,9 @@ static void text_rule(const struct view *v, struct buf *out)
     char age[32];
 
     buf_printf(out, "address:     %s\n", v->address);
+    if (v->local)
+        buf_printf(out, "             (%s has no domain: as sendmail does, it is taken as %s)\n",
+                   v->local, v->address);
     buf_printf(out, "rule:        %s%s\n", p->matched,
                strcmp(p->matched, "main.cf") == 0 ? " (no etc/domains entry)" : " (etc/domains)");
     if (v->sender)
@@ -274,12 +279,53 @@ static void text_throttles(const struct view *v, struct buf *out)
                v->max_deliveries, a, v->failure_limit);
 }
 
+static const char *tls_meaning(int tls)
+{
+    switch ((enum tls_mode)tls) {
+    case TLS_MODE_NONE:
+        return "no STARTTLS";
+    case TLS_MODE_MAY:
+        return "STARTTLS when offered, else plaintext";
+    case TLS_MODE_ENCRYPT:
+        return "STARTTLS required, any certificate";
+    case TLS_MODE_VERIFY:
+        return "STARTTLS required, the certificate must match the host name";
+    }
+    return "?";
+}
+
 static void text_route(const struct view *v, struct buf *out)
 {
     text_rule(v, out);
     text_plan(v, out);
     text_throttles(v, out);
-    buf_printf(out, "tls:         %s\n", tls_mode_name((enum tls_mode)v->pol.tls));
+    buf_printf(out, "tls:         %s (%s)\n", tls_mode_name((enum tls_mode)v->pol.tls),
+               tls_meaning(v->pol.tls));
+}
+
+/*
+ * --resolve: after the route, one "resolve: mx NAME [OVERRIDE...]" or
+ * "resolve: host NAME" line per lookup the plan would make. smtpctl takes
+ * these lines out and shows dnsd's answers to them instead (qmgr has no
+ * resolver; dnsd does the lookups, with its cache, as deliver's would).
+ */
+static void resolve_lines(const struct view *v, struct buf *out)
+{
+    const struct qpolicy *p = &v->pol;
+
+    if (v->direct) {
+        if (p->route_kind == ROUTE_SMTP && p->route_host)
+            buf_printf(out, "resolve: %s %s\n", p->route_no_mx ? "host" : "mx", p->route_host);
+        else {
+            buf_printf(out, "resolve: mx %s", v->domain);
+            for (char **m = p->mx; m && *m; m++)
+                buf_printf(out, " %s", *m);
+            buf_addc(out, '\n');
+        }
+    }
+    if (v->relay)
+        for (size_t i = 0; i < v->ngw; i++)
+            buf_printf(out, "resolve: host %s\n", v->gw[i]->host);
 }
 
 static void json_gw(struct buf *out, const struct gateway *g)
@@ -404,7 +450,9 @@ static void json_route(const struct view *v, struct buf *out)
 
 static int route_usage(struct buf *out, const char *why)
 {
-    buf_printf(out, "qmgr: %s\nusage: route ADDRESS [--size N] [--from SENDER] [--json]\n", why);
+    buf_printf(out,
+               "qmgr: %s\nusage: route ADDRESS [--size N] [--from SENDER] [--resolve] [--json]\n",
+               why);
     return 2;
 }
 
@@ -423,6 +471,8 @@ static const char *route_args(int argc, char **argv, struct view *v)
                 if (v->sender[0] == '<')
                     v->sender++;
             }
+        } else if (strcmp(a, "--resolve") == 0) {
+            v->resolve = 1;
         } else if (a[0] == '-' || v->address) {
             return "unexpected argument";
         } else {
@@ -449,11 +499,19 @@ static int cmd_route(struct qmgr *q, int argc, char **argv, unsigned flags, stru
 {
     struct view v;
     const char *at, *why;
-    char *dom, *snd = NULL;
+    char *dom, *snd = NULL, *qualified = NULL;
 
     memset(&v, 0, sizeof(v));
     if ((why = route_args(argc, argv, &v)) != NULL)
         return route_usage(out, why);
+    if (v.address[0] == '<')
+        v.address++;
+    if (strchr(v.address, '@') == NULL && strchr(v.address, '.') == NULL &&
+        strchr(v.address, '[') == NULL) {
+        /* "root": a local part (a domain has a dot), qualified as sendmail does */
+        v.local = v.address;
+        v.address = qualified = xasprintf("%s@%s", v.address, cfg_myhostname(q->c->cfg));
+    }
     at = strrchr(v.address, '@');
     dom = strip_gt(at ? at + 1 : v.address);
     ascii_lower(dom);
@@ -469,9 +527,12 @@ static int cmd_route(struct qmgr *q, int argc, char **argv, unsigned flags, stru
         json_route(&v, out);
     else
         text_route(&v, out);
+    if (v.resolve)
+        resolve_lines(&v, out);
     qpolicy_clear(&v.pol);
     free(dom);
     free(snd);
+    free(qualified);
     return 0;
 }
 

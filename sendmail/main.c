@@ -66,7 +66,8 @@ static const char usage_text[] =
     "          [--] [recipient ...]\n"
     "       %s -bp (or mailq)   list the queue\n"
     "       %s -bs              SMTP on stdin and stdout\n"
-    "       %s -q [-qRdomain]   try deferred mail now\n";
+    "       %s -q [-qRdomain]   try deferred mail now\n"
+    "       %s -bv address ...  show how each address would be routed; nothing is sent\n";
 
 static const char *prog = "sendmail";
 
@@ -84,7 +85,7 @@ static int usage(const char *err)
 {
     if (err)
         fprintf(stderr, "%s: %s\n", prog, err);
-    fprintf(stderr, usage_text, prog, prog, prog, prog);
+    fprintf(stderr, usage_text, prog, prog, prog, prog, prog);
     return EX_USAGE;
 }
 
@@ -483,6 +484,28 @@ static int send_mode(struct job *j)
     return rc;
 }
 
+/*
+ * -bv: each address as it would be queued (a bare local part gets
+ * @myhostname), then the route qmgr would give it (smtpctl route). Like
+ * sendmail's -bv, nothing is sent. Needs the control socket (root, or the
+ * user postern runs as); the addresses are still checked without it.
+ */
+static int verify_mode(struct job *j)
+{
+    int rc = collect_rcpts(j), bad = 0;
+
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < j->nrcpt; i++) {
+        const char *route[] = {"route", j->rcpt_str[i]};
+        printf("%s%s... deliverable: the route:\n", i ? "\n" : "", j->rcpt_str[i]);
+        fflush(stdout);
+        if (ctl_run(prog, j->s.spool, 2, route) != 0)
+            bad = 1;
+    }
+    return bad ? EX_UNAVAILABLE : EX_OK;
+}
+
 static int flush_mode(struct job *j)
 {
     const char *all[] = {"flush"};
@@ -532,6 +555,8 @@ static int run(struct job *j)
         return ctl_run(prog, j->s.spool, 2, show);
     case SM_FLUSH:
         return flush_mode(j);
+    case SM_VERIFY:
+        return verify_mode(j);
     case SM_SMTP: {
         struct sockaddr_storage ss;
         if (pick_listen(&j->s, &ss) < 0)

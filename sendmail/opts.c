@@ -86,13 +86,15 @@ static int opt_b(struct sm_opts *o, const char *v)
         o->mode = SM_SMTP;
     else if (strcmp(v, "i") == 0)
         o->mode = SM_NEWALIASES;
+    else if (strcmp(v, "v") == 0)
+        o->mode = SM_VERIFY;
     else if (strcmp(v, "d") == 0 || strcmp(v, "D") == 0)
         return bad(o,
                    "-b%s: daemon mode is postern's master (postern-master, or systemctl "
                    "start postern)",
                    v);
     else
-        return bad(o, "-b%s: mode not supported (supported: -bm, -bp, -bs, -bi)", v);
+        return bad(o, "-b%s: mode not supported (supported: -bm, -bp, -bs, -bi, -bv)", v);
     return 0;
 }
 
@@ -213,7 +215,9 @@ int opts_parse(struct sm_opts *o, const char *prog, int argc, char **argv)
     }
     o->rcpts = argv + i;
     o->nrcpts = argc - i;
-    if (o->mode != SM_SEND && o->mode != SM_SMTP && o->nrcpts > 0)
+    if (o->mode == SM_VERIFY && o->nrcpts == 0)
+        return bad(o, "%s", "-bv: name the addresses to verify");
+    if (o->mode != SM_SEND && o->mode != SM_SMTP && o->mode != SM_VERIFY && o->nrcpts > 0)
         return bad(o, "unexpected argument %s", o->rcpts[0]);
     if (o->mode == SM_SMTP && o->nrcpts > 0)
         return bad(o, "unexpected argument %s (-bs reads SMTP commands)", o->rcpts[0]);

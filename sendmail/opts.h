@@ -32,7 +32,7 @@
 
 #include <stddef.h>
 
-enum sm_mode { SM_SEND, SM_MAILQ, SM_SMTP, SM_NEWALIASES, SM_FLUSH, SM_IGNORE_Q };
+enum sm_mode { SM_SEND, SM_MAILQ, SM_SMTP, SM_NEWALIASES, SM_FLUSH, SM_IGNORE_Q, SM_VERIFY };
 
 #define SM_NOTIFY_NEVER 0x1u
 #define SM_NOTIFY_SUCCESS 0x2u

@@ -24,6 +24,7 @@
 #include "mail/proto.h"
 #include "mail/spool.h"
 #include "base/util.h"
+#include "resolve.h"
 
 #define DEFAULT_CONFDIR "/etc/postern"
 #define REPLY_TIMEOUT_MS (150 * 1000)
@@ -45,7 +46,7 @@ static const char usage_text[] =
     "  flush|remove|hold|release|bounce  ID... | --domain D | --recipient R | --sender S | all\n"
     "  show bounced [ID...] | show bad [ID...]   failed messages kept, and why\n"
     "  requeue ID... | --domain D | all          put them back into the queue\n"
-    "  route ADDRESS [--size N] [--from SENDER]\n"
+    "  route ADDRESS [--size N] [--from SENDER] [--resolve]\n"
     "  pause delivery | resume delivery\n"
     "dns (dnsd):\n"
     "  show dns | dns lookup DOMAIN | dns flush\n"
@@ -342,6 +343,12 @@ static int run(const char *confdir, unsigned flags, int nargs, char **args)
         return cmd_makemap(confdir, nargs, args);
     if (strcmp(args[0], "params") == 0)
         return cmd_params(flags);
+    if (resolve_wanted(nargs, args)) {
+        char *spool = find_spool(confdir);
+        int rc = resolve_route(spool, flags, nargs, args);
+        free(spool);
+        return rc;
+    }
     return cmd_remote(confdir, flags, nargs, args);
 }
 

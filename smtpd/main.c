@@ -20,6 +20,7 @@ static const struct child_spec spec = {
     .reload = smtpd_reload,
     .ctl = smtpd_ctl,
     .shutdown = smtpd_shutdown,
+    .state = smtpd_state,
     .from_master = &proto_master_to_smtpd,
     .master_msg = smtpd_master_msg,
 };

@@ -1488,6 +1488,13 @@ static void show(struct smtpd *sd, unsigned flags, struct buf *out)
         buf_printf(out, "%-20s %llu\n", rows[i].name, rows[i].v);
 }
 
+const char *smtpd_state(struct child *c)
+{
+    const struct smtpd *sd = the_sd;
+
+    return sd && sd->paused ? "intake paused" : NULL;
+}
+
 int smtpd_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out)
 {
     struct smtpd *sd = c->arg;

@@ -55,6 +55,8 @@ int smtpd_start(struct smtpd *sd, char **err);
 void smtpd_peer(struct child *c, const char *name, int fd);
 int smtpd_reload(struct child *c, char **err);
 int smtpd_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out);
+/* "intake paused" while smtpctl pause intake holds, else NULL. */
+const char *smtpd_state(struct child *c);
 void smtpd_shutdown(struct child *c);
 /* From master: IMSG_TLS_CERT (a new certificate and key on reload). */
 struct ipc_msg;

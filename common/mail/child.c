@@ -177,7 +177,8 @@ static void reply_status(struct child_priv *cp, uint32_t id)
     ipc_w_u32(&w, (uint32_t)getpid());
     ipc_w_i64(&w, cp->pub.started_us);
     ipc_w_str(&w, POSTERN_VERSION);
-    ipc_w_str(&w, cp->stopping ? "stopping" : "running");
+    const char *state = cp->pub.spec->state ? cp->pub.spec->state(&cp->pub) : NULL;
+    ipc_w_str(&w, cp->stopping ? "stopping" : state ? state : "running");
     ipc_send(cp->pub.master, IMSG_STATUS_REP, id, -1, w.p, w.len);
     ipc_w_free(&w);
 }

@@ -67,6 +67,9 @@ struct child_spec {
     /* Asked to stop (SIGTERM / IMSG_SHUTDOWN): stop accepting work. The
      * loop exits when the event base has nothing left or after a grace. */
     void (*shutdown)(struct child *c);
+    /* The state smtpctl status shows ("delivery paused"); NULL or a NULL
+     * answer: "running". */
+    const char *(*state)(struct child *c);
 };
 
 struct child {

@@ -92,7 +92,10 @@ static void t_modes(void)
     ok(o.mode == SM_IGNORE_Q && o.nnotes == 1, "interval ignored with a note");
     is_int(PARSE("-bd"), -1, "-bd refused");
     ok(strstr(o.err, "master") != NULL, "and says where the daemon is: %s", o.err);
-    is_int(PARSE("-bv", "a@x"), -1, "-bv refused");
+    is_int(PARSE("-bv", "a@x", "root"), 0, "-bv with addresses");
+    ok(o.mode == SM_VERIFY && o.nrcpts == 2, "verify mode, two addresses");
+    is_int(PARSE("-bv"), -1, "-bv without an address refused");
+    is_int(PARSE("-bx"), -1, "-bx refused");
     is_int(PARSE("-bp", "extra"), -1, "mailq takes no argument");
 }
 

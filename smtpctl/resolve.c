@@ -1,0 +1,145 @@
+/*
+ * resolve - "smtpctl route ADDRESS --resolve": the route as qmgr plans it,
+ * then the DNS answers for the hosts it would use, as dnsd gives them
+ * (with its cache, as deliver's own lookups would).
+ *
+ * qmgr has no resolver. With --resolve it ends its answer with one line
+ * "resolve: mx NAME [OVERRIDE...]" or "resolve: host NAME" per lookup of
+ * the plan; those lines are taken out here and each becomes a "dns lookup"
+ * or "dns host" request to dnsd. Text output shows each answer under its
+ * lookup; with --json the output is one object {"route": ROUTE,
+ * "resolved": [ANSWER...]}, each answer dnsd's own JSON.
+ */
+#include "resolve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mail/ctl_client.h"
+#include "mail/proto.h"
+#include "mail/spool.h"
+#include "base/util.h"
+
+#define RESOLVE_TIMEOUT_MS (60 * 1000)
+#define RESOLVE_MAX 64 /* lookups shown at most (a route names a few) */
+
+int resolve_wanted(int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "route") != 0)
+        return 0;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--resolve") == 0)
+            return 1;
+    return 0;
+}
+
+/* One request; 0 with *rep, or -1 after saying why on stderr. */
+static int call(const char *path, unsigned flags, int argc, char **argv, struct ctl_rep *rep)
+{
+    struct ctl_req req = {flags, (size_t)argc, argv};
+    struct ctl_client_err err;
+
+    if (ctl_client_call(path, &req, RESOLVE_TIMEOUT_MS, rep, &err) < 0) {
+        char *msg = ctl_client_strerror(&err, path, "master");
+        fprintf(stderr, "smtpctl: %s\n", msg);
+        free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Split "mx NAME OVR..." / "host NAME" into dnsd's request words. */
+static int lookup_words(char *spec, char **w, int max)
+{
+    static char dns[] = "dns", lookup[] = "lookup", host[] = "host";
+    int n = 2;
+    char *save = NULL, *kind = strtok_r(spec, " ", &save);
+
+    if (kind == NULL)
+        return -1;
+    w[0] = dns;
+    w[1] = strcmp(kind, "mx") == 0 ? lookup : strcmp(kind, "host") == 0 ? host : NULL;
+    if (w[1] == NULL)
+        return -1;
+    for (char *t; n < max && (t = strtok_r(NULL, " ", &save)) != NULL;)
+        w[n++] = t;
+    return n > 2 ? n : -1;
+}
+
+int resolve_route(const char *spool, unsigned flags, int argc, char **argv)
+{
+    char *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
+    int json = (flags & CTL_F_JSON) != 0, code, nres = 0, bad = 0;
+    struct ctl_rep rep;
+    struct buf route;
+    char *specs[RESOLVE_MAX];
+
+    if (call(path, flags, argc, argv, &rep) < 0) {
+        free(path);
+        return 2;
+    }
+    if (rep.code != 0) {
+        fputs(rep.output, stderr);
+        code = (int)rep.code;
+        ctl_rep_free(&rep);
+        free(path);
+        return code;
+    }
+    buf_init(&route);
+    for (char *line = rep.output, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "resolve: ", 9) == 0) {
+            if (nres < RESOLVE_MAX)
+                specs[nres++] = line + 9;
+        } else {
+            buf_adds(&route, line);
+            if (!json)
+                buf_addc(&route, '\n');
+        }
+    }
+    buf_addc(&route, '\0');
+    if (json)
+        printf("{\"route\":%s,\"resolved\":[", route.data);
+    else
+        printf("%sresolved:\n", route.data);
+    for (int i = 0; i < nres; i++) {
+        char *w[40];
+        char *label = xstrdup(specs[i]);
+        int n = lookup_words(specs[i], w, (int)nitems(w));
+        struct ctl_rep r;
+        if (n < 0 || call(path, flags, n, w, &r) < 0) {
+            free(label);
+            bad = 1;
+            continue;
+        }
+        if (r.code != 0)
+            bad = 1;
+        if (json) {
+            size_t l = strlen(r.output);
+            while (l > 0 && r.output[l - 1] == '\n')
+                r.output[--l] = '\0';
+            printf("%s%s", i ? "," : "", l ? r.output : "null");
+        } else {
+            printf("  %s:\n", label);
+            for (char *line = r.output, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                    *next++ = '\0';
+                printf("    %s\n", line);
+            }
+        }
+        free(label);
+        ctl_rep_free(&r);
+    }
+    if (json)
+        printf("]}\n");
+    else if (nres == 0)
+        printf("  nothing to look up: the mail fails\n");
+    buf_free(&route);
+    ctl_rep_free(&rep);
+    free(path);
+    return bad;
+}

@@ -1,0 +1,13 @@
+/*
+ * resolve - smtpctl route ADDRESS --resolve: qmgr's route plus dnsd's
+ * answers for the hosts it names (resolve.c says how).
+ */
+#ifndef POSTERN_SMTPCTL_RESOLVE_H
+#define POSTERN_SMTPCTL_RESOLVE_H
+
+/* 1 when argv is "route ... --resolve". */
+int resolve_wanted(int argc, char **argv);
+/* Ask master (control socket in spool) and print; the exit code. */
+int resolve_route(const char *spool, unsigned flags, int argc, char **argv);
+
+#endif
