@@ -115,7 +115,8 @@ check: deps
 	$(MAKE) fuzz
 	sh tools/check.sh
 
-run: all
+run: deps
+	$(MAKE) all
 	sh tools/run.sh
 
 # Fuzzers: sources compiled again with clang's fuzzer instrumentation.
