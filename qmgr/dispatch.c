@@ -125,6 +125,15 @@ void group_unschedule(struct qmgr *q, struct group *g)
     }
 }
 
+/* All of g's recipients are final: its destination no longer counts it
+ * as queued (show hosts), though the message may stay for another one. */
+static void group_done(struct group *g)
+{
+    if (g->st != G_DONE && g->d->ngroups > 0)
+        g->d->ngroups--;
+    g->st = G_DONE;
+}
+
 void group_schedule(struct qmgr *q, struct group *g)
 {
     int64_t t;
@@ -139,9 +148,11 @@ void group_schedule(struct qmgr *q, struct group *g)
     }
     t = group_next_try(g);
     if (t == INT64_MAX) {
-        g->st = G_DONE;
+        group_done(g);
         return;
     }
+    if (g->st == G_DONE)
+        g->d->ngroups++; /* not done after all (a recipient was put back) */
     sched_push(&q->sched, &g->si, t);
     g->st = G_WAIT;
     qmgr_kick(q);
