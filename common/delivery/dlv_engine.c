@@ -329,7 +329,7 @@ struct dlv_job {
     size_t *map;
     struct smtpc_rcpt *trc;
     /* result facts */
-    char *relay, *label;
+    char *relay, *label, *tls_version, *tls_cipher;
     int host_index, tls_used, dsn_passed, reused, in_cb;
     uint32_t connections;
     int kept;           /* a session of this job is idle under its key */
@@ -598,6 +598,8 @@ static void job_free(struct dlv_job *j)
     free(j->trc);
     free(j->relay);
     free(j->label);
+    free(j->tls_version);
+    free(j->tls_cipher);
     free(j);
 }
 
@@ -615,6 +617,8 @@ static void job_finish(struct dlv_job *j)
     res.label = j->label;
     res.host_index = j->t.taken ? j->host_index : -1;
     res.tls_used = (uint8_t)j->tls_used;
+    res.tls_version = j->tls_version;
+    res.tls_cipher = j->tls_cipher;
     res.dsn_passed = (uint8_t)(j->dsn_passed != 0);
     res.connections = j->connections;
     res.reused = (uint8_t)j->reused;
@@ -643,6 +647,10 @@ static void note_relay(struct dlv_job *j, struct smtpc *s, int host_index, int t
     j->label = xstrdup(label);
     j->host_index = host_index;
     j->tls_used = in->tls;
+    free(j->tls_version);
+    free(j->tls_cipher);
+    j->tls_version = xstrdup(in->tls && in->tls_version ? in->tls_version : "");
+    j->tls_cipher = xstrdup(in->tls && in->tls_cipher ? in->tls_cipher : "");
     j->dsn_passed = (in->caps.flags & SMTP_CAP_DSN) != 0;
     j->reused = j->s_reused;
 }
@@ -747,18 +755,49 @@ static void log_failure(const struct dlv_job *j, const char *relay, const struct
                  outcome_name(r->status), r->text);
 }
 
+/*
+ * The client would not send the password because TLS is not in use and
+ * the host does not allow plaintext AUTH (Postern's own rule, no reply
+ * from the server): say why TLS is not in use, which is what the admin
+ * has to change, and mark it with DLV_DSN_AUTH_NEEDS_TLS for qmgr.
+ */
+static void explain_auth_tls(const struct dlv_job *j, const struct smtpc_info *in,
+                             struct smtpc_res *r)
+{
+    const struct dlv_host *h = j->s_hi >= 0 ? &j->q.hosts[j->s_hi] : NULL;
+    const char *why;
+
+    if (r->cls != SMTPC_CL_AUTH || r->code != 0 || in->tls || h == NULL || !h->auth_user[0] ||
+        h->auth_plaintext_ok)
+        return;
+    if ((enum tls_mode)h->tls == TLS_MODE_NONE)
+        why = "TLS is off for this host (tls none)";
+    else if (in->tls_fallback)
+        why = "STARTTLS failed and tls may went on in plaintext";
+    else if (!(in->caps.flags & SMTP_CAP_STARTTLS))
+        why = "the server does not offer STARTTLS";
+    else
+        why = "TLS could not be used (no TLS context)";
+    snprintf(r->text, sizeof(r->text),
+             "AUTH not attempted: %s, and plaintext AUTH is not allowed for this host", why);
+    strlcpy_p(r->enh, DLV_DSN_AUTH_NEEDS_TLS, sizeof(r->enh));
+}
+
 static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg)
 {
     struct dlv_job *j = arg;
+    struct smtpc_res r;
 
     if (res->status == SMTPC_OK) {
         if (job_send(j, s) == 0)
             return;
         log_panic("dlv_engine: smtpc_send refused a ready session");
     }
-    log_failure(j, smtpc_info(s)->relay, res);
+    r = *res;
+    explain_auth_tls(j, smtpc_info(s), &r);
+    log_failure(j, smtpc_info(s)->relay, &r);
     note_relay(j, s, j->s_hi, 0);
-    dlv_tally_open_failed(&j->t, res);
+    dlv_tally_open_failed(&j->t, &r);
     j->s = NULL;
     smtpc_close(s);
     job_next(j);
@@ -1063,6 +1102,8 @@ struct dlv_job *dlv_engine_start(struct dlv_engine *e, struct dlv_req *req, int 
     j->s_hi = -1;
     j->relay = xstrdup("");
     j->label = xstrdup("");
+    j->tls_version = xstrdup("");
+    j->tls_cipher = xstrdup("");
     j->start_us = mono_us();
     dlv_tally_init(&j->t, &j->q);
     dns_result_init(&j->mx, j->q.domain);

@@ -591,6 +591,8 @@ static void copy_res(struct dlv_res *d, const struct dlv_res *s)
     *d = *s;
     d->relay = xstrdup(s->relay);
     d->label = xstrdup(s->label);
+    d->tls_version = s->tls_version ? xstrdup(s->tls_version) : NULL;
+    d->tls_cipher = s->tls_cipher ? xstrdup(s->tls_cipher) : NULL;
     d->r = xcalloc(s->n ? s->n : 1, sizeof(*d->r));
     for (size_t i = 0; i < s->n; i++) {
         d->r[i] = s->r[i];
