@@ -422,8 +422,10 @@ void policy_fill_req(struct qmgr *q, const struct dest *d, const struct route_pl
         buf_addc(&via, '\0');
         dl->via = xstrdup(via.data);
         buf_free(&via);
-        /* the host and port are in the key: after a reload that moves the
-         * gateway, an idle connection to the old host is not reused */
+        /* The key switches reuse on and names the destination for
+         * connection_delay; the engine keeps each idle connection under
+         * the gateway it is connected to (dlv_conn_id_of), whatever gateway
+         * comes first here, and uses it only once a job reaches that one. */
         req->dest_key =
             xasprintf("relay:%s=%s:%d", plan->gw[0]->name, plan->gw[0]->host, plan->gw[0]->port);
         return;
