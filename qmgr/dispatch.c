@@ -125,6 +125,15 @@ void group_unschedule(struct qmgr *q, struct group *g)
     }
 }
 
+/* All of g's recipients are final: its destination no longer counts it
+ * as queued (show hosts), though the message may stay for another one. */
+static void group_done(struct group *g)
+{
+    if (g->st != G_DONE && g->d->ngroups > 0)
+        g->d->ngroups--;
+    g->st = G_DONE;
+}
+
 void group_schedule(struct qmgr *q, struct group *g)
 {
     int64_t t;
@@ -139,9 +148,11 @@ void group_schedule(struct qmgr *q, struct group *g)
     }
     t = group_next_try(g);
     if (t == INT64_MAX) {
-        g->st = G_DONE;
+        group_done(g);
         return;
     }
+    if (g->st == G_DONE)
+        g->d->ngroups++; /* not done after all (a recipient was put back) */
     sched_push(&q->sched, &g->si, t);
     g->st = G_WAIT;
     qmgr_kick(q);
@@ -981,6 +992,20 @@ static void record_delivery(struct qmgr *q, struct delivery *dl, const struct dl
 }
 
 /* res NULL: the result was unusable; every recipient is deferred. */
+/* ", tls=TLSv1.3 TLS_AES_256_GCM_SHA384" after the tag when the session
+ * with the relay of the result used TLS: the protocol and cipher, as
+ * smtpd's accepted line has them. */
+static void tls_tag(const struct dlv_res *res, char *tag, size_t len)
+{
+    size_t n = strlen(tag);
+
+    if (res == NULL || !res->tls_used || res->tls_version == NULL || !res->tls_version[0])
+        return;
+    snprintf(tag + n, len - n, ", tls=%s%s%s", res->tls_version,
+             res->tls_cipher && res->tls_cipher[0] ? " " : "",
+             res->tls_cipher ? res->tls_cipher : "");
+}
+
 static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dlv_res *res)
 {
     struct group *g = dl->g;
@@ -991,6 +1016,7 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
 
     end_delivery(q, dl);
     policy_log_tag(dl, res ? res->label : NULL, tag, sizeof(tag));
+    tls_tag(res, tag, sizeof(tag));
     if (m->removed) {
         slots_done(q, d, res, 0, now);
         msg_release_ref(m);

@@ -422,8 +422,10 @@ void policy_fill_req(struct qmgr *q, const struct dest *d, const struct route_pl
         buf_addc(&via, '\0');
         dl->via = xstrdup(via.data);
         buf_free(&via);
-        /* the host and port are in the key: after a reload that moves the
-         * gateway, an idle connection to the old host is not reused */
+        /* The key switches reuse on and names the destination for
+         * connection_delay; the engine keeps each idle connection under
+         * the gateway it is connected to (dlv_conn_id_of), whatever gateway
+         * comes first here, and uses it only once a job reaches that one. */
         req->dest_key =
             xasprintf("relay:%s=%s:%d", plan->gw[0]->name, plan->gw[0]->host, plan->gw[0]->port);
         return;
@@ -506,6 +508,43 @@ static void gw_failed(struct qmgr *q, const char *name, const char *why, int64_t
     s->last_error = xstrdup(why);
 }
 
+/*
+ * A login that did not happen, with what to change: the server refused
+ * the credentials (its reply code: the secrets map), or relay would not
+ * send them without TLS (DLV_DSN_AUTH_NEEDS_TLS: the gateway's TLS option
+ * or the server's STARTTLS, or plainauth), or something else relay says.
+ */
+static void log_auth_failure(struct qmgr *q, const struct msg *m, const struct dlv_res *res,
+                             const struct dlv_rcpt_res *bad, const char *gw)
+{
+    const struct gateway *g = gateways_find(&q->rt->gws, gw);
+    const char *relay = res->relay && res->relay[0] ? res->relay : "not reached";
+    const char *text = bad->text ? bad->text : "";
+
+    if (bad->code > 0) {
+        log_warn("%s: gateway %s (%s) refused the login: %s; the message is deferred. Check "
+                 "the entry for %s in the secrets map (relay_secrets_map), then run smtpctl "
+                 "makemap and smtpctl reload",
+                 m->id, gw, relay, text, gw);
+        return;
+    }
+    if (bad->dsn == NULL || strcmp(bad->dsn, DLV_DSN_AUTH_NEEDS_TLS) != 0) {
+        log_warn("%s: gateway %s (%s): no login: %s; the message is deferred", m->id, gw, relay,
+                 text);
+        return;
+    }
+    if (g && g->tls == TLS_MODE_NONE)
+        log_warn("%s: gateway %s (%s): %s; the message is deferred. Its password is never sent "
+                 "in plaintext: give %s a TLS mode in relay_gateways (/may or /encrypt), or mark "
+                 "it /plainauth to allow AUTH without TLS, then run smtpctl reload",
+                 m->id, gw, relay, text, gw);
+    else
+        log_warn("%s: gateway %s (%s): %s; the message is deferred. Its password is never sent "
+                 "in plaintext: have the server offer STARTTLS (and complete it), or mark %s "
+                 "/plainauth in relay_gateways to allow AUTH without TLS, then run smtpctl reload",
+                 m->id, gw, relay, text, gw);
+}
+
 void policy_note_relay(struct qmgr *q, const struct msg *m, const struct delivery *dl,
                        const struct dlv_res *res)
 {
@@ -547,14 +586,9 @@ void policy_note_relay(struct qmgr *q, const struct msg *m, const struct deliver
             snprintf(why, sizeof(why), "did not take %s (its failure is in the log)", m->id);
         gw_failed(q, names[i], why, now);
     }
-    if (bad && bad->cls == DLV_CLASS_AUTH) {
-        const char *gw = res->label && res->label[0] ? res->label : names[last ? last - 1 : 0];
-        log_warn("%s: gateway %s (%s) refused the login: %s; the message is deferred. Check "
-                 "the entry for %s in the secrets map (relay_secrets_map), then run smtpctl "
-                 "makemap and smtpctl reload",
-                 m->id, gw, res->relay && res->relay[0] ? res->relay : "not reached",
-                 bad->text ? bad->text : "", gw);
-    }
+    if (bad && bad->cls == DLV_CLASS_AUTH)
+        log_auth_failure(q, m, res, bad,
+                         res->label && res->label[0] ? res->label : names[last ? last - 1 : 0]);
     free(buf);
 }
 

@@ -94,7 +94,7 @@ struct dest {
     char *name;
     TAILQ_HEAD(, group) ready;
     size_t nready;
-    size_t ngroups; /* groups of live messages that belong here */
+    size_t ngroups; /* groups of live messages that belong here and are not done */
     TAILQ_ENTRY(dest) rlink;
     uint8_t in_run;
     uint8_t in_db;

@@ -14,8 +14,11 @@ char *qrec_text(const char *s)
     size_t n = strlen(s);
     char *t;
 
-    if (n > QREC_TEXT_MAX)
+    if (n > QREC_TEXT_MAX) {
         n = QREC_TEXT_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--; /* not in the middle of a UTF-8 character */
+    }
     t = xstrndup(s, n);
     for (char *p = t; *p; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)

@@ -104,7 +104,8 @@ void qrec_host_encode(struct ipc_w *w, const struct hstate *h);
 /* Fills *h (last_error malloc'd, the old one freed); 0 or -1. */
 int qrec_host_decode(const void *p, size_t len, struct hstate *h);
 
-/* Copy text for last_text: at most QREC_TEXT_MAX bytes, printable. */
+/* Copy text for last_text: at most QREC_TEXT_MAX bytes (never half a UTF-8
+ * character), control characters blanked. */
 char *qrec_text(const char *s);
 
 #endif

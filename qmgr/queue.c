@@ -288,7 +288,7 @@ static void msg_unlink_groups(struct qmgr *q, struct msg *m)
         struct group *gr = &m->groups[g];
         if (gr->st != G_ACTIVE)
             group_unschedule(q, gr);
-        if (gr->d && gr->d->ngroups)
+        if (gr->d && gr->st != G_DONE && gr->d->ngroups) /* a done group was counted out */
             gr->d->ngroups--;
     }
 }

@@ -7,6 +7,7 @@
  */
 #include "delivery/dlv_engine.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,17 +272,57 @@ int dlv_tally_more(const struct dlv_tally *t)
     return t->nopen > 0 && !t->stop;
 }
 
+/* ---- pure: whom a connection belongs to (connection reuse) ---- */
+
+void dlv_conn_id_of(const struct dlv_req *q, int host_index, struct dlv_conn_id *out)
+{
+    const struct dlv_host *h =
+        host_index >= 0 && (size_t)host_index < q->nhosts ? &q->hosts[host_index] : NULL;
+
+    memset(out, 0, sizeof(*out));
+    if (h == NULL) {
+        out->dest = q->dest_key ? q->dest_key : "";
+        out->label = out->host = out->auth_user = "";
+        out->port = q->port;
+        out->tls = (enum tls_mode)q->tls;
+        return;
+    }
+    out->dest = "";
+    out->label = h->label ? h->label : "";
+    out->host = h->name ? h->name : "";
+    out->port = h->port ? h->port : q->port;
+    out->tls = (enum tls_mode)h->tls;
+    out->auth_user = h->auth_user ? h->auth_user : "";
+}
+
+int dlv_conn_id_same(const struct dlv_conn_id *a, const struct dlv_conn_id *b)
+{
+    return strcmp(a->dest, b->dest) == 0 && strcmp(a->label, b->label) == 0 &&
+           strcmp(a->host, b->host) == 0 && a->port == b->port && a->tls == b->tls &&
+           strcmp(a->auth_user, b->auth_user) == 0;
+}
+
+int dlv_reuse_at(const struct dlv_req *q, int at, const struct dlv_conn_id *idle)
+{
+    struct dlv_conn_id want;
+
+    if (q->dest_key == NULL || q->dest_key[0] == '\0')
+        return 0; /* the request asks for no reuse */
+    if (q->target == DLV_TARGET_HOSTS ? at < 0 || (size_t)at >= q->nhosts : at != -1)
+        return 0;
+    dlv_conn_id_of(q, at, &want);
+    return dlv_conn_id_same(&want, idle);
+}
+
 /* ---- the engine ---- */
 
 struct idle {
     struct idle *next;
     struct dlv_engine *e;
-    char *key;
+    char *dest_key; /* of the job that parked it: connection_delay */
     struct smtpc *s;
     struct event *timer;
-    enum tls_mode tls;
-    char *host;      /* listed host name ("" for MX) */
-    char *auth_user; /* "" for none */
+    struct dlv_conn_id id; /* whom it belongs to; strings owned */
     struct sockaddr_storage addr;
 };
 
@@ -329,11 +370,12 @@ struct dlv_job {
     size_t *map;
     struct smtpc_rcpt *trc;
     /* result facts */
-    char *relay, *label;
+    char *relay, *label, *tls_version, *tls_cipher;
     int host_index, tls_used, dsn_passed, reused, in_cb;
     uint32_t connections;
     int kept;           /* a session of this job is idle under its key */
     int waited;         /* connection_delay was checked before the first new connection */
+    size_t reuse_next;  /* listed hosts before this one were looked up in the idle cache */
     struct event *wait; /* that pause */
 };
 
@@ -436,9 +478,11 @@ static void idle_unlink(struct idle *it)
         }
     smtpc_set_idle_cb(it->s, NULL, NULL);
     event_free(it->timer);
-    free(it->key);
-    free(it->host);
-    free(it->auth_user);
+    free(it->dest_key);
+    free((char *)(uintptr_t)it->id.dest);
+    free((char *)(uintptr_t)it->id.label);
+    free((char *)(uintptr_t)it->id.host);
+    free((char *)(uintptr_t)it->id.auth_user);
     free(it);
 }
 
@@ -447,7 +491,7 @@ static void on_idle_lost(struct smtpc *s, void *arg)
     struct idle *it = arg;
 
     log_debug("idle connection to %s closed by the server", smtpc_info(s)->relay);
-    note_closed(it->e, it->key);
+    note_closed(it->e, it->dest_key);
     idle_unlink(it);
     smtpc_free(s);
 }
@@ -458,7 +502,7 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     struct smtpc *s = it->s;
 
     log_debug("closing idle connection to %s", smtpc_info(s)->relay);
-    note_closed(it->e, it->key);
+    note_closed(it->e, it->dest_key);
     idle_unlink(it);
     smtpc_close(s);
 }
@@ -485,12 +529,13 @@ static void on_quit_done(void *arg)
         job_finish(j);
 }
 
-/* Keep s idle for a later job to the same destination, or close it. */
+/* Keep s idle for a later job to the same gateway, host or MX
+ * destination (the one s is connected to: dlv_conn_id_of), or close it. */
 static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
 {
     const struct dlv_req *q = &j->q;
-    const struct dlv_host *h = j->s_hi >= 0 ? &q->hosts[j->s_hi] : NULL;
     struct timeval tv = {(time_t)q->idle_timeout_s, 0};
+    struct dlv_conn_id id;
     struct idle *it;
 
     if (q->dest_key[0] == '\0' || q->max_per_conn <= 1 || q->idle_timeout_s == 0 ||
@@ -509,10 +554,13 @@ static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
     it = xcalloc(1, sizeof(*it));
     it->e = e;
     it->s = s;
-    it->key = xstrdup(q->dest_key);
-    it->tls = (enum tls_mode)(h ? h->tls : q->tls);
-    it->host = xstrdup(h ? h->name : "");
-    it->auth_user = xstrdup(h ? h->auth_user : "");
+    it->dest_key = xstrdup(q->dest_key);
+    dlv_conn_id_of(q, j->s_hi, &id);
+    it->id = id;
+    it->id.dest = xstrdup(id.dest);
+    it->id.label = xstrdup(id.label);
+    it->id.host = xstrdup(id.host);
+    it->id.auth_user = xstrdup(id.auth_user);
     it->addr = j->s_addr;
     it->timer = evtimer_new(e->o.base, on_idle_timer, it);
     if (it->timer == NULL)
@@ -528,40 +576,22 @@ static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
         while (last->next)
             last = last->next;
         s = last->s;
-        note_closed(e, last->key);
+        note_closed(e, last->dest_key);
         idle_unlink(last);
         smtpc_close(s);
     }
 }
 
-/* An idle session this job may use, taken out of the cache; its host
- * index in *hi and its address in *addr. */
-static struct smtpc *unpark(struct dlv_engine *e, struct dlv_job *j, int *hi,
+/* An idle session that belongs to host `at` of the job (-1: its MX
+ * destination), most recently parked first, taken out of the cache; its
+ * address in *addr. */
+static struct smtpc *unpark(struct dlv_engine *e, const struct dlv_job *j, int at,
                             struct sockaddr_storage *addr)
 {
-    const struct dlv_req *q = &j->q;
-
-    if (q->dest_key[0] == '\0')
-        return NULL;
     for (struct idle *it = e->idle; it; it = it->next) {
         struct smtpc *s = it->s;
-        int index = -1;
-        if (strcmp(it->key, q->dest_key) != 0)
+        if (!dlv_reuse_at(&j->q, at, &it->id))
             continue;
-        if (q->target == DLV_TARGET_MX) {
-            if (it->tls != (enum tls_mode)q->tls || it->host[0] != '\0')
-                continue;
-        } else {
-            for (size_t i = 0; i < q->nhosts && index < 0; i++) {
-                const struct dlv_host *h = &q->hosts[i];
-                if (strcmp(h->name, it->host) == 0 && (enum tls_mode)h->tls == it->tls &&
-                    strcmp(h->auth_user, it->auth_user) == 0)
-                    index = (int)i;
-            }
-            if (index < 0)
-                continue;
-        }
-        *hi = index;
         *addr = it->addr;
         idle_unlink(it);
         return s;
@@ -615,6 +645,8 @@ static void job_free(struct dlv_job *j)
     free(j->trc);
     free(j->relay);
     free(j->label);
+    free(j->tls_version);
+    free(j->tls_cipher);
     free(j);
 }
 
@@ -632,6 +664,8 @@ static void job_finish(struct dlv_job *j)
     res.label = j->label;
     res.host_index = j->t.taken ? j->host_index : -1;
     res.tls_used = (uint8_t)j->tls_used;
+    res.tls_version = j->tls_version;
+    res.tls_cipher = j->tls_cipher;
     res.dsn_passed = (uint8_t)(j->dsn_passed != 0);
     res.connections = j->connections;
     res.reused = (uint8_t)j->reused;
@@ -660,6 +694,10 @@ static void note_relay(struct dlv_job *j, struct smtpc *s, int host_index, int t
     j->label = xstrdup(label);
     j->host_index = host_index;
     j->tls_used = in->tls;
+    free(j->tls_version);
+    free(j->tls_cipher);
+    j->tls_version = xstrdup(in->tls && in->tls_version ? in->tls_version : "");
+    j->tls_cipher = xstrdup(in->tls && in->tls_cipher ? in->tls_cipher : "");
     j->dsn_passed = (in->caps.flags & SMTP_CAP_DSN) != 0;
     j->reused = j->s_reused;
 }
@@ -765,18 +803,49 @@ static void log_failure(const struct dlv_job *j, const char *relay, const struct
                  outcome_name(r->status), r->text);
 }
 
+/*
+ * The client would not send the password because TLS is not in use and
+ * the host does not allow plaintext AUTH (Postern's own rule, no reply
+ * from the server): say why TLS is not in use, which is what the admin
+ * has to change, and mark it with DLV_DSN_AUTH_NEEDS_TLS for qmgr.
+ */
+static void explain_auth_tls(const struct dlv_job *j, const struct smtpc_info *in,
+                             struct smtpc_res *r)
+{
+    const struct dlv_host *h = j->s_hi >= 0 ? &j->q.hosts[j->s_hi] : NULL;
+    const char *why;
+
+    if (r->cls != SMTPC_CL_AUTH || r->code != 0 || in->tls || h == NULL || !h->auth_user[0] ||
+        h->auth_plaintext_ok)
+        return;
+    if ((enum tls_mode)h->tls == TLS_MODE_NONE)
+        why = "TLS is off for this host (tls none)";
+    else if (in->tls_fallback)
+        why = "STARTTLS failed and tls may went on in plaintext";
+    else if (!(in->caps.flags & SMTP_CAP_STARTTLS))
+        why = "the server does not offer STARTTLS";
+    else
+        why = "TLS could not be used (no TLS context)";
+    snprintf(r->text, sizeof(r->text),
+             "AUTH not attempted: %s, and plaintext AUTH is not allowed for this host", why);
+    strlcpy_p(r->enh, DLV_DSN_AUTH_NEEDS_TLS, sizeof(r->enh));
+}
+
 static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg)
 {
     struct dlv_job *j = arg;
+    struct smtpc_res r;
 
     if (res->status == SMTPC_OK) {
         if (job_send(j, s) == 0)
             return;
         log_panic("dlv_engine: smtpc_send refused a ready session");
     }
-    log_failure(j, smtpc_info(s)->relay, res);
+    r = *res;
+    explain_auth_tls(j, smtpc_info(s), &r);
+    log_failure(j, smtpc_info(s)->relay, &r);
     note_relay(j, s, j->s_hi, 0);
-    dlv_tally_open_failed(&j->t, res);
+    dlv_tally_open_failed(&j->t, &r);
     j->s = NULL;
     smtpc_close(s);
     job_next(j);
@@ -955,10 +1024,16 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
     return strcmp(x, y) == 0;
 }
 
+static int job_reuse(struct dlv_job *j, int at);
+
 /*
  * The driver: called after every step; it decides what comes next. The
- * order: an idle session (at start), the lookup, the candidates, the next
- * listed host, the end.
+ * order: for an MX target an idle session to the destination (at start),
+ * the lookup, the candidates; for listed hosts, each in turn: an idle
+ * session of that host, else its addresses; the end. So an idle session
+ * of a gateway is used only once the gateways before it in this job's
+ * order have been tried (the first gateway's at once): reuse never skips
+ * a gateway of higher priority.
  */
 static void job_next(struct dlv_job *j)
 {
@@ -983,31 +1058,36 @@ static void job_next(struct dlv_job *j)
         return;
     }
     if (j->q.target == DLV_TARGET_HOSTS && j->hidx < j->q.nhosts) {
+        if (j->reuse_next <= j->hidx) {
+            j->reuse_next = j->hidx + 1; /* once per host */
+            if (job_reuse(j, (int)j->hidx))
+                return;
+        }
         resolve_host(j, j->hidx);
         return;
     }
     job_finish(j);
 }
 
-/* Send over an idle session for the job's key, if there is one: 1 when
- * the transaction started. */
-static int job_reuse(struct dlv_job *j)
+/* Send over an idle session of host `at` (-1: the MX destination), if
+ * there is one: 1 when the transaction started. */
+static int job_reuse(struct dlv_job *j, int at)
 {
-    int hi = -1;
     struct sockaddr_storage addr;
-    struct smtpc *s = unpark(j->e, j, &hi, &addr);
+    struct smtpc *s = unpark(j->e, j, at, &addr);
+    const struct dlv_host *h = at >= 0 ? &j->q.hosts[at] : NULL;
 
     if (s == NULL)
         return 0;
     const struct smtpc_info *in = smtpc_info(s);
-    log_detail("%s: %s delivery to %s, attempt %u: reusing the connection to %s "
+    log_detail("%s: %s delivery to %s, attempt %u: reusing the connection to %s%s%s "
                "(transaction %d)",
                j->q.queue_id, phase_tag(j), j->q.domain, j->q.attempt, in->relay,
-               in->transactions + 1);
+               h && h->label[0] ? ", gateway " : "", h ? h->label : "", in->transactions + 1);
     j->s = s;
     j->sc = NULL;
     j->s_reused = 1;
-    j->s_hi = hi;
+    j->s_hi = at;
     j->s_addr = addr;
     j->skip = addr; /* tried now: not again on a new connection */
     j->have_skip = 1;
@@ -1021,16 +1101,19 @@ static int job_reuse(struct dlv_job *j)
 
 static void job_begin(struct dlv_job *j)
 {
-    if (!job_reuse(j))
+    /* listed hosts: job_next looks for an idle session of each in turn */
+    if (j->q.target == DLV_TARGET_HOSTS || !job_reuse(j, -1))
         job_next(j);
 }
 
-/* The pause is over: a session may have become idle meanwhile. */
+/* The pause is over: a session of the host being tried may have become
+ * idle meanwhile. */
 static void on_wait(evutil_socket_t fd, short what, void *arg)
 {
     struct dlv_job *j = arg;
+    int at = j->q.target == DLV_TARGET_HOSTS ? (int)j->hidx - 1 : -1;
 
-    if (!job_reuse(j))
+    if (!job_reuse(j, at))
         job_next(j);
 }
 
@@ -1081,6 +1164,8 @@ struct dlv_job *dlv_engine_start(struct dlv_engine *e, struct dlv_req *req, int 
     j->s_hi = -1;
     j->relay = xstrdup("");
     j->label = xstrdup("");
+    j->tls_version = xstrdup("");
+    j->tls_cipher = xstrdup("");
     j->start_us = mono_us();
     dlv_tally_init(&j->t, &j->q);
     dns_result_init(&j->mx, j->q.domain);

@@ -33,14 +33,22 @@
  * always temporary: they are configuration problems, not the message's.
  *
  * Connection reuse: a request with a dest_key and max_per_conn > 1 leaves
- * its session idle under that key after a transaction, while the session
- * is reusable and has carried fewer than max_per_conn transactions (else
- * QUIT). A later job with the same key first sends over an idle session;
- * when that session turns out dead before the transaction
+ * its session idle after a transaction, while the session is reusable and
+ * has carried fewer than max_per_conn transactions (else QUIT). The idle
+ * session is kept under whom it belongs to (struct dlv_conn_id): for a
+ * listed host (a gateway, a static route) the host it is connected to -
+ * gateway name, host, port, TLS mode and AUTH user - whatever host the
+ * order of its job put first; for an MX target the request's dest_key and
+ * TLS mode. A later job uses an idle session only for the host it is
+ * about to try: an MX job at its start; a job with listed hosts for each
+ * host in turn, the first at once and a later one only after the hosts
+ * before it failed in this job - so reuse never skips a gateway of higher
+ * priority, and a delivery is credited to the gateway that carried it.
+ * When that session turns out dead before the transaction
  * (lost_before_txn) the job simply goes on with new connections, nothing
  * counted. Idle sessions are closed after idle_timeout_s, when the server
  * drops them, and on dlv_engine_close_idle. The result's conn_kept says
- * that the job left a session idle under its key.
+ * that the job left a session idle.
  *
  * connection_delay: the engine remembers when the last connection under
  * each key ended (QUIT after max_per_conn transactions or after a failed
@@ -132,6 +140,25 @@ size_t dlv_cands_mx(const struct dns_result *r, uint16_t default_port, enum tls_
 size_t dlv_cands_host(const struct dlv_host *h, int index, const struct dns_result *r,
                       const struct sockaddr_storage *lit, uint16_t default_port,
                       struct dlv_cand *out, size_t max);
+
+/* Whom a connection belongs to (connection reuse); the strings point
+ * into the request. */
+struct dlv_conn_id {
+    const char *dest;      /* MX target: the request's dest_key; "" for a listed host */
+    const char *label;     /* gateway name ("" for none or MX) */
+    const char *host;      /* listed host as given (name or literal), "" for MX */
+    uint16_t port;         /* the host's port, else the request's */
+    enum tls_mode tls;     /* the host's TLS mode, or the request's for MX */
+    const char *auth_user; /* "" for none */
+};
+
+/* The identity of host host_index of q (-1: q's MX destination). */
+void dlv_conn_id_of(const struct dlv_req *q, int host_index, struct dlv_conn_id *out);
+int dlv_conn_id_same(const struct dlv_conn_id *a, const struct dlv_conn_id *b);
+/* 1 when an idle session of identity idle may carry q's transaction to
+ * host `at` (-1 for an MX target): q asks for reuse (a dest_key), and idle
+ * is exactly that host's (or destination's) identity. */
+int dlv_reuse_at(const struct dlv_req *q, int at, const struct dlv_conn_id *idle);
 
 /* Mapping of the SMTP client's classes and steps to the delivery's. */
 enum dlv_class dlv_class_of(enum smtpc_class c);

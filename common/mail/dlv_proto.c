@@ -228,6 +228,8 @@ void dlv_res_encode(struct ipc_w *w, const struct dlv_res *r)
     }
     ipc_w_u8(w, r->conn_kept);
     ipc_w_u8(w, r->dsn_passed);
+    ipc_w_str(w, r->tls_version);
+    ipc_w_str(w, r->tls_cipher);
 }
 
 int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
@@ -264,6 +266,8 @@ int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
     }
     res->conn_kept = ipc_r_u8(&r);
     res->dsn_passed = ipc_r_u8(&r);
+    res->tls_version = dup_str(&r);
+    res->tls_cipher = dup_str(&r);
     if (!ipc_r_done(&r) || res->conn_kept > 1 || res->dsn_passed > 1)
         goto bad;
     return 0;
@@ -276,6 +280,8 @@ void dlv_res_free(struct dlv_res *r)
 {
     free(r->relay);
     free(r->label);
+    free(r->tls_version);
+    free(r->tls_cipher);
     for (size_t i = 0; i < r->n; i++) {
         free(r->r[i].dsn);
         free(r->r[i].text);

@@ -126,6 +126,13 @@ struct dlv_rcpt_res {
     char *text;     /* reply text or our reason, printable */
 };
 
+/* The enhanced code of a recipient deferred because the delivery process
+ * would not send a gateway's password without TLS (the host is not marked
+ * plainauth and TLS was not in use): RFC 4954's "encryption required for
+ * requested authentication mechanism", temporary. Its text says why TLS
+ * was not in use; qmgr's log line says what to change. */
+#define DLV_DSN_AUTH_NEEDS_TLS "4.7.11"
+
 struct dlv_res {
     uint32_t id;
     char *relay;        /* "host[addr]:port" that took it, or the last one tried, or "" */
@@ -140,6 +147,8 @@ struct dlv_res {
     uint8_t conn_kept;  /* the connection is idle under dest_key now */
     uint8_t dsn_passed; /* the server that took it offers DSN: NOTIFY, ORCPT, RET and ENVID
                            went with the message, and notices are its business now */
+    char *tls_version;  /* with tls_used: the protocol of relay's session ("TLSv1.3"), else "" */
+    char *tls_cipher;   /* and its cipher ("TLS_AES_256_GCM_SHA384"), else "" */
 };
 
 /*

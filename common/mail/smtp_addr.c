@@ -27,8 +27,7 @@ static int is_atext(int c)
     return is_alpha(c) || is_digit(c) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-/* Length of one UTF-8 sequence at s (at most len bytes), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
+size_t smtp_utf8_seq(const unsigned char *s, size_t len)
 {
     unsigned c = s[0];
     size_t n;
@@ -67,7 +66,7 @@ int smtp_utf8_valid(const unsigned char *s, size_t len)
     size_t i = 0;
 
     while (i < len) {
-        size_t n = utf8_seq(s + i, len - i);
+        size_t n = smtp_utf8_seq(s + i, len - i);
         if (n == 0)
             return 0;
         i += n;
@@ -128,7 +127,7 @@ int smtp_domain_valid(const char *s, size_t len, int allow_utf8)
             size_t n;
             if (!allow_utf8)
                 return -1;
-            n = utf8_seq((const unsigned char *)s + i, len - i);
+            n = smtp_utf8_seq((const unsigned char *)s + i, len - i);
             if (n == 0)
                 return -1;
             i += n;
@@ -168,7 +167,7 @@ static size_t quoted_len(const char *s, size_t len, int *utf8)
             continue;
         }
         if (c >= 0x80) {
-            size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+            size_t n = smtp_utf8_seq((const unsigned char *)s + i, len - i);
             if (n == 0)
                 return 0;
             *utf8 = 1;
@@ -207,7 +206,7 @@ int smtp_mailbox_valid(const char *s, size_t len, unsigned *res, const char **wh
         while (i < len && s[i] != '@') {
             unsigned char c = (unsigned char)s[i];
             if (c >= 0x80) {
-                size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+                size_t n = smtp_utf8_seq((const unsigned char *)s + i, len - i);
                 if (n == 0) {
                     *why = "invalid UTF-8 in local part";
                     return -1;
@@ -358,7 +357,7 @@ int smtp_param_next(const char **pp, const char *end, int utf8, const char **key
         while (p < end && *p != ' ') {
             unsigned char c = (unsigned char)*p;
             if (c >= 0x80 && utf8) {
-                size_t n = utf8_seq((const unsigned char *)p, (size_t)(end - p));
+                size_t n = smtp_utf8_seq((const unsigned char *)p, (size_t)(end - p));
                 if (n == 0) {
                     *why = "invalid UTF-8 in parameter value";
                     return -1;

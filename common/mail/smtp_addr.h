@@ -58,6 +58,10 @@ int smtp_domain_valid(const char *s, size_t len, int allow_utf8);
 
 /* 1 if s[0..len) is well-formed UTF-8 without overlongs or surrogates. */
 int smtp_utf8_valid(const unsigned char *s, size_t len);
+/* The length of the one UTF-8 sequence at s (at most len bytes, len > 0):
+ * 1 to 4, or 0 if it is not well-formed (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF, nothing cut short). */
+size_t smtp_utf8_seq(const unsigned char *s, size_t len);
 
 /*
  * One ESMTP parameter from *pp (up to end). Leading spaces are skipped.

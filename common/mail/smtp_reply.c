@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mail/smtp_reply.h"
+#include "mail/smtp_addr.h"
 
 static int is_digit(char c)
 {
@@ -175,23 +176,74 @@ int smtp_reply_text_line(const struct smtp_reply *r, int i, const char **s, size
     return 0;
 }
 
+/* What one character at s (n > 0 bytes) becomes: *keep bytes copied as
+ * they are, or 0 and *sub the one byte written instead. Returns the bytes
+ * of src it stands for. */
+static size_t clean_char(const unsigned char *s, size_t n, size_t *keep, char *sub)
+{
+    size_t k = smtp_utf8_seq(s, n);
+
+    *keep = 0;
+    *sub = '?';
+    if (s[0] == '\t') {
+        *sub = ' ';
+        return 1;
+    }
+    if (k == 0)
+        return 1; /* not UTF-8: this byte alone */
+    if (s[0] < 0x20 || s[0] == 0x7f || (k == 2 && s[0] == 0xc2 && s[1] < 0xa0))
+        return k; /* C0, DEL, C1 (U+0080..U+009F): one '?' */
+    *keep = k;
+    return k;
+}
+
+/* smtp_sanitize, also saying how many bytes of src it took. */
+static size_t sanitize(char *out, size_t outsz, const char *src, size_t n, size_t *used)
+{
+    const unsigned char *p = (const unsigned char *)src;
+    size_t i = 0, o = 0;
+
+    while (i < n) {
+        size_t keep;
+        char sub;
+        size_t took = clean_char(p + i, n - i, &keep, &sub);
+        size_t w = keep ? keep : 1;
+        if (o + w + 1 > outsz)
+            break; /* a character is never cut */
+        if (keep)
+            memcpy(out + o, p + i, keep);
+        else
+            out[o] = sub;
+        o += w;
+        i += took;
+    }
+    out[o] = '\0';
+    *used = i;
+    return o;
+}
+
 size_t smtp_sanitize(char *out, size_t outsz, const char *src, size_t n)
 {
-    size_t i, o = 0;
-    unsigned char c;
+    size_t used;
 
     if (outsz == 0)
         return 0;
-    for (i = 0; i < n && o + 1 < outsz; i++) {
-        c = (unsigned char)src[i];
-        if (c == '\t')
-            c = ' ';
-        else if (c < 0x20 || c > 0x7e)
-            c = '?';
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return o;
+    return sanitize(out, outsz, src, n, &used);
+}
+
+/* out (len bytes of sanitised text in outsz) ends in "..." to show that
+ * something was cut, without splitting a UTF-8 character. */
+static void mark_cut(char *out, size_t len, size_t outsz)
+{
+    size_t at = len;
+
+    if (outsz < 4)
+        return;
+    if (at + 4 > outsz)
+        at = outsz - 4;
+    while (at > 0 && ((unsigned char)out[at] & 0xc0) == 0x80)
+        at--; /* back to the first byte of the character */
+    memcpy(out + at, "...", 4);
 }
 
 char *smtp_reply_summary(const struct smtp_reply *r, char *out, size_t outsz)
@@ -224,9 +276,9 @@ char *smtp_reply_summary(const struct smtp_reply *r, char *out, size_t outsz)
         buf_addc(&b, ' ');
         buf_add(&b, s, len);
     }
-    smtp_sanitize(out, outsz, b.data, b.len);
-    if (b.len >= outsz && outsz > 4)
-        memcpy(out + outsz - 4, "...", 4);
+    len = sanitize(out, outsz, b.data, b.len, &e);
+    if (e < b.len)
+        mark_cut(out, len, outsz);
     buf_free(&b);
     return out;
 }

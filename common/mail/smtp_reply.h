@@ -13,9 +13,9 @@
  * when its class matches the reply code; it is not required.
  *
  * smtp_reply_summary() gives the one-line form used in results, logs and
- * DSNs: "550 5.1.1 text of line one text of line two", with every byte
- * that is not printable ASCII replaced by '?' (tabs by spaces), so that
- * remote text can never inject control characters into logs.
+ * DSNs: "550 5.1.1 text of line one text of line two", sanitised by
+ * smtp_sanitize, so that remote text can never inject control characters
+ * into logs while a UTF-8 address in it (RFC 6531) stays readable.
  *
  * smtp_caps_parse() reads an EHLO reply into capability bits, the SIZE
  * limit and the AUTH mechanisms we can use (PLAIN, LOGIN).
@@ -80,9 +80,11 @@ int smtp_reply_text_line(const struct smtp_reply *r, int i, const char **s, size
  */
 char *smtp_reply_summary(const struct smtp_reply *r, char *out, size_t outsz);
 
-/* Copy src[0..n) to out[outsz] with every byte that is not printable ASCII
- * replaced ('\t' -> ' ', others -> '?'); NUL-terminated, truncated.
- * Returns the length written. */
+/* Copy src[0..n) to out[outsz], NUL-terminated: printable ASCII and
+ * well-formed UTF-8 characters (smtp_utf8_seq) are kept, '\t' becomes ' ',
+ * and each control character (C0, DEL, C1 U+0080..U+009F) and each byte
+ * that is not part of a well-formed UTF-8 character becomes '?'. Truncated
+ * to fit, never in the middle of a character. Returns the length written. */
 size_t smtp_sanitize(char *out, size_t outsz, const char *src, size_t n);
 
 /* 1 if s[0..len) is an enhanced status code "c.sss.ddd" with c in 2,4,5,

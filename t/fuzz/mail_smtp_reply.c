@@ -1,6 +1,9 @@
 /*
  * Fuzz target for common/mail/smtp_reply: replies parsed one after another from
- * hostile input, each summarised and read as EHLO capabilities; the same
+ * hostile input, each summarised (the summary must be well-formed UTF-8
+ * without control characters) and read as EHLO capabilities; the input
+ * sanitised into buffers of many sizes (clean output, never longer than
+ * the buffer, clean input given back unchanged); the same
  * input run through the DATA encoder, whose output must be a well-formed
  * DATA stream (checked here, abort on violation), and must be exactly what
  * the reference copy of the original encoder (t/ref/dotstuff_ref.h) gives,
@@ -13,6 +16,7 @@
 
 #include "../ref/codec_gen.h"
 #include "../ref/dotstuff_ref.h"
+#include "mail/smtp_addr.h"
 #include "mail/smtp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,6 +40,57 @@ static void check_data_stream(const char *p, size_t n)
         if (bol && p[i] == '.')
             i++;
         bol = p[i] == '\n';
+    }
+}
+
+/* Sanitised text: well-formed UTF-8 with no C0 control, DEL or C1 control. */
+static void check_clean(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+
+    if (memchr(s, '\0', n) || !smtp_utf8_valid(u, n))
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        if (u[i] < 0x20 || u[i] == 0x7f)
+            abort();
+        if (u[i] == 0xc2 && i + 1 < n && u[i + 1] < 0xa0)
+            abort();
+    }
+}
+
+/* 1 when sanitising in[0..n) must give it back unchanged. */
+static int clean_already(const char *in, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)in;
+
+    if (!smtp_utf8_valid(u, n))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (u[i] < 0x20 || u[i] == 0x7f || (u[i] == 0xc2 && i + 1 < n && u[i + 1] < 0xa0))
+            return 0;
+    return 1;
+}
+
+/* smtp_sanitize over every buffer size up to a little more than needed. */
+static void fuzz_sanitize(const char *in, size_t n)
+{
+    static char out[4 * 1024 + 8];
+    size_t max = n + 2 < sizeof(out) ? n + 2 : sizeof(out);
+
+    for (size_t outsz = 0; outsz <= max; outsz += outsz < 16 ? 1 : 61) {
+        size_t len = smtp_sanitize(out, outsz, in, n);
+        if (outsz == 0) {
+            if (len != 0)
+                abort();
+            continue;
+        }
+        if (len >= outsz || out[len] != '\0' || strlen(out) != len)
+            abort();
+        check_clean(out, len);
+        /* clean input that fits comes back as it was; cut, it is a prefix */
+        if (clean_already(in, n) &&
+            (len > n || memcmp(out, in, len) != 0 || (outsz > n && len != n)))
+            abort();
     }
 }
 
@@ -98,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct smtp_reply r;
     struct smtp_caps caps;
     char sum[SMTP_SUMMARY_MAX], capstr[256];
-    size_t off = 0, used, i;
+    size_t off = 0, used;
     const char *why;
     int rc, n;
 
@@ -111,14 +166,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (used == 0 || used > size - off || r.code < 200 || r.code > 599)
             abort();
         smtp_reply_summary(&r, sum, sizeof(sum));
-        for (i = 0; sum[i]; i++)
-            if ((unsigned char)sum[i] < 0x20 || (unsigned char)sum[i] > 0x7e)
-                abort();
+        check_clean(sum, strlen(sum));
         smtp_caps_parse(&caps, &r);
         smtp_caps_format(&caps, capstr, sizeof(capstr));
         off += used;
     }
     smtp_reply_free(&r);
+    fuzz_sanitize(p, size);
     fuzz_dotstuff(p, size);
     for (int style = 0; style < 4; style++)
         diff_dotstuff(p, size, style, size ? data[0] : 0);

@@ -87,8 +87,8 @@ ok(wait_until(20, sub { $gw{gplain}->messages_for('d@plain.au.test') }), 'plaina
 is($t->{auth}, 'u', 'logged in without TLS (plainauth)');
 ok(!$t->{tls}, 'no TLS');
 my $q5 = $pt->send_mail(from => 's@src.test', to => ['e@noplain.au.test']);
-ok($pt->wait_log(qr/\Q$q5\E: gateway gnoplain \(.*\) refused the login: .*TLS is not in use/, 20),
-    'no plainauth and no TLS: AUTH is not attempted, and the log says why');
+ok($pt->wait_log(qr/\Q$q5\E: gateway gnoplain \(.*\): AUTH not attempted: the server does not offer STARTTLS, .*mark gnoplain \/plainauth/, 20),
+    'no plainauth and no TLS: AUTH is not attempted, and the log says why and what to change');
 ok($pt->wait_log(qr/\Q$q5\E: to=<e\@noplain\.au\.test>, .*status=deferred \(auth/, 5), 'deferred');
 is(scalar(grep { $_->{auth} } $gw{gnoplain}->connections), 0, 'the password was never sent');
 is(scalar($gw{gnoplain}->transactions), 0, 'no transaction');

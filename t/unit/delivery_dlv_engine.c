@@ -591,6 +591,8 @@ static void copy_res(struct dlv_res *d, const struct dlv_res *s)
     *d = *s;
     d->relay = xstrdup(s->relay);
     d->label = xstrdup(s->label);
+    d->tls_version = s->tls_version ? xstrdup(s->tls_version) : NULL;
+    d->tls_cipher = s->tls_cipher ? xstrdup(s->tls_cipher) : NULL;
     d->r = xcalloc(s->n ? s->n : 1, sizeof(*d->r));
     for (size_t i = 0; i < s->n; i++) {
         d->r[i] = s->r[i];
@@ -1111,6 +1113,179 @@ static void test_reuse(void)
     spin_ms(100);
 }
 
+/* The matching of idle sessions to the host a job is about to try, on a
+ * table: an idle session made by one request for one of its hosts, and a
+ * later request at one of its hosts. */
+struct gw {
+    const char *label, *host;
+    uint16_t port;
+    enum tls_mode tls;
+    const char *user;
+};
+
+static void gw_req(struct dlv_req *q, const char *key, const struct gw *a, const struct gw *b)
+{
+    req_init(q, "relayed.test", 1, NULL);
+    free(q->dest_key);
+    q->dest_key = xstrdup(key);
+    q->port = 25;
+    req_hosts(q, b ? 2 : 1);
+    for (size_t i = 0; i < q->nhosts; i++) {
+        const struct gw *x = i == 0 ? a : b;
+        set_host(&q->hosts[i], x->host, x->port, x->label);
+        q->hosts[i].tls = (uint8_t)x->tls;
+        free(q->hosts[i].auth_user);
+        q->hosts[i].auth_user = xstrdup(x->user);
+    }
+}
+
+static void test_reuse_match(void)
+{
+    static const struct gw gwp = {"gwp", "127.0.0.1", 2525, TLS_MODE_MAY, ""},
+                           gwq = {"gwq", "smtp.isp.test", 587, TLS_MODE_ENCRYPT, "u"},
+                           gwa = {"gwa", "127.0.0.1", 2601, TLS_MODE_MAY, ""},
+                           gwb = {"gwb", "127.0.0.1", 2602, TLS_MODE_MAY, ""},
+                           gwp_noport = {"gwp", "127.0.0.1", 0, TLS_MODE_MAY, ""},
+                           gwp_25 = {"gwp", "127.0.0.1", 25, TLS_MODE_MAY, ""},
+                           gwp_renamed = {"gwz", "127.0.0.1", 2525, TLS_MODE_MAY, ""},
+                           gwp_moved = {"gwp", "127.0.0.2", 2525, TLS_MODE_MAY, ""},
+                           gwp_none = {"gwp", "127.0.0.1", 2525, TLS_MODE_NONE, ""},
+                           gwq_user2 = {"gwq", "smtp.isp.test", 587, TLS_MODE_ENCRYPT, "v"},
+                           gwq_nouser = {"gwq", "smtp.isp.test", 587, TLS_MODE_ENCRYPT, ""};
+    static const struct {
+        const char *name;
+        const struct gw *park_a, *park_b; /* the request that parked the session */
+        int park_hi;                      /* the host it was connected to */
+        const struct gw *use_a, *use_b;   /* the request looking for one */
+        int at;                           /* the host it is about to try */
+        int want;
+    } t[] = {
+        {"the first gateway's own session, order unchanged", &gwp, &gwq, 0, &gwp, &gwq, 0, 1},
+        {"gwq's session (it took the message after gwp failed) is not gwp's", &gwp, &gwq, 1, &gwp,
+         &gwq, 0, 0},
+        {"... but gwq's once the job is at gwq", &gwp, &gwq, 1, &gwp, &gwq, 1, 1},
+        {"... and when the rotation puts gwq first", &gwp, &gwq, 1, &gwq, &gwp, 0, 1},
+        {"gwp's session is not used while the job is at gwq", &gwp, &gwq, 0, &gwp, &gwq, 1, 0},
+        {"same address, other port: gwb's session is not gwa's", &gwa, &gwb, 1, &gwa, &gwb, 0, 0},
+        {"... it is gwb's", &gwa, &gwb, 1, &gwa, &gwb, 1, 1},
+        {"the request's port stands for a host without one", &gwp_noport, NULL, 0, &gwp_25, NULL, 0,
+         1},
+        {"another name for the same host and port", &gwp, NULL, 0, &gwp_renamed, NULL, 0, 0},
+        {"the gateway moved to another host (reload)", &gwp, NULL, 0, &gwp_moved, NULL, 0, 0},
+        {"another TLS mode", &gwp, NULL, 0, &gwp_none, NULL, 0, 0},
+        {"another AUTH user", &gwq, NULL, 0, &gwq_user2, NULL, 0, 0},
+        {"AUTH now, none before", &gwq_nouser, NULL, 0, &gwq, NULL, 0, 0},
+        {"the same gateway in another domain's order", &gwq, &gwp, 0, &gwq, NULL, 0, 1},
+        {"a host index past the list", &gwp, NULL, 0, &gwp, NULL, 1, 0},
+    };
+    struct dlv_req park, use, mxa, mxb;
+    struct dlv_conn_id id;
+
+    for (size_t i = 0; i < nitems(t); i++) {
+        gw_req(&park, "relay:x", t[i].park_a, t[i].park_b);
+        gw_req(&use, "relay:y", t[i].use_a, t[i].use_b);
+        dlv_conn_id_of(&park, t[i].park_hi, &id);
+        is_int(dlv_reuse_at(&use, t[i].at, &id), t[i].want, "%s", t[i].name);
+        dlv_req_free(&park);
+        dlv_req_free(&use);
+    }
+    /* no dest_key: the request asks for no reuse */
+    gw_req(&park, "relay:x", &gwp, NULL);
+    gw_req(&use, "", &gwp, NULL);
+    dlv_conn_id_of(&park, 0, &id);
+    is_int(dlv_reuse_at(&use, 0, &id), 0, "a request without dest_key reuses nothing");
+    dlv_req_free(&use);
+    /* MX targets: the dest_key and TLS mode; never a listed host's session */
+    req_init(&mxa, "one.test", 1, NULL);
+    free(mxa.dest_key);
+    mxa.dest_key = xstrdup("one.test:25");
+    req_init(&mxb, "one.test", 1, NULL);
+    free(mxb.dest_key);
+    mxb.dest_key = xstrdup("one.test:25");
+    dlv_conn_id_of(&mxa, -1, &id);
+    is_int(dlv_reuse_at(&mxb, -1, &id), 1, "MX: same destination key and TLS mode");
+    mxb.tls = TLS_MODE_ENCRYPT;
+    is_int(dlv_reuse_at(&mxb, -1, &id), 0, "MX: another TLS mode");
+    mxb.tls = mxa.tls;
+    is_int(dlv_reuse_at(&mxb, 0, &id), 0, "MX: only at the start (-1)");
+    dlv_conn_id_of(&park, 0, &id);
+    is_int(dlv_reuse_at(&mxb, -1, &id), 0, "MX: a gateway's session is not the destination's");
+    dlv_conn_id_of(&mxa, -1, &id);
+    is_int(dlv_reuse_at(&park, 0, &id), 0, "a gateway job does not take an MX session");
+    dlv_req_free(&park);
+    dlv_req_free(&mxa);
+    dlv_req_free(&mxb);
+}
+
+/* Two gateways end to end in the engine: the idle session of the one that
+ * took a message is used only when the job is at that gateway, and the
+ * result names the gateway that carried it. */
+static void gw_job(struct dlv_req *q, const char *first, const char *second)
+{
+    struct fsrv *a = strcmp(first, "gwp") == 0 ? &mx1 : strcmp(first, "gwq") == 0 ? &mx2 : &mx3;
+    struct fsrv *b = strcmp(second, "gwp") == 0 ? &mx1 : strcmp(second, "gwq") == 0 ? &mx2 : &mx3;
+
+    req_init(q, "relayed.test", 1, NULL);
+    free(q->dest_key);
+    q->dest_key = xasprintf("relay:%s", first);
+    q->max_per_conn = 10;
+    q->idle_timeout_s = 10;
+    req_hosts(q, 2);
+    set_host(&q->hosts[0], a->addr, port, first);
+    set_host(&q->hosts[1], b->addr, port, second);
+}
+
+static void test_reuse_gateways(void)
+{
+    struct dlv_req q;
+    struct got g;
+
+    reset_servers();
+    dlv_engine_close_idle(eng);
+    /* gwp (mx1) refuses once; gwq (mx2) takes message 1 */
+    mx1.greeting = "421 4.3.2 busy, try later";
+    gw_job(&q, "gwp", "gwq");
+    run(&q, &g);
+    is_str(status_of(&g, 0), "sent", "message 1 sent");
+    is_str(g.r.label, "gwq", "by gwq");
+    is_int(g.r.host_index, 1, "the second of the order");
+    is_int(g.r.conn_kept, 1, "gwq's connection is kept idle");
+    got_free(&g);
+    /* gwp works again: message 2 goes to gwp, not over gwq's idle session */
+    mx1.greeting = NULL;
+    gw_job(&q, "gwp", "gwq");
+    run(&q, &g);
+    is_str(status_of(&g, 0), "sent", "message 2 sent");
+    is_str(g.r.label, "gwp", "by gwp, the first of the order");
+    is_int(g.r.host_index, 0, "host index 0");
+    is_int(g.r.reused, 0, "over a new connection");
+    is_int(mx1.msgs, 1, "gwp got it");
+    is_int(mx2.msgs, 1, "gwq did not");
+    is_int(dlv_engine_idle(eng), 2, "both sessions idle, each its own");
+    got_free(&g);
+    /* the rotation puts gwq first: its own idle session carries message 3 */
+    gw_job(&q, "gwq", "gwp");
+    run(&q, &g);
+    is_str(g.r.label, "gwq", "message 3 by gwq");
+    is_int(g.r.reused, 1, "over gwq's idle session");
+    is_int(mx2.conns, 1, "gwq was connected to once");
+    got_free(&g);
+    /* a first gateway that is down (gwx, mx3): the job reaches gwq and takes
+     * gwq's idle session rather than a new connection */
+    mx3.greeting = "421 4.3.2 down";
+    gw_job(&q, "gwx", "gwq");
+    run(&q, &g);
+    is_str(status_of(&g, 0), "sent", "message 4 sent");
+    is_int(mx3.conns, 1, "gwx was tried first");
+    is_str(g.r.label, "gwq", "by gwq");
+    is_int(g.r.host_index, 1, "credited to gwq");
+    is_int(g.r.reused, 1, "over gwq's idle session");
+    is_int(mx2.conns, 1, "still one connection to gwq");
+    got_free(&g);
+    dlv_engine_close_idle(eng);
+    spin_ms(100);
+}
+
 static void keyed(struct dlv_req *q, const char *key, uint32_t per_conn, uint32_t idle_s,
                   uint32_t delay_ms)
 {
@@ -1294,6 +1469,8 @@ int main(void)
     test_shuffle();
     test_hosts();
     test_reuse();
+    test_reuse_match();
+    test_reuse_gateways();
     test_conn_delay();
     test_cancel();
     test_no_fd();

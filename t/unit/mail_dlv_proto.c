@@ -253,7 +253,9 @@ static void test_res(void)
                         rr,
                         2,
                         1,
-                        1};
+                        1,
+                        (char[]){"TLSv1.3"},
+                        (char[]){"TLS_AES_256_GCM_SHA384"}};
     struct dlv_res d;
     struct ipc_w w;
     size_t bad = 0;
@@ -279,6 +281,8 @@ static void test_res(void)
     is_str(d.r[1].text, "no user", "text");
     is_int(d.conn_kept, 1, "connection kept");
     is_int(d.dsn_passed, 1, "dsn passed");
+    is_str(d.tls_version, "TLSv1.3", "TLS protocol");
+    is_str(d.tls_cipher, "TLS_AES_256_GCM_SHA384", "TLS cipher");
     dlv_res_free(&d);
     for (size_t n = 0; n < w.len; n++)
         if (dlv_res_decode(w.p, n, &d) == 0) {

@@ -16,6 +16,7 @@
 
 #include "../ref/codec_gen.h"
 #include "../ref/dotstuff_ref.h"
+#include "mail/smtp_addr.h"
 #include "mail/smtp_reply.h"
 #include "tap.h"
 #include "base/util.h"
@@ -73,9 +74,17 @@ static void test_replies(void)
     is_str(smtp_reply_summary(&r, sum, sizeof(sum)), "452 4.5.3 Too many recipients this time",
            "summary joins lines and drops repeated enhanced codes");
 
-    parse(&r, "554 bad\x01\x1b[31mred\tx\xc3\xa9\r\n", &used, &why);
-    is_str(smtp_reply_summary(&r, sum, sizeof(sum)), "554 bad??[31mred x??",
-           "summary replaces control and non-ASCII bytes");
+    parse(&r, "554 bad\x01\x1b[31mred\tx\xc3\xa9\xff\r\n", &used, &why);
+    is_str(smtp_reply_summary(&r, sum, sizeof(sum)), "554 bad??[31mred x\xc3\xa9?",
+           "summary replaces controls and invalid bytes, keeps UTF-8");
+    parse(&r,
+          "550 5.1.1 <s\xc3\xa9nder@b\xc3\xbc"
+          "cher.example>: unknown\r\n",
+          &used, &why);
+    is_str(smtp_reply_summary(&r, sum, sizeof(sum)),
+           "550 5.1.1 <s\xc3\xa9nder@b\xc3\xbc"
+           "cher.example>: unknown",
+           "a UTF-8 address in a reply is kept");
 
     {
         struct buf b;
@@ -94,6 +103,16 @@ static void test_replies(void)
         smtp_reply_summary(&r, small, sizeof(small));
         is_str(small, "250 abcdefgh...", "small summary buffer");
         buf_free(&b);
+    }
+    {
+        char small[16];
+
+        /* "250 " + 5 two-byte characters is 14 bytes: the cut never splits one */
+        parse(&r, "250 \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\r\n", &used, &why);
+        smtp_reply_summary(&r, small, sizeof(small));
+        is_str(small, "250 \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9...",
+               "a cut summary keeps whole characters");
+        ok(smtp_utf8_valid((const unsigned char *)small, strlen(small)), "and is valid UTF-8");
     }
 
     /* malformed */
@@ -190,6 +209,49 @@ static void test_caps(void)
     smtp_caps_parse(&c, &r);
     is_int(c.flags, 0, "words on the greeting line are not capabilities");
     smtp_reply_free(&r);
+}
+
+/* smtp_sanitize on a table: what is kept, what becomes '?' or ' '. */
+static void test_sanitize(void)
+{
+    static const struct {
+        const char *in, *want, *name;
+    } t[] = {
+        {"plain ascii", "plain ascii", "ASCII unchanged"},
+        {"a\tb", "a b", "tab becomes a space"},
+        {"a\r\nb\x1b[0m\x7f", "a??b?[0m?", "C0 controls and DEL become ?"},
+        {"s\xc3\xa9nder", "s\xc3\xa9nder", "2-byte UTF-8 kept"},
+        {"\xe2\x82\xac \xe4\xb8\xad", "\xe2\x82\xac \xe4\xb8\xad", "3-byte UTF-8 kept"},
+        {"\xf0\x9f\x93\xa7", "\xf0\x9f\x93\xa7", "4-byte UTF-8 kept"},
+        {"\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf", "U+10FFFF kept"},
+        {"x\xc2\x9b"
+         "31m",
+         "x?31m", "a C1 control (CSI) is one ?"},
+        {"\xc2\xa0", "\xc2\xa0", "U+00A0 (after the C1 range) kept"},
+        {"s\xe9nder", "s?nder", "a Latin-1 byte is not UTF-8"},
+        {"\xc0\xaf", "??", "overlong 2-byte form: each byte ?"},
+        {"\xe0\x80\xaf", "???", "overlong 3-byte form"},
+        {"\xed\xa0\x80", "???", "surrogate U+D800"},
+        {"\xf4\x90\x80\x80", "????", "above U+10FFFF"},
+        {"\xf8\x88\x80\x80\x80", "?????", "5-byte form"},
+        {"\xc3(", "?(", "lead byte without its continuation"},
+        {"\x80x", "?x", "lone continuation byte"},
+        {"ab\xe2\x82", "ab??", "sequence cut short at the end"},
+    };
+    char out[64];
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        size_t n = smtp_sanitize(out, sizeof(out), t[i].in, strlen(t[i].in));
+        is_str(out, t[i].want, "%s", t[i].name);
+        is_int((long long)n, (long long)strlen(t[i].want), "%s: its length", t[i].name);
+    }
+    /* truncation: a character that does not fit is left out whole */
+    is_int((long long)smtp_sanitize(out, 4, "ab\xc3\xa9", 4), 2, "no room for a 2-byte character");
+    is_str(out, "ab", "it is left out, not cut");
+    is_int((long long)smtp_sanitize(out, 5, "ab\xc3\xa9", 4), 4, "room for it");
+    is_str(out, "ab\xc3\xa9", "kept whole");
+    is_int((long long)smtp_sanitize(out, 1, "abc", 3), 0, "a 1-byte buffer holds the NUL only");
+    is_int((long long)smtp_sanitize(out, 0, "abc", 3), 0, "a 0-byte buffer is not written");
 }
 
 static char *stuff(const char *in, size_t n, size_t step)
@@ -357,6 +419,7 @@ static void test_dotstuff_diff_random(void)
 int main(void)
 {
     plan_lazy();
+    test_sanitize();
     test_replies();
     test_caps();
     test_dotstuff();

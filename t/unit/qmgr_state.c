@@ -181,6 +181,20 @@ int main(void)
     char *t = qrec_text("a\r\nb\tc");
     is_str(t, "a  b c", "control characters blanked in stored text");
     free(t);
+    {
+        char longt[QREC_TEXT_MAX + 8];
+        memset(longt, 'x', QREC_TEXT_MAX - 1);
+        memcpy(longt + QREC_TEXT_MAX - 1, "\xc3\xa9yz",
+               5); /* a 2-byte character across the limit */
+        t = qrec_text(longt);
+        is_int((long long)strlen(t), QREC_TEXT_MAX - 1,
+               "a long text is cut before the character that does not fit");
+        free(t);
+        memcpy(longt + QREC_TEXT_MAX - 2, "\xc3\xa9yz", 5); /* it fits exactly */
+        t = qrec_text(longt);
+        is_int((long long)strlen(t), QREC_TEXT_MAX, "a character that fits is kept");
+        free(t);
+    }
 
     /* qstate: commit, reopen (with recovery), walk, delete, abort */
     char dir[] = "/tmp/qmgr-state-XXXXXX";
