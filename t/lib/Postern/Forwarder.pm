@@ -19,6 +19,8 @@ package Postern::Forwarder;
 #   `BDAT n` the n octets of the chunk are skipped; after STARTTLS nothing
 #   more is parsed (TLS passes through opaquely). Records are JSON lines in
 #   `file`: {conn, cmd} per command line.
+# - An end of stream from one side is passed on as a half-close and the
+#   other direction drained, so no reply is lost to a reset.
 # - Bounded: a connection idle for `idle` seconds (default 60) is closed;
 #   the server exits after `lifetime` seconds (default 600) or when the
 #   test process goes away; stop() kills it by PID and process group.
@@ -147,12 +149,19 @@ sub _pipe {
     my $sel = IO::Select->new($c, $s);
     my $st = { mode => 'cmd', buf => '', skip => 0, tail => '' };
     my $last = time;
-    while (time - $last < $self->{idle}) {
+    # an end of stream on one side is passed on as a half-close (FIN), and
+    # the other direction drained: closing at once could reset the
+    # connection and lose the last reply still on its way to the client
+    while ($sel->count && time - $last < $self->{idle}) {
         my @r = $sel->can_read(1) or next;
         for my $fh (@r) {
-            my $n = sysread($fh, my $data, 65536);
-            return unless $n;
             my $other = $fh == $c ? $s : $c;
+            my $n = sysread($fh, my $data, 65536);
+            if (!$n) {
+                shutdown($other, 1);
+                $sel->remove($fh);
+                next;
+            }
             my $off = 0;
             while ($off < length $data) {
                 my $w = syswrite($other, $data, length($data) - $off, $off);
