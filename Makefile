@@ -8,6 +8,7 @@
 #   make install DESTDIR=... PREFIX=...
 #   make fuzz             build the libFuzzer targets (clang)
 #   make bench            run the benchmarks in bench/
+#   make interop          the interop matrix against Postfix, Exim, OpenSMTPD (root; docs/interop.md)
 #   make format           clang-format the tree; make format-check checks it
 #
 # Sources are found by folder: PROG/main.c holds main(), every other .c of
@@ -58,7 +59,7 @@ FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 .SECONDEXPANSION:
 # Keep intermediate objects (fuzzer builds) between runs.
 .SECONDARY:
-.PHONY: all check unit deps run install clean fuzz bench format format-check docs layers
+.PHONY: all check unit deps run install clean fuzz bench interop format format-check docs layers
 all: layers $(BINS) $(UNIT_BINS) bin/mailq
 
 # mailq is sendmail by another name (it lists the queue), as on any MTA
@@ -135,6 +136,14 @@ fuzz:
 
 bench: all
 	sh bench/run
+
+# Postfix, Exim and OpenSMTPD unpacked from Debian's packages by
+# bench/setup (once, cached in bench/work), then one prove file per peer;
+# the table is printed whatever the verdict, which is prove's.
+interop: all
+	sh bench/setup
+	rm -rf build/interop
+	prove -j3 t/interop/; rc=$$?; perl t/interop/summary.pl; exit $$rc
 
 install: all
 	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)"
