@@ -56,6 +56,14 @@ sub tracker  { $_[0]{tracker} }
 sub pid      { $_[0]{pid} }
 sub env      { {} }
 
+# LD_LIBRARY_PATH for the libraries bench/setup unpacked (none: empty).
+sub libs_env {
+    my ($self) = @_;
+    my $lib = join(':', grep { -d } "$self->{roots}/libs/usr/lib/x86_64-linux-gnu",
+        "$self->{roots}/libs/lib/x86_64-linux-gnu");
+    return $lib ? { LD_LIBRARY_PATH => $lib } : {};
+}
+
 sub write_file {
     my ($self, $path, $text, $mode) = @_;
     open my $fh, '>', $path or die "bench: $path: $!\n";
@@ -275,12 +283,7 @@ package Bench::MTA::OpenSMTPD;
 our @ISA = ('Bench::MTA');
 
 sub root { "$_[0]{roots}/opensmtpd" }
-sub env {
-    my ($self) = @_;
-    my $lib = join(':', grep { -d } "$self->{roots}/libs/usr/lib/x86_64-linux-gnu",
-        "$self->{roots}/libs/lib/x86_64-linux-gnu");
-    return $lib ? { LD_LIBRARY_PATH => $lib } : {};
-}
+sub env  { $_[0]->libs_env }
 
 sub prepare {
     my ($self) = @_;
@@ -341,12 +344,7 @@ our @ISA = ('Bench::MTA');
 
 sub root { "$_[0]{roots}/exim4" }
 sub main_log { "$_[0]{dir}/log/mainlog" }
-sub env {
-    my ($self) = @_;
-    my $lib = join(':', grep { -d } "$self->{roots}/libs/usr/lib/x86_64-linux-gnu",
-        "$self->{roots}/libs/lib/x86_64-linux-gnu");
-    return $lib ? { LD_LIBRARY_PATH => $lib } : {};
-}
+sub env  { $_[0]->libs_env }
 
 sub prepare {
     my ($self) = @_;

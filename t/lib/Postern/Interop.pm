@@ -50,7 +50,7 @@ use Time::HiRes qw(time sleep);
 
 use Postern::Test;
 use Postern::Forwarder;
-use Postern::Util qw(free_port wait_until slurp);
+use Postern::Util qw(free_port wait_until slurp run_prog);
 
 my $ROOT = Postern::Test->root_dir;
 my $ROOTS = $ENV{POSTERN_INTEROP_ROOTS} // "$ROOT/bench/work/root";
@@ -177,15 +177,9 @@ sub _make_ca {
 }
 
 sub _run_ok {
-    my @cmd = @_;
-    my $pid = fork() // croak "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', '/dev/null';
-        exec @cmd or POSIX::_exit(127);
-    }
-    waitpid($pid, 0);
-    croak "interop: @cmd[0..1] failed" if $?;
+    my ($prog, @args) = @_;
+    my ($rc, undef, $err) = run_prog(prog => $prog, args => \@args, timeout => 60);
+    croak "interop: $prog $args[0] failed: $err" if $rc;
 }
 
 # ---- the peers' configurations ----
@@ -513,6 +507,21 @@ sub sink_since {
     my ($self, $n) = @_;
     my @m = $self->{sink}->messages;
     return @m[ $n .. $#m ];
+}
+
+# wait_notice($rcpt, $n0, $timeout [, qr/in its text/]): the first notice
+# (sender <>) to $rcpt at the sink after its first $n0 messages, asking
+# the peer to retry meanwhile; undef when none came in time.
+sub wait_notice {
+    my ($self, $rcpt, $n0, $timeout, $re) = @_;
+    my $notice;
+    wait_until($timeout, sub {
+        $self->flush;
+        ($notice) = grep { $_->{mail_from} eq '' && grep { $_ eq $rcpt } @{ $_->{accepted_rcpts} } }
+            $self->sink_since($n0);
+        $notice && (!$re || ($self->{sink}->message_text($notice) // '') =~ $re);
+    }, 0.5);
+    return $notice && (!$re || ($self->{sink}->message_text($notice) // '') =~ $re) ? $notice : undef;
 }
 
 # The sink's accepted transactions for this recipient.
@@ -896,13 +905,7 @@ sub cell_5xx_final {
     my $err = $self->inject($dir, to => [$rcpt], text => $text);
     ok(!$err, 'the entry MTA took the message') or diag $err;
     my $sender = "sender\@src.$dir.test";
-    my $notice;
-    wait_until(60, sub {
-        $self->flush;
-        ($notice) = grep { $_->{mail_from} eq '' && grep { $_ eq $sender } @{ $_->{accepted_rcpts} } }
-            $self->sink_since($n0);
-        $notice && ($self->{sink}->message_text($notice) // '') =~ /\Q$rcpt\E/;
-    }, 0.5);
+    my $notice = $self->wait_notice($sender, $n0, 60, qr/\Q$rcpt\E/);
     ok($notice, "a notice with sender <> reached $sender") or return;
     my $nt = $self->{sink}->message_text($notice) // '';
     like($nt, $dir eq 'out' ? qr/550/ : qr/554|5\.7\.1|Relay access denied/i, 'it says why (the 5xx reply)');
@@ -997,13 +1000,7 @@ sub cell_loop {
     my $err = $self->inject($dir, to => [$rcpt], text => $text);
     ok(!$err, 'the entry MTA took the message') or diag $err;
     my $sender = "sender\@src.$dir.test";
-    my $notice;
-    wait_until(120, sub {
-        $self->flush;
-        ($notice) = grep { $_->{mail_from} eq '' && grep { $_ eq $sender } @{ $_->{accepted_rcpts} } }
-            $self->sink_since($n0);
-        $notice;
-    }, 0.5);
+    my $notice = $self->wait_notice($sender, $n0, 120);
     ok($notice, "the loop was stopped and the sender got a notice");
     my $acc = () = $pt->log_lines(qr/accepted from=<\Q$sender\E>/);
     sleep 2;
