@@ -59,6 +59,15 @@ my %NAME = (postfix => 'Postfix 3.7', exim => 'Exim 4.96', opensmtpd => 'OpenSMT
 my %BIN = (postfix => 'postfix/usr/sbin/postfix', exim => 'exim4/usr/sbin/exim4',
     opensmtpd => 'opensmtpd/usr/sbin/smtpd');
 
+# Every matrix not yet stopped, so that a test dying anywhere still stops
+# the peer MTA, the forwarders and Postern (by PID, through their objects).
+my %LIVE;
+my $OWNER_PID = $$;
+END {
+    local $?;
+    if ($$ == $OWNER_PID) { $_->stop for grep { $_ } values %LIVE }
+}
+
 # Header fields a hop adds, left out of the comparison (docs/interop.md).
 our @TRACE = qw(Received Return-Path X-Original-To Delivered-To);
 
@@ -79,6 +88,7 @@ sub new {
     }
     my $self = bless { kind => $kind, name => $NAME{$kind}, net => "127.0.$n", results => [],
         seq => 0, features => { smtputf8 => $kind ne 'opensmtpd' } }, $class;
+    $LIVE{$self} = $self;
     $self->_start;
     return $self;
 }
@@ -405,6 +415,7 @@ sub flush {
 sub stop {
     my ($self) = @_;
     return if $self->{stopped}++;
+    delete $LIVE{$self};
     eval { $self->{mta}->stop(30) if $self->{mta} };
     $_->stop for grep { $_ } @{$self}{qw(fw_in fw_out)};
     $self->{pt}->stop if $self->{pt};
