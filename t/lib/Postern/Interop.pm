@@ -8,6 +8,7 @@ package Postern::Interop;
 #   $ix->cell(out => 'plain', sub { ... Test::More assertions ... });
 #   $ix->skip_cell(in => 'bdat', 'OpenSMTPD does not implement CHUNKING');
 #   $ix->finish;            # results to build/interop/PEER.json, stops all
+#   Postern::Interop->run('exim');   # all of it: every cell of @CELLS
 #
 # Contract
 # - new starts, in a temp dir: a test CA (openssl) and certificates for
@@ -28,13 +29,14 @@ package Postern::Interop;
 #     retry451@... 451 until accept_retry() is called.
 #   Postern routes the in domains to the sink and the out domains to the
 #   peer (out.test: tls=none; may./enc./ver.out.test: tls=may, encrypt,
-#   verify; bdat.out.test through the forwarder; dsn.out.test; loop.test),
-#   src.out.test to the sink and fail.out.test to the 550 peer.
+#   verify; bdat.out.test through the forwarder; dsn.out.test; loop.test;
+#   auth./login.out.test through the Exim gateways), src.out.test to the
+#   sink and fail.out.test to the 550 peer.
 # - cell(DIR, NAME, CODE) runs CODE as a Test::More subtest named
 #   "PEER DIR NAME" (a die in it is one more failure) and records ok or
-#   FAIL; skip_cell(DIR, NAME, REASON) records
-#   skip and emits a skipped test. finish writes the results as JSON to
-#   $POSTERN_INTEROP_RESULTS (default build/interop) for t/interop/summary.
+#   FAIL; skip_cell(DIR, NAME, REASON) records skip and emits a skipped
+#   test. finish writes the results as JSON to $POSTERN_INTEROP_RESULTS
+#   (default build/interop) for t/interop/summary.pl.
 # - Every wait is bounded; everything started is stopped by PID.
 
 use strict;
