@@ -539,13 +539,13 @@ sub sink_since {
 sub wait_notice {
     my ($self, $rcpt, $n0, $timeout, $re) = @_;
     my $notice;
-    wait_until($timeout, sub {
-        $self->flush;
+    my $find = sub {
         ($notice) = grep { $_->{mail_from} eq '' && grep { $_ eq $rcpt } @{ $_->{accepted_rcpts} } }
             $self->sink_since($n0);
         $notice && (!$re || ($self->{sink}->message_text($notice) // '') =~ $re);
-    }, 0.5);
-    return $notice && (!$re || ($self->{sink}->message_text($notice) // '') =~ $re) ? $notice : undef;
+    };
+    wait_until($timeout, sub { $self->flush; $find->() }, 0.5) if $timeout;
+    return $find->() ? $notice : undef;
 }
 
 # The sink's accepted transactions for this recipient.
@@ -919,7 +919,7 @@ sub cell_longline {
         like($err // 'accepted', qr/^end of data: 550 5\.5\.2/, 'Postern refused it at intake: ' . ($err // 'accepted'));
         return;
     }
-    my $sender = 'sender\@src.in.test';
+    my $sender = 'sender@src.in.test';
     my ($how, @t, $notice);
     if ($err) {
         $how = "the peer refused it at its intake: $err";
