@@ -177,8 +177,9 @@ static size_t fast_lines(struct data_dec *d, struct eol *e, const char *in, size
             continue;
         }
         /* The line does not end with CR LF in this piece: take its text
-         * (S_TEXT's count and emit) and let the state machine go on. */
-        if (run > 0 && run <= line_room && run <= size_room) {
+         * (S_TEXT's count and emit) and let the state machine go on. In
+         * fold mode only what leaves room for the CR LF. */
+        if (run > 0 && run + (d->fold ? 2 : 0) <= line_room && run <= size_room) {
             size_room -= run;
             line_room -= run;
             d->state = S_TEXT;
@@ -228,6 +229,20 @@ size_t data_dec_feed(struct data_dec *d, const char *in, size_t len, struct buf 
             break;
         case S_TEXT: {
             size_t j = eol_next(&e, i);
+            if (j > i && d->fold && d->err == DD_OK && d->line_len + (j - i) + 2 > d->line_limit) {
+                /* cut: the text that fits, CR LF, and the rest a new line */
+                size_t k = d->line_len + 2 < d->line_limit ? d->line_limit - 2 - d->line_len : 0;
+                if (k == 0 && d->line_len == 0)
+                    k = 1; /* a limit under 3: still one byte a line */
+                count(d, k);
+                emit(d, out, in + i, k);
+                i += k;
+                emit(d, out, "\r\n", 2);
+                d->line_len = 0;
+                d->lines++;
+                d->folded++;
+                break;
+            }
             if (j > i) {
                 count(d, j - i);
                 emit(d, out, in + i, j - i);

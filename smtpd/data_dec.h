@@ -24,6 +24,12 @@
  * data_dec_feed() consumes input up to and including the end sequence and
  * no further (the rest is the next command). d->done tells it was found.
  *
+ * Fold mode (d->fold = 1, set after init): a line longer than line_limit
+ * is cut instead of refused: CR LF goes in after line_limit - 2 octets of
+ * text and the rest is a new line (never an end of data, never
+ * unstuffed); d->folded counts the cuts. smtpd uses it for mail from the
+ * null sender, whose notices must not be lost for their lines.
+ *
  * Raw mode (data_dec_init_raw, for BDAT chunks, RFC 3030): the octets are
  * the message itself. Nothing is unstuffed and nothing ends it (the
  * chunk sizes do); bare LF / CR and the limits are handled as above, and
@@ -57,7 +63,9 @@ struct data_dec {
     uint64_t lines;  /* complete lines seen */
     enum dd_err err;
     int done;
-    int raw; /* BDAT: no dot handling, no end sequence */
+    int raw;         /* BDAT: no dot handling, no end sequence */
+    int fold;        /* cut over-long lines instead of refusing them */
+    uint64_t folded; /* lines cut */
 };
 
 void data_dec_init(struct data_dec *d, int normalize, size_t line_limit, uint64_t size_limit);

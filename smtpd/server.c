@@ -453,10 +453,15 @@ static void log_accepted(struct conn *c, const struct qmsg *m)
 {
     const struct sess *s = &c->s;
 
-    log_info("%s: accepted from=<%s> size=%llu nrcpt=%zu client=[%s]:%u helo=%s proto=%s%s%s%s%s",
+    char folded[64] = "";
+
+    if (s->dec.folded)
+        snprintf(folded, sizeof(folded), " folded=%llu", (unsigned long long)s->dec.folded);
+    log_info("%s: accepted from=<%s> size=%llu nrcpt=%zu client=[%s]:%u helo=%s proto=%s%s%s%s%s%s",
              m->id, s->sender ? s->sender : "", (unsigned long long)m->body_len, s->nrcpt, s->addr,
              s->port, s->helo_name[0] ? s->helo_name : "-", sess_proto(s), s->tls ? " tls=" : "",
-             s->tls ? s->tls_info : "", s->authed ? " user=" : "", s->authed ? s->auth_user : "");
+             s->tls ? s->tls_info : "", s->authed ? " user=" : "", s->authed ? s->auth_user : "",
+             folded);
 }
 
 static void notify_qmgr(struct smtpd *sd, const char *id)

@@ -259,6 +259,9 @@ static enum sess_act do_data(struct sess *s, struct buf *out)
         return SA_NONE;
     }
     data_dec_init(&s->dec, s->conf->normalize, s->conf->line_limit, s->conf->size_limit);
+    /* A notice (null sender) often returns the message it is about, long
+     * lines and all: cut them rather than lose the notice. */
+    s->dec.fold = s->sender && s->sender[0] == '\0';
     hops_init(&s->hops);
     s->state = SS_DATA;
     buf_adds(out, "354 End data with <CR><LF>.<CR><LF>\r\n");
@@ -331,6 +334,7 @@ static enum sess_act do_bdat(struct sess *s, const struct smtp_cmd *cmd, struct 
                                       : BDAT_OK;
     if (s->bdat_refuse == BDAT_OK && !s->bdat_msg) {
         data_dec_init_raw(&s->dec, s->conf->normalize, s->conf->line_limit, s->conf->size_limit);
+        s->dec.fold = s->sender && s->sender[0] == '\0';
         hops_init(&s->hops);
         s->bdat_msg = 1;
     }

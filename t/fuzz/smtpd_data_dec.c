@@ -13,6 +13,9 @@
  *    from the first bytes, the rest fed whole, one byte at a time and in
  *    pseudo-random pieces: the bytes consumed, the output and every field
  *    of struct data_dec must be the same after every piece.
+ * 5. Fold mode (raw and DATA): never a line error; no output line longer
+ *    than the limit; the same whole and in two pieces; in raw reject
+ *    mode the output without CR LF is the input without CR LF.
  * 4. Raw mode (BDAT chunks): every byte is taken, nothing ends it, the
  *    result is the same whole and in two pieces; without an error the
  *    output is the input itself (reject mode) plus CR LF when the last
@@ -211,6 +214,62 @@ static void raw_mode(const char *in, size_t n, int normalize, size_t split)
     buf_free(&ob);
 }
 
+static void fold_mode(const char *in, size_t n, int raw_mode, size_t split)
+{
+    struct data_dec a, b;
+    struct buf oa, ob;
+    size_t limit = 3 + (n ? (unsigned char)in[0] % 40 : 0), line = 0;
+
+    buf_init(&oa);
+    buf_init(&ob);
+    if (raw_mode) {
+        data_dec_init_raw(&a, 0, limit, 100000);
+        data_dec_init_raw(&b, 0, limit, 100000);
+    } else {
+        data_dec_init(&a, 0, limit, 100000);
+        data_dec_init(&b, 0, limit, 100000);
+    }
+    a.fold = b.fold = 1;
+    size_t ua = data_dec_feed(&a, in, n, &oa);
+    size_t ub = data_dec_feed(&b, in, split, &ob);
+    if (!b.done)
+        ub += data_dec_feed(&b, in + split, n - split, &ob);
+    if (raw_mode) {
+        data_dec_finish(&a, &oa);
+        data_dec_finish(&b, &ob);
+    }
+    if (a.err == DD_ERR_LINE || a.err != b.err || ua != ub || a.done != b.done)
+        abort();
+    if (a.err == DD_OK) {
+        if (oa.len != ob.len || memcmp(oa.data, ob.data, oa.len) != 0 || a.folded != b.folded)
+            abort();
+        for (size_t i = 0; i < oa.len; i++) {
+            line++;
+            if (oa.data[i] == '\n')
+                line = 0;
+            else if (line > limit)
+                abort();
+        }
+        if (raw_mode) {
+            size_t i = 0, j = 0;
+            for (;;) {
+                while (i < n && (in[i] == '\r' || in[i] == '\n'))
+                    i++;
+                while (j < oa.len && (oa.data[j] == '\r' || oa.data[j] == '\n'))
+                    j++;
+                if (i >= n || j >= oa.len)
+                    break;
+                if (in[i++] != oa.data[j++])
+                    abort();
+            }
+            if (i < n || j < oa.len)
+                abort();
+        }
+    }
+    buf_free(&oa);
+    buf_free(&ob);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
@@ -221,6 +280,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     raw(in, size, 1, split);
     raw_mode(in, size, 0, split);
     raw_mode(in, size, 1, split);
+    fold_mode(in, size, 1, split);
+    fold_mode(in, size, 0, split);
     differential(data, size);
     return 0;
 }

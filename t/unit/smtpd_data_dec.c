@@ -296,6 +296,55 @@ static void raw(const char *name, const char *in, int normalize, size_t line_lim
     buf_free(&o2);
 }
 
+/* Fold mode: fed whole and byte by byte, the same output and cuts. */
+static void fold(const char *name, const char *in, int raw_mode, size_t line_limit,
+                 const char *want, uint64_t cuts)
+{
+    struct buf o1, o2;
+    struct data_dec a, b;
+    size_t len = strlen(in);
+
+    buf_init(&o1);
+    buf_init(&o2);
+    if (raw_mode) {
+        data_dec_init_raw(&a, 0, line_limit, 100000);
+        data_dec_init_raw(&b, 0, line_limit, 100000);
+    } else {
+        data_dec_init(&a, 0, line_limit, 100000);
+        data_dec_init(&b, 0, line_limit, 100000);
+    }
+    a.fold = b.fold = 1;
+    for (size_t i = 0; i < len && !a.done; i++)
+        data_dec_feed(&a, in + i, 1, &o1);
+    data_dec_feed(&b, in, len, &o2);
+    if (raw_mode) {
+        data_dec_finish(&a, &o1);
+        data_dec_finish(&b, &o2);
+    }
+    is_int(a.err, DD_OK, "fold %s: no error", name);
+    is_int(a.folded, cuts, "fold %s: cuts", name);
+    ok(o1.len == o2.len && memcmp(o1.data, o2.data, o1.len) == 0 && a.folded == b.folded,
+       "fold %s: the same whole and byte by byte", name);
+    if (!ok(o1.len == strlen(want) && memcmp(o1.data, want, o1.len) == 0, "fold %s: output", name))
+        diag("got %zu bytes: %.*s", o1.len, (int)o1.len, o1.data);
+    buf_free(&o1);
+    buf_free(&o2);
+}
+
+static void test_fold(void)
+{
+    fold("a line at the limit", "abcdefgh\r\n.\r\n", 0, 10, "abcdefgh\r\n", 0);
+    fold("one over", "abcdefghi\r\n.\r\n", 0, 10, "abcdefgh\r\ni\r\n", 1);
+    fold("three lines' worth", "aaaaaaaabbbbbbbbcc\r\n.\r\n", 0, 10,
+         "aaaaaaaa\r\nbbbbbbbb\r\ncc\r\n", 2);
+    fold("a dot after the cut is text", "aaaaaaaa.x\r\n.\r\n", 0, 10, "aaaaaaaa\r\n.x\r\n", 1);
+    fold("a stuffed dot at the line start (it counts)", "..aaaaaaaaa\r\n.\r\n", 0, 10,
+         ".aaaaaa\r\naaa\r\n", 1);
+    fold("a CR after limit-2 octets", "aaaaaaaa\r\nb\r\n.\r\n", 0, 10, "aaaaaaaa\r\nb\r\n", 0);
+    fold("raw", "aaaaaaaaaaaaa", 1, 10, "aaaaaaaa\r\naaaaa\r\n", 1);
+    fold("raw, exactly a line", "aaaaaaaa\r\n", 1, 10, "aaaaaaaa\r\n", 0);
+}
+
 static void test_raw(void)
 {
     raw("dots are text", "..a\r\n.\r\n", 0, 1000, DD_OK, "..a\r\n.\r\n");
@@ -316,6 +365,7 @@ int main(void)
 {
     plan_lazy();
     test_raw();
+    test_fold();
 
     check("simple message", "Subject: x\r\n\r\nbody\r\n.\r\n", 0, 1, DD_OK,
           "Subject: x\r\n\r\nbody\r\n", 23);

@@ -517,6 +517,33 @@ static void t_bdat(void)
     buf_free(&msg);
 }
 
+static void t_long_lines(void)
+{
+    char body[1300];
+
+    memset(body, 'x', 1100);
+    strcpy(body + 1100, "\r\n.\r\n");
+    fresh(1, 0, 0);
+    cmd("EHLO c");
+    cmd("MAIL FROM:<a@b.c>");
+    cmd("RCPT TO:<x@y.z>");
+    cmd("DATA");
+    is_int(data(body), SA_NONE, "a line over 998 octets from a sender: refused");
+    ok(starts(out.data, "550 5.5.2"), "550 5.5.2");
+    cmd("MAIL FROM:<>");
+    cmd("RCPT TO:<x@y.z>");
+    cmd("DATA");
+    ok(s.dec.fold, "the null sender's message is folded, not refused");
+    is_int(data(body), SA_COMMIT, "and taken");
+    is_int(s.dec.folded, 1, "one line cut");
+    buf_reset(&out);
+    sess_commit_result(&s, "ID", &out);
+    cmd("MAIL FROM:<a@b.c>");
+    cmd("RCPT TO:<x@y.z>");
+    cmd("DATA");
+    ok(!s.dec.fold, "the next sender's is not");
+}
+
 static void t_postmaster(void)
 {
     struct qfile_env env;
@@ -554,6 +581,7 @@ int main(void)
     t_data();
     t_bdat();
     t_postmaster();
+    t_long_lines();
     t_b64();
     sess_free(&s);
     buf_free(&out);
