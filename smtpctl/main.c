@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
+#include "monitor.h"
 #include "base/util.h"
 
 #define DEFAULT_CONFDIR "/etc/postern"
@@ -40,6 +41,7 @@ static const char usage_text[] =
     "  reload                    re-read main.cf and the maps (a bad file is refused)\n"
     "  stop                      stop postern\n"
     "  log level basic|detailed|debug\n"
+    "  monitor [-n N] [-i SECONDS] [--json]   a line per interval: mail in, out, queue\n"
     "queue (qmgr):\n"
     "  show queue | show message ID | show hosts | show relays | show stats\n"
     "  flush|remove|hold|release|bounce  ID... | --domain D | --recipient R | --sender S | all\n"
@@ -342,6 +344,13 @@ static int run(const char *confdir, unsigned flags, int nargs, char **args)
         return cmd_makemap(confdir, nargs, args);
     if (strcmp(args[0], "params") == 0)
         return cmd_params(flags);
+    if (strcmp(args[0], "monitor") == 0) {
+        char *spool = find_spool(confdir), *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
+        int rc = monitor_run(path, flags, nargs, args);
+        free(spool);
+        free(path);
+        return rc;
+    }
     return cmd_remote(confdir, flags, nargs, args);
 }
 

@@ -1490,6 +1490,10 @@ static void show(struct smtpd *sd, unsigned flags, struct buf *out)
 {
     const struct smtpd_stats *s = &sd->st;
     const struct commit_stats *cs = &sd->commit.st;
+    unsigned long long refusals = 0;
+
+    for (int i = 0; i < REJ__COUNT; i++)
+        refusals += s->rejects[i];
     struct {
         const char *name;
         unsigned long long v;
@@ -1501,6 +1505,7 @@ static void show(struct smtpd *sd, unsigned flags, struct buf *out)
         {"bytes", s->bytes},
         {"messages_rejected", s->rejected},
         {"relay_denied", s->relay_denied},
+        {"refusals", refusals}, /* every reason of mail/stats.h */
         {"tls_sessions", s->tls},
         {"tls_failed", s->tls_failed},
         {"auth_ok", s->auth_ok},
