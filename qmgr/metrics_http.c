@@ -8,13 +8,19 @@
  * METRICS_REQ_S seconds and, whatever it sends, METRICS_REQ_S seconds
  * after it was accepted; at most METRICS_CONN_MAX connections are open,
  * the listener pauses above that (further clients wait in the backlog).
- * evhttp (libevent 2.1) has no connection limit of its own, so each
- * connection's bufferevent is a pass-through filter: its creation and
- * its free count the connections, and its input filter enforces the
- * deadline.
+ * evhttp (libevent 2.1) has no connection limit of its own (and a
+ * filtering bufferevent under it crashes libevent), so: every new
+ * connection passes through evhttp's bufferevent callback (new_bev),
+ * which counts it and holds a reference on its bufferevent; at the next
+ * loop turn (adopt) the bufferevent's callback argument is evhttp's
+ * connection, which gets a close callback (counted off there) and a
+ * deadline timer that frees it. A connection evhttp dropped before that
+ * turn has a bufferevent without callbacks (bufferevent_free clears
+ * them), and the reference kept it readable.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -33,13 +39,16 @@ struct metrics_http {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     unsigned live;
+    LIST_HEAD(, mconn) conns;
     int stopping; /* evhttp_free: the listener is gone before the connections */
 };
 
 struct mconn {
+    LIST_ENTRY(mconn) link;
     struct metrics_http *mh;
-    int64_t deadline_us;
-    int over; /* accepted above the limit: closed at its first byte */
+    struct bufferevent *bev;           /* referenced until adopted */
+    struct evhttp_connection *evcon;   /* once adopted */
+    struct event *adopt_ev, *deadline_ev;
 };
 
 static void pause_listener(struct metrics_http *mh, int pause)
@@ -52,45 +61,68 @@ static void pause_listener(struct metrics_http *mh, int pause)
         evconnlistener_enable(l);
 }
 
-static void conn_gone(void *arg)
+static void conn_gone(struct mconn *mc)
 {
-    struct mconn *mc = arg;
     struct metrics_http *mh = mc->mh;
 
     if (mh->live-- == METRICS_CONN_MAX && !mh->stopping)
         pause_listener(mh, 0);
+    LIST_REMOVE(mc, link);
+    if (mc->bev)
+        bufferevent_decref(mc->bev);
+    event_free(mc->adopt_ev);
+    event_free(mc->deadline_ev);
     free(mc);
 }
 
-/* Pass the bytes through unless the connection is over its time. */
-static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
-                                                ev_ssize_t limit,
-                                                enum bufferevent_flush_mode mode, void *arg)
+static void on_close(struct evhttp_connection *evcon, void *arg)
 {
-    const struct mconn *mc = arg;
+    conn_gone(arg);
+}
 
-    if (mc->over || mono_us() > mc->deadline_us)
-        return BEV_ERROR;
-    evbuffer_add_buffer(dst, src);
-    return BEV_OK;
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct mconn *mc = arg;
+
+    evhttp_connection_free(mc->evcon); /* calls on_close */
+}
+
+static void on_adopt(evutil_socket_t fd, short what, void *arg)
+{
+    struct mconn *mc = arg;
+    struct timeval left = {METRICS_REQ_S, 0};
+    void *evcon = NULL;
+
+    bufferevent_getcb(mc->bev, NULL, NULL, NULL, &evcon);
+    if (evcon == NULL) { /* evhttp let it go already */
+        conn_gone(mc);
+        return;
+    }
+    mc->evcon = evcon;
+    evhttp_connection_set_closecb(mc->evcon, on_close, mc);
+    bufferevent_decref(mc->bev);
+    mc->bev = NULL;
+    evtimer_add(mc->deadline_ev, &left);
 }
 
 static struct bufferevent *new_bev(struct event_base *base, void *arg)
 {
+    static const struct timeval now = {0, 0};
     struct metrics_http *mh = arg;
     struct mconn *mc = xcalloc(1, sizeof(*mc));
-    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    struct bufferevent *bev;
 
     mc->mh = mh;
-    mc->deadline_us = mono_us() + METRICS_REQ_S * 1000000LL;
-    mc->over = mh->live >= METRICS_CONN_MAX;
-    bev = bufferevent_filter_new(sock, filter_in, NULL, BEV_OPT_CLOSE_ON_FREE, conn_gone, mc);
-    if (bev == NULL)
-        log_panic("metrics: cannot make a bufferevent");
+    LIST_INSERT_HEAD(&mh->conns, mc, link);
+    mc->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    mc->adopt_ev = evtimer_new(base, on_adopt, mc);
+    mc->deadline_ev = evtimer_new(base, on_deadline, mc);
+    if (mc->bev == NULL || mc->adopt_ev == NULL || mc->deadline_ev == NULL)
+        log_panic("metrics: cannot make a connection's events");
+    bufferevent_incref(mc->bev);
+    evtimer_add(mc->adopt_ev, &now);
     if (++mh->live == METRICS_CONN_MAX)
         pause_listener(mh, 1);
-    return bev;
+    return mc->bev;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -129,6 +161,7 @@ int metrics_start(struct qmgr *q)
         return 0;
     mh = xcalloc(1, sizeof(*mh));
     mh->q = q;
+    LIST_INIT(&mh->conns);
     mh->http = evhttp_new(q->base);
     if (mh->http == NULL) {
         free(mh);
@@ -164,7 +197,9 @@ void metrics_stop(struct qmgr *q)
     if (mh == NULL)
         return;
     mh->stopping = 1;
-    evhttp_free(mh->http); /* frees its connections, and so their mconns */
+    evhttp_free(mh->http); /* frees its connections: on_close for the adopted */
+    while (!LIST_EMPTY(&mh->conns))
+        conn_gone(LIST_FIRST(&mh->conns)); /* not adopted yet */
     free(mh);
     q->met.http = NULL;
 }
