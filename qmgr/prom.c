@@ -6,6 +6,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *type_name(enum prom_type t)
@@ -49,7 +50,8 @@ void prom_label(struct buf *labels, const char *key, const char *value)
     buf_addc(labels, '"');
 }
 
-/* The exposition spelling of v: integers exactly, others so they read back. */
+/* The exposition spelling of v: integers exactly, others in the fewest digits
+ * (15 to 17) that read back as v. */
 static void fmt_number(char *b, size_t len, double v)
 {
     if (v != v)
@@ -59,7 +61,11 @@ static void fmt_number(char *b, size_t len, double v)
     else if (v > -9007199254740992.0 && v < 9007199254740992.0 && (double)(long long)v == v)
         snprintf(b, len, "%lld", (long long)v); /* below 2^53 a double is an exact integer */
     else
-        snprintf(b, len, "%.17g", v);
+        for (int digits = 15; digits <= 17; digits++) { /* the shortest that reads back */
+            snprintf(b, len, "%.*g", digits, v);
+            if (strtod(b, NULL) == v)
+                break;
+        }
 }
 
 static void add_number(struct buf *out, double v)

@@ -15,8 +15,9 @@
  *
  * Names are the caller's constants and are not checked here beyond an
  * assertion in the unit test; values are printed so that they read back
- * exactly (integers as integers, other values with 17 significant digits,
- * +Inf / -Inf / NaN as the format spells them).
+ * exactly (integers as integers, other values in the fewest of 15 to 17
+ * significant digits that read back, +Inf / -Inf / NaN as the format
+ * spells them).
  */
 #ifndef QMGR_PROM_H
 #define QMGR_PROM_H
