@@ -380,9 +380,9 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
     struct child *c = arg;
     const struct dnscache_stats *cs = dnscache_stats(D.cache);
     uint64_t v[STD__COUNT] = {
-        [STD_LOOKUPS] = D.requests,     [STD_CACHE_HITS] = cs->hits,
+        [STD_LOOKUPS] = D.requests,      [STD_CACHE_HITS] = cs->hits,
         [STD_CACHE_MISSES] = cs->misses, [STD_QUERIES] = D.st.sent,
-        [STD_TIMEOUTS] = D.st.timeouts, [STD_CACHE_ENTRIES] = dnscache_count(D.cache),
+        [STD_TIMEOUTS] = D.st.timeouts,  [STD_CACHE_ENTRIES] = dnscache_count(D.cache),
     };
     struct ipc_w w;
 

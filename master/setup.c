@@ -232,8 +232,7 @@ int setup_maps(struct master *m, char **err)
     return 0;
 }
 
-static int open_socket(const char *spec, const struct sockaddr_storage *addr, int *out,
-                       char **err)
+static int open_socket(const char *spec, const struct sockaddr_storage *addr, int *out, char **err)
 {
     struct sockaddr_storage ss = *addr;
     int fd, one = 1;

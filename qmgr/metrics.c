@@ -275,10 +275,10 @@ static void render_master(const struct qmetrics *mt, struct buf *out)
                 "DNS questions answered from dnsd's cache.", (double)d[STD_CACHE_HITS]);
     prom_single(out, "postern_dns_cache_misses_total", PROM_COUNTER,
                 "DNS questions not in dnsd's cache.", (double)d[STD_CACHE_MISSES]);
-    prom_single(out, "postern_dns_queries_total", PROM_COUNTER,
-                "Queries dnsd sent to DNS servers.", (double)d[STD_QUERIES]);
-    prom_single(out, "postern_dns_timeouts_total", PROM_COUNTER,
-                "DNS queries that timed out.", (double)d[STD_TIMEOUTS]);
+    prom_single(out, "postern_dns_queries_total", PROM_COUNTER, "Queries dnsd sent to DNS servers.",
+                (double)d[STD_QUERIES]);
+    prom_single(out, "postern_dns_timeouts_total", PROM_COUNTER, "DNS queries that timed out.",
+                (double)d[STD_TIMEOUTS]);
     prom_single(out, "postern_dns_cache_entries", PROM_GAUGE, "Answers in dnsd's cache.",
                 (double)d[STD_CACHE_ENTRIES]);
 }

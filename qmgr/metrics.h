@@ -38,7 +38,7 @@ struct buf;
 
 enum met_status { MET_SENT, MET_DEFERRED, MET_BOUNCED, MET__COUNT };
 
-#define METRICS_GW_MAX 32  /* gateway label values; the rest count as "other" */
+#define METRICS_GW_MAX 32 /* gateway label values; the rest count as "other" */
 #define METRICS_GW_NAME 64
 #define METRICS_LATENCY_BUCKETS 14
 #define METRICS_REQ_MAX 8192

@@ -46,8 +46,8 @@ struct metrics_http {
 struct mconn {
     LIST_ENTRY(mconn) link;
     struct metrics_http *mh;
-    struct bufferevent *bev;           /* referenced until adopted */
-    struct evhttp_connection *evcon;   /* once adopted */
+    struct bufferevent *bev;         /* referenced until adopted */
+    struct evhttp_connection *evcon; /* once adopted */
     struct event *adopt_ev, *deadline_ev;
 };
 

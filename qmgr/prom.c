@@ -97,8 +97,7 @@ void prom_count(struct buf *out, const char *name, const char *labels, uint64_t 
     buf_printf(out, "%llu\n", (unsigned long long)v);
 }
 
-void prom_single(struct buf *out, const char *name, enum prom_type type, const char *help,
-                 double v)
+void prom_single(struct buf *out, const char *name, enum prom_type type, const char *help, double v)
 {
     prom_family(out, name, type, help);
     prom_value(out, name, "", v);

@@ -32,8 +32,8 @@ enum prom_type { PROM_COUNTER, PROM_GAUGE, PROM_HISTOGRAM };
 #define PROM_HIST_MAX 24
 
 struct prom_hist {
-    const double *bounds; /* upper bounds, increasing, without +Inf */
-    size_t nbounds;       /* at most PROM_HIST_MAX */
+    const double *bounds;               /* upper bounds, increasing, without +Inf */
+    size_t nbounds;                     /* at most PROM_HIST_MAX */
     uint64_t counts[PROM_HIST_MAX + 1]; /* per bucket, not cumulative; the last is +Inf */
     uint64_t count;
     double sum;

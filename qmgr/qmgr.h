@@ -24,9 +24,9 @@
  * which destination may get a delivery now), policy.c (the routing
  * configuration: domains map, gateways, secrets, sender map), store.c
  * (batched BDB writes through qstate.c), recycle.c (delivered files to
- * free/), ctl.c and policy_ctl.c (smtpctl commands); pure helpers in
- * route.c (the routing decision), sched.c, retry.c, decide.c, group.c,
- * qrec.c, strmap.c, throttle.c.
+ * free/), metrics.c and metrics_http.c (counters, GET /metrics), ctl.c
+ * and policy_ctl.c (smtpctl commands); pure helpers in prom.c, route.c (the routing decision),
+ * sched.c, retry.c, decide.c, group.c, qrec.c, strmap.c, throttle.c.
  */
 #ifndef QMGR_QMGR_H
 #define QMGR_QMGR_H

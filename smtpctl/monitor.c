@@ -159,9 +159,9 @@ static unsigned long long delta(unsigned long long now, unsigned long long befor
 
 static void print_header(void)
 {
-    printf("%7s %6s %6s %6s %6s %6s | %6s %6s %6s %5s %5s %5s | %4s %5s %5s\n", "accept",
-           "reject", "direct", "relay", "defer", "bounce", "act", "def", "pend", "hold", "bnc",
-           "bad", "dlv", "sess", "dns%");
+    printf("%7s %6s %6s %6s %6s %6s | %6s %6s %6s %5s %5s %5s | %4s %5s %5s\n", "accept", "reject",
+           "direct", "relay", "defer", "bounce", "act", "def", "pend", "hold", "bnc", "bad", "dlv",
+           "sess", "dns%");
 }
 
 static void print_line(const unsigned long long *d, const unsigned long long *v, int json,

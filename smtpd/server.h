@@ -41,8 +41,8 @@ struct smtpd_stats {
     uint64_t spool_full;  /* MAIL or RCPT refused: the spool below queue_minfree */
     uint64_t error_limit; /* sessions closed for too many errors */
     uint64_t qmgr_notified;
-    uint64_t qmgr_missed; /* qmgr was down: it finds them on its scan */
-    uint64_t rejects[REJ__COUNT];     /* refusals by reason (mail/stats.h) */
+    uint64_t qmgr_missed;              /* qmgr was down: it finds them on its scan */
+    uint64_t rejects[REJ__COUNT];      /* refusals by reason (mail/stats.h) */
     uint64_t tls_version[TLSV__COUNT]; /* STARTTLS sessions by version */
 };
 

@@ -7,11 +7,16 @@
 #include <string.h>
 
 const char *const stats_reject_names[REJ__COUNT] = {
-    [REJ_RELAY_DENIED] = "relay_denied", [REJ_AUTH_REQUIRED] = "auth_required",
-    [REJ_SIZE] = "size",                 [REJ_MAIL_LOOP] = "mail_loop",
-    [REJ_BARE_NEWLINE] = "bare_newline", [REJ_LINE_LENGTH] = "line_length",
-    [REJ_MESSAGE_RATE] = "message_rate", [REJ_SPOOL_FULL] = "spool_full",
-    [REJ_WRITE_ERROR] = "write_error",   [REJ_OTHER] = "other",
+    [REJ_RELAY_DENIED] = "relay_denied",
+    [REJ_AUTH_REQUIRED] = "auth_required",
+    [REJ_SIZE] = "size",
+    [REJ_MAIL_LOOP] = "mail_loop",
+    [REJ_BARE_NEWLINE] = "bare_newline",
+    [REJ_LINE_LENGTH] = "line_length",
+    [REJ_MESSAGE_RATE] = "message_rate",
+    [REJ_SPOOL_FULL] = "spool_full",
+    [REJ_WRITE_ERROR] = "write_error",
+    [REJ_OTHER] = "other",
 };
 
 const char *const stats_refuse_names[REF__COUNT] = {

@@ -52,8 +52,8 @@ enum stats_smtpd {
     STS_ACCEPTED, /* messages queued (SMTP and the maildrop) */
     STS_BYTES,
     STS_TLS_FAILED,
-    STS_TLS,                          /* TLSV__COUNT of them, by version */
-    STS_REFUSED = STS_TLS + TLSV__COUNT, /* REF__COUNT of them */
+    STS_TLS,                                 /* TLSV__COUNT of them, by version */
+    STS_REFUSED = STS_TLS + TLSV__COUNT,     /* REF__COUNT of them */
     STS_REJECTED = STS_REFUSED + REF__COUNT, /* REJ__COUNT of them */
     STS__COUNT = STS_REJECTED + REJ__COUNT
 };

@@ -25,7 +25,8 @@ int main(void)
     buf_init(&lb);
 
     prom_family(&b, "postern_x_total", PROM_COUNTER, "Things.\nMore \\ text.");
-    is_str(text(&b), "# HELP postern_x_total Things.\\nMore \\\\ text.\n# TYPE postern_x_total counter\n",
+    is_str(text(&b),
+           "# HELP postern_x_total Things.\\nMore \\\\ text.\n# TYPE postern_x_total counter\n",
            "HELP escapes newline and backslash; TYPE names the type");
     buf_reset(&b);
     prom_family(&b, "g", PROM_GAUGE, "");
@@ -39,7 +40,8 @@ int main(void)
     is_str(lb.data, "gateway=\"a\\\"b\\\\c\\nd\",phase=\"relay\"",
            "label values escape quote, backslash, newline; labels comma-separated");
     prom_count(&b, "postern_x_total", lb.data, 18446744073709551615ULL);
-    is_str(text(&b), "postern_x_total{gateway=\"a\\\"b\\\\c\\nd\",phase=\"relay\"} 18446744073709551615\n",
+    is_str(text(&b),
+           "postern_x_total{gateway=\"a\\\"b\\\\c\\nd\",phase=\"relay\"} 18446744073709551615\n",
            "a counter with labels, all 64 bits");
     buf_reset(&b);
     prom_count(&b, "n", "", 0);
@@ -54,9 +56,9 @@ int main(void)
     prom_value(&b, "v", "", -INFINITY);
     prom_value(&b, "v", "", NAN);
     prom_value(&b, "v", "", 1e300);
-    is_str(text(&b),
-           "v 3\nv -2\nv 0.25\nv 0.3333333333333333\nv +Inf\nv -Inf\nv NaN\nv 1e+300\n",
-           "numbers: integers plain, others in the fewest digits that read back, specials spelled out");
+    is_str(text(&b), "v 3\nv -2\nv 0.25\nv 0.3333333333333333\nv +Inf\nv -Inf\nv NaN\nv 1e+300\n",
+           "numbers: integers plain, others in the fewest digits that read back, specials spelled "
+           "out");
 
     buf_reset(&b);
     prom_single(&b, "postern_up", PROM_GAUGE, "Up.", 1);
