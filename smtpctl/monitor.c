@@ -15,7 +15,9 @@
  *                               (JSON null, text "-", when none were asked)
  * A counter that went down (its process restarted) counts from 0 again.
  * The header is repeated every screenful on a terminal, every 20 lines
- * otherwise; --json prints one object per line and no header.
+ * otherwise; --json prints one object per line and no header. An
+ * interval in which qmgr or smtpd does not answer (restarting) prints no
+ * line, only the reason on stderr; the next line's counters cover both.
  */
 #include "monitor.h"
 
@@ -34,6 +36,7 @@
 
 #define REPLY_TIMEOUT_MS (10 * 1000)
 #define HEADER_EVERY 20
+#define MONITOR_SKIP (-1) /* poll_once's *code: no line this interval */
 
 /* What one poll reads; the first group are counters. */
 enum col {
@@ -123,10 +126,10 @@ static char *ask(const char *path, const char *what, int *code)
         *code = err.step == CTL_CLIENT_CONNECT ? 2 : 1;
         return NULL;
     }
-    if (rep.code != 0) {
+    if (rep.code != 0) { /* qmgr or smtpd restarting, say: try the next interval */
         fprintf(stderr, "smtpctl: monitor: show %s: %s", what, rep.output);
         ctl_rep_free(&rep);
-        *code = 1;
+        *code = MONITOR_SKIP;
         return NULL;
     }
     out = xstrdup(rep.output);
@@ -260,19 +263,23 @@ int monitor_run(const char *path, unsigned flags, int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     clock_gettime(CLOCK_MONOTONIC, &next);
-    for (long long line = 0; !stop && (count == 0 || line < count); line++) {
-        if (line > 0)
+    for (long long line = 0, polls = 0; !stop && (count == 0 || line < count); polls++) {
+        if (polls > 0)
             sleep_until(&next, interval);
         if (stop)
             break;
-        if (poll_once(path, cur, &code) < 0)
-            return stop ? 0 : code;
+        if (poll_once(path, cur, &code) < 0) {
+            if (stop || code == MONITOR_SKIP)
+                continue;
+            return code;
+        }
         for (int i = 0; i < C__COUNT; i++)
             d[i] = i < C__COUNTERS ? delta(cur[i], prev[i]) : cur[i];
         if (!json && line % every == 0)
             print_header();
         print_line(d, cur, json, line == 0, interval);
         memcpy(prev, cur, sizeof(prev));
+        line++;
     }
     return 0;
 }

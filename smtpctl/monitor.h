@@ -6,8 +6,9 @@
  * control socket at path each interval and prints the counters' changes
  * since the previous line and the gauges' current values. The first line
  * has the counters since the processes started. It returns the exit code:
- * 0 after N lines or on SIGINT/SIGTERM, 1 when postern stops answering,
- * 2 on a usage error or when it is not running.
+ * 0 after N lines or on SIGINT/SIGTERM, 1 when master stops answering,
+ * 2 on a usage error or when it is not running; an interval in which a
+ * process does not answer (restarting) prints no line.
  */
 #ifndef SMTPCTL_MONITOR_H
 #define SMTPCTL_MONITOR_H
