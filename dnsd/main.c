@@ -26,10 +26,12 @@
 #include "dns_query.h"
 #include "base/log.h"
 #include "mail/proto.h"
+#include "mail/stats.h"
 #include "resolv.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"
 #define EXPIRE_EVERY_S 60
+#define STATS_EVERY_S 1
 
 struct peer {
     const char *name;
@@ -53,6 +55,7 @@ static struct {
     struct dnsq_conf conf;
     struct peer peers[2];
     struct event *expire;
+    struct event *stats; /* the counters to master, for qmgr's metrics */
     uint64_t requests;
 } D = {.peers = {{.name = "deliver"}, {.name = "relay"}}};
 
@@ -371,6 +374,26 @@ static void on_expire(evutil_socket_t fd, short what, void *arg)
     dnscache_expire(D.cache, mono_us());
 }
 
+/* Once a second: the counters master passes on to qmgr (mail/stats.h). */
+static void on_stats(evutil_socket_t fd, short what, void *arg)
+{
+    struct child *c = arg;
+    const struct dnscache_stats *cs = dnscache_stats(D.cache);
+    uint64_t v[STD__COUNT] = {
+        [STD_LOOKUPS] = D.requests,      [STD_CACHE_HITS] = cs->hits,
+        [STD_CACHE_MISSES] = cs->misses, [STD_QUERIES] = D.st.sent,
+        [STD_TIMEOUTS] = D.st.timeouts,  [STD_CACHE_ENTRIES] = dnscache_count(D.cache),
+    };
+    struct ipc_w w;
+
+    if (c->master == NULL)
+        return;
+    ipc_w_init(&w);
+    stats_encode(&w, v, STD__COUNT);
+    ipc_send(c->master, IMSG_STATS_DNSD, 0, -1, w.p, w.len);
+    ipc_w_free(&w);
+}
+
 static const struct child_spec spec = {
     .prog = "dnsd",
     .root = CHILD_ROOT_EMPTY,
@@ -406,5 +429,10 @@ int main(int argc, char **argv)
     /* child_loop hands us the deliver and relay channels (adopt_peer) */
     D.expire = event_new(c->base, -1, EV_PERSIST, on_expire, NULL);
     event_add(D.expire, &every);
+    {
+        static const struct timeval stats_every = {STATS_EVERY_S, 0};
+        D.stats = event_new(c->base, -1, EV_PERSIST, on_stats, c);
+        event_add(D.stats, &stats_every);
+    }
     return child_loop(c);
 }

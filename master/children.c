@@ -225,6 +225,13 @@ static void on_child_msg(struct ipc_chan *ch, const struct ipc_msg *msg, void *a
         return;
     }
 
+    if (msg->type == IMSG_STATS_DNSD) { /* only dnsd's channel carries it (proto.c) */
+        stats_take_dnsd(m, msg);
+        if (msg->fd >= 0)
+            close(msg->fd);
+        return;
+    }
+
     if (msg->type == IMSG_PEER_BROKEN) {
         peer_broken(m, c, msg);
         if (msg->fd >= 0)
@@ -433,6 +440,8 @@ static int child_fds_rest(struct master *m, int idx, struct child_fds *f)
     fds_add(f, cfd, "config", 1);
     if (idx == CH_SMTPD)
         add_listeners(m, f);
+    if (idx == CH_QMGR && m->metrics_fd >= 0)
+        fds_add(f, m->metrics_fd, "metrics", 0);
     return 0;
 }
 
@@ -449,8 +458,9 @@ static void child_start(struct master *m, int idx)
         retry_later(c);
         return;
     }
-    mch = ipc_chan_new(m->base, sp[0], c->name, &proto_child_to_master, on_child_msg,
-                       on_child_close, c);
+    mch = ipc_chan_new(m->base, sp[0], c->name,
+                       idx == CH_DNSD ? &proto_dnsd_to_master : &proto_child_to_master,
+                       on_child_msg, on_child_close, c);
     fds_add(&f, sp[1], "master", 1);
     if (child_fds_rest(m, idx, &f) != 0) {
         fds_close_mine(&f);
@@ -490,6 +500,7 @@ void children_start_all(struct master *m)
         child_start(m, i);
     watchdog_ev = evtimer_new(m->base, watchdog_cb, m);
     watchdog_arm(m);
+    stats_start(m);
 }
 
 static void describe_exit(int status, char *buf, size_t len)

@@ -10,6 +10,7 @@
 #define POSTERN_MASTER_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "mail/config.h"
@@ -45,6 +46,7 @@ struct master {
     int nlisten;
     int submission_fds[16];
     int nsubmission;
+    int metrics_fd; /* metrics_listen, passed to qmgr; -1: off */
     struct mchild ch[CH__COUNT];
     int stopping;
     int announced_ready;
@@ -63,6 +65,8 @@ int setup_maps(struct master *m, char **err);
  * *err naming the file, the parameter and the fix. */
 int setup_verify_maps(const struct config *c, char **err);
 int setup_listeners(struct master *m, char **err);
+/* metrics_listen as an address: "PORT" and ":PORT" mean 127.0.0.1:PORT. */
+int setup_metrics_addr(const char *spec, struct sockaddr_storage *ss, const char **why);
 
 /* children.c */
 void children_start_all(struct master *m);
@@ -89,6 +93,11 @@ void control_child_gone(struct master *m, struct mchild *c);
 void master_reload_children(struct master *m, const char *path, const char *text,
                             void (*done)(void *, int, const char *), void *arg,
                             struct ipc_chan *client, uint32_t client_id);
+
+/* stats.c: dnsd's counters (IMSG_STATS_DNSD) and, once a second, the
+ * restarts with them to qmgr (IMSG_STATS_MASTER; mail/stats.h). */
+void stats_start(struct master *m);
+void stats_take_dnsd(struct master *m, const struct ipc_msg *msg);
 
 /* main.c */
 void master_reload(struct master *m, void (*done)(void *arg, int ok, const char *err), void *arg);

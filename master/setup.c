@@ -232,17 +232,12 @@ int setup_maps(struct master *m, char **err)
     return 0;
 }
 
-static int open_listener(const char *spec, int *out, char **err)
+static int open_socket(const char *spec, const struct sockaddr_storage *addr, int *out, char **err)
 {
-    struct sockaddr_storage ss;
-    const char *why;
+    struct sockaddr_storage ss = *addr;
     int fd, one = 1;
     char text[NETADDR_STRLEN];
 
-    if (netaddr_parse_hostport(spec, 0, &ss, &why) < 0) {
-        *err = xasprintf("listen address '%s': %s", spec, why);
-        return -1;
-    }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *err = xasprintf("socket for %s: %s", spec, strerror(errno));
@@ -263,6 +258,18 @@ static int open_listener(const char *spec, int *out, char **err)
     return 0;
 }
 
+static int open_listener(const char *spec, int *out, char **err)
+{
+    struct sockaddr_storage ss;
+    const char *why;
+
+    if (netaddr_parse_hostport(spec, 0, &ss, &why) < 0) {
+        *err = xasprintf("listen address '%s': %s", spec, why);
+        return -1;
+    }
+    return open_socket(spec, &ss, out, err);
+}
+
 static int open_list(char *const *list, int *fds, int *n, int max, char **err)
 {
     for (char *const *s = list; s && *s; s++) {
@@ -277,8 +284,44 @@ static int open_list(char *const *list, int *fds, int *n, int max, char **err)
     return 0;
 }
 
+int setup_metrics_addr(const char *spec, struct sockaddr_storage *ss, const char **why)
+{
+    char buf[64];
+
+    /* Only an address written out is outside loopback. */
+    if (spec[0] == ':' || strspn(spec, "0123456789") == strlen(spec)) {
+        snprintf(buf, sizeof(buf), "127.0.0.1:%s", spec[0] == ':' ? spec + 1 : spec);
+        spec = buf;
+    }
+    return netaddr_parse_hostport(spec, 0, ss, why);
+}
+
+/* metrics_listen: one socket for qmgr's HTTP server, or none. */
+static int open_metrics(struct master *m, char **err)
+{
+    const char *spec = cfg_str(&m->cfg, P_metrics_listen), *why;
+    char *why2 = NULL;
+    struct sockaddr_storage ss;
+
+    m->metrics_fd = -1;
+    if (spec == NULL || *spec == '\0')
+        return 0;
+    if (setup_metrics_addr(spec, &ss, &why) < 0) {
+        *err = xasprintf("metrics_listen '%s': %s", spec, why);
+        return -1;
+    }
+    if (open_socket(spec, &ss, &m->metrics_fd, &why2) < 0) {
+        *err = xasprintf("metrics_listen: %s", why2);
+        free(why2);
+        return -1;
+    }
+    return 0;
+}
+
 int setup_listeners(struct master *m, char **err)
 {
+    if (open_metrics(m, err) < 0)
+        return -1;
     if (open_list(cfg_list(&m->cfg, P_smtpd_listen), m->listen_fds, &m->nlisten,
                   (int)nitems(m->listen_fds), err) < 0)
         return -1;

@@ -499,18 +499,27 @@ static int show_hosts(struct qmgr *q, unsigned flags, struct buf *out)
 static int show_stats(struct qmgr *q, unsigned flags, struct buf *out)
 {
     const struct qstats *s = &q->st;
-    size_t held = 0, pos = 0;
-    const char *key;
-    void *val;
+    const struct qmetrics *mt = &q->met;
+    const uint64_t *dns = mt->master + STM_DNS;
+    struct queue_census qc;
+    uint64_t sent_relay = 0;
 
-    while (strmap_next(q->msgs, &pos, &key, &val))
-        held += ((struct msg *)val)->where == Q_HOLD;
+    queue_census(q, &qc);
+    for (size_t i = 0; i < mt->ngw; i++)
+        sent_relay += mt->gw[i].n[MET_SENT];
     struct {
         const char *name;
         unsigned long long v;
     } rows[] = {
         {"messages_queued", strmap_count(q->msgs)},
-        {"messages_held", held},
+        {"messages_held", qc.hold},
+        {"queue_active", qc.active},
+        {"queue_deferred", qc.deferred},
+        {"queue_pending", qc.pending},
+        {"queue_hold", qc.hold},
+        {"queue_bounced", qc.bounced},
+        {"queue_bad", qc.bad},
+        {"queue_oldest_age", (unsigned long long)qc.oldest_s},
         {"deliveries_active", q->nactive},
         {"groups_scheduled", sched_count(&q->sched)},
         {"destinations", strmap_count(q->dests)},
@@ -519,6 +528,8 @@ static int show_stats(struct qmgr *q, unsigned flags, struct buf *out)
         {"messages_adopted_at_start", s->adopted},
         {"deliveries", s->deliveries},
         {"recipients_sent", s->rcpt_sent},
+        {"recipients_sent_direct", mt->direct[MET_SENT]},
+        {"recipients_sent_relay", sent_relay},
         {"recipients_deferred", s->rcpt_deferred},
         {"recipients_failed", s->rcpt_failed},
         {"recipients_expired", s->rcpt_expired},
@@ -531,6 +542,11 @@ static int show_stats(struct qmgr *q, unsigned flags, struct buf *out)
         {"db_commits", s->db_commits},
         {"db_writes", s->db_writes},
         {"db_errors", s->db_errors},
+        {"notices_sent", s->notices + s->postmaster_notices},
+        /* dnsd's counters as master last passed them on (metrics.h) */
+        {"dns_lookups", dns[STD_LOOKUPS]},
+        {"dns_cache_hits", dns[STD_CACHE_HITS]},
+        {"dns_cache_misses", dns[STD_CACHE_MISSES]},
     };
 
     if (flags & CTL_F_JSON) {

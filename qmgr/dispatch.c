@@ -223,6 +223,7 @@ struct rcpt_attempt {
     const char *reply; /* what the server (or deliver) said */
     const char *relay; /* the host that answered, or NULL */
     const char *tag;   /* the phase and gateway for the log (policy_log_tag) */
+    int gw;            /* the relay phase's gateway label (metrics_gateway), else -1 */
     int dsn_passed;    /* the server offers DSN: the sender's NOTIFY went with the message */
     int64_t now;
 };
@@ -294,6 +295,7 @@ static int local_outage(struct qmgr *q, struct msg *m, struct rcpt *r, const str
     r->last_step = (uint8_t)a->step;
     r->last_code = 0;
     q->st.rcpt_deferred++;
+    metrics_rcpt(q, MET_DEFERRED, a->phase, a->gw);
     snprintf(reason, sizeof(reason), "local: %s; not counted as an attempt, again in %llds",
              a->reply, (long long)(LOCAL_RETRY_US / 1000000));
     log_rcpt(m, r, a->relay, a->tag, a->now, "4.3.0", "deferred", reason);
@@ -338,6 +340,8 @@ static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct r
     if (a->status == DLV_OK) {
         q->st.rcpt_sent++;
         d->sent++;
+        metrics_rcpt(q, MET_SENT, a->phase, a->gw);
+        metrics_sent(q, m, a->now);
         log_rcpt(m, r, a->relay, a->tag, a->now, dsn, "sent", a->reply);
         notice_on_sent(q, m, r, a->dsn_passed);
         return;
@@ -363,11 +367,13 @@ static void apply_result(struct qmgr *q, struct msg *m, size_t i, const struct r
         r->next_try_us = oc.next_try_us;
         q->st.rcpt_deferred++;
         d->deferred++;
+        metrics_rcpt(q, MET_DEFERRED, a->phase, a->gw);
         log_rcpt(m, r, a->relay, a->tag, a->now, dsn, "deferred", reason);
         notice_on_deferred(q, m, r, policy_for(q, d)->delay_warning_time, a->now);
         return;
     }
     d->failed++;
+    metrics_rcpt(q, MET_BOUNCED, a->phase, a->gw);
     log_failed(q, m, r, a, dsn, &oc, reason);
     notice_on_failed(q, m, r);
 }
@@ -405,6 +411,7 @@ static void defer_group(struct qmgr *q, struct group *g, int phase, int cls, int
         .dsn = "",
         .reply = text,
         .tag = phase == DLV_PHASE_RELAY ? ", phase=relay" : "",
+        .gw = phase == DLV_PHASE_RELAY ? metrics_gateway(q, NULL) : -1,
         .now = now,
     };
 
@@ -432,6 +439,8 @@ static void fail_group(struct qmgr *q, struct group *g, const struct route_plan 
             r->status = xstrdup(plan->expired ? "4.4.7" : "5.0.0");
         }
         g->d->failed++;
+        metrics_rcpt(q, MET_BOUNCED, r->relay_attempts ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT,
+                     r->relay_attempts ? metrics_gateway(q, NULL) : -1);
         if (r->last_text) {
             char reason[REPLY_MAX + 64];
             fmt_reason(reason, sizeof(reason), r->last_class, r->last_step, r->last_text);
@@ -902,6 +911,7 @@ static void apply_missing(struct qmgr *q, struct msg *m, uint32_t i, const struc
                      : "deliver returned a malformed result",
         .relay = res ? res->relay : NULL,
         .tag = tag,
+        .gw = dl->met_gw,
         .now = now,
     };
 
@@ -923,6 +933,7 @@ static void apply_reply(struct qmgr *q, struct msg *m, uint32_t i, const struct 
         .reply = reply,
         .relay = res->relay,
         .tag = tag,
+        .gw = dl->met_gw,
         .dsn_passed = res->dsn_passed,
         .now = now,
     };
@@ -1017,6 +1028,7 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
     end_delivery(q, dl);
     policy_log_tag(dl, res ? res->label : NULL, tag, sizeof(tag));
     tls_tag(res, tag, sizeof(tag));
+    dl->met_gw = dl->phase == DLV_PHASE_RELAY ? metrics_gateway(q, res ? res->label : NULL) : -1;
     if (m->removed) {
         slots_done(q, d, res, 0, now);
         msg_release_ref(m);

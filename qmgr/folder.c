@@ -458,6 +458,8 @@ size_t msg_bounce(struct qmgr *q, struct msg *m, const char *domain, size_t *bus
         r->last_code = 0;
         r->last_try_us = now;
         q->st.rcpt_failed++;
+        metrics_rcpt(q, MET_BOUNCED, r->relay_attempts ? DLV_PHASE_RELAY : DLV_PHASE_DIRECT,
+                     r->relay_attempts ? metrics_gateway(q, NULL) : -1);
         g->d->failed++;
         log_info("%s: to=<%s>, relay=none, dsn=5.0.0, status=failed (%s)", m->id, r->addr, why);
         notice_on_failed(q, m, r);

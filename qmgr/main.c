@@ -75,6 +75,10 @@ static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
             log_warn("%s sent a malformed IMSG_QUEUE_NEW", ipc_chan_name(ch));
         break;
     }
+    case IMSG_STATS_SMTPD: /* only smtpd's channel carries it (proto.c) */
+        if (metrics_take_smtpd(q, m) < 0)
+            log_warn("%s sent malformed counters (%zu bytes)", ipc_chan_name(ch), m->len);
+        break;
     case IMSG_GATEWAY_AUTH: { /* only relay's channel carries it (proto.c) */
         char **names = secrets_decode_names(m->body, m->len);
         if (names)
@@ -133,6 +137,16 @@ static void on_peer(struct child *c, const char *name, int fd)
     qmgr_kick(q);
 }
 
+static void on_master_msg(struct child *c, const struct ipc_msg *m)
+{
+    struct qmgr *q = c->arg;
+
+    if (m->fd >= 0)
+        close(m->fd);
+    if (m->type == IMSG_STATS_MASTER && metrics_take_master(q, m) < 0)
+        log_warn("master sent malformed counters (%zu bytes)", m->len);
+}
+
 static int on_reload(struct child *c, char **err)
 {
     struct qmgr *q = c->arg;
@@ -148,6 +162,7 @@ static void on_shutdown(struct child *c)
     struct qmgr *q = c->arg;
 
     q->stopping = 1;
+    metrics_stop(q);
     store_flush(q);
     if (q->nactive == 0)
         child_exit(c, 0);
@@ -167,7 +182,9 @@ static const struct child_spec spec = {
     .prog = "qmgr",
     .state = on_state,
     .root = CHILD_ROOT_SPOOL,
+    .from_master = &proto_master_to_qmgr,
     .peer = on_peer,
+    .master_msg = on_master_msg,
     .reload = on_reload,
     .ctl = qmgr_ctl,
     .shutdown = on_shutdown,
@@ -185,6 +202,7 @@ int main(int argc, char **argv)
     q->c = c;
     q->base = c->base;
     q->started_us = now_us();
+    metrics_init(q);
     q->msgs = strmap_new();
     q->dests = strmap_new();
     sched_init(&q->sched);
@@ -208,7 +226,10 @@ int main(int argc, char **argv)
     notice_init(q);
     recycle_start(q);
     queue_start(q);
+    if (metrics_start(q) < 0)
+        log_err("metrics: cannot serve the metrics_listen socket; no metrics");
     rc = child_loop(c);
+    metrics_stop(q);
     recycle_close(q);
     store_close(q);
     notice_close(q);

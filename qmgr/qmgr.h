@@ -24,9 +24,9 @@
  * which destination may get a delivery now), policy.c (the routing
  * configuration: domains map, gateways, secrets, sender map), store.c
  * (batched BDB writes through qstate.c), recycle.c (delivered files to
- * free/), ctl.c and policy_ctl.c (smtpctl commands); pure helpers in
- * route.c (the routing decision), sched.c, retry.c, decide.c, group.c,
- * qrec.c, strmap.c, throttle.c.
+ * free/), metrics.c and metrics_http.c (counters, GET /metrics), ctl.c
+ * and policy_ctl.c (smtpctl commands); pure helpers in prom.c, route.c (the routing decision),
+ * sched.c, retry.c, decide.c, group.c, qrec.c, strmap.c, throttle.c.
  */
 #ifndef QMGR_QMGR_H
 #define QMGR_QMGR_H
@@ -36,6 +36,7 @@
 
 #include "mail/child.h"
 #include "decide.h"
+#include "metrics.h"
 #include "mail/qfile.h"
 #include "qrec.h"
 #include "sched.h"
@@ -126,6 +127,7 @@ struct delivery {
                          static route: the route; else NULL (policy.c) */
     int unproven;     /* counted in q->nactive_unproven */
     char *gateway;    /* relay: the gateway it starts at, counted in its gw_stat.active */
+    int met_gw;       /* relay: the gateway label of its result (metrics_gateway), else -1 */
 };
 
 struct qstats {
@@ -184,6 +186,7 @@ struct qmgr {
     struct strmap *pm_last; /* domain -> last postmaster notice about it (seconds) */
     int64_t started_us, start_ms;
     struct qstats st;
+    struct qmetrics met; /* metrics.h */
 };
 
 /* queue.c */

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
+#include "monitor.h"
 #include "base/util.h"
 #include "resolve.h"
 
@@ -41,6 +42,7 @@ static const char usage_text[] =
     "  reload                    re-read main.cf and the maps (a bad file is refused)\n"
     "  stop                      stop postern\n"
     "  log level basic|detailed|debug\n"
+    "  monitor [-n N] [-i SECONDS] [--json]   a line per interval: mail in, out, queue\n"
     "queue (qmgr):\n"
     "  show queue | show message ID | show hosts | show relays | show stats\n"
     "  flush|remove|hold|release|bounce  ID... | --domain D | --recipient R | --sender S | all\n"
@@ -347,6 +349,13 @@ static int run(const char *confdir, unsigned flags, int nargs, char **args)
         char *spool = find_spool(confdir);
         int rc = resolve_route(spool, flags, nargs, args);
         free(spool);
+        return rc;
+    }
+    if (strcmp(args[0], "monitor") == 0) {
+        char *spool = find_spool(confdir), *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
+        int rc = monitor_run(path, flags, nargs, args);
+        free(spool);
+        free(path);
         return rc;
     }
     return cmd_remote(confdir, flags, nargs, args);

@@ -39,6 +39,7 @@
 #define OUTPUT_HIGH (256 * 1024)
 #define OUTPUT_LOW (16 * 1024)
 #define CLOSE_GRACE_S 10
+#define STATS_EVERY_S 1
 #define USERS_MAP_SPOOL "etc/users" /* SPOOL_MAP_USERS without ".db" */
 
 struct conn;
@@ -80,6 +81,7 @@ struct smtpd {
     struct buf out; /* reply text of the current step */
     char *line;     /* one command line */
     struct smtpd_stats st;
+    struct event *stats_ev; /* the counters to qmgr, once a second (mail/stats.h) */
 };
 
 struct conn {
@@ -238,6 +240,10 @@ static void flush_out(struct conn *c)
 {
     struct smtpd *sd = c->sd;
 
+    if (c->s.reject) {
+        sd->st.rejects[c->s.reject - 1]++;
+        c->s.reject = 0;
+    }
     if (sd->out.len == 0)
         return;
     if (log_enabled(LOG_LV_DETAIL))
@@ -797,6 +803,7 @@ static void tls_done(struct conn *c)
 
     c->in_tls_handshake = 0;
     c->sd->st.tls++;
+    c->sd->st.tls_version[stats_tls_version(SSL_version(ssl))]++;
     tls_info(ssl, info, sizeof(info));
     sess_tls_started(&c->s, info);
     log_detail("[%s]:%u TLS established: %s", c->s.addr, c->s.port, info);
@@ -889,6 +896,7 @@ static int spool_full(struct conn *c, const char *line, size_t len)
     if (avail >= need)
         return 0;
     sd->st.spool_full++;
+    sd->st.rejects[REJ_SPOOL_FULL]++;
     log_warn("reject: %.4s from [%s]:%u: the spool has %lld bytes free, less than %s%s", line,
              c->s.addr, c->s.port, avail, mail && mail_size(line) ? "the message's SIZE plus " : "",
              "queue_minfree");
@@ -920,6 +928,7 @@ static void process_line(struct conn *c, char *line, size_t len)
         const char *why;
         if (intake_message(&sd->in, c->s.addr, now_us() / 1000000, &why) < 0) {
             sd->st.msg_rate_refused++;
+            sd->st.rejects[REJ_MESSAGE_RATE]++;
             log_info("reject: MAIL from [%s]:%u: %s", c->s.addr, c->s.port, why);
             buf_printf(&sd->out, "452 4.7.0 Error: %s, try again later\r\n", why);
             flush_out(c);
@@ -1231,6 +1240,45 @@ static void start_pickup(struct smtpd *sd)
     }
 }
 
+/* ---- the counters qmgr serves as metrics (mail/stats.h) ---- */
+
+static void snapshot(const struct smtpd *sd, uint64_t *v)
+{
+    const struct smtpd_stats *s = &sd->st;
+    uint64_t by_intake = sd->in.refused_busy + sd->in.refused_client + sd->in.refused_rate;
+
+    memset(v, 0, STS__COUNT * sizeof(*v));
+    v[STS_SESSIONS_NOW] = sd->nsessions;
+    v[STS_SESSIONS] = s->sessions;
+    v[STS_ACCEPTED] = s->messages;
+    v[STS_BYTES] = s->bytes;
+    v[STS_TLS_FAILED] = s->tls_failed;
+    for (int i = 0; i < TLSV__COUNT; i++)
+        v[STS_TLS + i] = s->tls_version[i];
+    /* every refusal at connect that intake did not make: paused or stopping */
+    v[STS_REFUSED + REF_PAUSED] = s->refused > by_intake ? s->refused - by_intake : 0;
+    v[STS_REFUSED + REF_SESSIONS] = sd->in.refused_busy;
+    v[STS_REFUSED + REF_PER_CLIENT] = sd->in.refused_client;
+    v[STS_REFUSED + REF_CONNECTION_RATE] = sd->in.refused_rate;
+    for (int i = 0; i < REJ__COUNT; i++)
+        v[STS_REJECTED + i] = s->rejects[i];
+}
+
+static void on_stats_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd *sd = arg;
+    uint64_t v[STS__COUNT];
+    struct ipc_w w;
+
+    if (sd->qmgr == NULL)
+        return;
+    snapshot(sd, v);
+    ipc_w_init(&w);
+    stats_encode(&w, v, STS__COUNT);
+    ipc_send(sd->qmgr, IMSG_STATS_SMTPD, 0, -1, w.p, w.len);
+    ipc_w_free(&w);
+}
+
 /* ---- setup ---- */
 
 struct smtpd *smtpd_new(struct child *c)
@@ -1304,6 +1352,11 @@ int smtpd_start(struct smtpd *sd, char **err)
     if ((sd->auth = auth_pool_new(sd->c->base, on_auth_done, err)) == NULL)
         return -1;
     start_pickup(sd);
+    {
+        static const struct timeval every = {STATS_EVERY_S, 0};
+        sd->stats_ev = event_new(sd->c->base, -1, EV_PERSIST, on_stats_timer, sd);
+        event_add(sd->stats_ev, &every);
+    }
     for (int pass = 0; pass < 2; pass++) {
         n = child_fds(sd->c, pass ? "submission" : "listen", fds, MAX_LISTENERS - sd->nlst);
         for (int i = 0; i < n; i++) {
@@ -1442,6 +1495,10 @@ static void show(struct smtpd *sd, unsigned flags, struct buf *out)
 {
     const struct smtpd_stats *s = &sd->st;
     const struct commit_stats *cs = &sd->commit.st;
+    unsigned long long refusals = 0;
+
+    for (int i = 0; i < REJ__COUNT; i++)
+        refusals += s->rejects[i];
     struct {
         const char *name;
         unsigned long long v;
@@ -1453,6 +1510,7 @@ static void show(struct smtpd *sd, unsigned flags, struct buf *out)
         {"bytes", s->bytes},
         {"messages_rejected", s->rejected},
         {"relay_denied", s->relay_denied},
+        {"refusals", refusals}, /* every reason of mail/stats.h */
         {"tls_sessions", s->tls},
         {"tls_failed", s->tls_failed},
         {"auth_ok", s->auth_ok},
@@ -1530,6 +1588,10 @@ void smtpd_shutdown(struct child *c)
     struct conn *cn, *next;
 
     sd->stopping = 1;
+    if (sd->stats_ev) {
+        event_free(sd->stats_ev);
+        sd->stats_ev = NULL;
+    }
     for (int i = 0; i < sd->nlst; i++)
         if (sd->lst[i].l) {
             evconnlistener_free(sd->lst[i].l);

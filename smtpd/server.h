@@ -20,6 +20,7 @@
 #include "mail/child.h"
 #include "commit.h"
 #include "base/netaddr.h"
+#include "mail/stats.h"
 #include "session.h"
 
 struct smtpd_stats {
@@ -40,7 +41,9 @@ struct smtpd_stats {
     uint64_t spool_full;  /* MAIL or RCPT refused: the spool below queue_minfree */
     uint64_t error_limit; /* sessions closed for too many errors */
     uint64_t qmgr_notified;
-    uint64_t qmgr_missed; /* qmgr was down: it finds them on its scan */
+    uint64_t qmgr_missed;              /* qmgr was down: it finds them on its scan */
+    uint64_t rejects[REJ__COUNT];      /* refusals by reason (mail/stats.h) */
+    uint64_t tls_version[TLSV__COUNT]; /* STARTTLS sessions by version */
 };
 
 struct smtpd;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mail/stats.h"
+
 enum { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN };
 
 void sess_init(struct sess *s, const struct sess_conf *conf, const char *addr, unsigned port,
@@ -158,10 +160,12 @@ static enum sess_act do_mail(struct sess *s, const struct smtp_cmd *cmd, struct 
     s->bdat_failed = 0;
     if (s->submission && !s->authed) {
         snprintf(s->why, sizeof(s->why), "submission requires AUTH");
+        s->reject = REJ_AUTH_REQUIRED + 1;
         reply(s, out, 530, "5.7.0", "Authentication required");
         return SA_NONE;
     }
     if (cmd->has_size && cmd->size > s->conf->size_limit) {
+        s->reject = REJ_SIZE + 1;
         reply(s, out, 552, "5.3.4", "Message size exceeds fixed limit of %llu bytes",
               (unsigned long long)s->conf->size_limit);
         return SA_NONE;
@@ -224,6 +228,7 @@ static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct 
                                : "relay access denied: client not in mynetworks and not "
                                  "authenticated");
         s->relay_denied++;
+        s->reject = REJ_RELAY_DENIED + 1;
         reply(s, out, 554, "5.7.1", "<%s>: Relay access denied", cmd->addr);
         return SA_NONE;
     }
@@ -684,6 +689,7 @@ static enum sess_act message_end(struct sess *s, struct buf *out)
             snprintf(s->why, sizeof(s->why),
                      "mail loop: %u Received: header fields, with ours more than max_hop_count %u",
                      s->hops.count, s->conf->max_hops);
+            s->reject = REJ_MAIL_LOOP + 1;
             reply(s, out, 554, "5.4.6", "Error: too many hops (%u Received: fields): mail loop",
                   s->hops.count);
             break;
@@ -694,6 +700,7 @@ static enum sess_act message_end(struct sess *s, struct buf *out)
     case DD_ERR_BARE_CR:
         snprintf(s->why, sizeof(s->why), "%s in DATA (smtpd_bare_newline = reject)",
                  data_dec_errstr(s->dec.err));
+        s->reject = REJ_BARE_NEWLINE + 1;
         reply(s, out, 550, "5.5.2", "Error: %s in message; lines must end with <CR><LF>",
               data_dec_errstr(s->dec.err));
         break;
@@ -702,12 +709,14 @@ static enum sess_act message_end(struct sess *s, struct buf *out)
          * the client can still re-encode it (RFC 3463 X.5.2: syntax). */
         snprintf(s->why, sizeof(s->why), "a line longer than %zu octets (smtpd_line_length_limit)",
                  s->conf->line_limit - 2);
+        s->reject = REJ_LINE_LENGTH + 1;
         reply(s, out, 550, "5.5.2", "Error: message has a line longer than %zu octets",
               s->conf->line_limit - 2);
         break;
     case DD_ERR_SIZE:
         snprintf(s->why, sizeof(s->why), "message larger than %llu bytes",
                  (unsigned long long)s->conf->size_limit);
+        s->reject = REJ_SIZE + 1;
         reply(s, out, 552, "5.3.4", "Error: message exceeds fixed limit of %llu bytes",
               (unsigned long long)s->conf->size_limit);
         break;
@@ -769,6 +778,7 @@ enum sess_act sess_commit_result(struct sess *s, const char *id, struct buf *out
     sess_reset(s);
     s->state = SS_CMD;
     if (id == NULL) {
+        s->reject = REJ_WRITE_ERROR + 1;
         reply(s, out, 451, "4.3.0", "Error: queue file write error, try again later");
         return check_errors(s, out, SA_NONE);
     }

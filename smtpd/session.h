@@ -145,6 +145,9 @@ struct sess {
 
     /* for the server's log: why the last reply was a refusal ("" if not) */
     char why[200];
+    /* for the server's counters: the refusal's reason (enum stats_reject)
+     * plus 1, 0 if none; the server takes it and sets it back to 0 */
+    uint8_t reject;
     /* counters the server sums up */
     unsigned relay_denied;
     unsigned messages;

@@ -5,7 +5,7 @@
 set -u
 
 BUILD="gcc make libevent-dev libldns-dev libdb5.3-dev libssl-dev libcrypt-dev"
-TEST="perl python3 libnet-dns-perl libio-socket-ssl-perl libnet-ssleay-perl libjson-perl swaks nsd openssl procps iproute2 strace"
+TEST="perl python3 libnet-dns-perl libio-socket-ssl-perl libnet-ssleay-perl libjson-perl swaks nsd openssl procps iproute2 strace prometheus"
 FUZZ="clang libclang-rt-14-dev"
 FORMAT="clang-format"
 ALL="$BUILD $TEST $FUZZ $FORMAT"
@@ -34,9 +34,11 @@ fi
 echo "deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q || exit 1
-# nsd's package starts a system nsd; Postern's tests start their own.
+# nsd's and prometheus's packages start system daemons; Postern's tests
+# start their own (metrics.t: promtool and a Prometheus on loopback).
 apt-get install -y -q --no-install-recommends $missing || exit 1
 if command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now nsd >/dev/null 2>&1 || true
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 exit 0

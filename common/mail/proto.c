@@ -15,10 +15,14 @@ ALLOW(proto_master_to_relay, "master to relay", IMSG_STATUS_REQ, IMSG_PEER, IMSG
       IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN, IMSG_SECRETS);
 ALLOW(proto_master_to_smtpd, "master to smtpd", IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD,
       IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN, IMSG_TLS_CERT);
+ALLOW(proto_master_to_qmgr, "master to qmgr", IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD,
+      IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN, IMSG_STATS_MASTER);
 ALLOW(proto_child_to_master, "child to master", IMSG_STATUS_REP, IMSG_RELOAD_REP, IMSG_CTL_REP,
       IMSG_PEER_BROKEN);
+ALLOW(proto_dnsd_to_master, "dnsd to master", IMSG_STATUS_REP, IMSG_RELOAD_REP, IMSG_CTL_REP,
+      IMSG_PEER_BROKEN, IMSG_STATS_DNSD);
 ALLOW(proto_ctl_to_master, "smtpctl to master", IMSG_CTL_REQ);
-ALLOW(proto_smtpd_to_qmgr, "smtpd to qmgr", IMSG_QUEUE_NEW);
+ALLOW(proto_smtpd_to_qmgr, "smtpd to qmgr", IMSG_QUEUE_NEW, IMSG_STATS_SMTPD);
 ALLOW(proto_qmgr_to_smtpd, "qmgr to smtpd", IMSG_QUEUE_FREE);
 ALLOW(proto_qmgr_to_dlv, "qmgr to deliver/relay", IMSG_DELIVERY);
 ALLOW(proto_deliver_to_qmgr, "deliver to qmgr", IMSG_DELIVERY_RESULT);

@@ -22,23 +22,26 @@
 
 enum ipc_type {
     /* master <-> any child: 1..99 */
-    IMSG_STATUS_REQ = 1,   /* master->child: empty */
-    IMSG_STATUS_REP = 2,   /* child->master: u32 pid, i64 started_us, str version, str state */
-    IMSG_PEER = 3,         /* master->child, with fd: str peer_name */
-    IMSG_RELOAD = 4,       /* master->child: str main_cf_path, str text, u32 n, n x str override */
-    IMSG_RELOAD_REP = 5,   /* child->master: u32 ok(1/0), str error */
-    IMSG_LOGLEVEL = 6,     /* master->child: u32 level */
-    IMSG_CTL_REQ = 7,      /* master->child: u32 flags (CTL_F_*), u32 argc, argc x str */
-    IMSG_CTL_REP = 8,      /* child->master: u32 exit_code, str output */
-    IMSG_SHUTDOWN = 9,     /* master->child: empty; finish and exit 0 */
-    IMSG_SECRETS = 10,     /* master->relay only: the gateway credentials (layout in secrets.h) */
-    IMSG_PEER_BROKEN = 11, /* child->master: str peer_name, str why; restart that peer */
-    IMSG_TLS_CERT = 12,    /* master->smtpd only, before IMSG_RELOAD: str cert_pem, str key_pem
-                              ("" "": no STARTTLS); see mail/tls_server.h */
+    IMSG_STATUS_REQ = 1,    /* master->child: empty */
+    IMSG_STATUS_REP = 2,    /* child->master: u32 pid, i64 started_us, str version, str state */
+    IMSG_PEER = 3,          /* master->child, with fd: str peer_name */
+    IMSG_RELOAD = 4,        /* master->child: str main_cf_path, str text, u32 n, n x str override */
+    IMSG_RELOAD_REP = 5,    /* child->master: u32 ok(1/0), str error */
+    IMSG_LOGLEVEL = 6,      /* master->child: u32 level */
+    IMSG_CTL_REQ = 7,       /* master->child: u32 flags (CTL_F_*), u32 argc, argc x str */
+    IMSG_CTL_REP = 8,       /* child->master: u32 exit_code, str output */
+    IMSG_SHUTDOWN = 9,      /* master->child: empty; finish and exit 0 */
+    IMSG_SECRETS = 10,      /* master->relay only: the gateway credentials (layout in secrets.h) */
+    IMSG_PEER_BROKEN = 11,  /* child->master: str peer_name, str why; restart that peer */
+    IMSG_TLS_CERT = 12,     /* master->smtpd only, before IMSG_RELOAD: str cert_pem, str key_pem
+                               ("" "": no STARTTLS); see mail/tls_server.h */
+    IMSG_STATS_DNSD = 13,   /* dnsd->master: its counters (mail/stats.h), once a second */
+    IMSG_STATS_MASTER = 14, /* master->qmgr only: restarts and dnsd's counters (mail/stats.h) */
 
     /* smtpd <-> qmgr: 100..199 */
-    IMSG_QUEUE_NEW = 100,  /* smtpd->qmgr: str queue_id (file is in queue/) */
-    IMSG_QUEUE_FREE = 101, /* qmgr->smtpd: u32 n, n x str name (files moved to free/) */
+    IMSG_QUEUE_NEW = 100,   /* smtpd->qmgr: str queue_id (file is in queue/) */
+    IMSG_QUEUE_FREE = 101,  /* qmgr->smtpd: u32 n, n x str name (files moved to free/) */
+    IMSG_STATS_SMTPD = 102, /* smtpd->qmgr: its counters (mail/stats.h), once a second */
 
     /* qmgr <-> deliver / relay: 200..299 (layouts in common/mail/dlv_proto.h) */
     IMSG_DELIVERY = 200,        /* qmgr->deliver|relay, with the message fd */
@@ -59,8 +62,10 @@ enum ipc_type {
 extern const struct ipc_allow proto_master_to_child; /* what a child takes from master */
 extern const struct ipc_allow proto_master_to_relay; /* the same plus IMSG_SECRETS */
 extern const struct ipc_allow proto_master_to_smtpd; /* the same plus IMSG_TLS_CERT */
+extern const struct ipc_allow proto_master_to_qmgr;  /* the same plus IMSG_STATS_MASTER */
 extern const struct ipc_allow proto_child_to_master;
-extern const struct ipc_allow proto_ctl_to_master; /* smtpctl's control socket */
+extern const struct ipc_allow proto_dnsd_to_master; /* the same plus IMSG_STATS_DNSD */
+extern const struct ipc_allow proto_ctl_to_master;  /* smtpctl's control socket */
 extern const struct ipc_allow proto_smtpd_to_qmgr;
 extern const struct ipc_allow proto_qmgr_to_smtpd;
 extern const struct ipc_allow proto_qmgr_to_dlv; /* to deliver and to relay */

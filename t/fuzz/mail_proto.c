@@ -22,6 +22,7 @@ static const struct ipc_allow *const edges[] = {
     &proto_master_to_child, &proto_master_to_relay, &proto_master_to_smtpd, &proto_child_to_master,
     &proto_ctl_to_master,   &proto_smtpd_to_qmgr,   &proto_qmgr_to_smtpd,   &proto_qmgr_to_dlv,
     &proto_deliver_to_qmgr, &proto_relay_to_qmgr,   &proto_dnsd_to_client,  &proto_client_to_dnsd,
+    &proto_master_to_qmgr,  &proto_dnsd_to_master,
 };
 
 struct st {

@@ -30,11 +30,18 @@ static const struct edge edges[] = {
      "master to smtpd",
      {IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD, IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN,
       IMSG_TLS_CERT}},
+    {&proto_master_to_qmgr,
+     "master to qmgr",
+     {IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD, IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN,
+      IMSG_STATS_MASTER}},
     {&proto_child_to_master,
      "child to master",
      {IMSG_STATUS_REP, IMSG_RELOAD_REP, IMSG_CTL_REP, IMSG_PEER_BROKEN}},
+    {&proto_dnsd_to_master,
+     "dnsd to master",
+     {IMSG_STATUS_REP, IMSG_RELOAD_REP, IMSG_CTL_REP, IMSG_PEER_BROKEN, IMSG_STATS_DNSD}},
     {&proto_ctl_to_master, "smtpctl to master", {IMSG_CTL_REQ}},
-    {&proto_smtpd_to_qmgr, "smtpd to qmgr", {IMSG_QUEUE_NEW}},
+    {&proto_smtpd_to_qmgr, "smtpd to qmgr", {IMSG_QUEUE_NEW, IMSG_STATS_SMTPD}},
     {&proto_qmgr_to_smtpd, "qmgr to smtpd", {IMSG_QUEUE_FREE}},
     {&proto_qmgr_to_dlv, "qmgr to deliver/relay", {IMSG_DELIVERY}},
     {&proto_deliver_to_qmgr, "deliver to qmgr", {IMSG_DELIVERY_RESULT}},
@@ -76,5 +83,13 @@ int main(void)
     ok(!ipc_allowed(&proto_master_to_relay, IMSG_TLS_CERT), "the TLS key goes to smtpd only");
     ok(!ipc_allowed(&proto_child_to_master, IMSG_CTL_REQ), "a child cannot run control commands");
     ok(!ipc_allowed(&proto_client_to_dnsd, IMSG_DNS_REP), "a dnsd client cannot answer dnsd");
+    ok(!ipc_allowed(&proto_child_to_master, IMSG_STATS_DNSD),
+       "only dnsd's channel to master carries its counters");
+    ok(!ipc_allowed(&proto_master_to_child, IMSG_STATS_MASTER) &&
+           !ipc_allowed(&proto_master_to_smtpd, IMSG_STATS_MASTER),
+       "master's counters go to qmgr only");
+    ok(!ipc_allowed(&proto_deliver_to_qmgr, IMSG_STATS_SMTPD) &&
+           !ipc_allowed(&proto_relay_to_qmgr, IMSG_STATS_SMTPD),
+       "only smtpd sends qmgr smtpd's counters");
     return done_testing();
 }
