@@ -6,6 +6,7 @@
 #   make run              start Postern in the foreground on 127.0.0.1:2525
 #   make deps             install missing Debian packages (prints the line if not root)
 #   make install DESTDIR=... PREFIX=...
+#   make deb              the Debian package postern_VERSION_ARCH.deb (docs/debian.md)
 #   make fuzz             build the libFuzzer targets (clang)
 #   make bench            run the benchmarks in bench/
 #   make format           clang-format the tree; make format-check checks it
@@ -58,7 +59,7 @@ FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 .SECONDEXPANSION:
 # Keep intermediate objects (fuzzer builds) between runs.
 .SECONDARY:
-.PHONY: all check unit deps run install clean fuzz bench format format-check docs layers
+.PHONY: all check unit deps run install deb clean fuzz bench format format-check docs layers
 all: layers $(BINS) $(UNIT_BINS) bin/mailq
 
 # mailq is sendmail by another name (it lists the queue), as on any MTA
@@ -138,6 +139,9 @@ bench: all
 
 install: all
 	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)"
+
+deb:
+	sh tools/deb.sh
 
 docs: bin/smtpctl
 	bin/smtpctl params >docs/parameters.md
