@@ -59,7 +59,7 @@ FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 .SECONDEXPANSION:
 # Keep intermediate objects (fuzzer builds) between runs.
 .SECONDARY:
-.PHONY: all check unit deps run install deb clean fuzz bench format format-check docs layers
+.PHONY: all check unit deps run install clean fuzz bench format format-check docs layers
 all: layers $(BINS) $(UNIT_BINS) bin/mailq
 
 # mailq is sendmail by another name (it lists the queue), as on any MTA
@@ -140,6 +140,7 @@ bench: all
 install: all
 	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)"
 
+.PHONY: deb
 deb:
 	sh tools/deb.sh
 
