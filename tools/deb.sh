@@ -35,7 +35,9 @@ src=$out/postern-$version
 rm -rf "$out"
 mkdir -p "$src"
 tar -cf - --exclude=./build --exclude=./bin --exclude=./run --exclude=./bench/work \
-    --exclude=./.git --exclude='./postern_*.deb' . | tar -xf - -C "$src"
+    --exclude=./.git --exclude='./postern_*.deb' --exclude=./debian/postern --exclude=./debian/.debhelper \
+    --exclude=./debian/files --exclude='./debian/*.substvars' --exclude=./debian/debhelper-build-stamp \
+    . | tar -xf - -C "$src"
 
 echo "deb: building $deb in $src (log: $out/build.log)"
 jobs=$(nproc 2>/dev/null || echo 1)
