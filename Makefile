@@ -6,6 +6,7 @@
 #   make run              start Postern in the foreground on 127.0.0.1:2525
 #   make deps             install missing Debian packages (prints the line if not root)
 #   make install DESTDIR=... PREFIX=...
+#   make deb              the Debian package postern_VERSION_ARCH.deb (docs/debian.md)
 #   make fuzz             build the libFuzzer targets (clang)
 #   make bench            run the benchmarks in bench/
 #   make interop          the interop matrix against Postfix, Exim, OpenSMTPD (root; docs/interop.md)
@@ -147,6 +148,10 @@ interop: all
 
 install: all
 	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)"
+
+.PHONY: deb
+deb:
+	sh tools/deb.sh
 
 docs: bin/smtpctl
 	bin/smtpctl params >docs/parameters.md

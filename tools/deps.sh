@@ -8,7 +8,9 @@ BUILD="gcc make libevent-dev libldns-dev libdb5.3-dev libssl-dev libcrypt-dev"
 TEST="perl python3 libnet-dns-perl libio-socket-ssl-perl libnet-ssleay-perl libjson-perl swaks nsd openssl procps iproute2 strace prometheus"
 FUZZ="clang libclang-rt-14-dev"
 FORMAT="clang-format"
-ALL="$BUILD $TEST $FUZZ $FORMAT"
+# make deb (tools/deb.sh) and its check (t/integration/deb_package.t)
+DEB="debhelper dpkg-dev lintian"
+ALL="$BUILD $TEST $FUZZ $FORMAT $DEB"
 
 missing=""
 for p in $ALL; do
