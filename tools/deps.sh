@@ -5,7 +5,7 @@
 set -u
 
 BUILD="gcc make libevent-dev libldns-dev libdb5.3-dev libssl-dev libcrypt-dev"
-TEST="perl python3 libnet-dns-perl libio-socket-ssl-perl libnet-ssleay-perl libjson-perl swaks nsd openssl procps iproute2 strace"
+TEST="perl python3 libnet-dns-perl libio-socket-ssl-perl libnet-ssleay-perl libjson-perl swaks nsd openssl procps iproute2 strace mandoc man-db"
 FUZZ="clang libclang-rt-14-dev"
 FORMAT="clang-format"
 ALL="$BUILD $TEST $FUZZ $FORMAT"
