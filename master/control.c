@@ -445,6 +445,14 @@ static void handle_request(struct master *m, struct ipc_chan *ch, uint32_t id,
         return;
     }
     const char *target = route_command(argc, argv);
+    const struct ctl_cmd *cmd = ctl_cmd_find(argc, argv);
+    if (target == NULL && cmd != NULL) { /* master's or smtpctl's, with the wrong arguments */
+        char *msg = xasprintf("usage: smtpctl %s%s%s %s\n", cmd->word, cmd->sub ? " " : "",
+                              cmd->sub ? cmd->sub : "", cmd->args);
+        reply_client(ch, id, 2, msg);
+        free(msg);
+        return;
+    }
     if (target == NULL) {
         char *msg = xasprintf("unknown command '%s' (smtpctl help lists the commands)\n", argv[0]);
         reply_client(ch, id, 2, msg);
