@@ -133,7 +133,7 @@ is(complete('smtpctl params mx'), 'mx', 'params: those too');
 is(complete('smtpctl flush --'), '--domain --recipient --sender', 'flush: the selection options');
 is(complete('smtpctl flush --domain '), '', 'nothing offered for the value of --domain');
 is(complete('smtpctl show queue a'), 'all', 'show queue: all');
-is(complete('smtpctl route user@example.com --'), '--from --json --size', 'route: its options');
+is(complete('smtpctl route user@example.com --'), '--from --json --resolve --size', 'route: its options');
 is(complete('smtpctl monitor -'), '--json -i -n', 'monitor: its options');
 is(complete('smtpctl makemap dom'), 'domains', 'makemap: file names');
 is(complete('smtpctl help fl'), 'flush', 'help: command names');
