@@ -54,6 +54,13 @@ LIBCOMMON := build/libcommon.a
 UNIT_SRC := $(wildcard t/unit/*.c)
 UNIT_BINS := $(UNIT_SRC:t/unit/%.c=build/t/unit/%)
 
+# docs/man/NAME.N.in becomes build/man/manN/NAME.N, laid out as it is
+# installed (so that mandoc -Tlint and man find the pages it refers to).
+MAN_NAMES := $(patsubst docs/man/%.in,%,$(wildcard docs/man/*.in))
+man_out = build/man/man$(subst .,,$(suffix $(1)))/$(1)
+MAN_PAGES := $(foreach m,$(MAN_NAMES),$(call man_out,$(m)))
+GENERATED := $(MAN_PAGES) build/completion/smtpctl
+
 FUZZ_SRC := $(wildcard t/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 
@@ -61,7 +68,7 @@ FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 # Keep intermediate objects (fuzzer builds) between runs.
 .SECONDARY:
 .PHONY: all check unit deps run install clean fuzz bench interop format format-check docs layers
-all: layers $(BINS) $(UNIT_BINS) bin/mailq
+all: layers $(BINS) $(UNIT_BINS) bin/mailq $(GENERATED)
 
 # mailq is sendmail by another name (it lists the queue), as on any MTA
 bin/mailq: bin/sendmail
@@ -108,6 +115,22 @@ build/t/unit/%: build/t/unit/%.o $(TAP_OBJ) $(LIBCOMMON) $$(if $$(call unit_prog
 	$(CC) $(LDFLAGS) -o $@ $< $(TAP_OBJ) $(if $(call unit_prog,$*),build/$(call unit_prog,$*)/lib.a) $(LIBCOMMON) $(LIBS)
 
 unit: $(UNIT_BINS)
+
+# Man pages and the bash completion, made by tools/docgen from the
+# parameter table and smtpctl's command table (docs/man/*.in hold the
+# prose): build/man/NAME.SECTION, build/completion/smtpctl.
+DOCGEN := build/tools/docgen
+build/tools/docgen: build/tools/docgen.o $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBS)
+define man_rule
+$(call man_out,$(1)): docs/man/$(1).in $(DOCGEN)
+	@mkdir -p $$(dir $$@)
+	$(DOCGEN) man $$< >$$@.tmp && mv $$@.tmp $$@
+endef
+$(foreach m,$(MAN_NAMES),$(eval $(call man_rule,$(m))))
+build/completion/smtpctl: $(DOCGEN)
+	@mkdir -p build/completion
+	$(DOCGEN) bash >$@.tmp && mv $@.tmp $@
 
 deps:
 	@sh tools/deps.sh

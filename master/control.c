@@ -6,7 +6,7 @@
  * codec in mail/ctl_proto.h). Only root and the user master runs as may
  * connect (SO_PEERCRED). Master answers status,
  * reload, stop and "log level" itself; other commands go to the child
- * that owns them (route_table) under a request id of master's, and the
+ * that owns them (the command table, mail/ctl_cmds.def) under a request id of master's, and the
  * child's answer goes back to the client. Operations that ask several
  * children (status, reload) collect the answers with a time limit.
  */
@@ -24,6 +24,7 @@
 
 #include "base/log.h"
 #include "master.h"
+#include "mail/ctl_cmds.h"
 #include "mail/ctl_proto.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
@@ -31,19 +32,6 @@
 
 #define OP_TIMEOUT_S 3
 #define FORWARD_TIMEOUT_S 120
-
-static const struct {
-    const char *w1, *w2; /* first words; w2 NULL matches any */
-    const char *child;
-} route_table[] = {
-    {"show", "dns", "dnsd"},      {"dns", NULL, "dnsd"},         {"show", "queue", "qmgr"},
-    {"show", "message", "qmgr"},  {"show", "hosts", "qmgr"},     {"show", "relays", "qmgr"},
-    {"show", "stats", "qmgr"},    {"flush", NULL, "qmgr"},       {"remove", NULL, "qmgr"},
-    {"hold", NULL, "qmgr"},       {"release", NULL, "qmgr"},     {"bounce", NULL, "qmgr"},
-    {"route", NULL, "qmgr"},      {"pause", "delivery", "qmgr"}, {"resume", "delivery", "qmgr"},
-    {"pause", "intake", "smtpd"}, {"resume", "intake", "smtpd"}, {"show", "smtpd", "smtpd"},
-    {"show", "bounced", "qmgr"},  {"show", "bad", "qmgr"},       {"requeue", NULL, "qmgr"},
-};
 
 enum op_kind { OP_FORWARD, OP_STATUS, OP_RELOAD };
 
@@ -408,15 +396,15 @@ static void ctl_reload_done(void *arg, int ok, const char *text)
     free(rr);
 }
 
+/* The child that owns a command (mail/ctl_cmds.def), or NULL. */
 static const char *route_command(int argc, char **argv)
 {
-    for (size_t i = 0; i < nitems(route_table); i++) {
-        if (strcmp(argv[0], route_table[i].w1) != 0)
-            continue;
-        if (route_table[i].w2 == NULL || (argc > 1 && strcmp(argv[1], route_table[i].w2) == 0))
-            return route_table[i].child;
-    }
-    return NULL;
+    const struct ctl_cmd *c = ctl_cmd_find(argc, argv);
+    const char *owner = c ? ctl_cmd_owner(c) : NULL;
+
+    if (owner == NULL || strcmp(owner, "master") == 0 || strcmp(owner, "smtpctl") == 0)
+        return NULL;
+    return owner;
 }
 
 static void handle_request(struct master *m, struct ipc_chan *ch, uint32_t id,
@@ -457,6 +445,14 @@ static void handle_request(struct master *m, struct ipc_chan *ch, uint32_t id,
         return;
     }
     const char *target = route_command(argc, argv);
+    const struct ctl_cmd *cmd = ctl_cmd_find(argc, argv);
+    if (target == NULL && cmd != NULL) { /* master's or smtpctl's, with the wrong arguments */
+        char *msg = xasprintf("usage: smtpctl %s%s%s %s\n", cmd->word, cmd->sub ? " " : "",
+                              cmd->sub ? cmd->sub : "", cmd->args);
+        reply_client(ch, id, 2, msg);
+        free(msg);
+        return;
+    }
     if (target == NULL) {
         char *msg = xasprintf("unknown command '%s' (smtpctl help lists the commands)\n", argv[0]);
         reply_client(ch, id, 2, msg);

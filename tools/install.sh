@@ -1,6 +1,7 @@
 #!/bin/sh
 # install.sh DESTDIR PREFIX - "make install": programs, a system main.cf,
-# the example domains map, the systemd unit and the docs. As root,
+# the example domains map, the systemd unit, the docs, the man pages and
+# the bash completion (both made by make, in build/). As root,
 # postdrop is installed root:postdrop 2755 when the group exists. It does
 # not create the postern user or the postdrop group, or start anything:
 # INSTALL says how.
@@ -62,4 +63,16 @@ sed -e "s|@LIBEXEC@|$libexec|g" -e "s|@CONFDIR@|$confdir|g" etc/systemd/postern.
 for d in README.md INSTALL docs/*.md; do
     [ -f "$d" ] && install -m 0644 "$d" "$DESTDIR$docdir/"
 done
+
+# Man pages: build/man/manN/NAME.N, made by tools/docgen.
+mandir=$PREFIX/share/man
+for page in build/man/man*/*; do
+    [ -f "$page" ] || continue
+    section=$(basename "$(dirname "$page")")
+    install -d "$DESTDIR$mandir/$section"
+    install -m 0644 "$page" "$DESTDIR$mandir/$section/"
+done
+# bash completion, where bash-completion looks for it.
+install -d "$DESTDIR$PREFIX/share/bash-completion/completions"
+install -m 0644 build/completion/smtpctl "$DESTDIR$PREFIX/share/bash-completion/completions/smtpctl"
 echo "installed into ${DESTDIR:-/}: programs in $libexec, config in $confdir"

@@ -109,6 +109,11 @@ SKIP: {
     ok(($st[2] & 07777) == 02755 && $st[5] == getgrnam('postdrop'), 'postdrop: group postdrop, mode 2755');
 }
 ok(-l "$dest/usr/local/sbin/smtpctl", 'smtpctl link in sbin');
+for my $page (qw(man1/sendmail.1 man1/mailq.1 man5/postern.conf.5 man5/postern-domains.5
+                 man8/postern.8 man8/smtpctl.8)) {
+    ok(-f "$dest/usr/local/share/man/$page", "man page $page installed");
+}
+ok(-f "$dest/usr/local/share/bash-completion/completions/smtpctl", 'bash completion for smtpctl installed');
 ok(-f "$dest/etc/postern/main.cf", 'system main.cf');
 ok(-f "$dest/etc/postern/domains", 'example domains map');
 ok(-f "$dest/etc/systemd/system/postern.service", 'systemd unit');

@@ -1,0 +1,21 @@
+/*
+ * smtpctl.h - the commands smtpctl runs itself (the offline group of
+ * mail/ctl_cmds.def), shared between its modules. Each returns the exit
+ * code: 0 ok, 1 the command failed, 2 usage error.
+ */
+#ifndef POSTERN_SMTPCTL_H
+#define POSTERN_SMTPCTL_H
+
+#include <stdio.h>
+
+#define DEFAULT_CONFDIR "/etc/postern"
+
+/* help.c: the usage text from the command table; help [COMMAND]. */
+void usage_print(FILE *f);
+int cmd_help(int argc, char **argv);
+
+/* params.c: params [PARAM...] and config [-d] [PARAM...]; flags CTL_F_*. */
+int cmd_params(unsigned flags, int argc, char **argv);
+int cmd_config(const char *confdir, unsigned flags, int argc, char **argv);
+
+#endif
