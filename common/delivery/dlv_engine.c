@@ -512,7 +512,7 @@ static void idle_close_all(struct dlv_engine *e)
     while (e->idle) {
         struct idle *it = e->idle;
         struct smtpc *s = it->s;
-        note_closed(e, it->key);
+        note_closed(e, it->dest_key);
         idle_unlink(it);
         smtpc_close(s);
     }
