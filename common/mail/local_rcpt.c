@@ -1,0 +1,102 @@
+/*
+ * local_rcpt - mydestination and the local recipients smtpd takes;
+ * contract in local_rcpt.h.
+ */
+#include "mail/local_rcpt.h"
+
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/map.h"
+#include "base/util.h"
+
+int local_domain(const struct config *c, const char *domain)
+{
+    for (char **d = cfg_list(c, P_mydestination); d && *d; d++)
+        if (ascii_casecmp(*d, domain) == 0)
+            return 1;
+    if (!c->set[P_mydestination] && *cfg_str(c, P_myhostname) == '\0')
+        return ascii_casecmp(cfg_myhostname(c), domain) == 0;
+    return 0;
+}
+
+char *local_part(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    size_t n = at ? (size_t)(at - addr) : strlen(addr);
+    char *lp;
+
+    if (n >= 2 && addr[0] == '"' && addr[n - 1] == '"') {
+        /* "user" is user; a quoted part that needs its quotes keeps them */
+        int plain = 1;
+        for (size_t i = 1; i + 1 < n; i++)
+            if (strchr(" \t\\\"(),:;<>@[]", addr[i]))
+                plain = 0;
+        if (plain) {
+            addr++;
+            n -= 2;
+        }
+    }
+    lp = xstrndup(addr, n);
+    ascii_lower(lp);
+    return lp;
+}
+
+static int in_map(struct map *m, const char *key, int *err)
+{
+    char *val = NULL, *e = NULL;
+    int r = map_get(m, key, &val, &e);
+
+    free(val);
+    free(e);
+    if (r < 0)
+        *err = 1;
+    return r == 1;
+}
+
+enum lrcpt local_rcpt_check(const struct config *c, struct map *aliases, struct map *users,
+                            const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    enum lrcpt r;
+    char *lp;
+    int err = 0;
+
+    if (at == NULL || !local_domain(c, at + 1))
+        return LR_REMOTE;
+    lp = local_part(addr);
+    if (strcmp(lp, "postmaster") == 0)
+        r = LR_OK;
+    else if (aliases && in_map(aliases, lp, &err))
+        r = LR_OK;
+    else if (users == NULL || in_map(users, lp, &err))
+        r = LR_OK;
+    else
+        r = LR_UNKNOWN;
+    free(lp);
+    return err && r == LR_UNKNOWN ? LR_ERROR : r;
+}
+
+int local_users_build(const char *path, char **err)
+{
+    struct map_writer *w = map_create(path, 0, err);
+    struct passwd *pw;
+
+    if (w == NULL)
+        return -1;
+    setpwent();
+    while ((pw = getpwent()) != NULL) {
+        char *name = xstrdup(pw->pw_name);
+        ascii_lower(name);
+        if (map_put(w, name, "1", 1, err) < 0) {
+            free(name);
+            endpwent();
+            map_abort(w);
+            return -1;
+        }
+        free(name);
+    }
+    endpwent();
+    return map_commit(w, err);
+}
