@@ -13,7 +13,7 @@
 
 int local_domain(const struct config *c, const char *domain)
 {
-    for (char **d = cfg_list(c, P_mydestination); d && *d; d++)
+    for (char *const *d = cfg_list(c, P_mydestination); d && *d; d++)
         if (ascii_casecmp(*d, domain) == 0)
             return 1;
     if (!c->set[P_mydestination] && *cfg_str(c, P_myhostname) == '\0')
