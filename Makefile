@@ -59,10 +59,13 @@ FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 # Keep intermediate objects (fuzzer builds) between runs.
 .SECONDARY:
 .PHONY: all check unit deps run install clean fuzz bench format format-check docs layers
-all: layers $(BINS) $(UNIT_BINS) bin/mailq
+all: layers $(BINS) $(UNIT_BINS) bin/mailq bin/newaliases
 
-# mailq is sendmail by another name (it lists the queue), as on any MTA
+# mailq is sendmail by another name (it lists the queue), as on any MTA;
+# so is newaliases (it compiles alias_maps)
 bin/mailq: bin/sendmail
+	ln -sf sendmail $@
+bin/newaliases: bin/sendmail
 	ln -sf sendmail $@
 
 layers:

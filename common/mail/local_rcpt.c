@@ -5,10 +5,12 @@
 #include "mail/local_rcpt.h"
 
 #include <pwd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/map.h"
+#include "mail/aliases.h"
 #include "base/util.h"
 
 int local_domain(const struct config *c, const char *domain)
@@ -76,6 +78,33 @@ enum lrcpt local_rcpt_check(const struct config *c, struct map *aliases, struct 
         r = LR_UNKNOWN;
     free(lp);
     return err && r == LR_UNKNOWN ? LR_ERROR : r;
+}
+
+int local_aliases_compile(const struct config *c, const char *path,
+                          void (*warn)(const char *text, void *arg), void *arg, char **err)
+{
+    char *const *dest = cfg_list(c, P_mydestination);
+    size_t n = 0;
+    const char **doms;
+    int rc;
+
+    for (char *const *d = dest; d && *d; d++)
+        n++;
+    doms = xcalloc(n + 2, sizeof(*doms));
+    for (size_t i = 0; i < n; i++)
+        doms[i] = dest[i];
+    if (!c->set[P_mydestination] && *cfg_str(c, P_myhostname) == '\0')
+        doms[n++] = cfg_myhostname(c);
+    if (path == NULL)
+        path = cfg_str(c, P_alias_maps);
+    if (path == NULL || *path == '\0') {
+        *err = xstrdup("alias_maps is empty: there is no aliases file to compile");
+        free(doms);
+        return -1;
+    }
+    rc = aliases_compile(path, (char *const *)(uintptr_t)doms, warn, arg, err);
+    free(doms);
+    return rc;
 }
 
 int local_users_build(const char *path, char **err)

@@ -33,6 +33,10 @@ char *local_part(const char *addr);
  * without a users map, every name are taken). */
 enum lrcpt local_rcpt_check(const struct config *c, struct map *aliases, struct map *users,
                             const char *addr);
+/* newaliases: path (alias_maps when NULL) compiled, with the loop check
+ * over mydestination; warnings to warn(). 0, or -1 and *err. */
+int local_aliases_compile(const struct config *c, const char *path,
+                          void (*warn)(const char *text, void *arg), void *arg, char **err);
 /* The user names of the password database into path.db (0, or -1, *err). */
 int local_users_build(const char *path, char **err);
 
