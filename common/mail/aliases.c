@@ -153,7 +153,7 @@ static int parse_entry(char *line, const char *fname, size_t lineno, alias_entry
     struct strv tv = {NULL, 0, 0};
     char *p = line, *name, *colon;
     const char *why = NULL;
-    int rc;
+    int rc, quoted = *p == '"';
 
     if (*p == '"') {
         char *q = strchr(p + 1, '"');
@@ -179,7 +179,7 @@ static int parse_entry(char *line, const char *fname, size_t lineno, alias_entry
         }
         name = trimmed(p, colon);
     }
-    if (name[0] == '\0' || strchr(name, '@') || strpbrk(name, " \t,")) {
+    if (name[0] == '\0' || strchr(name, '@') || (!quoted && strpbrk(name, " \t,"))) {
         *err = xasprintf(name[0] == '\0' ? "%s:%zu: empty alias name"
                          : strchr(name, '@')
                              ? "%s:%zu: an alias name is a local part, without @domain"
