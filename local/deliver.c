@@ -77,8 +77,8 @@ static void content(const struct ld_msg *m, int mbox, struct buf *out)
  * report (what it writes on wfd) into *rep. The exit code of fn, or -1
  * when the worker died of a signal (or could not start).
  */
-static int run_as(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void *, int),
-                  void *arg, struct buf *rep)
+static int run_as(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void *, int), void *arg,
+                  struct buf *rep)
 {
     int p[2], st = 0;
     pid_t pid;
@@ -421,8 +421,7 @@ void ld_pipe(const struct ld_conf *c, const char *cmd, const struct passwd *pw, 
     else if (rc == 111)
         ld_out_set(out, DLV_TEMP, "4.3.0", "command: %s: cannot take the user's privileges", cmd);
     else
-        ld_out_set(out, DLV_TEMP, "4.3.0", "command: %s: %s", cmd,
-                   *t ? t : "could not be run");
+        ld_out_set(out, DLV_TEMP, "4.3.0", "command: %s: %s", cmd, *t ? t : "could not be run");
     buf_free(&data);
     buf_free(&rep);
 }
@@ -487,8 +486,7 @@ int ld_read_forward(const struct ld_conf *c, const struct passwd *pw, char **tex
     return -1;
 }
 
-int ld_run_owner(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void *, int),
-                 void *arg)
+int ld_run_owner(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void *, int), void *arg)
 {
     struct buf rep;
     int rc;

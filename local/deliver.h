@@ -48,11 +48,11 @@ struct ld_conf {
 
 /* One message as a delivery writes it. */
 struct ld_msg {
-    const char *sender;    /* "" for <> */
-    const char *rcpt;      /* the address delivered to (Delivered-To:) */
-    const char *data;      /* the message, CR LF lines */
+    const char *sender; /* "" for <> */
+    const char *rcpt;   /* the address delivered to (Delivered-To:) */
+    const char *data;   /* the message, CR LF lines */
     size_t len;
-    long long arrival;     /* seconds */
+    long long arrival; /* seconds */
 };
 
 struct ld_out {
@@ -74,8 +74,7 @@ void ld_pipe(const struct ld_conf *c, const char *cmd, const struct passwd *pw, 
              gid_t gid, const struct ld_msg *m, struct ld_out *out);
 /* fn(arg, wfd) in a worker as uid/gid (local's own writes into the
  * spool, as mail_owner): its exit code, -1 when it died. */
-int ld_run_owner(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void *, int),
-                 void *arg);
+int ld_run_owner(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void *, int), void *arg);
 /* The text of pw's ~/.forward read as pw (root's as root: reading only):
  * 1 and *text, 0 none (or not safe: not a regular file of the user's or
  * root's, group or other writable: logged in *why), -1 temporary. */

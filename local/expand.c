@@ -67,7 +67,8 @@ static void expand_target(struct walk *w, const char *name, const char *t, size_
         long inc_owner = -1;
         char **list = w->src->include(w->src->arg, rest, &inc_owner, &err);
         if (list == NULL) {
-            fail(w, 1, xasprintf("alias %s: :include:%s: %s", name, rest, err ? err : "unreadable"));
+            fail(w, 1,
+                 xasprintf("alias %s: :include:%s: %s", name, rest, err ? err : "unreadable"));
             free(err);
             break;
         }

@@ -242,7 +242,8 @@ static void forward_file(struct run *r, uint32_t ri, const struct passwd *pw, co
 
     free(fname);
     if (list == NULL || list[0] == NULL) {
-        char *t = xasprintf("%s; delivered to the mailbox instead", err ? err : ".forward is empty");
+        char *t =
+            xasprintf("%s; delivered to the mailbox instead", err ? err : ".forward is empty");
         struct ld_out o = {0};
         ld_mailbox(r->jc->ld, pw, m, &o);
         note_out(v, &o);
@@ -257,8 +258,8 @@ static void forward_file(struct run *r, uint32_t ri, const struct passwd *pw, co
         enum alias_kind k = alias_target(*p, &rest);
         char *lp = k == AK_ADDR || k == AK_MAILBOX ? local_part(rest) : NULL;
         const char *at = strrchr(rest, '@');
-        int own = lp && strcmp(lp, pw->pw_name) == 0 &&
-                  (at == NULL || local_domain(r->jc->cfg, at + 1));
+        int own =
+            lp && strcmp(lp, pw->pw_name) == 0 && (at == NULL || local_domain(r->jc->cfg, at + 1));
         if (k == AK_MAILBOX || own) {
             struct ld_out o = {0};
             ld_mailbox(r->jc->ld, pw, m, &o);
@@ -318,12 +319,14 @@ static void one_rcpt(struct run *r, uint32_t ri, struct dlv_rcpt_res *res)
     struct lx_result x;
     size_t nfwd0 = r->nfwd;
 
-    mm.arrival = (long long)(qfile_id_valid(r->q->queue_id) ? qfile_id_time(r->q->queue_id) / 1000000
-                                                            : now_us() / 1000000);
+    mm.arrival =
+        (long long)(qfile_id_valid(r->q->queue_id) ? qfile_id_time(r->q->queue_id) / 1000000
+                                                   : now_us() / 1000000);
     buf_init(&v.text);
     if (delivered_to(r->msg, r->len, rc->addr)) {
-        note(&v, DLV_PERM, "5.4.6", "mail forwarding loop: the message was delivered to this "
-                                     "address before (Delivered-To:)");
+        note(&v, DLV_PERM, "5.4.6",
+             "mail forwarding loop: the message was delivered to this "
+             "address before (Delivered-To:)");
     } else if (lx_expand(&src, rc->addr, &x) < 0) {
         note(&v, x.temporary ? DLV_TEMP : DLV_PERM, x.temporary ? "4.3.0" : "5.4.6", x.error);
         lx_free(&x);
@@ -430,8 +433,8 @@ static int write_forward(struct run *r, const char *id, char **why)
         *why = xasprintf("cannot make the envelope: %s", bad);
         rc = -1;
     } else {
-        struct qwrite w = {cfg_str(r->jc->cfg, P_queue_directory), id, &hb, added.data ? added.data : "",
-                           r->msg, r->len};
+        struct qwrite w = {cfg_str(r->jc->cfg, P_queue_directory), id,     &hb,
+                           added.data ? added.data : "",           r->msg, r->len};
         rc = ld_run_owner(r->jc->ld, r->jc->owner_uid, r->jc->owner_gid, w_queue, &w) == 0 ? 0 : -1;
         if (rc != 0)
             *why = xasprintf("cannot queue the forwarded message in %s/%s",
@@ -528,8 +531,12 @@ void job_run(const struct job_conf *jc, const struct dlv_req *q, int msgfd, cons
         open_aliases(&r);
     for (size_t i = 0; i < q->nrcpts; i++) {
         if (r.msg == NULL) {
-            res[i] = (struct dlv_rcpt_res){q->rcpts[i].idx, DLV_TEMP, DLV_CLASS_LOCAL,
-                                           DLV_STEP_NONE, 0, xstrdup("4.3.0"),
+            res[i] = (struct dlv_rcpt_res){q->rcpts[i].idx,
+                                           DLV_TEMP,
+                                           DLV_CLASS_LOCAL,
+                                           DLV_STEP_NONE,
+                                           0,
+                                           xstrdup("4.3.0"),
                                            xstrdup("cannot read the queue file")};
             continue;
         }

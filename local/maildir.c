@@ -41,8 +41,8 @@ static int sync_dir(const char *path)
     return rc;
 }
 
-int maildir_deliver(const char *dir, const char *host, const void *data, size_t len,
-                    char **where, char **err)
+int maildir_deliver(const char *dir, const char *host, const void *data, size_t len, char **where,
+                    char **err)
 {
     static unsigned seq;
     int64_t now = now_us();

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-int maildir_deliver(const char *dir, const char *host, const void *data, size_t len,
-                    char **where, char **err);
+int maildir_deliver(const char *dir, const char *host, const void *data, size_t len, char **where,
+                    char **err);
 
 #endif

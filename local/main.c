@@ -120,8 +120,13 @@ static void refuse(uint32_t id, const uint32_t *idx, size_t n, const char *why)
     struct ipc_w w;
 
     for (size_t i = 0; i < n; i++)
-        r[i] = (struct dlv_rcpt_res){idx[i],        DLV_TEMP, DLV_CLASS_LOCAL, DLV_STEP_NONE, 0,
-                                     (char *)(uintptr_t) "4.3.0", (char *)(uintptr_t)why};
+        r[i] = (struct dlv_rcpt_res){idx[i],
+                                     DLV_TEMP,
+                                     DLV_CLASS_LOCAL,
+                                     DLV_STEP_NONE,
+                                     0,
+                                     (char *)(uintptr_t) "4.3.0",
+                                     (char *)(uintptr_t)why};
     memset(&res, 0, sizeof(res));
     res.id = id;
     res.relay = (char *)(uintptr_t) "local";
@@ -184,7 +189,8 @@ static void job_done(struct pend *p)
     ipc_r_init(&r, p->out.data, p->out.len);
     fwd = ipc_r_str(&r);
     memset(&res, 0, sizeof(res));
-    if (fwd == NULL || r.err || dlv_res_decode(r.p + r.off, r.len - r.off, &res) != 0 || res.id != p->id) {
+    if (fwd == NULL || r.err || dlv_res_decode(r.p + r.off, r.len - r.off, &res) != 0 ||
+        res.id != p->id) {
         log_err("%s: the delivery job of request %u %s", p->queue_id, p->id,
                 WIFSIGNALED(st) ? "was killed" : "gave no usable result");
         refuse(p->id, p->idx, p->nrcpts, "local delivery job failed");

@@ -140,7 +140,7 @@ int mbox_lock(struct mbox_lock *l, const char *path, int timeout_s, uid_t owner,
     return 0;
 fail_again:
     errno = EAGAIN;
-fail: {
+fail : {
     int e = errno;
     mbox_unlock(l);
     errno = e;

@@ -45,7 +45,7 @@
 
 static const int edges[][2] = {
     {CH_SMTPD, CH_QMGR},   {CH_QMGR, CH_DELIVER}, {CH_QMGR, CH_RELAY},
-    {CH_DELIVER, CH_DNSD}, {CH_RELAY, CH_DNSD},    {CH_QMGR, CH_LOCAL},
+    {CH_DELIVER, CH_DNSD}, {CH_RELAY, CH_DNSD},   {CH_QMGR, CH_LOCAL},
 };
 
 static const char *const child_names[CH__COUNT] = {

@@ -166,10 +166,8 @@ int setup_verify_maps(const struct config *c, char **err)
         enum cfg_id param;
         unsigned flags;
     } maps[] = {
-        {P_domains_map, 0},
-        {P_smtpd_users_map, MAP_SECRET},
-        {P_relay_sender_map, 0},
-        {P_relay_secrets_map, MAP_SECRET},
+        {P_domains_map, 0},      {P_smtpd_users_map, MAP_SECRET},
+        {P_relay_sender_map, 0}, {P_relay_secrets_map, MAP_SECRET},
         {P_alias_maps, 0},
     };
 

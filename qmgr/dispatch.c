@@ -697,9 +697,7 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
         fail_group(q, g, &plan, now);
         return;
     }
-    ch = plan.next == QNEXT_RELAY   ? q->relay
-         : plan.next == QNEXT_LOCAL ? q->local
-                                    : q->deliver;
+    ch = plan.next == QNEXT_RELAY ? q->relay : plan.next == QNEXT_LOCAL ? q->local : q->deliver;
     if (ch == NULL) {
         retry_soon(q, g, now); /* its process is restarting */
         return;

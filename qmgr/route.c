@@ -278,8 +278,7 @@ struct qoutcome route_result(const struct route_ctx *c, const struct qhist *h, i
          * the gateways (PostCast's "use gateways whenever an error
          * occurs"); every other permanent error is final. */
         if (phase == DLV_PHASE_DIRECT && !p->local && p->gateway_policy == GWP_ON_ERROR &&
-            h->last_class > 0 &&
-            h->last_class < 32 && (p->relay_on & (1u << h->last_class)) &&
+            h->last_class > 0 && h->last_class < 32 && (p->relay_on & (1u << h->last_class)) &&
             route_relay_only(c) == NULL && relay_possible(c, h) && now < expiry_us(p, h)) {
             o.state = RS_DEFERRED;
             o.next_try_us = now;

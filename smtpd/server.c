@@ -74,7 +74,7 @@ struct smtpd {
     size_t pool_max; /* queue_file_recycle */
     SSL_CTX *tls;
     struct map *users;
-    struct local_maps lm; /* smtpd's check of local recipients */
+    struct local_maps lm;   /* smtpd's check of local recipients */
     struct auth_pool *auth; /* the AUTH thread (auth.h) */
     struct committer commit;
     struct qfile_idgen idgen;
@@ -94,7 +94,6 @@ struct smtpd {
     struct smtpd_stats st;
 };
 static int local_rcpt_cb(void *arg, const char *addr);
-
 
 struct conn {
     TAILQ_ENTRY(conn) link;

@@ -223,8 +223,10 @@ static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct 
              : (enum lrcpt)s->conf->local_rcpt(s->conf->local_arg, cmd->addr);
     if (lr == LR_UNKNOWN) {
         snprintf(s->why, sizeof(s->why), "unknown local user");
-        reply(s, out, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown in local "
-                                    "recipient table", cmd->addr);
+        reply(s, out, 550, "5.1.1",
+              "<%s>: Recipient address rejected: User unknown in local "
+              "recipient table",
+              cmd->addr);
         return SA_NONE;
     }
     if (lr == LR_ERROR) {

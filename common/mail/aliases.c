@@ -180,11 +180,11 @@ static int parse_entry(char *line, const char *fname, size_t lineno, alias_entry
         name = trimmed(p, colon);
     }
     if (name[0] == '\0' || strchr(name, '@') || (!quoted && strpbrk(name, " \t,"))) {
-        *err = xasprintf(name[0] == '\0' ? "%s:%zu: empty alias name"
-                         : strchr(name, '@')
-                             ? "%s:%zu: an alias name is a local part, without @domain"
-                             : "%s:%zu: blank or comma in an alias name (quote it)",
-                         fname, lineno);
+        *err =
+            xasprintf(name[0] == '\0'     ? "%s:%zu: empty alias name"
+                      : strchr(name, '@') ? "%s:%zu: an alias name is a local part, without @domain"
+                                          : "%s:%zu: blank or comma in an alias name (quote it)",
+                      fname, lineno);
         free(name);
         return -1;
     }
@@ -235,8 +235,8 @@ int aliases_parse(const char *text, size_t len, const char *fname, alias_entry_f
             continue; /* empty or comment: skipped, even between continuations */
         if (i > 0) {
             if (!have) {
-                *err = xasprintf("%s:%zu: continuation line with no alias before it", fname,
-                                 lineno);
+                *err =
+                    xasprintf("%s:%zu: continuation line with no alias before it", fname, lineno);
                 rc = -1;
                 break;
             }

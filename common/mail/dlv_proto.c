@@ -15,8 +15,8 @@
 #define DLV_MAX_OVERRIDE 64
 
 static const char *const status_names[] = {"sent", "deferred", "failed"};
-static const char *const class_names[] = {"none", "dns", "network", "tls", "smtp", "auth", "local",
-                                           "mailbox"};
+static const char *const class_names[] = {"none", "dns",  "network", "tls",
+                                          "smtp", "auth", "local",   "mailbox"};
 static const char *const step_names[] = {"none", "dns",  "connect", "greeting", "helo", "starttls",
                                          "auth", "mail", "rcpt",    "data",     "dot"};
 

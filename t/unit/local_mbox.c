@@ -88,7 +88,8 @@ static void test_lock(void)
     close(fd);
     struct utimbuf old = {time(NULL) - MBOX_STALE_S - 10, time(NULL) - MBOX_STALE_S - 10};
     utime(lock, &old);
-    is_int(mbox_lock(&l, path, 3, (uid_t)-1, (gid_t)-1, 0600, &err), 0, "a stale dotlock is taken over");
+    is_int(mbox_lock(&l, path, 3, (uid_t)-1, (gid_t)-1, 0600, &err), 0,
+           "a stale dotlock is taken over");
     mbox_unlock(&l);
 
     /* a failed write leaves the mailbox as it was */
@@ -106,7 +107,8 @@ static void test_lock(void)
     char link[140];
     snprintf(link, sizeof(link), "%s/victim", dir);
     if (symlink(path, link) == 0) {
-        ok(mbox_lock(&l, link, 1, (uid_t)-1, (gid_t)-1, 0600, &err) < 0, "a symlinked mailbox is refused");
+        ok(mbox_lock(&l, link, 1, (uid_t)-1, (gid_t)-1, 0600, &err) < 0,
+           "a symlinked mailbox is refused");
         free(err);
         err = NULL;
     }
@@ -184,8 +186,7 @@ static const char *expand(const char *addr)
     for (size_t i = 0; i < r.n; i++) {
         static const char *const k[] = {"addr", "mailbox", "file", "pipe", "include"};
         n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s:%s%s", i ? " " : "", k[r.t[i].kind],
-                              r.t[i].text,
-                              r.t[i].ctx == LX_CTX_INCLUDE ? "(include)" : "");
+                              r.t[i].text, r.t[i].ctx == LX_CTX_INCLUDE ? "(include)" : "");
     }
     lx_free(&r);
     return out;
@@ -207,7 +208,8 @@ static void test_expand(void)
     is_str(expand("broken@host.test"),
            "temp: alias broken: :include:/missing: No such file or directory",
            "an unreadable :include: is temporary");
-    is_str(expand("deep0@host.test"), "perm: alias expansion deeper than 20 levels", "depth bounded");
+    is_str(expand("deep0@host.test"), "perm: alias expansion deeper than 20 levels",
+           "depth bounded");
     is_str(expand("failing@host.test"), "temp: aliases: db error", "a lookup error is temporary");
     is_str(expand("postmaster@host.test"), "addr:admin@example.org mailbox:root",
            "postmaster without an alias is root");

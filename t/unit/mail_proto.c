@@ -74,7 +74,8 @@ int main(void)
     ok(!ipc_allowed(&proto_deliver_to_qmgr, IMSG_GATEWAY_AUTH),
        "only relay tells qmgr which gateways have credentials");
     ok(!ipc_allowed(&proto_local_to_qmgr, IMSG_GATEWAY_AUTH), "local holds no credentials");
-    ok(!ipc_allowed(&proto_qmgr_to_local, IMSG_QUEUE_FREE), "local is given no spool files to reuse");
+    ok(!ipc_allowed(&proto_qmgr_to_local, IMSG_QUEUE_FREE),
+       "local is given no spool files to reuse");
     ok(!ipc_allowed(&proto_master_to_child, IMSG_SECRETS), "secrets go to relay only");
     ok(!ipc_allowed(&proto_master_to_smtpd, IMSG_SECRETS), "not to smtpd");
     ok(!ipc_allowed(&proto_master_to_relay, IMSG_TLS_CERT), "the TLS key goes to smtpd only");
