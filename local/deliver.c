@@ -72,13 +72,39 @@ static void content(const struct ld_msg *m, int mbox, struct buf *out)
 
 /* ---- workers ---- */
 
+/* Close every fd from 3 on but a and b (-1: none): a worker keeps no
+ * channel, map or queue file of local's. */
+static void close_others(int a, int b)
+{
+    int lo = a < b ? a : b, hi = a < b ? b : a;
+
+    if (lo < 3) {
+        lo = hi;
+        hi = -1;
+    }
+    if (lo < 3) {
+        close_range(3, ~0U, 0);
+        return;
+    }
+    if (lo > 3)
+        close_range(3, (unsigned)lo - 1, 0);
+    if (hi < 0) {
+        close_range((unsigned)lo + 1, ~0U, 0);
+        return;
+    }
+    if (hi > lo + 1)
+        close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+    close_range((unsigned)hi + 1, ~0U, 0);
+}
+
 /*
  * Run fn(arg, wfd) in a child as uid/gid (when local runs as root), its
- * report (what it writes on wfd) into *rep. The exit code of fn, or -1
- * when the worker died of a signal (or could not start).
+ * report (what it writes on wfd) into *rep; keep: an fd the worker needs
+ * (-1: none), all others from 3 on are closed first. The exit code of fn,
+ * or -1 when the worker died of a signal (or could not start).
  */
-static int run_as(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void *, int), void *arg,
-                  struct buf *rep)
+static int run_as(const struct ld_conf *c, uid_t uid, gid_t gid, int keep,
+                  int (*fn)(void *, int), void *arg, struct buf *rep)
 {
     int p[2], st = 0;
     pid_t pid;
@@ -95,6 +121,7 @@ static int run_as(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void 
     }
     if (pid == 0) {
         close(p[0]);
+        close_others(p[1], keep);
         if (c->as_root) {
             if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0 ||
                 getuid() != uid || geteuid() != uid || (uid != 0 && setuid(0) == 0))
@@ -230,9 +257,9 @@ static void spool_mbox(const struct ld_conf *c, const struct passwd *pw, const s
     struct write_job j = {l.fd, path, data};
     buf_init(&rep);
     if (pw->pw_uid == 0)
-        rc = run_as(c, c->privs_uid, c->privs_gid, w_append, &j, &rep);
+        rc = run_as(c, c->privs_uid, c->privs_gid, l.fd, w_append, &j, &rep);
     else
-        rc = run_as(c, pw->pw_uid, pw->pw_gid, w_append, &j, &rep);
+        rc = run_as(c, pw->pw_uid, pw->pw_gid, l.fd, w_append, &j, &rep);
     mbox_unlock(&l);
     if (rc == 0)
         ld_out_set(out, DLV_OK, "2.0.0", "delivered to mailbox %s", path);
@@ -263,7 +290,7 @@ void ld_mailbox(const struct ld_conf *c, const struct passwd *pw, const struct l
     if (hm[hl - 1] == '/') {
         struct maildir_job j = {path, c->hostname, &data};
         content(m, 0, &data);
-        rc = run_as(c, pw->pw_uid, pw->pw_gid, w_maildir, &j, &rep);
+        rc = run_as(c, pw->pw_uid, pw->pw_gid, -1, w_maildir, &j, &rep);
         if (rc == 0) {
             const char *w = strchr(rep.data ? rep.data : "", ' ');
             ld_out_set(out, DLV_OK, "2.0.0", "delivered to maildir %s", w ? w + 1 : path);
@@ -273,7 +300,7 @@ void ld_mailbox(const struct ld_conf *c, const struct passwd *pw, const struct l
     } else {
         struct mbox_job j = {c, path, &data};
         content(m, 1, &data);
-        rc = run_as(c, pw->pw_uid, pw->pw_gid, w_locked_append, &j, &rep);
+        rc = run_as(c, pw->pw_uid, pw->pw_gid, -1, w_locked_append, &j, &rep);
         if (rc == 0)
             ld_out_set(out, DLV_OK, "2.0.0", "delivered to mailbox %s", path);
         else
@@ -294,7 +321,7 @@ void ld_file(const struct ld_conf *c, const char *path, uid_t uid, gid_t gid,
     buf_init(&data);
     buf_init(&rep);
     content(m, 1, &data);
-    rc = run_as(c, uid, gid, w_locked_append, &j, &rep);
+    rc = run_as(c, uid, gid, -1, w_locked_append, &j, &rep);
     if (rc == 0)
         ld_out_set(out, DLV_OK, "2.0.0", "delivered to file %s", path);
     else
@@ -410,7 +437,7 @@ void ld_pipe(const struct ld_conf *c, const char *cmd, const struct passwd *pw, 
     buf_init(&data);
     buf_init(&rep);
     content(m, 0, &data);
-    rc = run_as(c, uid, gid, w_pipe, &j, &rep);
+    rc = run_as(c, uid, gid, -1, w_pipe, &j, &rep);
     const char *t = rep.len && strchr(rep.data, ' ') ? strchr(rep.data, ' ') + 1 : "";
     if (rc == 0)
         ld_out_set(out, DLV_OK, "2.0.0", "delivered to command: %s", cmd);
@@ -466,7 +493,7 @@ int ld_read_forward(const struct ld_conf *c, const struct passwd *pw, char **tex
     *text = NULL;
     *why = NULL;
     buf_init(&rep);
-    rc = run_as(c, pw->pw_uid, pw->pw_gid, w_forward, &j, &rep);
+    rc = run_as(c, pw->pw_uid, pw->pw_gid, -1, w_forward, &j, &rep);
     if (rc == 0 && rep.len > 0) {
         *len = rep.len;
         buf_addc(&rep, '\0');
@@ -492,7 +519,7 @@ int ld_run_owner(const struct ld_conf *c, uid_t uid, gid_t gid, int (*fn)(void *
     int rc;
 
     buf_init(&rep);
-    rc = run_as(c, uid, gid, fn, arg, &rep);
+    rc = run_as(c, uid, gid, -1, fn, arg, &rep);
     buf_free(&rep);
     return rc;
 }

@@ -315,29 +315,7 @@ char **aliases_split(const char *val, size_t len)
 
 char *aliases_read(const char *path, size_t *len, char **err)
 {
-    FILE *f = fopen(path, "re");
-    struct buf b;
-    char chunk[8192];
-    size_t n;
-
-    if (f == NULL) {
-        *err = xasprintf("cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    buf_init(&b);
-    while (b.len <= ALIAS_FILE_MAX && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        buf_add(&b, chunk, n);
-    if (ferror(f) || b.len > ALIAS_FILE_MAX) {
-        *err = ferror(f) ? xasprintf("cannot read %s: %s", path, strerror(errno))
-                         : xasprintf("%s: larger than %u bytes", path, ALIAS_FILE_MAX);
-        fclose(f);
-        buf_free(&b);
-        return NULL;
-    }
-    fclose(f);
-    *len = b.len;
-    buf_addc(&b, '\0');
-    return b.data;
+    return read_file_len(path, ALIAS_FILE_MAX, len, err);
 }
 
 struct entry {

@@ -188,7 +188,9 @@ static void test_req_bad_values(void)
 
     sample_req(&q, hosts, rc);
     ok(decodes(&q), "sample decodes");
-    q.target = 2;
+    q.target = DLV_TARGET_LOCAL;
+    ok(decodes(&q), "a local delivery target decodes");
+    q.target = DLV_TARGET_LOCAL + 1;
     ok(!decodes(&q), "unknown target refused");
     sample_req(&q, hosts, rc);
     q.tls = TLS_MODE_VERIFY + 1;
