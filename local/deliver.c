@@ -103,8 +103,8 @@ static void close_others(int a, int b)
  * (-1: none), all others from 3 on are closed first. The exit code of fn,
  * or -1 when the worker died of a signal (or could not start).
  */
-static int run_as(const struct ld_conf *c, uid_t uid, gid_t gid, int keep,
-                  int (*fn)(void *, int), void *arg, struct buf *rep)
+static int run_as(const struct ld_conf *c, uid_t uid, gid_t gid, int keep, int (*fn)(void *, int),
+                  void *arg, struct buf *rep)
 {
     int p[2], st = 0;
     pid_t pid;
