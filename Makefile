@@ -40,7 +40,7 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-PROGS := master smtpd qmgr dnsd deliver relay smtpctl sendmail postdrop
+PROGS := master smtpd qmgr dnsd deliver relay local smtpctl sendmail postdrop
 # A program is built once its folder has a main.c; its modules (lib.a)
 # as soon as the folder has any source, so unit tests can link them.
 ALL_PROGS := $(foreach p,$(PROGS),$(if $(wildcard $(p)/main.c),$(p)))
@@ -68,10 +68,13 @@ FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build/fuzz/%)
 # Keep intermediate objects (fuzzer builds) between runs.
 .SECONDARY:
 .PHONY: all check unit deps run install clean fuzz bench interop format format-check docs layers
-all: layers $(BINS) $(UNIT_BINS) bin/mailq $(GENERATED)
+all: layers $(BINS) $(UNIT_BINS) bin/mailq bin/newaliases $(GENERATED)
 
-# mailq is sendmail by another name (it lists the queue), as on any MTA
+# mailq is sendmail by another name (it lists the queue), as on any MTA;
+# so is newaliases (it compiles alias_maps)
 bin/mailq: bin/sendmail
+	ln -sf sendmail $@
+bin/newaliases: bin/sendmail
 	ln -sf sendmail $@
 
 layers:

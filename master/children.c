@@ -1,5 +1,5 @@
 /*
- * children - start the five child programs with their fds, notice when
+ * children - start the child programs with their fds, notice when
  * one dies, and start it again with backoff.
  *
  * A child gets, from fd 3 on and named in POSTERN_FDS: its channel to
@@ -45,12 +45,12 @@
 
 static const int edges[][2] = {
     {CH_SMTPD, CH_QMGR},   {CH_QMGR, CH_DELIVER}, {CH_QMGR, CH_RELAY},
-    {CH_DELIVER, CH_DNSD}, {CH_RELAY, CH_DNSD},
+    {CH_DELIVER, CH_DNSD}, {CH_RELAY, CH_DNSD},   {CH_QMGR, CH_LOCAL},
 };
 
 static const char *const child_names[CH__COUNT] = {
     [CH_DNSD] = "dnsd",   [CH_QMGR] = "qmgr",   [CH_DELIVER] = "deliver",
-    [CH_RELAY] = "relay", [CH_SMTPD] = "smtpd",
+    [CH_RELAY] = "relay", [CH_LOCAL] = "local", [CH_SMTPD] = "smtpd",
 };
 
 static void child_start(struct master *m, int idx);
@@ -192,6 +192,12 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
     struct master *m = arg;
     long long to = cfg_num(&m->cfg, P_child_watchdog_timeout);
     int64_t now = mono_us();
+    char *err = NULL;
+
+    if (!m->stopping && setup_local_maps(m, 0, &err) < 0) {
+        log_err("local recipients: %s", err);
+        free(err);
+    }
 
     for (int i = 0; i < CH__COUNT && to > 0 && !m->stopping; i++) {
         struct mchild *c = &m->ch[i];
@@ -495,7 +501,7 @@ void children_start_all(struct master *m)
         m->ch[i].name = child_names[i];
         m->ch[i].restart_ev = evtimer_new(m->base, restart_cb, &m->ch[i]);
     }
-    /* dnsd, qmgr, deliver, relay, smtpd: each edge is made once. */
+    /* dnsd, qmgr, deliver, relay, local, smtpd: each edge is made once. */
     for (int i = 0; i < CH__COUNT; i++)
         child_start(m, i);
     watchdog_ev = evtimer_new(m->base, watchdog_cb, m);

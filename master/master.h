@@ -19,7 +19,7 @@
 struct event_base;
 struct event;
 
-enum child_id { CH_DNSD, CH_QMGR, CH_DELIVER, CH_RELAY, CH_SMTPD, CH__COUNT };
+enum child_id { CH_DNSD, CH_QMGR, CH_DELIVER, CH_RELAY, CH_LOCAL, CH_SMTPD, CH__COUNT };
 
 struct mchild {
     const char *name;
@@ -67,6 +67,11 @@ int setup_verify_maps(const struct config *c, char **err);
 int setup_listeners(struct master *m, char **err);
 /* metrics_listen as an address: "PORT" and ":PORT" mean 127.0.0.1:PORT. */
 int setup_metrics_addr(const char *spec, struct sockaddr_storage *ss, const char **why);
+/* smtpd's maps of local recipients (mail/local_rcpt.h) in the spool: the
+ * user names of the password database and the compiled aliases, made
+ * again when /etc/passwd or the aliases .db changed (or force). Called by
+ * setup_maps, and by the watchdog's timer in between. */
+int setup_local_maps(struct master *m, int force, char **err);
 
 /* children.c */
 void children_start_all(struct master *m);

@@ -21,6 +21,7 @@
 #include "base/privsep.h"
 #include "mail/spool.h"
 #include "base/util.h"
+#include "mail/local_rcpt.h"
 
 #define LISTEN_BACKLOG 1024
 
@@ -165,10 +166,9 @@ int setup_verify_maps(const struct config *c, char **err)
         enum cfg_id param;
         unsigned flags;
     } maps[] = {
-        {P_domains_map, 0},
-        {P_smtpd_users_map, MAP_SECRET},
-        {P_relay_sender_map, 0},
-        {P_relay_secrets_map, MAP_SECRET},
+        {P_domains_map, 0},      {P_smtpd_users_map, MAP_SECRET},
+        {P_relay_sender_map, 0}, {P_relay_secrets_map, MAP_SECRET},
+        {P_alias_maps, 0},
     };
 
     for (size_t i = 0; i < nitems(maps); i++) {
@@ -228,6 +228,48 @@ int setup_maps(struct master *m, char **err)
         if (copy_map(srcdb, dst, maps[i].secret ? 0600 : 0644, maps[i].secret ? uid : 0,
                      maps[i].secret ? gid : 0, err) < 0)
             return -1;
+    }
+    return setup_local_maps(m, 1, err);
+}
+
+/* st's modification time in ns, 0 when it cannot be read. */
+static int64_t mtime_ns(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return 0;
+    return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+int setup_local_maps(struct master *m, int force, char **err)
+{
+    static int64_t passwd_seen, aliases_seen;
+    const char *spool = cfg_str(&m->cfg, P_queue_directory);
+    const char *aliases = cfg_str(&m->cfg, P_alias_maps);
+    char path[4096], db[4096];
+    int64_t pw = mtime_ns("/etc/passwd"), al;
+
+    snprintf(db, sizeof(db), "%s.db", aliases ? aliases : "");
+    al = aliases && *aliases ? mtime_ns(db) : 0;
+    if (force || pw != passwd_seen) {
+        snprintf(path, sizeof(path), "%s/%s", spool, SPOOL_MAP_LOCALUSERS);
+        path[strlen(path) - 3] = '\0'; /* map_create adds ".db" */
+        if (local_users_build(path, err) < 0)
+            return -1;
+        passwd_seen = pw;
+        if (!force)
+            log_info("the password database changed: smtpd's map of local users made anew");
+    }
+    if (force || al != aliases_seen) {
+        snprintf(path, sizeof(path), "%s/%s", spool, SPOOL_MAP_ALIASES);
+        if (al == 0)
+            unlink(path);
+        else if (copy_map(db, path, 0644, 0, 0, err) < 0)
+            return -1;
+        aliases_seen = al;
+        if (!force)
+            log_info("%s changed: smtpd's copy of the aliases replaced", db);
     }
     return 0;
 }

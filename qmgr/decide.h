@@ -51,6 +51,7 @@ struct qpolicy {
     char **mx;                 /* mx= DNS override (NULL or empty: none) */
     char *matched;             /* the etc/domains key that matched, or "main.cf" */
     char *route_text;          /* route as written ("" when none) */
+    int local;                 /* the domain is in mydestination: local delivers it */
 };
 
 /* Recipient states, as stored (qrec.h) and shown (smtpctl show queue). */
@@ -66,7 +67,8 @@ struct qhist {
     int last_step;  /* enum dlv_step */
 };
 
-enum qnext { QNEXT_DIRECT, QNEXT_RELAY, QNEXT_FAIL };
+/* QNEXT_LOCAL: a domain of mydestination, delivered by local (docs/local.md). */
+enum qnext { QNEXT_DIRECT, QNEXT_RELAY, QNEXT_FAIL, QNEXT_LOCAL };
 
 struct qoutcome {
     enum rstate state; /* RS_SENT, RS_DEFERRED or RS_FAILED */

@@ -706,7 +706,7 @@ static void start_group(struct qmgr *q, struct group *g, int64_t now)
         fail_group(q, g, &plan, now);
         return;
     }
-    ch = plan.next == QNEXT_RELAY ? q->relay : q->deliver;
+    ch = plan.next == QNEXT_RELAY ? q->relay : plan.next == QNEXT_LOCAL ? q->local : q->deliver;
     if (ch == NULL) {
         retry_soon(q, g, now); /* its process is restarting */
         return;
@@ -776,7 +776,7 @@ static void dispatch_ready(struct qmgr *q, int64_t now)
 {
     struct dest *d;
 
-    if (q->paused || q->stopping || (q->deliver == NULL && q->relay == NULL))
+    if (q->paused || q->stopping || (q->deliver == NULL && q->relay == NULL && q->local == NULL))
         return;
     while (q->nactive < (unsigned long long)q->max_deliveries && (d = TAILQ_FIRST(&q->run))) {
         struct group *g;

@@ -48,8 +48,10 @@ static void load_policy(struct qmgr *q, const struct config *cfg)
 
 static void drop_chan(struct qmgr *q, struct ipc_chan *ch)
 {
-    if (ch == q->deliver || ch == q->relay)
+    if (ch == q->deliver || ch == q->relay || ch == q->local)
         dispatch_peer_lost(q, ch);
+    if (ch == q->local)
+        q->local = NULL;
     if (ch == q->deliver)
         q->deliver = NULL;
     if (ch == q->relay)
@@ -122,6 +124,9 @@ static void on_peer(struct child *c, const char *name, int fd)
     } else if (strcmp(name, "relay") == 0) {
         slot = &q->relay;
         allow = &proto_relay_to_qmgr;
+    } else if (strcmp(name, "local") == 0) {
+        slot = &q->local;
+        allow = &proto_local_to_qmgr;
     } else if (strcmp(name, "smtpd") == 0) {
         slot = &q->smtpd;
         allow = &proto_smtpd_to_qmgr;

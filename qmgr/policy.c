@@ -13,6 +13,7 @@
 #include "mail/dlv_proto.h"
 #include "mail/domains.h"
 #include "mail/gateways.h"
+#include "mail/local_rcpt.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "qmgr.h"
@@ -218,10 +219,12 @@ static void build(struct qmgr *q, const char *domain, struct qpolicy *pol)
         }
         free(err);
         qpolicy_build(NULL, q->c->cfg, pol);
+        pol->local = local_domain(q->c->cfg, domain);
         return;
     }
     qpolicy_build(&r, q->c->cfg, pol);
     domain_rule_free(&r);
+    pol->local = local_domain(q->c->cfg, domain);
 }
 
 struct qpolicy *policy_for(struct qmgr *q, const struct dest *d)
@@ -409,6 +412,10 @@ void policy_fill_req(struct qmgr *q, const struct dest *d, const struct route_pl
     dl->attempt = plan->attempt;
     dl->via = NULL;
     req->phase = dl->phase;
+    if (plan->next == QNEXT_LOCAL) {
+        req->target = DLV_TARGET_LOCAL; /* no connection: no reuse key */
+        return;
+    }
     if (plan->next == QNEXT_RELAY) {
         buf_init(&via);
         req->target = DLV_TARGET_HOSTS;
@@ -595,7 +602,9 @@ void policy_note_relay(struct qmgr *q, const struct msg *m, const struct deliver
 void policy_log_attempt(struct qmgr *q, const struct msg *m, const struct dest *d,
                         const struct route_plan *plan, const struct delivery *dl)
 {
-    if (plan->next == QNEXT_RELAY)
+    if (plan->next == QNEXT_LOCAL)
+        log_detail("%s: %s: local delivery attempt %u", m->id, d->name, plan->attempt);
+    else if (plan->next == QNEXT_RELAY)
         log_info("%s: %s: relay attempt %u of %u via %s (%s)", m->id, d->name, plan->attempt,
                  plan->attempts, dl->via, plan->why ? plan->why : "relay phase");
     else if (dl->via)

@@ -140,7 +140,10 @@ static void build_view(struct qmgr *q, struct view *v, int64_t now)
 
 static const char *first_word(const struct route_plan *p)
 {
-    return p->next == QNEXT_DIRECT ? "direct" : p->next == QNEXT_RELAY ? "relay" : "fail";
+    return p->next == QNEXT_DIRECT  ? "direct"
+           : p->next == QNEXT_RELAY ? "relay"
+           : p->next == QNEXT_LOCAL ? "local"
+                                    : "fail";
 }
 
 /* address, rule, sender, size, policy and "relay only" lines. */

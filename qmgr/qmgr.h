@@ -157,7 +157,7 @@ struct qmgr {
     unsigned nactive;
     unsigned nactive_unproven; /* deliveries to destinations with no recent success */
     uint32_t next_id;
-    struct ipc_chan *deliver, *relay, *smtpd;
+    struct ipc_chan *deliver, *relay, *local, *smtpd;
     struct qstate *db;
     struct msg **dirty;
     size_t ndirty, dirty_cap;

@@ -233,6 +233,14 @@ struct route_plan route_decide(const struct route_ctx *c, const struct qhist *h,
         r.expired = 1;
         return r;
     }
+    if (p->local) {
+        /* mydestination: local delivers, retried until max_queue_lifetime;
+         * never through the gateways nor to an MX */
+        memset(&r, 0, sizeof(r));
+        r.next = QNEXT_LOCAL;
+        r.attempt = h->direct_attempts + 1;
+        return r;
+    }
     if ((why = route_relay_only(c)) != NULL) {
         r = relay_plan(c, h, why, 0);
         r.relay_only = 1;
@@ -269,8 +277,8 @@ struct qoutcome route_result(const struct route_ctx *c, const struct qhist *h, i
         /* on_error: a permanent direct error of a listed class goes to
          * the gateways (PostCast's "use gateways whenever an error
          * occurs"); every other permanent error is final. */
-        if (phase == DLV_PHASE_DIRECT && p->gateway_policy == GWP_ON_ERROR && h->last_class > 0 &&
-            h->last_class < 32 && (p->relay_on & (1u << h->last_class)) &&
+        if (phase == DLV_PHASE_DIRECT && !p->local && p->gateway_policy == GWP_ON_ERROR &&
+            h->last_class > 0 && h->last_class < 32 && (p->relay_on & (1u << h->last_class)) &&
             route_relay_only(c) == NULL && relay_possible(c, h) && now < expiry_us(p, h)) {
             o.state = RS_DEFERRED;
             o.next_try_us = now;

@@ -11,8 +11,12 @@
  *   QNEXT_RELAY   the relay phase, with the gateways in the order this
  *                 attempt tries them (priority, the domain's gateways=
  *                 subset or the sender map's list, rotated by attempt).
+ *   QNEXT_LOCAL   the domain is in mydestination (qpolicy.local): local
+ *                 delivers it; a temporary failure is retried after
+ *                 retry_delay until max_queue_lifetime, never elsewhere.
  * The clauses, in order:
  *   1. Mail that was tried and is older than max_queue_lifetime fails.
+ *   1b. A local domain goes to local.
  *   2. Relay only (no direct attempt at all): gateway_policy = always,
  *      route = relay, a message bigger than relay_size_over, or a sender
  *      the sender map lists. These are explicit choices and apply

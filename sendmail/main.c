@@ -41,6 +41,7 @@
 #include <netinet/in.h>
 
 #include "addrlist.h"
+#include "mail/local_rcpt.h"
 #include "mail/config.h"
 #include "ctl.h"
 #include "drop.h"
@@ -568,6 +569,37 @@ static int run(struct job *j)
     }
 }
 
+static void alias_warning(const char *text, void *arg)
+{
+    fprintf(stderr, "%s: warning: %s\n", prog, text);
+}
+
+/* newaliases, sendmail -bi, -I: alias_maps compiled to its .db. */
+static int newaliases(const struct sm_opts *o)
+{
+    char *dir = config_dir(o), *err = NULL;
+    struct config cfg;
+    int rc;
+
+    rc = config_load(&cfg, dir, NULL, &err);
+    free(dir);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s; aliases not compiled\n", prog, err);
+        free(err);
+        return EX_CONFIG;
+    }
+    rc = local_aliases_compile(&cfg, NULL, alias_warning, NULL, &err);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s; %s.db not changed\n", prog, err, cfg_str(&cfg, P_alias_maps));
+        free(err);
+        config_free(&cfg);
+        return EX_DATAERR;
+    }
+    printf("%s: %s.db written\n", prog, cfg_str(&cfg, P_alias_maps));
+    config_free(&cfg);
+    return EX_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct job j;
@@ -585,10 +617,8 @@ int main(int argc, char **argv)
         return usage(j.o.err);
     for (int i = 0; i < j.o.nnotes; i++)
         fprintf(stderr, "%s: note: option %s ignored\n", prog, j.o.notes[i]);
-    if (j.o.mode == SM_NEWALIASES) {
-        fprintf(stderr, "%s: postern has no aliases database; nothing to do\n", prog);
-        return EX_OK;
-    }
+    if (j.o.mode == SM_NEWALIASES)
+        return newaliases(&j.o);
     if (j.o.mode == SM_IGNORE_Q)
         return EX_OK;
     dir = config_dir(&j.o);

@@ -13,7 +13,7 @@
  *   -F NAME       full name for an added From:
  *   -C DIR        configuration directory (or main.cf in it)
  *   -bm           send (the default); -bp list the queue (mailq);
- *   -bs           SMTP on stdin/stdout; -bi, -I: newaliases (nothing to do)
+ *   -bs           SMTP on stdin/stdout; -bi, -I: newaliases (alias_maps compiled)
  *   -q            flush the queue; -qRdomain flush one domain;
  *                 -q<interval> ignored (there is no queue runner to start)
  *   -N never|success,delay,failure    DSN NOTIFY for every recipient

@@ -21,6 +21,7 @@
 #include "mail/ctl_client.h"
 #include "mail/ctl_cmds.h"
 #include "mail/domains.h"
+#include "mail/local_rcpt.h"
 #include "mail/gateways.h"
 #include "base/map.h"
 #include "base/log.h"
@@ -139,6 +140,46 @@ static int is_domains_map(const char *confdir, const char *path)
     return yes;
 }
 
+static int is_aliases_map(const char *confdir, const char *path)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char *aliases = config_peek(confdir, P_alias_maps);
+    int yes = strcmp(base, "aliases") == 0 ||
+              (*aliases && realpath(path, a) && realpath(aliases, b) && strcmp(a, b) == 0);
+
+    free(aliases);
+    return yes;
+}
+
+static void alias_warning(const char *text, void *arg)
+{
+    fprintf(stderr, "warning: %s\n", text);
+}
+
+/* An aliases file (aliases(5), as newaliases compiles it). */
+static int makemap_aliases(const char *confdir, const char *path)
+{
+    struct config cfg;
+    char *err = NULL;
+    int rc;
+
+    if (config_load(&cfg, confdir, NULL, &err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        free(err);
+        return 1;
+    }
+    rc = local_aliases_compile(&cfg, path, alias_warning, NULL, &err);
+    config_free(&cfg);
+    if (rc < 0) {
+        fprintf(stderr, "%s\n", err);
+        free(err);
+        return 1;
+    }
+    printf("%s.db: written (aliases)\n", path);
+    return 0;
+}
+
 static int is_sender_map(const char *confdir, const char *path)
 {
     char a[PATH_MAX], b[PATH_MAX];
@@ -182,6 +223,10 @@ static int cmd_makemap(const char *confdir, int argc, char **argv)
         return 2;
     }
     for (int i = 1; i < argc; i++) {
+        if (is_aliases_map(confdir, argv[i])) {
+            rc |= makemap_aliases(confdir, argv[i]);
+            continue;
+        }
         unsigned flags = is_secret_map(confdir, argv[i]) ? MAP_SECRET : 0;
         map_check_fn check = is_domains_map(confdir, argv[i])  ? domains_check_entry
                              : is_sender_map(confdir, argv[i]) ? gateways_check_sender_entry

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/queue.h>
@@ -26,6 +27,7 @@
 #include "mail/config.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "mail/local_rcpt.h"
 #include "intake.h"
 #include "pickup.h"
 #include "mail/proto.h"
@@ -51,6 +53,15 @@ struct listener {
     int submission;
 };
 
+/* The spool copies of the aliases and of the local user names, opened
+ * again when master has replaced them (mail/local_rcpt.h). */
+struct local_maps {
+    const struct config *cfg;
+    int check; /* local_recipient_check */
+    struct map *aliases, *users;
+    int64_t aliases_mt, users_mt;
+};
+
 struct smtpd {
     struct child *c;
     struct sess_conf conf;
@@ -64,6 +75,7 @@ struct smtpd {
     size_t pool_max; /* queue_file_recycle */
     SSL_CTX *tls;
     struct map *users;
+    struct local_maps lm;   /* smtpd's check of local recipients */
     struct auth_pool *auth; /* the AUTH thread (auth.h) */
     struct committer commit;
     struct qfile_idgen idgen;
@@ -83,6 +95,7 @@ struct smtpd {
     struct smtpd_stats st;
     struct event *stats_ev; /* the counters to qmgr, once a second (mail/stats.h) */
 };
+static int local_rcpt_cb(void *arg, const char *addr);
 
 struct conn {
     TAILQ_ENTRY(conn) link;
@@ -145,6 +158,10 @@ static int load_conf(struct smtpd *sd, const struct config *cfg, char **err)
     sd->conf.normalize = strcmp(cfg_enum(cfg, P_smtpd_bare_newline), "normalize") == 0;
     sd->conf.auth_plaintext_loopback = (int)cfg_num(cfg, P_smtpd_auth_plaintext_loopback);
     sd->conf.chunking = (int)cfg_num(cfg, P_smtpd_chunking);
+    sd->lm.cfg = cfg;
+    sd->lm.check = (int)cfg_num(cfg, P_local_recipient_check);
+    sd->conf.local_rcpt = local_rcpt_cb;
+    sd->conf.local_arg = &sd->lm;
     {
         /* the postmaster of notices (notice_recipient), or postmaster@ us */
         const char *pm = cfg_str(cfg, P_notice_recipient);
@@ -1295,6 +1312,49 @@ struct smtpd *smtpd_new(struct child *c)
     qfile_id_init(&sd->idgen, 0);
     sd->commit.incoming_fd = sd->commit.queue_fd = -1;
     return sd;
+}
+
+static int64_t file_mtime(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return 0;
+    return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec + 1;
+}
+
+/* *m open on path (relative to the spool, without ".db") as of now. */
+static void lm_refresh(struct map **m, int64_t *seen, const char *path)
+{
+    char db[64], *err = NULL;
+    int64_t mt;
+
+    snprintf(db, sizeof(db), "%s.db", path);
+    mt = file_mtime(db);
+    if (mt == *seen)
+        return;
+    if (*m)
+        map_close(*m);
+    *m = mt ? map_open(path, 0, &err) : NULL;
+    if (mt && *m == NULL) {
+        log_warn("cannot open %s: %s", db, err);
+        free(err);
+    }
+    *seen = mt;
+}
+
+static int local_rcpt_cb(void *arg, const char *addr)
+{
+    struct local_maps *lm = arg;
+    const char *at = strrchr(addr, '@');
+
+    if (at == NULL || !local_domain(lm->cfg, at + 1))
+        return LR_REMOTE;
+    if (!lm->check)
+        return LR_OK;
+    lm_refresh(&lm->aliases, &lm->aliases_mt, "etc/aliases");
+    lm_refresh(&lm->users, &lm->users_mt, "etc/localusers");
+    return local_rcpt_check(lm->cfg, lm->aliases, lm->users, addr);
 }
 
 static void open_users(struct smtpd *sd, const char *path, int quiet)

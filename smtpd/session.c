@@ -2,6 +2,7 @@
  * session - SMTP protocol state machine (see session.h).
  */
 #include "session.h"
+#include "mail/local_rcpt.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -192,6 +193,7 @@ static enum sess_act do_mail(struct sess *s, const struct smtp_cmd *cmd, struct 
 static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct buf *out)
 {
     struct sess_rcpt *r;
+    enum lrcpt lr;
 
     if (!s->in_mail) {
         reply(s, out, 503, "5.5.1", "Error: need MAIL command");
@@ -218,11 +220,28 @@ static enum sess_act do_rcpt(struct sess *s, const struct smtp_cmd *cmd, struct 
         reply(s, out, 555, "5.5.4", "Error: RCPT parameters need EHLO");
         return SA_NONE;
     }
-    /* Relay control: every recipient is relayed, so this applies to all
-     * but <postmaster>, which RFC 5321 4.5.1 says every server MUST take
-     * (from anyone: it goes where the admin said, never where the client
-     * says). */
-    if (!cmd->postmaster && !s->authed && (!s->trusted || s->submission)) {
+    /* A recipient of this host's own domains: an unknown user is refused
+     * now rather than bounced later; a known one is taken from anyone. */
+    lr = cmd->postmaster || s->conf->local_rcpt == NULL
+             ? LR_REMOTE
+             : (enum lrcpt)s->conf->local_rcpt(s->conf->local_arg, cmd->addr);
+    if (lr == LR_UNKNOWN) {
+        snprintf(s->why, sizeof(s->why), "unknown local user");
+        reply(s, out, 550, "5.1.1",
+              "<%s>: Recipient address rejected: User unknown in local "
+              "recipient table",
+              cmd->addr);
+        return SA_NONE;
+    }
+    if (lr == LR_ERROR) {
+        reply(s, out, 451, "4.3.0", "<%s>: Temporary lookup failure", cmd->addr);
+        return SA_NONE;
+    }
+    /* Relay control: every other recipient is relayed, so this applies to
+     * all but <postmaster>, which RFC 5321 4.5.1 says every server MUST
+     * take (from anyone: it goes where the admin said, never where the
+     * client says). */
+    if (lr == LR_REMOTE && !cmd->postmaster && !s->authed && (!s->trusted || s->submission)) {
         snprintf(s->why, sizeof(s->why),
                  s->submission ? "relay access denied: submission requires AUTH"
                                : "relay access denied: client not in mynetworks and not "

@@ -65,6 +65,12 @@ struct sess_conf {
     int auth_plaintext_loopback;
     int chunking;           /* smtpd_chunking: CHUNKING offered, BDAT accepted */
     const char *postmaster; /* what RCPT TO:<postmaster> is queued for */
+    /* A recipient of ours (mydestination)? enum lrcpt (mail/local_rcpt.h):
+     * LR_REMOTE, LR_OK (taken from any client: it is not relaying),
+     * LR_UNKNOWN (550 5.1.1), LR_ERROR (451). NULL: every recipient is
+     * remote. */
+    int (*local_rcpt)(void *arg, const char *addr);
+    void *local_arg;
 };
 
 enum sess_state {

@@ -20,7 +20,7 @@ docdir=$PREFIX/share/doc/postern
 install -d "$DESTDIR$sbindir" "$DESTDIR$libexec" "$DESTDIR$confdir" "$DESTDIR$docdir"
 # master finds its children in its own directory: all programs live in
 # libexec; the commands people type are links in sbin.
-for p in master smtpd qmgr dnsd deliver relay smtpctl; do
+for p in master smtpd qmgr dnsd deliver relay local smtpctl; do
     install -m 0755 "bin/$p" "$DESTDIR$libexec/$p"
 done
 ln -sf "$libexec/master" "$DESTDIR$sbindir/postern-master"
@@ -29,6 +29,7 @@ if [ -x bin/sendmail ]; then
     install -m 0755 bin/sendmail "$DESTDIR$libexec/sendmail"
     ln -sf "$libexec/sendmail" "$DESTDIR$sbindir/sendmail"
     ln -sf "$libexec/sendmail" "$DESTDIR$sbindir/mailq"
+    ln -sf "$libexec/sendmail" "$DESTDIR$sbindir/newaliases"
 fi
 # postdrop: setgid to the group that may write maildrop/ (INSTALL, step 3).
 # sendmail runs the postdrop in its own directory.

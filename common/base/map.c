@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -193,16 +194,109 @@ out:
     return rc;
 }
 
+struct map_writer {
+    DB *db;
+    char *dbpath, *tmp;
+    int mode;
+};
+
+struct map_writer *map_create(const char *path, unsigned flags, char **err)
+{
+    struct map_writer *w = xcalloc(1, sizeof(*w));
+    int r;
+
+    *err = NULL;
+    w->dbpath = xasprintf("%s.db", path);
+    w->tmp = xasprintf("%s.db.%ld.tmp", path, (long)getpid());
+    w->mode = (flags & MAP_SECRET) ? 0600 : 0644;
+    unlink(w->tmp);
+    if ((r = db_create(&w->db, NULL, 0)) != 0) {
+        *err = xasprintf("%s: db_create: %s", path, db_strerror(r));
+        w->db = NULL;
+        map_abort(w);
+        return NULL;
+    }
+    if ((r = w->db->open(w->db, NULL, w->tmp, NULL, DB_HASH, DB_CREATE | DB_EXCL, w->mode)) != 0) {
+        *err = xasprintf("%s: %s", w->tmp, db_strerror(r));
+        map_abort(w);
+        return NULL;
+    }
+    return w;
+}
+
+int map_put(struct map_writer *w, const char *key, const void *val, size_t len, char **err)
+{
+    DBT k, v;
+    int r;
+
+    memset(&k, 0, sizeof(k));
+    memset(&v, 0, sizeof(v));
+    k.data = (void *)(uintptr_t)key;
+    k.size = (u_int32_t)strlen(key);
+    v.data = (void *)(uintptr_t)val;
+    v.size = (u_int32_t)len;
+    r = w->db->put(w->db, NULL, &k, &v, DB_NOOVERWRITE);
+    if (r == DB_KEYEXIST)
+        return 1;
+    if (r != 0) {
+        *err = xasprintf("%s: db put: %s", w->tmp, db_strerror(r));
+        return -1;
+    }
+    return 0;
+}
+
+void map_abort(struct map_writer *w)
+{
+    if (w == NULL)
+        return;
+    if (w->db)
+        w->db->close(w->db, 0);
+    unlink(w->tmp);
+    free(w->dbpath);
+    free(w->tmp);
+    free(w);
+}
+
+int map_commit(struct map_writer *w, char **err)
+{
+    int r, fd;
+
+    r = w->db->close(w->db, 0);
+    w->db = NULL;
+    if (r != 0) {
+        *err = xasprintf("%s: db close: %s", w->tmp, db_strerror(r));
+        map_abort(w);
+        return -1;
+    }
+    /* BDB honours the umask: set the mode explicitly, then make it durable. */
+    fd = open(w->tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, (mode_t)w->mode) != 0 || fsync(fd) != 0) {
+        *err = xasprintf("%s: %s", w->tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        map_abort(w);
+        return -1;
+    }
+    close(fd);
+    if (rename(w->tmp, w->dbpath) != 0) {
+        *err = xasprintf("rename %s to %s: %s", w->tmp, w->dbpath, strerror(errno));
+        map_abort(w);
+        return -1;
+    }
+    sync_parent(w->dbpath);
+    free(w->dbpath);
+    free(w->tmp);
+    free(w);
+    return 0;
+}
+
 int map_compile_checked(const char *path, unsigned flags, map_check_fn fn, void *arg, char **err)
 {
     struct checker ck = {fn, arg};
-    char *dbpath = xasprintf("%s.db", path);
-    char *tmp = xasprintf("%s.db.%ld.tmp", path, (long)getpid());
-    int mode = (flags & MAP_SECRET) ? 0600 : 0644;
+    struct map_writer *w = NULL;
     struct stat st;
     FILE *f = NULL;
-    DB *db = NULL;
-    int r, fd, rc = -1;
+    int rc = -1;
 
     *err = NULL;
     f = fopen(path, "re");
@@ -220,48 +314,16 @@ int map_compile_checked(const char *path, unsigned flags, map_check_fn fn, void 
                          path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
-    unlink(tmp);
-    if ((r = db_create(&db, NULL, 0)) != 0) {
-        *err = xasprintf("%s: db_create: %s", path, db_strerror(r));
-        db = NULL;
+    if ((w = map_create(path, flags, err)) == NULL)
+        goto out;
+    if (compile_lines(f, w->db, path, &ck, err) != 0) {
+        map_abort(w);
         goto out;
     }
-    if ((r = db->open(db, NULL, tmp, NULL, DB_HASH, DB_CREATE | DB_EXCL, mode)) != 0) {
-        *err = xasprintf("%s: %s", tmp, db_strerror(r));
-        goto out;
-    }
-    if (compile_lines(f, db, path, &ck, err) != 0)
-        goto out;
-    r = db->close(db, 0);
-    db = NULL;
-    if (r != 0) {
-        *err = xasprintf("%s: db close: %s", tmp, db_strerror(r));
-        goto out;
-    }
-    /* BDB honours the umask: set the mode explicitly, then make it durable. */
-    fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fchmod(fd, (mode_t)mode) != 0 || fsync(fd) != 0) {
-        *err = xasprintf("%s: %s", tmp, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        goto out;
-    }
-    close(fd);
-    if (rename(tmp, dbpath) != 0) {
-        *err = xasprintf("rename %s to %s: %s", tmp, dbpath, strerror(errno));
-        goto out;
-    }
-    sync_parent(dbpath);
-    rc = 0;
+    rc = map_commit(w, err);
 out:
-    if (db)
-        db->close(db, 0);
-    if (rc != 0)
-        unlink(tmp);
     if (f)
         fclose(f);
-    free(dbpath);
-    free(tmp);
     return rc;
 }
 

@@ -29,6 +29,8 @@
 #define MAP_SECRET 0x1u
 #define MAP_LINE_MAX 65536
 
+#include <stddef.h>
+
 struct map;
 
 int map_compile(const char *path, unsigned flags, char **err);
@@ -41,6 +43,19 @@ int map_compile(const char *path, unsigned flags, char **err);
 typedef int (*map_check_fn)(const char *key, const char *value, void *arg, char **why);
 int map_compile_checked(const char *path, unsigned flags, map_check_fn fn, void *arg, char **err);
 int map_check(const char *path, map_check_fn fn, void *arg, char **err);
+/*
+ * Writing a map entry by entry (maps whose source is not "key value"
+ * lines, such as aliases): map_create makes path.db's temporary file,
+ * map_put adds a key (taken as given: lower-case it first) with a value
+ * of len bytes (0 added, 1 the key is already there, -1 error),
+ * map_commit syncs it and renames it over path.db (0, or -1 and *err;
+ * the writer is freed either way), map_abort throws it away.
+ */
+struct map_writer;
+struct map_writer *map_create(const char *path, unsigned flags, char **err);
+int map_put(struct map_writer *w, const char *key, const void *val, size_t len, char **err);
+int map_commit(struct map_writer *w, char **err);
+void map_abort(struct map_writer *w);
 struct map *map_open(const char *path, unsigned flags, char **err);
 /* 1 and *val (malloc'd) when found, 0 when not, -1 and *err on error. */
 int map_get(struct map *m, const char *key, char **val, char **err);

@@ -340,6 +340,13 @@ unsigned dir_clear(int dirfd, unsigned *failed)
 
 char *read_text_file(const char *path, size_t max, char **err)
 {
+    size_t len;
+
+    return read_file_len(path, max, &len, err);
+}
+
+char *read_file_len(const char *path, size_t max, size_t *len, char **err)
+{
     FILE *f = fopen(path, "re");
     struct buf b;
     char chunk[8192];
@@ -359,6 +366,7 @@ char *read_text_file(const char *path, size_t max, char **err)
         free(b.data);
         return NULL;
     }
+    *len = b.len;
     buf_addc(&b, '\0');
     return b.data;
 }

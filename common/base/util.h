@@ -69,6 +69,8 @@ int write_all(int fd, const void *p, size_t n);
 /* A whole file as a NUL-terminated string (malloc'd); NULL and *err
  * ("path: why") when it cannot be read or is larger than max bytes. */
 char *read_text_file(const char *path, size_t max, char **err);
+/* The same, with the length in *len (the text may hold NUL bytes). */
+char *read_file_len(const char *path, size_t max, size_t *len, char **err);
 
 /* Unlink every entry of the directory dirfd but dot files; returns how
  * many went, and in *failed (if not NULL) how many could not (a name

@@ -15,7 +15,8 @@
 #define DLV_MAX_OVERRIDE 64
 
 static const char *const status_names[] = {"sent", "deferred", "failed"};
-static const char *const class_names[] = {"none", "dns", "network", "tls", "smtp", "auth", "local"};
+static const char *const class_names[] = {"none", "dns",  "network", "tls",
+                                          "smtp", "auth", "local",   "mailbox"};
 static const char *const step_names[] = {"none", "dns",  "connect", "greeting", "helo", "starttls",
                                          "auth", "mail", "rcpt",    "data",     "dot"};
 
@@ -163,7 +164,7 @@ int dlv_req_decode(const void *body, size_t len, struct dlv_req *q)
     q->max_per_conn = ipc_r_u32(&r);
     q->idle_timeout_s = ipc_r_u32(&r);
     q->connection_delay_ms = ipc_r_u32(&r);
-    if (!ipc_r_done(&r) || q->target > DLV_TARGET_HOSTS || q->tls > TLS_MODE_VERIFY ||
+    if (!ipc_r_done(&r) || q->target > DLV_TARGET_LOCAL || q->tls > TLS_MODE_VERIFY ||
         q->phase > DLV_PHASE_RELAY || (q->target == DLV_TARGET_HOSTS && q->nhosts == 0))
         goto bad;
     for (size_t i = 0; i < q->nhosts; i++)
@@ -261,7 +262,7 @@ int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
         x->code = ipc_r_u16(&r);
         x->dsn = dup_str(&r);
         x->text = dup_str(&r);
-        if (x->status > DLV_PERM || x->cls > DLV_CLASS_LOCAL || x->step > DLV_STEP_DOT)
+        if (x->status > DLV_PERM || x->cls > DLV_CLASS_MAILBOX || x->step > DLV_STEP_DOT)
             goto bad;
     }
     res->conn_kept = ipc_r_u8(&r);

@@ -15,6 +15,9 @@
  *                     relay gateways in priority/rotation order), each on
  *                     its own port, TLS mode and credentials, until one
  *                     takes the message.
+ *   DLV_TARGET_LOCAL  deliver on this host (local, docs/local.md): the
+ *                     recipients are of a mydestination domain; aliases,
+ *                     .forward, mailboxes. No hosts, no reuse key.
  *
  * The answer has one result per recipient (same idx as the request) with
  * status, error class and the step that failed, plus which host took it
@@ -41,7 +44,7 @@
 #include "base/ipc.h"
 #include "mail/tls_mode.h"
 
-enum dlv_target { DLV_TARGET_MX = 0, DLV_TARGET_HOSTS = 1 };
+enum dlv_target { DLV_TARGET_MX = 0, DLV_TARGET_HOSTS = 1, DLV_TARGET_LOCAL = 2 };
 enum dlv_phase { DLV_PHASE_DIRECT = 0, DLV_PHASE_RELAY = 1 };
 /* Outbound TLS modes, as main.cf's tls = none|may|encrypt|verify. */
 
@@ -100,7 +103,8 @@ enum dlv_class {
     DLV_CLASS_TLS,
     DLV_CLASS_SMTP,
     DLV_CLASS_AUTH,
-    DLV_CLASS_LOCAL, /* our side: unreadable queue file, internal error */
+    DLV_CLASS_LOCAL,   /* our side: unreadable queue file, internal error */
+    DLV_CLASS_MAILBOX, /* local delivery: the mailbox (quota, disk full, lock, no such user) */
 };
 enum dlv_step {
     DLV_STEP_NONE = 0,

@@ -27,5 +27,7 @@ ALLOW(proto_qmgr_to_smtpd, "qmgr to smtpd", IMSG_QUEUE_FREE);
 ALLOW(proto_qmgr_to_dlv, "qmgr to deliver/relay", IMSG_DELIVERY);
 ALLOW(proto_deliver_to_qmgr, "deliver to qmgr", IMSG_DELIVERY_RESULT);
 ALLOW(proto_relay_to_qmgr, "relay to qmgr", IMSG_DELIVERY_RESULT, IMSG_GATEWAY_AUTH);
+ALLOW(proto_qmgr_to_local, "qmgr to local", IMSG_DELIVERY);
+ALLOW(proto_local_to_qmgr, "local to qmgr", IMSG_DELIVERY_RESULT, IMSG_QUEUE_NEW);
 ALLOW(proto_dnsd_to_client, "dnsd to deliver/relay", IMSG_DNS_REP);
 ALLOW(proto_client_to_dnsd, "deliver/relay to dnsd", IMSG_DNS_MX_REQ, IMSG_DNS_HOST_REQ);

@@ -8,7 +8,8 @@
  * reads the same sequence and rejects the frame unless ipc_r_done().
  *
  * Topology (DESIGN section 1): master <-> every child; smtpd <-> qmgr;
- * qmgr <-> deliver; qmgr <-> relay; deliver <-> dnsd; relay <-> dnsd.
+ * qmgr <-> deliver; qmgr <-> relay; qmgr <-> local; deliver <-> dnsd;
+ * relay <-> dnsd.
  * Master creates every socketpair; when a child is restarted master makes
  * new pairs for its edges and hands the far end to the live peer with
  * IMSG_PEER.
@@ -47,6 +48,10 @@ enum ipc_type {
     IMSG_DELIVERY = 200,        /* qmgr->deliver|relay, with the message fd */
     IMSG_DELIVERY_RESULT = 201, /* deliver|relay->qmgr */
     IMSG_GATEWAY_AUTH = 202,    /* relay->qmgr: u32 n, n x str gateway (names with credentials) */
+    /* qmgr <-> local takes IMSG_DELIVERY (DLV_TARGET_LOCAL) and answers
+     * IMSG_DELIVERY_RESULT, after an IMSG_QUEUE_NEW (str queue_id) for
+     * each message it queued itself (mail forwarded by an alias or a
+     * .forward, docs/local.md) */
 
     /* deliver|relay <-> dnsd: 300..399 (layouts in common/mail/dns_proto.h) */
     IMSG_DNS_MX_REQ = 300,
@@ -71,6 +76,8 @@ extern const struct ipc_allow proto_qmgr_to_smtpd;
 extern const struct ipc_allow proto_qmgr_to_dlv; /* to deliver and to relay */
 extern const struct ipc_allow proto_deliver_to_qmgr;
 extern const struct ipc_allow proto_relay_to_qmgr;
+extern const struct ipc_allow proto_qmgr_to_local;
+extern const struct ipc_allow proto_local_to_qmgr;
 extern const struct ipc_allow proto_dnsd_to_client; /* to deliver and relay */
 extern const struct ipc_allow proto_client_to_dnsd;
 

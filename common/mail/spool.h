@@ -39,5 +39,9 @@
 #define SPOOL_MAP_SECRETS_OLD "etc/secrets.db" /* before 0.2: removed at start */
 #define SPOOL_MAP_USERS "etc/users.db"
 #define SPOOL_MAP_SENDERS "etc/senders.db"
+/* For smtpd's check of local recipients (mail/local_rcpt.h): the compiled
+ * alias_maps and the user names of the password database (master makes it). */
+#define SPOOL_MAP_ALIASES "etc/aliases.db"
+#define SPOOL_MAP_LOCALUSERS "etc/localusers.db"
 
 #endif

@@ -47,7 +47,8 @@ use Postern::Util qw(wait_until);
 }
 
 my $ME = 'postern.test';
-my $pt = Postern::Test->new(retry_delay => '1s', delay_warning_time => '2s',
+# postern.test stands for the postmaster's remote site here: not local
+my $pt = Postern::Test->new(mydestination => 'localhost', retry_delay => '1s', delay_warning_time => '2s',
     bounce_size_limit => '2k');
 
 my $NO_SUCH = sub { my (undef, $to) = @_; "550 5.1.1 <$to>: no such user" };

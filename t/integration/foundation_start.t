@@ -11,7 +11,7 @@ use IO::Socket::INET;
 use Postern::Test;
 use Postern::Util qw(pid_alive slurp);
 
-my @CHILDREN = qw(smtpd qmgr dnsd deliver relay);
+my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local);
 my $as_root = $> == 0;
 
 my $pt = Postern::Test->new;
@@ -54,7 +54,13 @@ if ($as_root) {
     like(proc_status($mpid)->{Uid}, qr/^0\s/, 'master runs as root');
     my %want_root = (smtpd => $spool, qmgr => $spool,
         dnsd => "$spool/empty", deliver => "$spool/empty", relay => "$spool/empty");
-    for my $name (@CHILDREN) {
+    # local stays root to become each recipient (docs/local.md): its jobs
+    # and workers drop per delivery; it is not chrooted
+    my $lpid = $by{local}{pid};
+    ok($lpid, 'local runs');
+    like(proc_status($lpid)->{Uid}, qr/^0\s/, 'local runs as root') if $lpid;
+    is(readlink("/proc/$lpid/root"), '/', 'local is not chrooted') if $lpid;
+    for my $name (grep { $_ ne 'local' } @CHILDREN) {
         my $pid = $by{$name}{pid} or next;
         my $ps = proc_status($pid);
         is($ps->{Uid}, join("\t", ($uid) x 4), "$name: real, effective, saved and fs uid are postern");

@@ -12,7 +12,7 @@ use POSIX qw(WIFEXITED WEXITSTATUS);
 use Postern::Test;
 use Postern::Util qw(pid_alive wait_until slurp);
 
-my @CHILDREN = qw(smtpd qmgr dnsd deliver relay);
+my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local);
 
 my $pt = Postern::Test->new;
 my $run = $pt->spool . '/run';
@@ -35,7 +35,7 @@ sub describe { my (%p) = @_; return join ' ', map { "$p{$_}\[$_]" . (pid_alive($
 {
     $pt->start;
     my %p = all_pids();
-    is(scalar(keys %p), 1 + @CHILDREN, 'six processes before the stop') or diag(describe(%p));
+    is(scalar(keys %p), 1 + @CHILDREN, 'master and every child before the stop') or diag(describe(%p));
     my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $pt->port, Timeout => 10);
     ok($c && scalar(<$c>), 'an SMTP session is open');
     $pt->signal('TERM');

@@ -117,7 +117,7 @@ my $rawdir = "$tmp/raw";
 mkdir $rawdir;
 my ($rawpid, $rawport) = raw_server($rawdir);
 my $rawetc = write_conf("$tmp/rawetc", smtpd_listen => "127.0.0.212:$rawport",
-    myhostname => 'raw.test', queue_directory => "$tmp/rawspool");
+    myhostname => 'raw.test', queue_directory => "$tmp/rawspool", alias_maps => "$tmp/rawetc/aliases");
 my $smalletc = write_conf("$tmp/smalletc", smtpd_listen => "127.0.0.212:$rawport",
     myhostname => 'raw.test', queue_directory => "$tmp/rawspool", message_size_limit => '2k');
 my $nraw = 0;
@@ -194,7 +194,14 @@ sub raw_next {
     like($err, qr/^-> EHLO raw\.test$/m, '-v shows the dialogue');
     raw_next();
     ($rc, $out, $err) = run_sm(args => ['-C', $rawetc, '-bi']);
-    is($rc, 0, '-bi (newaliases): nothing to do, exit 0');
+    is($rc, 65, '-bi (newaliases) without an aliases file: exit 65');
+    like($err, qr/cannot read \Q$rawetc\E\/aliases: No such file/, 'saying which file');
+    open my $afh, '>', "$rawetc/aliases" or die $!;
+    print $afh "root: ops\@wire.test\n";
+    close $afh;
+    ($rc, $out, $err) = run_sm(args => ['-C', $rawetc, '-bi']);
+    is($rc, 0, '-bi compiles alias_maps') or diag $err;
+    ok(-f "$rawetc/aliases.db", 'aliases.db written');
 }
 # no new connection happened for the refused runs above
 ok(!-e "$rawdir/raw" . ($nraw + 1), 'no connection for messages refused before sending');

@@ -188,7 +188,9 @@ static void test_req_bad_values(void)
 
     sample_req(&q, hosts, rc);
     ok(decodes(&q), "sample decodes");
-    q.target = 2;
+    q.target = DLV_TARGET_LOCAL;
+    ok(decodes(&q), "a local delivery target decodes");
+    q.target = DLV_TARGET_LOCAL + 1;
     ok(!decodes(&q), "unknown target refused");
     sample_req(&q, hosts, rc);
     q.tls = TLS_MODE_VERIFY + 1;
@@ -322,7 +324,7 @@ static void test_res(void)
     ok(dlv_res_decode(w.p, w.len, &d) < 0, "bad status refused");
     ipc_w_free(&w);
     rr[0].status = DLV_OK;
-    rr[0].cls = DLV_CLASS_LOCAL + 1;
+    rr[0].cls = DLV_CLASS_MAILBOX + 1;
     ipc_w_init(&w);
     dlv_res_encode(&w, &r);
     ok(dlv_res_decode(w.p, w.len, &d) < 0, "bad class refused");
@@ -342,6 +344,7 @@ static void test_names(void)
     is_str(dlv_status_name(DLV_PERM), "failed", "failed");
     is_str(dlv_status_name((enum dlv_status)7), "?", "unknown status");
     is_str(dlv_class_name(DLV_CLASS_NETWORK), "network", "network");
+    is_str(dlv_class_name(DLV_CLASS_MAILBOX), "mailbox", "mailbox (local delivery)");
     is_str(dlv_class_name(DLV_CLASS_LOCAL), "local", "local");
     is_str(dlv_step_name(DLV_STEP_STARTTLS), "starttls", "starttls");
     is_str(dlv_step_name(DLV_STEP_DOT), "dot", "dot");

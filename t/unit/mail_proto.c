@@ -46,6 +46,8 @@ static const struct edge edges[] = {
     {&proto_qmgr_to_dlv, "qmgr to deliver/relay", {IMSG_DELIVERY}},
     {&proto_deliver_to_qmgr, "deliver to qmgr", {IMSG_DELIVERY_RESULT}},
     {&proto_relay_to_qmgr, "relay to qmgr", {IMSG_DELIVERY_RESULT, IMSG_GATEWAY_AUTH}},
+    {&proto_qmgr_to_local, "qmgr to local", {IMSG_DELIVERY}},
+    {&proto_local_to_qmgr, "local to qmgr", {IMSG_DELIVERY_RESULT, IMSG_QUEUE_NEW}},
     {&proto_dnsd_to_client, "dnsd to deliver/relay", {IMSG_DNS_REP}},
     {&proto_client_to_dnsd, "deliver/relay to dnsd", {IMSG_DNS_MX_REQ, IMSG_DNS_HOST_REQ}},
 };
@@ -78,6 +80,9 @@ int main(void)
     ok(!ipc_allowed(&proto_deliver_to_qmgr, IMSG_QUEUE_NEW), "deliver cannot announce a message");
     ok(!ipc_allowed(&proto_deliver_to_qmgr, IMSG_GATEWAY_AUTH),
        "only relay tells qmgr which gateways have credentials");
+    ok(!ipc_allowed(&proto_local_to_qmgr, IMSG_GATEWAY_AUTH), "local holds no credentials");
+    ok(!ipc_allowed(&proto_qmgr_to_local, IMSG_QUEUE_FREE),
+       "local is given no spool files to reuse");
     ok(!ipc_allowed(&proto_master_to_child, IMSG_SECRETS), "secrets go to relay only");
     ok(!ipc_allowed(&proto_master_to_smtpd, IMSG_SECRETS), "not to smtpd");
     ok(!ipc_allowed(&proto_master_to_relay, IMSG_TLS_CERT), "the TLS key goes to smtpd only");

@@ -358,6 +358,48 @@ static void test_result(void)
 }
 
 /* The rules built from an entry over main.cf. */
+/* A mydestination domain (qpolicy.local): local, whatever the rules say
+ * about gateways, until max_queue_lifetime. */
+static void test_local(void)
+{
+    struct qpolicy p;
+    struct route_ctx c;
+    struct qhist h;
+    struct route_plan r;
+    struct qoutcome o;
+    int64_t now = T0 + 1000 * S;
+
+    memset(&h, 0, sizeof(h));
+    h.arrival_us = T0;
+    policy("gateway_policy=always direct_attempts=1", &p);
+    p.local = 1;
+    c = (struct route_ctx){&p, &gws, 0, NULL};
+    r = route_decide(&c, &h, now);
+    is_int(r.next, QNEXT_LOCAL, "local domain: local, even under gateway_policy always");
+    is_int(r.attempt, 1, "local: attempt 1");
+    h.direct_attempts = 5;
+    h.last_class = DLV_CLASS_MAILBOX;
+    r = route_decide(&c, &h, now);
+    is_int(r.next, QNEXT_LOCAL, "local: no attempt limit (direct_attempts=1 does not apply)");
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_TEMP, now, 0);
+    is_int(o.state, RS_DEFERRED, "local: a temporary failure (disk full) defers");
+    is_int(o.next_try_us, now + 60 * S, "... after retry_delay, never through the gateways");
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_PERM, now, 0);
+    is_int(o.state, RS_FAILED, "local: a permanent failure (unknown user) fails");
+    qpolicy_clear(&p);
+    policy("gateway_policy=on_error relay_on_errors=smtp", &p);
+    p.local = 1;
+    c.p = &p;
+    h.last_class = DLV_CLASS_SMTP;
+    o = route_result(&c, &h, DLV_PHASE_DIRECT, DLV_PERM, now, 0);
+    is_int(o.state, RS_FAILED, "local under on_error: a permanent failure is final");
+    h.direct_attempts = 1;
+    r = route_decide(&c, &h, T0 + 6 * 86400 * S);
+    is_int(r.next, QNEXT_FAIL, "local: expired after max_queue_lifetime");
+    ok(r.expired, "... as expired");
+    qpolicy_clear(&p);
+}
+
 static void test_build(void)
 {
     struct qpolicy p;
@@ -411,6 +453,7 @@ int main(void)
     }
     test_table();
     test_result();
+    test_local();
     test_build();
     gateways_free(&gws);
     config_free(&cfg);

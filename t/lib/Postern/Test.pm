@@ -20,7 +20,9 @@ package Postern::Test;
 #   (a free port), log_file empty, log_level=detailed, myhostname=postern.test,
 #   mynetworks=127.0.0.0/8, direct_port=a free port (peers listen there on
 #   their own 127.0.0.x), dns_servers=127.0.0.1:1 (placeholder), retry_delay=2s,
-#   retry_delay_max=0, short outbound timeouts. Run as root: mail_owner=postern
+#   retry_delay_max=0, short outbound timeouts, mail_spool_directory=DIR/mail
+#   (mode 1777) and alias_maps=DIR/etc/aliases (not compiled: no aliases), so
+#   local delivery never touches the host's. Run as root: mail_owner=postern
 #   (the system user is created with useradd if missing); otherwise
 #   mail_owner is not written and everything runs as the current user.
 # - start runs master (from bindir when given: a copy of bin/ with a
@@ -128,6 +130,9 @@ sub new {
     chmod 0755, $dir;
     make_path("$dir/etc");
     chmod 0755, "$dir/etc";
+    # local delivery never reaches the host's /var/mail nor /etc/aliases
+    make_path("$dir/mail");
+    chmod 01777, "$dir/mail";
     my $self = bless {
         dir       => $dir,
         etc       => "$dir/etc",
@@ -193,6 +198,8 @@ sub _defaults {
         retry_delay_max      => '0',
         smtp_connect_timeout => '5s',
         smtp_timeout         => '30s',
+        mail_spool_directory => "$self->{dir}/mail",
+        alias_maps           => "$self->{dir}/etc/aliases",
     );
     push @d, (mail_owner => 'postern') if $self->{is_root};
     return @d;
@@ -322,7 +329,7 @@ sub wait_exit {
 # line names our config dir (master and the children it execs with -c
 # DIR/etc), plus known PIDs (from smtpctl status) still running a Postern
 # program. A PID is only ever trusted after its /proc entry was checked.
-my $PROG_RE = qr{(?:^|/)(?:master|smtpd|qmgr|dnsd|deliver|relay|smtpctl)$};
+my $PROG_RE = qr{(?:^|/)(?:master|smtpd|qmgr|dnsd|deliver|relay|local|smtpctl)$};
 
 sub _instance_pids {
     my ($self) = @_;
