@@ -308,10 +308,17 @@ sub signal {
 # as a crash would), then wait until they are gone; start() again after.
 sub kill_tree {
     my ($self) = @_;
-    my @p = map { $_->{pid} } $self->procs;
-    kill 'KILL', @p;
+    # Again until none is left: master may have started a child (a
+    # restart) between the listing and the kill, and that child would
+    # live on until it noticed master gone, holding its sockets.
+    my %seen;
+    wait_until(10, sub {
+        my @p = grep { !$seen{$_}++ || pid_alive($_) } map { $_->{pid} } $self->procs;
+        kill 'KILL', @p if @p;
+        !@p;
+    }, 0.05);
     $self->wait_exit(10);
-    wait_until(10, sub { !grep { pid_alive($_) } @p }, 0.05);
+    wait_until(10, sub { !grep { pid_alive($_) } keys %seen }, 0.05);
 }
 
 sub wait_exit {
