@@ -40,7 +40,7 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-PROGS := master smtpd qmgr dnsd deliver relay local smtpctl sendmail postdrop
+PROGS := master smtpd qmgr dnsd deliver relay local signer smtpctl sendmail postdrop
 # A program is built once its folder has a main.c; its modules (lib.a)
 # as soon as the folder has any source, so unit tests can link them.
 ALL_PROGS := $(foreach p,$(PROGS),$(if $(wildcard $(p)/main.c),$(p)))

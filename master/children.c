@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "master.h"
 #include "mail/proto.h"
+#include "mail/dkim_keys.h"
 #include "mail/secrets.h"
 #include "base/util.h"
 
@@ -46,11 +47,12 @@
 static const int edges[][2] = {
     {CH_SMTPD, CH_QMGR},   {CH_QMGR, CH_DELIVER}, {CH_QMGR, CH_RELAY},
     {CH_DELIVER, CH_DNSD}, {CH_RELAY, CH_DNSD},   {CH_QMGR, CH_LOCAL},
+    {CH_DELIVER, CH_SIGNER}, {CH_RELAY, CH_SIGNER}, {CH_QMGR, CH_SIGNER},
 };
 
 static const char *const child_names[CH__COUNT] = {
     [CH_DNSD] = "dnsd",   [CH_QMGR] = "qmgr",   [CH_DELIVER] = "deliver",
-    [CH_RELAY] = "relay", [CH_LOCAL] = "local", [CH_SMTPD] = "smtpd",
+    [CH_RELAY] = "relay", [CH_LOCAL] = "local", [CH_SIGNER] = "signer", [CH_SMTPD] = "smtpd",
 };
 
 static void child_start(struct master *m, int idx);
@@ -122,6 +124,19 @@ void children_send_secrets(struct master *m, const struct secrets *s)
     ipc_w_init(&w);
     secrets_encode(&w, s);
     ipc_send(m->ch[CH_RELAY].chan, IMSG_SECRETS, 0, -1, w.p, w.len);
+    explicit_bzero(w.p, w.len);
+    ipc_w_free(&w);
+}
+
+void children_send_dkim_keys(struct master *m, const struct dkim_keys *k)
+{
+    struct ipc_w w;
+
+    if (m->ch[CH_SIGNER].chan == NULL)
+        return; /* a signer that starts later reads the map itself */
+    ipc_w_init(&w);
+    dkim_keys_encode(&w, k, 1);
+    ipc_send(m->ch[CH_SIGNER].chan, IMSG_DKIM_KEYS, 0, -1, w.p, w.len);
     explicit_bzero(w.p, w.len);
     ipc_w_free(&w);
 }

@@ -32,6 +32,8 @@
 #include "base/log.h"
 #include "master.h"
 #include "mail/proto.h"
+#include "base/privsep.h"
+#include "mail/dkim_keys.h"
 #include "mail/secrets.h"
 #include "mail/spool.h"
 #include "mail/tls_server.h"
@@ -96,6 +98,7 @@ struct reload_inputs {
     char *text; /* main.cf as read */
     char *cert_pem, *key_pem;
     struct secrets *secrets;
+    struct dkim_keys *dkim;
 };
 
 static void reload_inputs_free(struct reload_inputs *in)
@@ -104,7 +107,32 @@ static void reload_inputs_free(struct reload_inputs *in)
     free(in->cert_pem);
     free_secret(in->key_pem);
     secrets_free(in->secrets);
+    dkim_keys_free(in->dkim);
     memset(in, 0, sizeof(*in));
+}
+
+static int load_dkim_keys(const struct config *cfg, struct dkim_keys **out, char **err)
+{
+    uid_t forbid = (uid_t)-1, uid;
+    gid_t gid;
+    char *why = NULL;
+
+    if (geteuid() == 0 && privsep_lookup(cfg_str(cfg, P_mail_owner), &uid, &gid, &why) == 0)
+        forbid = uid;
+    free(why);
+    if (dkim_keys_load(cfg_str(cfg, P_dkim_map), forbid, out, err) < 0)
+        return -1;
+    for (size_t i = 0; i < (*out)->n; i++) {
+        const struct dkim_entry *e = &(*out)->e[i];
+        if (e->error != NULL) {
+            *err = xasprintf("key %s for %s (s=%s): %s", e->key_path, e->domain, e->selector,
+                             e->error);
+            dkim_keys_free(*out);
+            *out = NULL;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int reload_check(const struct config *ncfg, struct reload_inputs *in, char **err)
@@ -124,6 +152,14 @@ static int reload_check(const struct config *ncfg, struct reload_inputs *in, cha
     /* the gateway credentials, for relay alone; relay keeps its own when bad */
     if (secrets_load(cfg_str(ncfg, P_relay_secrets_map), &in->secrets, &why) < 0) {
         *err = xasprintf("relay_secrets_map: %s", why);
+        free(why);
+        reload_inputs_free(in);
+        return -1;
+    }
+    /* the DKIM keys, for the signer alone; a key that does not load refuses
+     * the reload, so the signer keeps signing with the keys it has */
+    if (load_dkim_keys(ncfg, &in->dkim, &why) < 0) {
+        *err = xasprintf("dkim_map: %s", why);
         free(why);
         reload_inputs_free(in);
         return -1;
@@ -168,6 +204,7 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
     }
     log_info("reloading: %s", m->cfg.file);
     children_send_secrets(m, in.secrets);
+    children_send_dkim_keys(m, in.dkim);
     children_send_tls(m, in.cert_pem, in.key_pem);
     master_reload_children(m, m->cfg.file, in.text, done, arg, NULL, 0);
     reload_inputs_free(&in);

@@ -19,7 +19,16 @@
 struct event_base;
 struct event;
 
-enum child_id { CH_DNSD, CH_QMGR, CH_DELIVER, CH_RELAY, CH_LOCAL, CH_SMTPD, CH__COUNT };
+enum child_id {
+    CH_DNSD,
+    CH_QMGR,
+    CH_DELIVER,
+    CH_RELAY,
+    CH_LOCAL,
+    CH_SIGNER,
+    CH_SMTPD,
+    CH__COUNT
+};
 
 struct mchild {
     const char *name;
@@ -82,6 +91,9 @@ void children_send_all(struct master *m, uint16_t type, const void *body, size_t
 /* The gateway credentials to relay (and to no other child). */
 struct secrets;
 void children_send_secrets(struct master *m, const struct secrets *s);
+/* The DKIM keys to the signer (and to no other child). */
+struct dkim_keys;
+void children_send_dkim_keys(struct master *m, const struct dkim_keys *k);
 /* The TLS certificate and key text to smtpd (and to no other child). */
 void children_send_tls(struct master *m, const char *cert_pem, const char *key_pem);
 struct mchild *children_by_name(struct master *m, const char *name);

@@ -659,6 +659,7 @@ static void encode_req(struct qmgr *q, const struct route_plan *plan, struct del
     add_envelope(g->m, g->d, &req);
     throttle_req(q, g->d, &req);
     policy_fill_req(q, g->d, plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
+    req.dkim = g->m->dkim && req.target != DLV_TARGET_LOCAL && qdkim_active(q);
     policy_log_attempt(q, g->m, g->d, plan, dl);
     ipc_w_init(w);
     dlv_req_encode(w, &req);
@@ -1017,17 +1018,29 @@ static void tls_tag(const struct dlv_res *res, char *tag, size_t len)
              res->tls_cipher ? res->tls_cipher : "");
 }
 
+/* ", dkim=signed d=example.org s=sel" (or "unsigned (why)") when the
+ * message was given to the signer. */
+static void dkim_tag(const struct dlv_res *res, char *tag, size_t len)
+{
+    size_t n = strlen(tag);
+
+    if (res == NULL || res->dkim == NULL || !res->dkim[0])
+        return;
+    snprintf(tag + n, len - n, ", dkim=%s", res->dkim);
+}
+
 static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dlv_res *res)
 {
     struct group *g = dl->g;
     struct msg *m = g->m;
     struct dest *d = g->d;
     int64_t now = now_us();
-    char tag[300];
+    char tag[800];
 
     end_delivery(q, dl);
     policy_log_tag(dl, res ? res->label : NULL, tag, sizeof(tag));
     tls_tag(res, tag, sizeof(tag));
+    dkim_tag(res, tag, sizeof(tag));
     dl->met_gw = dl->phase == DLV_PHASE_RELAY ? metrics_gateway(q, res ? res->label : NULL) : -1;
     if (m->removed) {
         slots_done(q, d, res, 0, now);

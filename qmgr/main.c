@@ -127,6 +127,9 @@ static void on_peer(struct child *c, const char *name, int fd)
     } else if (strcmp(name, "local") == 0) {
         slot = &q->local;
         allow = &proto_local_to_qmgr;
+    } else if (strcmp(name, "signer") == 0) {
+        qdkim_peer(q, fd);
+        return;
     } else if (strcmp(name, "smtpd") == 0) {
         slot = &q->smtpd;
         allow = &proto_smtpd_to_qmgr;
@@ -158,6 +161,7 @@ static int on_reload(struct child *c, char **err)
 
     load_policy(q, c->cfg);
     routing_reload(q);
+    qdkim_reload(q);
     qmgr_kick(q);
     return 0;
 }
@@ -214,6 +218,7 @@ int main(int argc, char **argv)
     TAILQ_INIT(&q->run);
     TAILQ_INIT(&q->dlv);
     load_policy(q, c->cfg);
+    qdkim_init(q);
     if (routing_init(q) < 0)
         return 1; /* never route without the rules: master restarts us */
     q->db = qstate_open(SPOOL_DB, &err);
@@ -235,6 +240,7 @@ int main(int argc, char **argv)
         log_err("metrics: cannot serve the metrics_listen socket; no metrics");
     rc = child_loop(c);
     metrics_stop(q);
+    qdkim_free(q);
     recycle_close(q);
     store_close(q);
     notice_close(q);

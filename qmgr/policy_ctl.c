@@ -87,6 +87,7 @@ static void classes(unsigned mask, struct buf *out, int json)
 
 /* What route --json and the text output share. */
 struct view {
+    struct qmgr *q;
     const char *address, *domain, *sender, *sender_key;
     long long size;
     struct qpolicy pol;
@@ -304,6 +305,7 @@ static void text_route(const struct view *v, struct buf *out)
     text_throttles(v, out);
     buf_printf(out, "tls:         %s (%s)\n", tls_mode_name((enum tls_mode)v->pol.tls),
                tls_meaning(v->pol.tls));
+    qdkim_route(v->q, v->sender, v->first.next == QNEXT_LOCAL, 0, out);
 }
 
 /*
@@ -448,6 +450,7 @@ static void json_route(const struct view *v, struct buf *out)
     }
     buf_addc(out, ']');
     json_first(v, out);
+    qdkim_route(v->q, v->sender, v->first.next == QNEXT_LOCAL, 1, out);
     buf_adds(out, "}\n");
 }
 
@@ -525,6 +528,7 @@ static int cmd_route(struct qmgr *q, int argc, char **argv, unsigned flags, stru
     if (v.sender)
         v.sender = snd = strip_gt(v.sender);
     v.domain = dom;
+    v.q = q;
     build_view(q, &v, now_us());
     if (flags & CTL_F_JSON)
         json_route(&v, out);

@@ -69,6 +69,7 @@ struct msg {
     uint8_t in_db;   /* a BDB record exists (or is about to) */
     uint8_t removed; /* forgotten; freed when no delivery refers to it */
     uint8_t ret, body, smtputf8;
+    uint8_t dkim; /* may be DKIM-signed: submitted here, not relayed (dkim.c) */
     char *sender, *envid;
     char notice[QREC_ID_SIZE];     /* a notice being written (notice.c), or "" */
     uint8_t notice_kind;           /* what the file is, when qmgr wrote it (enum qfile_notice) */
@@ -187,7 +188,18 @@ struct qmgr {
     int64_t started_us, start_ms;
     struct qstats st;
     struct qmetrics met; /* metrics.h */
+    struct qdkim *dk;    /* dkim.c */
 };
+
+/* dkim.c: which messages may be signed, the signer's key status, route's line. */
+struct qfile_env;
+void qdkim_init(struct qmgr *q);
+void qdkim_reload(struct qmgr *q);
+void qdkim_free(struct qmgr *q);
+void qdkim_peer(struct qmgr *q, int fd);
+int qdkim_submitted(const struct qmgr *q, const struct qfile_env *env);
+int qdkim_active(const struct qmgr *q); /* the signer holds at least one map entry */
+void qdkim_route(struct qmgr *q, const char *sender, int local_dest, int json, struct buf *out);
 
 /* queue.c */
 void queue_start(struct qmgr *q);

@@ -97,6 +97,7 @@ static struct msg *msg_from_env(struct qmgr *q, struct qfile_env *env, enum qwhe
     m->ret = (uint8_t)env->ret;
     m->body = (uint8_t)env->body;
     m->smtputf8 = (uint8_t)env->smtputf8;
+    m->dkim = (uint8_t)qdkim_submitted(q, env);
     m->notice_kind = (uint8_t)env->notice;
     memcpy(m->notice_of, env->notice_of, QFILE_ID_SIZE);
     m->arrival_us = env->arrival_us;

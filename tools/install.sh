@@ -20,7 +20,7 @@ docdir=$PREFIX/share/doc/postern
 install -d "$DESTDIR$sbindir" "$DESTDIR$libexec" "$DESTDIR$confdir" "$DESTDIR$docdir"
 # master finds its children in its own directory: all programs live in
 # libexec; the commands people type are links in sbin.
-for p in master smtpd qmgr dnsd deliver relay local smtpctl; do
+for p in master smtpd qmgr dnsd deliver relay local signer smtpctl; do
     install -m 0755 "bin/$p" "$DESTDIR$libexec/$p"
 done
 ln -sf "$libexec/master" "$DESTDIR$sbindir/postern-master"

@@ -36,7 +36,7 @@ allowed_layers() {
     esac
 }
 
-for dir in common/base common/mail common/delivery master smtpd qmgr dnsd deliver relay smtpctl sendmail postdrop; do
+for dir in common/base common/mail common/delivery master smtpd qmgr dnsd deliver relay local signer smtpctl sendmail postdrop; do
     [ -d "$dir" ] || continue
     ok=$(allowed_layers "$dir")
     for f in "$dir"/*.c "$dir"/*.h "$dir"/*.def; do

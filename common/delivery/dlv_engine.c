@@ -733,6 +733,8 @@ static int job_send(struct dlv_job *j, struct smtpc *s)
     txn.fd = j->fd;
     txn.offset = (off_t)j->q.msg_offset;
     txn.length = (off_t)j->q.msg_size;
+    txn.prefix = j->q.prefix;
+    txn.prefix_len = j->q.prefix_len;
     return smtpc_send(s, &txn, on_txn, j);
 }
 

@@ -20,14 +20,25 @@
 #include "base/log.h"
 #include "mail/proto.h"
 #include "mail/secrets.h"
+#include "mail/sign_proto.h"
 #include "base/util.h"
 
-/* One job on its way, tied to the qmgr channel it came from. */
+/* How long a message waits for the signer before it is deferred (local). */
+#define SIGN_TIMEOUT_S 60
+
+/* One job on its way, tied to the qmgr channel it came from. Before the
+ * job starts, a message to be signed waits for the signer: job is NULL,
+ * the request and its fd are kept here. */
 struct pend {
     struct pend *next;
     struct dlv_job *job;
     uint32_t id;
     uint32_t gen; /* qmgr channel generation */
+    uint32_t sign_id; /* frame id of the signer's request, 0 when not signing */
+    struct dlv_req q; /* while signing */
+    int fd;           /* while signing */
+    struct event *sign_timer;
+    char *dkim; /* for the result: what the signer did, or NULL */
 };
 
 static struct {
@@ -35,8 +46,9 @@ static struct {
     struct child *c;
     struct dlv_engine *eng;
     SSL_CTX *ctx;
-    struct ipc_chan *qmgr, *dnsd;
+    struct ipc_chan *qmgr, *dnsd, *signer;
     uint32_t qgen;
+    uint32_t sign_seq;
     struct pend *pend;
     int stopping;
     struct secrets *secrets; /* relay only: the gateways' credentials */
@@ -88,6 +100,19 @@ static void exit_when_idle(void)
     evtimer_add(ev, &tv);
 }
 
+static void pend_free(struct pend *p)
+{
+    if (p->sign_timer)
+        event_free(p->sign_timer);
+    if (p->sign_id) {
+        dlv_req_free(&p->q);
+        if (p->fd >= 0)
+            close(p->fd);
+    }
+    free(p->dkim);
+    free(p);
+}
+
 static void pend_remove(struct pend *p)
 {
     for (struct pend **pp = &P.pend; *pp; pp = &(*pp)->next)
@@ -95,16 +120,18 @@ static void pend_remove(struct pend *p)
             *pp = p->next;
             break;
         }
-    free(p);
+    pend_free(p);
 }
 
 static void on_done(const struct dlv_res *res, void *arg)
 {
     struct pend *p = arg;
 
-    if (p->gen == P.qgen && P.qmgr != NULL)
-        send_result(res);
-    else
+    if (p->gen == P.qgen && P.qmgr != NULL) {
+        struct dlv_res r = *res;
+        r.dkim = p->dkim;
+        send_result(&r);
+    } else
         log_info("result of request %u dropped: qmgr restarted since", p->id);
     pend_remove(p);
     exit_when_idle();
@@ -123,8 +150,9 @@ static void cancel_gen(uint32_t gen)
             continue;
         }
         *pp = p->next;
-        dlv_job_cancel(p->job);
-        free(p);
+        if (p->job)
+            dlv_job_cancel(p->job);
+        pend_free(p);
         n++;
     }
     if (n > 0)
@@ -204,6 +232,134 @@ static void on_master_msg(struct child *c, const struct ipc_msg *m)
     send_gateway_auth();
 }
 
+/* The signer answered, or will not: start the job, or defer it. */
+static void sign_done(struct pend *p, const struct sign_rep *rep, const char *why)
+{
+    struct dlv_req q = p->q;
+    int fd = p->fd;
+
+    if (p->sign_timer) {
+        event_free(p->sign_timer);
+        p->sign_timer = NULL;
+    }
+    p->sign_id = 0;
+    memset(&p->q, 0, sizeof(p->q));
+    p->fd = -1;
+    if (rep == NULL || rep->verdict == SIGN_DEFER) {
+        char *text = xasprintf("DKIM: %s", rep ? rep->note : why);
+        log_warn("%s: not sent now: %s", q.queue_id, text);
+        if (p->gen == P.qgen)
+            refuse(&q, text);
+        free(text);
+        dlv_req_free(&q);
+        if (fd >= 0)
+            close(fd);
+        pend_remove(p);
+        exit_when_idle();
+        return;
+    }
+    if (rep->verdict == SIGN_SIGNED) {
+        q.prefix_len = strlen(rep->fields);
+        q.prefix = xstrdup(rep->fields);
+        p->dkim = xasprintf("signed %s", rep->note);
+    } else {
+        p->dkim = xasprintf("unsigned (%s)", rep->note);
+    }
+    p->job = dlv_engine_start(P.eng, &q, fd, on_done, p);
+}
+
+static struct pend *pend_by_sign_id(uint32_t id)
+{
+    for (struct pend *p = P.pend; p; p = p->next)
+        if (p->sign_id != 0 && p->sign_id == id)
+            return p;
+    return NULL;
+}
+
+static void on_sign_timer(evutil_socket_t fd, short what, void *arg)
+{
+    sign_done(arg, NULL, "the signer did not answer within 60 s");
+}
+
+static void on_signer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
+{
+    struct sign_rep rep;
+    struct pend *p;
+
+    if (m->fd >= 0)
+        close(m->fd);
+    if (m->type != IMSG_DKIM_SIGN_REP)
+        return;
+    p = pend_by_sign_id(m->id);
+    if (p == NULL) {
+        log_info("signer answered request %u, which is no longer waiting", m->id);
+        return;
+    }
+    if (sign_rep_decode(m->body, m->len, &rep) < 0) {
+        log_err("malformed answer from the signer for %s", p->q.queue_id);
+        sign_done(p, NULL, "malformed answer from the signer");
+        return;
+    }
+    sign_done(p, &rep, NULL);
+    sign_rep_free(&rep);
+}
+
+/* The signer went away: what waited for it is deferred (ours, not counted). */
+static void signer_lost(void)
+{
+    struct pend *p;
+
+    while ((p = P.pend) != NULL) {
+        for (p = P.pend; p && p->sign_id == 0; p = p->next)
+            ;
+        if (p == NULL)
+            break;
+        sign_done(p, NULL, "the signer restarted while signing it");
+    }
+}
+
+static void on_signer_close(struct ipc_chan *ch, void *arg)
+{
+    child_peer_closed(P.c, ch);
+    if (ch == P.signer) {
+        P.signer = NULL;
+        signer_lost();
+    }
+    ipc_chan_free(ch);
+}
+
+/* Ask the signer for q's signatures; the job starts when it answers. */
+static void sign_start(struct pend *p, struct dlv_req *q, int fd)
+{
+    struct sign_req sq;
+    struct ipc_w w;
+    struct timeval tv = {SIGN_TIMEOUT_S, 0};
+
+    p->q = *q;
+    memset(q, 0, sizeof(*q));
+    p->fd = fd;
+    if (++P.sign_seq == 0)
+        P.sign_seq = 1;
+    p->sign_id = P.sign_seq;
+    if (P.signer == NULL || fd < 0) {
+        sign_done(p, NULL, fd < 0 ? "no queue file to sign" : "the signer is not running");
+        return;
+    }
+    sq.queue_id = p->q.queue_id;
+    sq.msg_offset = p->q.msg_offset;
+    sq.msg_size = p->q.msg_size;
+    ipc_w_init(&w);
+    sign_req_encode(&w, &sq);
+    if (ipc_send(P.signer, IMSG_DKIM_SIGN_REQ, p->sign_id, fd, w.p, w.len) < 0) {
+        ipc_w_free(&w);
+        sign_done(p, NULL, "cannot reach the signer");
+        return;
+    }
+    ipc_w_free(&w);
+    p->sign_timer = evtimer_new(P.c->base, on_sign_timer, p);
+    evtimer_add(p->sign_timer, &tv);
+}
+
 static void do_delivery(const struct ipc_msg *m)
 {
     struct dlv_req q;
@@ -237,8 +393,13 @@ static void do_delivery(const struct ipc_msg *m)
     p = xcalloc(1, sizeof(*p));
     p->id = q.id;
     p->gen = P.qgen;
+    p->fd = -1;
     p->next = P.pend;
     P.pend = p;
+    if (q.dkim) {
+        sign_start(p, &q, m->fd);
+        return;
+    }
     p->job = dlv_engine_start(P.eng, &q, m->fd, on_done, p);
 }
 
@@ -307,6 +468,14 @@ static void on_peer(struct child *c, const char *name, int fd)
         if (old) {
             dnsc_chan_lost(old); /* lookups in flight fail as temporary */
             ipc_chan_free(old);
+        }
+    } else if (strcmp(name, "signer") == 0) {
+        struct ipc_chan *old = P.signer;
+        P.signer = ipc_chan_new(c->base, fd, "signer", &proto_signer_to_dlv, on_signer_msg,
+                                on_signer_close, NULL);
+        if (old) {
+            ipc_chan_free(old);
+            signer_lost(); /* what the old one had is asked again later, not lost */
         }
     } else {
         log_warn("unexpected peer channel %s", name);
@@ -379,8 +548,9 @@ int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *pol)
     while (P.pend) {
         struct pend *p = P.pend;
         P.pend = p->next;
-        dlv_job_cancel(p->job);
-        free(p);
+        if (p->job)
+            dlv_job_cancel(p->job);
+        pend_free(p);
     }
     dlv_engine_free(P.eng);
     secrets_free(P.secrets);

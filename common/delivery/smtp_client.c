@@ -127,7 +127,7 @@ struct smtpc {
     struct smtpc_res res; /* open result, or the session result of a transaction */
 
     /* the transaction */
-    char *sender, *envid;
+    char *sender, *envid, *prefix;
     char **owned; /* recipient strings copied */
     size_t nowned;
     struct smtpc_rcpt *rcpts;
@@ -136,7 +136,7 @@ struct smtpc {
     unsigned char *rfinal; /* recipient result is final (refused, invalid) */
     unsigned char *raccepted;
     size_t accepted, rnext;
-    int mail_ok, mail_replied, need_rset, reused, body_ended, timed_out;
+    int mail_ok, mail_replied, need_rset, reused, body_ended, prefix_sent, timed_out;
     int bdat;                /* this transaction sends the message with BDAT */
     struct smtpc_res endres; /* what ended an unsuccessful transaction */
     int have_endres;
@@ -187,7 +187,7 @@ void smtpc_mail_cmd(struct buf *out, const struct smtpc_txn *txn, const struct s
 {
     buf_printf(out, "MAIL FROM:<%s>", txn->sender ? txn->sender : "");
     if (caps->flags & SMTP_CAP_SIZE)
-        buf_printf(out, " SIZE=%lld", (long long)txn->length);
+        buf_printf(out, " SIZE=%lld", (long long)(txn->length + (off_t)txn->prefix_len));
     if ((txn->need & SMTPC_NEED_8BITMIME) && (caps->flags & SMTP_CAP_8BITMIME))
         buf_adds(out, " BODY=8BITMIME");
     if ((txn->need & SMTPC_NEED_SMTPUTF8) && (caps->flags & SMTP_CAP_SMTPUTF8))
@@ -354,6 +354,8 @@ static void txn_clear(struct smtpc *s)
     free(s->raccepted);
     free(s->sender);
     free(s->envid);
+    free(s->prefix);
+    s->prefix = NULL;
     s->rcpts = NULL;
     s->rres = NULL;
     s->rfinal = s->raccepted = NULL;
@@ -1048,7 +1050,7 @@ static int start_body(struct smtpc *s);
 /* The message as one chunk (RFC 3030): its size, LAST, then the octets. */
 static int start_bdat(struct smtpc *s)
 {
-    send_fmt(s, "BDAT %lld LAST", (long long)s->txn.length);
+    send_fmt(s, "BDAT %lld LAST", (long long)(s->txn.length + (off_t)s->txn.prefix_len));
     return start_body(s);
 }
 
@@ -1098,10 +1100,12 @@ static int start_body(struct smtpc *s)
     smtp_dotstuff_init(&s->ds);
     s->sent = 0;
     s->body_ended = 0;
+    s->prefix_sent = 0;
     if (s->rbuf == NULL)
         s->rbuf = xmalloc(BODY_CHUNK);
     if (log_enabled(LOG_LV_DETAIL))
-        log_detail("%s: %s > (message, %lld bytes)", idp(s), s->relay, (long long)s->txn.length);
+        log_detail("%s: %s > (message, %lld bytes)", idp(s), s->relay,
+                   (long long)(s->txn.length + (off_t)s->txn.prefix_len));
     bufferevent_setwatermark(s->bev, EV_WRITE, BODY_LOW, 0);
     return fill_body(s);
 }
@@ -1116,6 +1120,14 @@ static int fill_body(struct smtpc *s)
     for (;;) {
         /* Up to BODY_HIGH bytes, dot-stuffed into s->enc, go out in one write. */
         buf_reset(&s->enc);
+        if (!s->prefix_sent && s->txn.prefix_len > 0) {
+            /* the fields added at delivery come first (small: a few KiB) */
+            if (s->bdat)
+                buf_add(&s->enc, s->txn.prefix, s->txn.prefix_len);
+            else
+                smtp_dotstuff_add(&s->ds, s->txn.prefix, s->txn.prefix_len, &s->enc);
+        }
+        s->prefix_sent = 1;
         while (evbuffer_get_length(out) + s->enc.len < BODY_HIGH && s->sent < s->txn.length) {
             want = BODY_CHUNK;
             if ((off_t)want > s->txn.length - s->sent)
@@ -1631,6 +1643,9 @@ static void txn_copy(struct smtpc *s, const struct smtpc_txn *t)
     s->envid = t->envid ? xstrdup(t->envid) : NULL;
     s->txn.sender = s->sender;
     s->txn.envid = s->envid;
+    s->prefix = t->prefix_len ? xstrndup(t->prefix, t->prefix_len) : NULL;
+    s->txn.prefix = s->prefix;
+    s->txn.prefix_len = t->prefix_len;
     s->rcpts = xcalloc(n ? n : 1, sizeof(*s->rcpts));
     s->rres = xcalloc(n ? n : 1, sizeof(*s->rres));
     s->rfinal = xcalloc(n ? n : 1, 1);
@@ -1692,9 +1707,10 @@ static void txn_check_caps(struct smtpc *s)
         s->have_endres = 1;
     }
     if (!s->have_endres && s->info.caps.size > 0 &&
-        (unsigned long long)s->txn.length > s->info.caps.size) {
+        (unsigned long long)(s->txn.length + (off_t)s->txn.prefix_len) > s->info.caps.size) {
         res_local(&s->endres, SMTPC_PERM, SMTPC_CL_SMTP, SMTPC_STEP_MAIL, "5.3.4",
-                  "message size %lld exceeds the limit of %s (SIZE %llu)", (long long)s->txn.length,
+                  "message size %lld exceeds the limit of %s (SIZE %llu)",
+                  (long long)(s->txn.length + (off_t)s->txn.prefix_len),
                   s->relay, s->info.caps.size);
         s->have_endres = 1;
     }

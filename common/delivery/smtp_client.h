@@ -115,6 +115,11 @@ struct smtpc_txn {
     int fd;            /* message file; read with pread */
     off_t offset;      /* where the message starts in fd */
     off_t length;      /* its length in bytes */
+    /* Sent before the message and counted in its size (SIZE=, BDAT):
+     * header fields added at delivery (DKIM-Signature), CR LF ended, or
+     * NULL. Copied by smtpc_send. */
+    const char *prefix;
+    size_t prefix_len;
 };
 
 struct smtpc_txn_res {

@@ -100,6 +100,7 @@ void dlv_req_encode(struct ipc_w *w, const struct dlv_req *q)
     ipc_w_u32(w, q->max_per_conn);
     ipc_w_u32(w, q->idle_timeout_s);
     ipc_w_u32(w, q->connection_delay_ms);
+    ipc_w_u8(w, q->dkim);
 }
 
 static char *dup_str(struct ipc_r *r)
@@ -164,7 +165,8 @@ int dlv_req_decode(const void *body, size_t len, struct dlv_req *q)
     q->max_per_conn = ipc_r_u32(&r);
     q->idle_timeout_s = ipc_r_u32(&r);
     q->connection_delay_ms = ipc_r_u32(&r);
-    if (!ipc_r_done(&r) || q->target > DLV_TARGET_LOCAL || q->tls > TLS_MODE_VERIFY ||
+    q->dkim = ipc_r_u8(&r);
+    if (!ipc_r_done(&r) || q->dkim > 1 || q->target > DLV_TARGET_LOCAL || q->tls > TLS_MODE_VERIFY ||
         q->phase > DLV_PHASE_RELAY || (q->target == DLV_TARGET_HOSTS && q->nhosts == 0))
         goto bad;
     for (size_t i = 0; i < q->nhosts; i++)
@@ -203,6 +205,7 @@ void dlv_req_free(struct dlv_req *q)
     }
     free(q->rcpts);
     free(q->dest_key);
+    free(q->prefix);
     memset(q, 0, sizeof(*q));
 }
 
@@ -231,6 +234,7 @@ void dlv_res_encode(struct ipc_w *w, const struct dlv_res *r)
     ipc_w_u8(w, r->dsn_passed);
     ipc_w_str(w, r->tls_version);
     ipc_w_str(w, r->tls_cipher);
+    ipc_w_str(w, r->dkim ? r->dkim : "");
 }
 
 int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
@@ -269,6 +273,7 @@ int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
     res->dsn_passed = ipc_r_u8(&r);
     res->tls_version = dup_str(&r);
     res->tls_cipher = dup_str(&r);
+    res->dkim = dup_str(&r);
     if (!ipc_r_done(&r) || res->conn_kept > 1 || res->dsn_passed > 1)
         goto bad;
     return 0;
@@ -283,6 +288,7 @@ void dlv_res_free(struct dlv_res *r)
     free(r->label);
     free(r->tls_version);
     free(r->tls_cipher);
+    free(r->dkim);
     for (size_t i = 0; i < r->n; i++) {
         free(r->r[i].dsn);
         free(r->r[i].text);

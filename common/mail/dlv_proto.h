@@ -93,6 +93,13 @@ struct dlv_req {
     uint32_t max_per_conn; /* messages per connection (1: no reuse) */
     uint32_t idle_timeout_s;
     uint32_t connection_delay_ms; /* pause after a connection under dest_key ended */
+    uint8_t dkim; /* the message may be DKIM-signed (a local or authenticated
+                     submission, or a notice of ours): deliver and relay ask
+                     the signer (docs/dkim.md) before they send it */
+    /* Not on the wire: what the signer added (DKIM-Signature fields, CR LF
+     * ended), sent before the message; NULL when nothing. */
+    char *prefix;
+    size_t prefix_len;
 };
 
 enum dlv_status { DLV_OK = 0, DLV_TEMP = 1, DLV_PERM = 2 };
@@ -153,6 +160,8 @@ struct dlv_res {
                            went with the message, and notices are its business now */
     char *tls_version;  /* with tls_used: the protocol of relay's session ("TLSv1.3"), else "" */
     char *tls_cipher;   /* and its cipher ("TLS_AES_256_GCM_SHA384"), else "" */
+    char *dkim;         /* for the log: "signed d=example.org s=sel" or "unsigned (why)",
+                           "" when the request did not ask for signing */
 };
 
 /*

@@ -31,3 +31,9 @@ ALLOW(proto_qmgr_to_local, "qmgr to local", IMSG_DELIVERY);
 ALLOW(proto_local_to_qmgr, "local to qmgr", IMSG_DELIVERY_RESULT, IMSG_QUEUE_NEW);
 ALLOW(proto_dnsd_to_client, "dnsd to deliver/relay", IMSG_DNS_REP);
 ALLOW(proto_client_to_dnsd, "deliver/relay to dnsd", IMSG_DNS_MX_REQ, IMSG_DNS_HOST_REQ);
+ALLOW(proto_master_to_signer, "master to signer", IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD,
+      IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN, IMSG_DKIM_KEYS);
+ALLOW(proto_dlv_to_signer, "deliver/relay to signer", IMSG_DKIM_SIGN_REQ);
+ALLOW(proto_signer_to_dlv, "signer to deliver/relay", IMSG_DKIM_SIGN_REP);
+ALLOW(proto_qmgr_to_signer, "qmgr to signer", IMSG_DKIM_STATUS_REQ);
+ALLOW(proto_signer_to_qmgr, "signer to qmgr", IMSG_DKIM_STATUS);

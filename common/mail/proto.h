@@ -9,7 +9,8 @@
  *
  * Topology (DESIGN section 1): master <-> every child; smtpd <-> qmgr;
  * qmgr <-> deliver; qmgr <-> relay; qmgr <-> local; deliver <-> dnsd;
- * relay <-> dnsd.
+ * relay <-> dnsd; deliver <-> signer; relay <-> signer; qmgr <-> signer
+ * (DKIM, docs/dkim.md).
  * Master creates every socketpair; when a child is restarted master makes
  * new pairs for its edges and hands the far end to the live peer with
  * IMSG_PEER.
@@ -38,6 +39,8 @@ enum ipc_type {
                                ("" "": no STARTTLS); see mail/tls_server.h */
     IMSG_STATS_DNSD = 13,   /* dnsd->master: its counters (mail/stats.h), once a second */
     IMSG_STATS_MASTER = 14, /* master->qmgr only: restarts and dnsd's counters (mail/stats.h) */
+    IMSG_DKIM_KEYS = 15,    /* master->signer only, on reload: the dkim_map and its keys
+                               (layout in mail/dkim_keys.h) */
 
     /* smtpd <-> qmgr: 100..199 */
     IMSG_QUEUE_NEW = 100,   /* smtpd->qmgr: str queue_id (file is in queue/) */
@@ -57,6 +60,12 @@ enum ipc_type {
     IMSG_DNS_MX_REQ = 300,
     IMSG_DNS_HOST_REQ = 301,
     IMSG_DNS_REP = 302,
+
+    /* deliver|relay|qmgr <-> signer: 400..499 (layouts in common/mail/sign_proto.h) */
+    IMSG_DKIM_SIGN_REQ = 400,   /* deliver|relay->signer, with the queue file fd */
+    IMSG_DKIM_SIGN_REP = 401,   /* signer->deliver|relay */
+    IMSG_DKIM_STATUS_REQ = 402, /* qmgr->signer: empty */
+    IMSG_DKIM_STATUS = 403,     /* signer->qmgr: the keys it holds, no key material */
 };
 
 /*
@@ -80,6 +89,11 @@ extern const struct ipc_allow proto_qmgr_to_local;
 extern const struct ipc_allow proto_local_to_qmgr;
 extern const struct ipc_allow proto_dnsd_to_client; /* to deliver and relay */
 extern const struct ipc_allow proto_client_to_dnsd;
+extern const struct ipc_allow proto_master_to_signer; /* the child set plus IMSG_DKIM_KEYS */
+extern const struct ipc_allow proto_dlv_to_signer;    /* from deliver and relay */
+extern const struct ipc_allow proto_signer_to_dlv;
+extern const struct ipc_allow proto_qmgr_to_signer;
+extern const struct ipc_allow proto_signer_to_qmgr;
 
 /* IMSG_CTL_REQ flags */
 #define CTL_F_JSON 0x1u

@@ -11,7 +11,7 @@ use IO::Socket::INET;
 use Postern::Test;
 use Postern::Util qw(pid_alive wait_until slurp);
 
-my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local);
+my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local signer);
 
 my $pt = Postern::Test->new(log_level => 'basic');
 $pt->start;

@@ -12,7 +12,7 @@ use Time::HiRes qw(time sleep);
 use Postern::Test;
 use Postern::Util qw(pid_alive wait_until);
 
-my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local);
+my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local signer);
 
 my $pt = Postern::Test->new;
 $pt->start;

@@ -11,7 +11,7 @@ use IO::Socket::INET;
 use Postern::Test;
 use Postern::Util qw(pid_alive slurp);
 
-my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local);
+my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local signer);
 my $as_root = $> == 0;
 
 my $pt = Postern::Test->new;
@@ -53,7 +53,8 @@ if ($as_root) {
     ok(defined $uid, 'mail_owner postern exists');
     like(proc_status($mpid)->{Uid}, qr/^0\s/, 'master runs as root');
     my %want_root = (smtpd => $spool, qmgr => $spool,
-        dnsd => "$spool/empty", deliver => "$spool/empty", relay => "$spool/empty");
+        dnsd => "$spool/empty", deliver => "$spool/empty", relay => "$spool/empty",
+        signer => "$spool/empty");
     # local stays root to become each recipient (docs/local.md): its jobs
     # and workers drop per delivery; it is not chrooted
     my $lpid = $by{local}{pid};

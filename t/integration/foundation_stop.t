@@ -12,7 +12,7 @@ use POSIX qw(WIFEXITED WEXITSTATUS);
 use Postern::Test;
 use Postern::Util qw(pid_alive wait_until slurp);
 
-my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local);
+my @CHILDREN = qw(smtpd qmgr dnsd deliver relay local signer);
 
 my $pt = Postern::Test->new;
 my $run = $pt->spool . '/run';

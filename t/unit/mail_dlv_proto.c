@@ -65,6 +65,7 @@ static void sample_req(struct dlv_req *q, struct dlv_host *hosts, struct dlv_rcp
     q->max_per_conn = 5;
     q->idle_timeout_s = 10;
     q->connection_delay_ms = 2500;
+    q->dkim = 1;
 }
 
 static void test_req_roundtrip(void)
@@ -121,6 +122,7 @@ static void test_req_roundtrip(void)
     is_int(d.max_per_conn, 5, "max per conn");
     is_int(d.idle_timeout_s, 10, "idle timeout");
     is_int(d.connection_delay_ms, 2500, "connection delay");
+    is_int(d.dkim, 1, "DKIM asked");
     dlv_req_free(&d);
     ok(d.queue_id == NULL && d.hosts == NULL, "free clears the structure");
 
@@ -257,7 +259,8 @@ static void test_res(void)
                         1,
                         1,
                         (char[]){"TLSv1.3"},
-                        (char[]){"TLS_AES_256_GCM_SHA384"}};
+                        (char[]){"TLS_AES_256_GCM_SHA384"},
+                        (char[]){"signed d=example.org s=s1"}};
     struct dlv_res d;
     struct ipc_w w;
     size_t bad = 0;
@@ -285,6 +288,7 @@ static void test_res(void)
     is_int(d.dsn_passed, 1, "dsn passed");
     is_str(d.tls_version, "TLSv1.3", "TLS protocol");
     is_str(d.tls_cipher, "TLS_AES_256_GCM_SHA384", "TLS cipher");
+    is_str(d.dkim, "signed d=example.org s=s1", "DKIM note");
     dlv_res_free(&d);
     for (size_t n = 0; n < w.len; n++)
         if (dlv_res_decode(w.p, n, &d) == 0) {

@@ -336,7 +336,7 @@ sub wait_exit {
 # line names our config dir (master and the children it execs with -c
 # DIR/etc), plus known PIDs (from smtpctl status) still running a Postern
 # program. A PID is only ever trusted after its /proc entry was checked.
-my $PROG_RE = qr{(?:^|/)(?:master|smtpd|qmgr|dnsd|deliver|relay|local|smtpctl)$};
+my $PROG_RE = qr{(?:^|/)(?:master|smtpd|qmgr|dnsd|deliver|relay|local|signer|smtpctl)$};
 
 sub _instance_pids {
     my ($self) = @_;
