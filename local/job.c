@@ -410,7 +410,10 @@ static int write_forward(struct run *r, const char *id, char **why)
     snprintf(env.id, sizeof(env.id), "%s", id);
     env.arrival_us = now_us();
     env.client_addr = (char *)(uintptr_t) "127.0.0.1";
-    env.proto = (char *)(uintptr_t) "LOCAL";
+    /* whether the original may be DKIM-signed (qmgr said so in q->dkim)
+     * travels with the copy: mail that came from the Internet and is
+     * forwarded is never signed with our keys */
+    env.proto = (char *)(uintptr_t)(r->q->dkim ? "LOCAL" : "FORWARD");
     env.sender = r->q->sender;
     env.envid = r->q->envid[0] ? r->q->envid : NULL;
     env.ret = (enum dsn_ret)r->q->ret;

@@ -659,7 +659,8 @@ static void encode_req(struct qmgr *q, const struct route_plan *plan, struct del
     add_envelope(g->m, g->d, &req);
     throttle_req(q, g->d, &req);
     policy_fill_req(q, g->d, plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
-    req.dkim = g->m->dkim && req.target != DLV_TARGET_LOCAL && qdkim_active(q);
+    /* local takes it too: it marks what it forwards the same way */
+    req.dkim = g->m->dkim && (req.target == DLV_TARGET_LOCAL || qdkim_active(q));
     policy_log_attempt(q, g->m, g->d, plan, dl);
     ipc_w_init(w);
     dlv_req_encode(w, &req);

@@ -7,9 +7,11 @@
  * A message may be signed when it was submitted here rather than relayed
  * for someone else: its client authenticated (AUTH), or its client
  * address is in mynetworks (the local sendmail's mail comes from
- * 127.0.0.1), or Postern wrote it (a notice, or mail forwarded by local:
- * proto LOCAL). Mail that reached us from the Internet for a domain we
- * relay to is never signed with our keys.
+ * 127.0.0.1), or Postern wrote it: a notice, or a copy local forwarded
+ * (alias, .forward) of mail that was itself signable (proto LOCAL; local
+ * writes FORWARD for the rest). Mail that reached us from elsewhere, for
+ * a local user whose alias forwards it or for <postmaster>, is never
+ * signed with our keys, whatever its From: says.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -78,6 +80,8 @@ static int in_mynetworks(const struct qmgr *q, const char *addr)
 
 int qdkim_submitted(const struct qmgr *q, const struct qfile_env *env)
 {
+    if (env->proto && strcmp(env->proto, "FORWARD") == 0)
+        return 0; /* local's copy of mail from elsewhere (its client is 127.0.0.1) */
     if (env->notice != QFILE_NOTICE_NONE || (env->auth && env->auth[0]))
         return 1;
     if (env->proto && strcmp(env->proto, "LOCAL") == 0)

@@ -308,7 +308,8 @@ static int parse_line(struct qfile_env *env, char *line, size_t lineno, unsigned
         break;
     case K_PROTO:
         if (strcmp(val, "SMTP") && strcmp(val, "ESMTP") && strcmp(val, "ESMTPS") &&
-            strcmp(val, "ESMTPA") && strcmp(val, "ESMTPSA") && strcmp(val, "LOCAL"))
+            strcmp(val, "ESMTPA") && strcmp(val, "ESMTPSA") && strcmp(val, "LOCAL") &&
+            strcmp(val, "FORWARD"))
             return perr(err, lineno, "bad proto \"%.40s\"", val);
         env->proto = xstrdup(val);
         break;

@@ -54,7 +54,9 @@ struct qfile_env {
     char *client_addr;  /* numeric IP address */
     unsigned client_port;
     char *helo;   /* HELO/EHLO argument, or NULL */
-    char *proto;  /* SMTP ESMTP ESMTPS ESMTPA ESMTPSA, or LOCAL (made by qmgr) */
+    char *proto;  /* SMTP ESMTP ESMTPS ESMTPA ESMTPSA; LOCAL (made by qmgr, or
+                     forwarded by local for a local or authenticated sender);
+                     FORWARD (forwarded by local, from anyone else) */
     char *tls;    /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
     char *auth;   /* authenticated user name, or NULL */
     char *sender; /* "" for the null sender <> */

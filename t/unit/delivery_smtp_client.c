@@ -1036,6 +1036,72 @@ static void test_dotstuff(void)
     free(tr);
 }
 
+/* Fields added at delivery (DKIM-Signature) go before the message, in
+ * DATA (dot-stuffed with it) and in BDAT (counted in the chunk), and in
+ * the SIZE= of MAIL. */
+static void test_prefix(void)
+{
+    static const char pre[] = "DKIM-Signature: v=1; a=rsa-sha256; d=example.org;\r\n\tb=abc\r\n";
+    static const struct fstep data_script[] = {
+        GREET,
+        EHLO_PLAIN,
+        {F_CMD, "MAIL FROM:", "250 ok\r\n"},
+        {F_CMD, "RCPT TO:", "250 ok\r\n"},
+        {F_CMD, "DATA", "354 go ahead\r\n"},
+        {F_BODY, NULL, "250 ok\r\n"},
+        QUIT_END,
+    };
+    static const struct fstep bdat_script[] = {
+        GREET,
+        EHLO_CHUNKING,
+        {F_CMD, "MAIL FROM:<sender@src.test>", "250 2.1.0 ok\r\n"},
+        {F_CMD, "RCPT TO:<a@dest.test>", "250 2.1.5 ok\r\n"},
+        {F_BDAT, NULL, "250 2.0.0 queued\r\n"},
+        QUIT_END,
+    };
+    static const struct smtpc_rcpt one[] = {{"a@dest.test", 0, NULL}};
+    struct run r;
+    char *tr, *body, want[600];
+    size_t blen;
+
+    make_msg(msg_dots, strlen(msg_dots));
+    fake_start(data_script, 0);
+    run_init(&r, lport);
+    set_txn(&r.txn[0], one, 1);
+    r.txn[0].prefix = pre;
+    r.txn[0].prefix_len = strlen(pre);
+    r.ntxn = 1;
+    run_go(&r);
+    tr = fake_wait();
+    body = fake_body(1, NULL);
+    is_int(r.res[0].session.status, SMTPC_OK, "prefix: DATA accepted");
+    snprintf(want, sizeof(want), "%s%s", pre, "Subject: dots\r\n\r\n..one\r\n...two\r\n..\r\nend\r\n");
+    is_str(body, want, "prefix: the fields come first, then the message, dot-stuffed");
+    snprintf(want, sizeof(want), "SIZE=%zu", strlen(pre) + strlen(msg_dots));
+    ok(strstr(tr, want) != NULL, "prefix: MAIL's SIZE= counts it (%s)", want);
+    free(body);
+    free(tr);
+
+    make_msg(msg_dots, strlen(msg_dots));
+    fake_start(bdat_script, 0);
+    run_init(&r, lport);
+    r.opts.chunking = 1;
+    set_txn(&r.txn[0], one, 1);
+    r.txn[0].prefix = pre;
+    r.txn[0].prefix_len = strlen(pre);
+    r.ntxn = 1;
+    run_go(&r);
+    tr = fake_wait();
+    snprintf(want, sizeof(want), "BDAT %zu LAST", strlen(pre) + strlen(msg_dots));
+    ok(has_cmd(tr, want), "prefix: the BDAT chunk counts it (%s)", want);
+    body = fake_body(1, &blen);
+    snprintf(want, sizeof(want), "%s%s", pre, msg_dots);
+    ok(blen == strlen(want) && memcmp(body, want, blen) == 0,
+       "prefix: BDAT carries the fields and the message as they are");
+    free(body);
+    free(tr);
+}
+
 static void test_starttls_may(void)
 {
     static const struct fstep script[] = {
@@ -1637,6 +1703,7 @@ int main(void)
     test_connect_timeout();
     test_drop_mid_data();
     test_dotstuff();
+    test_prefix();
     test_starttls_may();
     test_verify("localhost", 1);
     test_verify("wrong.example", 0);

@@ -50,6 +50,14 @@ static const struct edge edges[] = {
     {&proto_local_to_qmgr, "local to qmgr", {IMSG_DELIVERY_RESULT, IMSG_QUEUE_NEW}},
     {&proto_dnsd_to_client, "dnsd to deliver/relay", {IMSG_DNS_REP}},
     {&proto_client_to_dnsd, "deliver/relay to dnsd", {IMSG_DNS_MX_REQ, IMSG_DNS_HOST_REQ}},
+    {&proto_master_to_signer,
+     "master to signer",
+     {IMSG_STATUS_REQ, IMSG_PEER, IMSG_RELOAD, IMSG_LOGLEVEL, IMSG_CTL_REQ, IMSG_SHUTDOWN,
+      IMSG_DKIM_KEYS}},
+    {&proto_dlv_to_signer, "deliver/relay to signer", {IMSG_DKIM_SIGN_REQ}},
+    {&proto_signer_to_dlv, "signer to deliver/relay", {IMSG_DKIM_SIGN_REP}},
+    {&proto_qmgr_to_signer, "qmgr to signer", {IMSG_DKIM_STATUS_REQ}},
+    {&proto_signer_to_qmgr, "signer to qmgr", {IMSG_DKIM_STATUS}},
 };
 
 static int wanted(const struct edge *e, unsigned t)
@@ -84,6 +92,14 @@ int main(void)
     ok(!ipc_allowed(&proto_qmgr_to_local, IMSG_QUEUE_FREE),
        "local is given no spool files to reuse");
     ok(!ipc_allowed(&proto_master_to_child, IMSG_SECRETS), "secrets go to relay only");
+    ok(!ipc_allowed(&proto_master_to_child, IMSG_DKIM_KEYS) &&
+           !ipc_allowed(&proto_master_to_smtpd, IMSG_DKIM_KEYS) &&
+           !ipc_allowed(&proto_master_to_relay, IMSG_DKIM_KEYS),
+       "the DKIM keys go to the signer only");
+    ok(!ipc_allowed(&proto_smtpd_to_qmgr, IMSG_DKIM_SIGN_REQ) &&
+           !ipc_allowed(&proto_signer_to_qmgr, IMSG_DKIM_SIGN_REP),
+       "only deliver and relay talk signing with the signer");
+    ok(!ipc_allowed(&proto_signer_to_dlv, IMSG_DKIM_STATUS), "deliver and relay get no key list");
     ok(!ipc_allowed(&proto_master_to_smtpd, IMSG_SECRETS), "not to smtpd");
     ok(!ipc_allowed(&proto_master_to_relay, IMSG_TLS_CERT), "the TLS key goes to smtpd only");
     ok(!ipc_allowed(&proto_child_to_master, IMSG_CTL_REQ), "a child cannot run control commands");

@@ -162,6 +162,14 @@ static void t_roundtrip(void)
     is_int(qfile_parse(b.data, b.len, b.len, &p, &err), 0, "a postmaster notice parses");
     is_int(p.notice, QFILE_NOTICE_POSTMASTER, "notice kind postmaster");
     qfile_env_free(&p);
+    /* what local forwards for a sender from elsewhere (never DKIM-signed) */
+    e.notice = QFILE_NOTICE_NONE;
+    e.proto = S("FORWARD");
+    buf_free(&b);
+    b = image(&e);
+    is_int(qfile_parse(b.data, b.len, b.len, &p, &err), 0, "a forwarded copy's envelope parses");
+    is_str(p.proto, "FORWARD", "proto FORWARD");
+    qfile_env_free(&p);
     {
         struct buf nb;
         const char *nwhy = NULL;

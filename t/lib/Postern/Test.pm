@@ -581,6 +581,7 @@ sub _send_mail {
     my $host = $a{host} // '127.0.0.1';
     my $port = $a{port} // $self->{port};
     my $smtp = Net::SMTP->new(Host => $host, Port => $port,
+        ($a{local_addr} ? (LocalAddr => $a{local_addr}) : ()),
         Hello => $a{helo} // 'client.test', Timeout => $a{timeout} // 30)
         or return (undef, $mid, "connect $host:$port: $@");
     my $fail = sub {
