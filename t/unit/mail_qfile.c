@@ -170,6 +170,8 @@ static void t_roundtrip(void)
     is_int(qfile_parse(b.data, b.len, b.len, &p, &err), 0, "a forwarded copy's envelope parses");
     is_str(p.proto, "FORWARD", "proto FORWARD");
     qfile_env_free(&p);
+    e.notice = QFILE_NOTICE_POSTMASTER;
+    e.proto = S("LOCAL");
     {
         struct buf nb;
         const char *nwhy = NULL;
