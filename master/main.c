@@ -143,6 +143,8 @@ static int reload_check(const struct config *ncfg, struct reload_inputs *in, cha
     if ((in->text = read_text(ncfg->file, &why)) == NULL ||
         /* a compiled map that does not read back: the children keep theirs */
         setup_verify_maps(ncfg, &why) < 0 ||
+        /* an edited dkim_map not compiled again: the old keys would stay */
+        setup_dkim_map_fresh(ncfg, &why) < 0 ||
         /* a renewed TLS pair, read as root and tried: a bad one keeps smtpd's */
         load_tls_pair(ncfg, &in->cert_pem, &in->key_pem, &why) < 0) {
         *err = why;

@@ -73,6 +73,9 @@ int setup_maps(struct master *m, char **err);
 /* Every compiled map c names reads back whole (map_verify); else -1 and
  * *err naming the file, the parameter and the fix. */
 int setup_verify_maps(const struct config *c, char **err);
+/* A reload's check of the dkim_map: -1 and *err when its source is newer
+ * than its .db (edited, not compiled again). */
+int setup_dkim_map_fresh(const struct config *c, char **err);
 int setup_listeners(struct master *m, char **err);
 /* metrics_listen as an address: "PORT" and ":PORT" mean 127.0.0.1:PORT. */
 int setup_metrics_addr(const char *spec, struct sockaddr_storage *ss, const char **why);

@@ -168,7 +168,7 @@ int setup_verify_maps(const struct config *c, char **err)
     } maps[] = {
         {P_domains_map, 0},      {P_smtpd_users_map, MAP_SECRET},
         {P_relay_sender_map, 0}, {P_relay_secrets_map, MAP_SECRET},
-        {P_alias_maps, 0},
+        {P_alias_maps, 0},       {P_dkim_map, 0},
     };
 
     for (size_t i = 0; i < nitems(maps); i++) {
@@ -187,6 +187,18 @@ int setup_verify_maps(const struct config *c, char **err)
         }
     }
     return 0;
+}
+
+int setup_dkim_map_fresh(const struct config *c, char **err)
+{
+    const char *src = cfg_str(c, P_dkim_map);
+
+    if (src == NULL || *src == '\0' || !map_stale(src))
+        return 0;
+    *err = xasprintf("%s.db is missing or older than %s (dkim_map): run smtpctl makemap %s "
+                     "first, or the signer would keep the keys of the old map",
+                     src, src, src);
+    return -1;
 }
 
 int setup_maps(struct master *m, char **err)

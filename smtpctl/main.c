@@ -11,6 +11,7 @@
  * the process that owns it, and the answer is printed here. Exit codes:
  * 0 ok, 1 the command failed, 2 usage error or postern not running.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +21,13 @@
 #include "mail/config.h"
 #include "mail/ctl_client.h"
 #include "mail/ctl_cmds.h"
+#include "mail/dkim_keys.h"
 #include "mail/domains.h"
 #include "mail/local_rcpt.h"
 #include "mail/gateways.h"
 #include "base/map.h"
 #include "base/log.h"
+#include "base/privsep.h"
 #include "mail/proto.h"
 #include "mail/spool.h"
 #include "monitor.h"
@@ -35,7 +38,50 @@
 #define REPLY_TIMEOUT_MS (150 * 1000)
 
 static const enum cfg_id map_params[] = {P_domains_map, P_relay_secrets_map, P_smtpd_users_map,
-                                         P_relay_sender_map};
+                                         P_relay_sender_map, P_dkim_map};
+
+/*
+ * The dkim_map: its lines, and as root its keys too (read as the signer
+ * reads them, refusing those smtpd's uid owns). A map the daemon would
+ * not load is an error: a missing or older .db makes reload refuse it.
+ * 0, or 1 after saying what is wrong.
+ */
+static int check_dkim_map(const struct config *cfg)
+{
+    const char *src = cfg_str(cfg, P_dkim_map);
+    int as_root = geteuid() == 0;
+    uid_t forbid = (uid_t)-1, uid;
+    gid_t gid;
+    char *err = NULL;
+
+    if (*src == '\0')
+        return 0;
+    if (access(src, F_OK) != 0) {
+        fprintf(stderr, "%s: %s (dkim_map names it)\n", src, strerror(errno));
+        return 1;
+    }
+    if (as_root && privsep_lookup(cfg_str(cfg, P_mail_owner), &uid, &gid, &err) == 0)
+        forbid = uid;
+    free(err);
+    err = NULL;
+    if (dkim_map_check_uid(src, as_root, forbid, &err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        free(err);
+        return 1;
+    }
+    printf("%s: ok%s\n", src,
+           as_root ? ", keys checked"
+                   : "; keys not checked: only root may read them (run smtpctl check as root)");
+    if (map_stale(src)) {
+        fprintf(stderr,
+                "%s: %s.db is missing or older: run smtpctl makemap %s (reload refuses the "
+                "map until then)\n",
+                src, src, src);
+        return 1;
+    }
+    printf("%s.db: up to date\n", src);
+    return 0;
+}
 
 static int cmd_check(const char *confdir)
 {
@@ -74,7 +120,7 @@ static int cmd_check(const char *confdir)
         printf("%s: ok\n", src);
     }
     gateways_free(&gws);
-    int bad = 0;
+    int bad = check_dkim_map(&cfg);
     for (size_t i = 0; i < nitems(map_params); i++) {
         const char *src = cfg_str(&cfg, map_params[i]);
         char *db = xasprintf("%s.db", src);
@@ -97,8 +143,8 @@ static int cmd_check(const char *confdir)
             bad = 1;
             continue;
         }
-        if (*src == '\0' || access(src, F_OK) != 0)
-            continue;
+        if (*src == '\0' || access(src, F_OK) != 0 || map_params[i] == P_dkim_map)
+            continue; /* the dkim_map's staleness is check_dkim_map's */
         if (map_stale(src)) {
             fprintf(stderr, "warning: %s: %s.db is missing or older: run smtpctl makemap %s\n", src,
                     src, src);
@@ -149,6 +195,19 @@ static int is_aliases_map(const char *confdir, const char *path)
               (*aliases && realpath(path, a) && realpath(aliases, b) && strcmp(a, b) == 0);
 
     free(aliases);
+    return yes;
+}
+
+/* The dkim_map: by name, or as main.cf's dkim_map. */
+static int is_dkim_map(const char *confdir, const char *path)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char *dkim = config_peek(confdir, P_dkim_map);
+    int yes = strcmp(base, "dkim") == 0 ||
+              (*dkim && realpath(path, a) && realpath(dkim, b) && strcmp(a, b) == 0);
+
+    free(dkim);
     return yes;
 }
 
@@ -225,6 +284,17 @@ static int cmd_makemap(const char *confdir, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (is_aliases_map(confdir, argv[i])) {
             rc |= makemap_aliases(confdir, argv[i]);
+            continue;
+        }
+        if (is_dkim_map(confdir, argv[i])) {
+            if (dkim_map_compile(argv[i], &err) < 0) {
+                fprintf(stderr, "%s\n", err);
+                free(err);
+                err = NULL;
+                rc = 1;
+            } else {
+                printf("%s.db: written (dkim)\n", argv[i]);
+            }
             continue;
         }
         unsigned flags = is_secret_map(confdir, argv[i]) ? MAP_SECRET : 0;

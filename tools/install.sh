@@ -1,7 +1,7 @@
 #!/bin/sh
 # install.sh DESTDIR PREFIX - "make install": programs, a system main.cf,
-# the example domains map, the systemd unit, the docs, the man pages and
-# the bash completion (both made by make, in build/). As root,
+# the example domains map and dkim_map, the systemd unit, the docs, the
+# man pages and the bash completion (both made by make, in build/). As root,
 # postdrop is installed root:postdrop 2755 when the group exists. It does
 # not create the postern user or the postdrop group, or start anything:
 # INSTALL says how.
@@ -54,6 +54,8 @@ if [ ! -e "$DESTDIR$confdir/main.cf" ]; then
     chmod 0644 "$DESTDIR$confdir/main.cf"
 fi
 [ -e "$DESTDIR$confdir/domains" ] || install -m 0644 etc/domains "$DESTDIR$confdir/domains"
+# the example dkim_map: every line a comment, used once main.cf names it
+[ -e "$DESTDIR$confdir/dkim" ] || install -m 0644 etc/dkim "$DESTDIR$confdir/dkim"
 
 unitdir=$PREFIX/lib/systemd/system
 [ "$PREFIX" = /usr/local ] && unitdir=/etc/systemd/system

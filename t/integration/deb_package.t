@@ -139,7 +139,8 @@ SKIP: {
 my $ctl = tempdir(CLEANUP => 1);
 system('dpkg-deb', '-e', $deb, $ctl) == 0 or die "dpkg-deb -e";
 my @conf = split /\n/, slurp("$ctl/conffiles");
-is_deeply([sort @conf], ['/etc/postern/domains', '/etc/postern/main.cf'], 'conffiles: /etc/postern/main.cf and domains');
+is_deeply([sort @conf], ['/etc/postern/dkim', '/etc/postern/domains', '/etc/postern/main.cf'],
+          'conffiles: /etc/postern/main.cf, domains and dkim');
 for my $s (qw(postinst postrm prerm)) {
     next unless -f "$ctl/$s";
     is(system('sh', '-n', "$ctl/$s"), 0, "$s parses (sh -n)");
