@@ -132,8 +132,8 @@ void children_send_dkim_keys(struct master *m, const struct dkim_keys *k)
 {
     struct ipc_w w;
 
-    if (m->ch[CH_SIGNER].chan == NULL)
-        return; /* a signer that starts later reads the map itself */
+    if (m->ch[CH_SIGNER].chan == NULL || k == NULL)
+        return; /* a signer that starts later gets them when it starts */
     ipc_w_init(&w);
     dkim_keys_encode(&w, k, 1);
     ipc_send(m->ch[CH_SIGNER].chan, IMSG_DKIM_KEYS, 0, -1, w.p, w.len);
@@ -507,6 +507,8 @@ static void child_start(struct master *m, int idx)
     c->started_us = now_us();
     c->started_mono = mono_us();
     ipc_send(mch, IMSG_STATUS_REQ, 0, -1, NULL, 0);
+    if (idx == CH_SIGNER)
+        children_send_dkim_keys(m, m->dkim); /* the first thing it reads */
     log_info("started %s[%ld]", c->name, (long)pid);
 }
 

@@ -111,7 +111,11 @@ static void reload_inputs_free(struct reload_inputs *in)
     memset(in, 0, sizeof(*in));
 }
 
-static int load_dkim_keys(const struct config *cfg, struct dkim_keys **out, char **err)
+/* The dkim_map and its keys, read as root. strict (reload): a key that
+ * did not load is an error; at start it is kept with its reason (signer
+ * logs it and defers, or sends unsigned, per dkim_required). */
+static int load_dkim_keys(const struct config *cfg, struct dkim_keys **out, int strict,
+                          char **err)
 {
     uid_t forbid = (uid_t)-1, uid;
     gid_t gid;
@@ -122,7 +126,7 @@ static int load_dkim_keys(const struct config *cfg, struct dkim_keys **out, char
     free(why);
     if (dkim_keys_load(cfg_str(cfg, P_dkim_map), forbid, out, err) < 0)
         return -1;
-    for (size_t i = 0; i < (*out)->n; i++) {
+    for (size_t i = 0; strict && i < (*out)->n; i++) {
         const struct dkim_entry *e = &(*out)->e[i];
         if (e->error != NULL) {
             *err = xasprintf("key %s for %s (s=%s): %s", e->key_path, e->domain, e->selector,
@@ -160,7 +164,7 @@ static int reload_check(const struct config *ncfg, struct reload_inputs *in, cha
     }
     /* the DKIM keys, for the signer alone; a key that does not load refuses
      * the reload, so the signer keeps signing with the keys it has */
-    if (load_dkim_keys(ncfg, &in->dkim, &why) < 0) {
+    if (load_dkim_keys(ncfg, &in->dkim, 1, &why) < 0) {
         *err = xasprintf("dkim_map: %s", why);
         free(why);
         reload_inputs_free(in);
@@ -206,7 +210,10 @@ void master_reload(struct master *m, void (*done)(void *arg, int ok, const char 
     }
     log_info("reloading: %s", m->cfg.file);
     children_send_secrets(m, in.secrets);
-    children_send_dkim_keys(m, in.dkim);
+    dkim_keys_free(m->dkim);
+    m->dkim = in.dkim;
+    in.dkim = NULL;
+    children_send_dkim_keys(m, m->dkim);
     children_send_tls(m, in.cert_pem, in.key_pem);
     master_reload_children(m, m->cfg.file, in.text, done, arg, NULL, 0);
     reload_inputs_free(&in);
@@ -471,6 +478,11 @@ int main(int argc, char **argv)
                  (long)geteuid());
     log_info("starting postern %s (config %s, spool %s)", POSTERN_VERSION, m->cfg.file,
              cfg_str(&m->cfg, P_queue_directory));
+    if (load_dkim_keys(&m->cfg, &m->dkim, 0, &err) < 0) {
+        log_err("dkim_map: %s; no DKIM keys until smtpctl reload", err);
+        free(err);
+        m->dkim = dkim_keys_empty();
+    }
     children_start_all(m);
     event_base_dispatch(m->base);
 

@@ -63,6 +63,10 @@ struct master {
     int control_fd;
     struct event *control_ev;
     uint32_t next_id;
+    /* the DKIM keys in force (dkim_map): what every signer master starts
+     * gets, so a restarted signer signs as the one before it, whatever
+     * the files on disk say now */
+    struct dkim_keys *dkim;
 };
 
 extern struct master M;

@@ -1,12 +1,14 @@
 /*
  * signer - DKIM signatures for the mail Postern sends (docs/dkim.md).
  *
- * The one process that holds the DKIM private keys. It loads the
- * dkim_map and the key files at start, as root before it drops
- * privileges and chroots into the empty directory; on `smtpctl reload`
- * master (root) loads them again and sends them here alone
- * (IMSG_DKIM_KEYS). smtpd never sees a key: the files are root's, mode
- * 0600, and this process is not dumpable, so a process of the same uid
+ * The one process that holds the DKIM private keys. master (root) reads
+ * the dkim_map and the key files, at its start and on `smtpctl reload`,
+ * and sends them here alone (IMSG_DKIM_KEYS), first thing after it
+ * starts a signer: so a restarted signer signs with the keys in force,
+ * not with whatever the files say now (master keeps the last set that
+ * passed). Until they arrive every request is deferred, never answered
+ * "unsigned". smtpd never sees a key: the files are root's, mode 0600,
+ * and this process is not dumpable, so a process of the same uid
  * cannot read its memory.
  *
  * deliver and relay ask it, for each delivery of a message that may be
@@ -34,7 +36,6 @@
 
 #include "base/ipc.h"
 #include "base/log.h"
-#include "base/privsep.h"
 #include "base/util.h"
 #include "mail/child.h"
 #include "mail/dkim.h"
@@ -57,7 +58,7 @@ static void send_status(void)
 {
     struct ipc_w w;
 
-    if (S.qmgr == NULL)
+    if (S.qmgr == NULL || S.keys == NULL)
         return;
     ipc_w_init(&w);
     dkim_keys_encode(&w, S.keys, 0);
@@ -177,7 +178,10 @@ static void do_sign(struct ipc_chan *ch, const struct ipc_msg *msg)
         return;
     }
     m = dkim_msg_new();
-    if (read_msg(msg->fd, &q, m, &why) < 0) {
+    if (S.keys == NULL) {
+        rep.verdict = SIGN_DEFER;
+        rep.note = xstrdup("the signer has not got its keys from master yet");
+    } else if (read_msg(msg->fd, &q, m, &why) < 0) {
         rep.verdict = SIGN_DEFER;
         rep.note = why;
     } else if (dkim_msg_finish(m, &why) < 0) {
@@ -269,12 +273,12 @@ static void on_peer(struct child *c, const char *name, int fd)
     close(fd);
 }
 
-static void log_keys(const char *when)
+static void log_keys_of(const struct dkim_keys *k, const char *when)
 {
     size_t ok = 0;
 
-    for (size_t i = 0; i < S.keys->n; i++) {
-        const struct dkim_entry *e = &S.keys->e[i];
+    for (size_t i = 0; i < k->n; i++) {
+        const struct dkim_entry *e = &k->e[i];
         if (e->key) {
             ok++;
             log_debug("dkim key %s s=%s %s loaded", e->domain, e->selector, dkim_alg_name(e->alg));
@@ -285,8 +289,9 @@ static void log_keys(const char *when)
                                 : "its mail goes unsigned");
         }
     }
-    log_info("%s: %zu DKIM key%s loaded%s", when, ok, ok == 1 ? "" : "s",
-             ok < S.keys->n ? ", some not: see above" : "");
+    if (k->n > 0 || strcmp(when, "reload") == 0)
+        log_info("%s: %zu DKIM key%s loaded%s", when, ok, ok == 1 ? "" : "s",
+                 ok < k->n ? ", some not: see above" : "");
 }
 
 /* New keys from master (smtpctl reload). */
@@ -304,9 +309,10 @@ static void on_master_msg(struct child *c, const struct ipc_msg *m)
         log_warn("malformed DKIM keys from master ignored; keeping the ones we have");
         return;
     }
-    dkim_keys_free(S.keys);
+    log_keys_of(k, S.keys == NULL ? "start" : "reload");
+    if (S.keys)
+        dkim_keys_free(S.keys);
     S.keys = k;
-    log_keys("reload");
     send_status();
 }
 
@@ -314,31 +320,6 @@ static int on_reload(struct child *c, char **err)
 {
     send_status(); /* dkim_required may have changed */
     return 0;
-}
-
-/* At start, as root before the drop: the map and the keys where the admin keeps them. */
-static void load_keys(void)
-{
-    const char *map = cfg_str(S.c->cfg, P_dkim_map);
-    uid_t forbid = (uid_t)-1;
-    gid_t gid;
-    char *err = NULL;
-
-    if (geteuid() == 0) {
-        uid_t uid;
-        if (privsep_lookup(cfg_str(S.c->cfg, P_mail_owner), &uid, &gid, &err) == 0)
-            forbid = uid;
-        free(err);
-        err = NULL;
-    }
-    if (dkim_keys_load(map, forbid, &S.keys, &err) < 0) {
-        log_err("dkim_map: %s; no DKIM keys until smtpctl reload", err);
-        free(err);
-        S.keys = dkim_keys_empty();
-        return;
-    }
-    if (S.keys->n > 0)
-        log_keys("start");
 }
 
 int main(int argc, char **argv)
@@ -354,15 +335,15 @@ int main(int argc, char **argv)
     int rc;
 
     S.c = child_init(argc, argv, &spec);
-    /* no core dumps, no ptrace by processes of the same uid (smtpd's) */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-        log_warn("cannot make the signer undumpable: %s", strerror(errno));
-    load_keys();
     child_drop(S.c);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* a change of credentials may have reset it */
+    /* no core dumps, no ptrace by processes of the same uid (smtpd's);
+     * after the drop, which resets the flag */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        log_err("cannot make the signer undumpable: %s", strerror(errno));
     S.rbuf = xmalloc(READ_CHUNK);
     rc = child_loop(S.c);
-    dkim_keys_free(S.keys);
+    if (S.keys)
+        dkim_keys_free(S.keys);
     free(S.rbuf);
     return rc;
 }

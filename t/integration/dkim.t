@@ -231,6 +231,20 @@ my ($q11, $m11) = $pt->send_mail(from => 'a@example.org', to => ['r11@rcpt.dkim.
 is(sigs(verify(msg_for($sink, $m11))), 'example.org/rsa2/rsa-sha256/ok example.org/ed1/ed25519-sha256/ok',
     'the keys in force still sign');
 
+# --- the signer killed: mail waits for it, and leaves signed ---
+{
+    my $old = $pt->pid_of('signer');
+    ok($old && kill('KILL', $old), 'kill -9 of the signer');
+    my ($qk, $mk) = $pt->send_mail(from => 'a@example.org', to => ['rk@rcpt.dkim.test']);
+    ok($qk, 'mail is accepted while the signer restarts') or diag $pt->smtp_error;
+    my $tk = msg_for($sink, $mk);
+    ok($tk, 'it is delivered once the signer is back');
+    is(sigs(verify($tk)), 'example.org/rsa2/rsa-sha256/ok example.org/ed1/ed25519-sha256/ok',
+        'signed with the keys in force (master sent them to the new signer too)');
+    my $new = $pt->pid_of('signer');
+    ok($new && $new != $old, 'a new signer runs');
+}
+
 # --- smtpd's uid and the keys ---
 SKIP: {
     skip 'not root: the uid separation needs root', 6 unless $pt->is_root;
