@@ -97,4 +97,13 @@ struct dkim_sign_opts {
 int dkim_msg_sign(struct dkim_msg *m, const struct dkim_key *k, const struct dkim_sign_opts *o,
                   struct buf *out, char **err);
 
+/*
+ * The canonical forms signing hashes (RFC 6376 section 3.4), appended to
+ * out; for tests and a verifier. A header field is given with its CR LF
+ * (a field without ':' comes back as it is); a body whole, as fed to a
+ * dkim_msg (its bare CR and LF are text).
+ */
+void dkim_canon_header(enum dkim_canon c, const char *field, size_t len, struct buf *out);
+void dkim_canon_body(enum dkim_canon c, const char *body, size_t len, struct buf *out);
+
 #endif
