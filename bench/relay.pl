@@ -5,6 +5,7 @@
 #       [--cells 4k:1,4k:10,4k:50,100k:1,100k:10,100k:50] [--n N] [--n-100k N]
 #       [--n-opensmtpd N] [--runs 3] [--timeout SECS] [--no-ceiling]
 #       [--disk-seconds S] [--min-seconds S] [--out DIR] [--keep]
+#       [--dkim rsa|ed25519|both]   (Postern signs every message)
 #
 # Normally started by bench/run, which first installs and unpacks what this
 # needs (bench/setup). For every cell (message size, concurrency) and run,
@@ -63,9 +64,31 @@ my $ROOTS = "$WORK/root";
 
 my %o = (mta => 'postern,postfix,opensmtpd', runs => 3, ceiling => 1);
 GetOptions(\%o, 'quick', 'mta=s', 'cells=s', 'n=i', 'n-100k=i', 'n-opensmtpd=i', 'runs=i',
-    'timeout=i', 'ceiling!', 'disk-seconds=f', 'min-seconds=f', 'out=s', 'keep', 'help')
+    'timeout=i', 'ceiling!', 'disk-seconds=f', 'min-seconds=f', 'out=s', 'keep', 'dkim=s', 'help')
     or die "usage: see the header of bench/relay.pl\n";
 if ($o{help}) { system('sed', '-n', '2,30p', $0); exit 0 }
+
+# --dkim rsa|ed25519|both: Postern signs every message (one "*" entry
+# per key, made with openssl; the keys are root's, mode 0600), to measure
+# what signing at delivery costs. The sink does not verify; dkim.t does.
+sub dkim_setup {
+    my ($d, $which) = @_;
+    die "bench: --dkim takes rsa, ed25519 or both\n" unless $which =~ /^(rsa|ed25519|both)$/;
+    make_path($d);
+    my $map = '';
+    for my $alg ($which eq 'both' ? qw(rsa ed25519) : ($which)) {
+        my $f = "$d/bench-$alg.key";
+        my @cmd = $alg eq 'rsa' ? ('-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048') : ('-algorithm', 'ed25519');
+        system('openssl', 'genpkey', @cmd, '-out', $f) == 0 or die "bench: openssl genpkey failed\n";
+        chmod 0600, $f;
+        $map .= "* selector=bench$alg key=$f\n";
+    }
+    open(my $fh, '>', "$d/dkim") or die "$d/dkim: $!";
+    print $fh $map;
+    close $fh;
+    system("$REPO/bin/smtpctl", 'makemap', "$d/dkim") == 0 or die "bench: makemap $d/dkim failed\n";
+    return (params => { dkim_map => "$d/dkim" });
+}
 
 my @mtas = split /,/, $o{mta};
 my $cells = $o{cells} // ($o{quick} ? '4k:10,4k:50,100k:10' : '4k:1,4k:10,4k:50,100k:1,100k:10,100k:50');
@@ -195,9 +218,10 @@ sub run_one {
         my $to = "127.0.0.2:$sport";
         if ($target ne 'ceiling') {
             my $port = free_port('127.0.0.1');
+            my %extra = $target eq 'postern' && $o{dkim} ? dkim_setup("$dir/dkim", $o{dkim}) : ();
             $mta = Bench::MTA->create($target, dir => "$dir/mta", port => $port,
                 sink_addr => '127.0.0.2', sink_port => $sport, nsd => $nsd->addr,
-                repo => $REPO, roots => $ROOTS);
+                repo => $REPO, roots => $ROOTS, %extra);
             $mta->start(60);
             $to = "127.0.0.1:$port";
             sleep 1;    # let start-up work finish before counting CPU

@@ -32,7 +32,7 @@ my $bin = "$dir/bin";
 mkdir $bin or die "$bin: $!";
 copy("$root/bin/master", "$bin/master") or die "copy master: $!";
 chmod 0755, "$bin/master";
-symlink("$root/bin/$_", "$bin/$_") or die "symlink $_: $!" for qw(smtpd qmgr dnsd deliver local smtpctl);
+symlink("$root/bin/$_", "$bin/$_") or die "symlink $_: $!" for qw(smtpd qmgr dnsd deliver local signer smtpctl);
 copy("$root/t/lib/fake_relay.pl", "$bin/relay") or die "copy fake relay: $!";
 chmod 0755, "$bin/relay";
 $ENV{FAKE_RELAY_DIR} = $dir;
