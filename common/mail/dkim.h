@@ -40,9 +40,9 @@
 #define DKIM_RSA_DEFAULT_BITS 2048
 #define DKIM_HEADER_MAX (256u * 1024)
 /* RFC 6376 section 5.4.1's recommendation, less what changes in transit. */
-#define DKIM_DEFAULT_HEADERS                                                                  \
-    "from:to:cc:subject:date:message-id:reply-to:in-reply-to:references:sender:mime-version:" \
-    "content-type:content-transfer-encoding:content-id:content-description:list-id:"         \
+#define DKIM_DEFAULT_HEADERS                                                                       \
+    "from:to:cc:subject:date:message-id:reply-to:in-reply-to:references:sender:mime-version:"      \
+    "content-type:content-transfer-encoding:content-id:content-description:list-id:"               \
     "list-unsubscribe:list-unsubscribe-post"
 
 enum dkim_alg { DKIM_RSA_SHA256 = 0, DKIM_ED25519_SHA256 = 1 };
@@ -55,9 +55,9 @@ struct dkim_key *dkim_key_load_pem(const char *pem, size_t len, char **err);
 struct dkim_key *dkim_key_generate(enum dkim_alg alg, int bits, char **err);
 void dkim_key_free(struct dkim_key *k);
 enum dkim_alg dkim_key_alg(const struct dkim_key *k);
-int dkim_key_bits(const struct dkim_key *k);          /* RSA modulus bits; 256 for Ed25519 */
-char *dkim_key_pem(const struct dkim_key *k);         /* malloc'd PKCS#8 PEM */
-char *dkim_key_txt(const struct dkim_key *k);         /* malloc'd "v=DKIM1; k=...; p=..." */
+int dkim_key_bits(const struct dkim_key *k);  /* RSA modulus bits; 256 for Ed25519 */
+char *dkim_key_pem(const struct dkim_key *k); /* malloc'd PKCS#8 PEM */
+char *dkim_key_txt(const struct dkim_key *k); /* malloc'd "v=DKIM1; k=...; p=..." */
 /* 1: txt publishes k; 0 and a malloc'd *why (what differs); never -1. */
 int dkim_txt_matches(const char *txt, const struct dkim_key *k, char **why);
 
