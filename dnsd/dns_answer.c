@@ -372,3 +372,57 @@ void dnsans_summary(const ldns_pkt *p, const char *qname, ldns_rr_type t, struct
         free(h.addrs);
     }
 }
+
+/* One TXT record's character-strings joined and escaped into out; -1 if
+ * an rdata field is not a well-formed string. */
+static int txt_join(const ldns_rr *rr, struct buf *out)
+{
+    for (size_t i = 0; i < ldns_rr_rd_count(rr); i++) {
+        const ldns_rdf *d = ldns_rr_rdf(rr, i);
+        const uint8_t *b;
+        size_t len;
+
+        if (!d || ldns_rdf_get_type(d) != LDNS_RDF_TYPE_STR || ldns_rdf_size(d) < 1)
+            return -1;
+        b = ldns_rdf_data(d);
+        len = ldns_rdf_size(d);
+        if ((size_t)b[0] != len - 1)
+            return -1;
+        for (size_t j = 1; j < len; j++) {
+            if (b[j] < 0x20 || b[j] > 0x7e || b[j] == '\\')
+                buf_printf(out, "\\%03u", b[j]);
+            else
+                buf_addc(out, (char)b[j]);
+        }
+    }
+    return 0;
+}
+
+char **dnsans_txt(const ldns_pkt *p, const char *owner, size_t *n)
+{
+    ldns_rr_list *ans = ldns_pkt_answer(p);
+    size_t cnt = ans ? ldns_rr_list_rr_count(ans) : 0;
+    char **v = xcalloc(cnt + 1, sizeof(*v));
+
+    *n = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        ldns_rr *rr = ldns_rr_list_rr(ans, i);
+        struct buf b;
+        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_TXT || ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
+            !owner_is(rr, owner))
+            continue;
+        buf_init(&b);
+        if (txt_join(rr, &b) == 0)
+            v[(*n)++] = b.data ? b.data : xstrdup("");
+        else
+            buf_free(&b);
+    }
+    return v;
+}
+
+void dnsans_txt_free(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}

@@ -67,6 +67,17 @@ size_t dnsans_addrs(const ldns_pkt *p, ldns_pkt_section sec, const char *owner, 
 /* One line for `show dns`: "MX 10 mx1.example.com, 20 mx2..." etc. */
 void dnsans_summary(const ldns_pkt *p, const char *qname, ldns_rr_type t, struct buf *out);
 
+/*
+ * The TXT records owned by owner in the answer section, in packet
+ * order: each record's strings joined into one text (RFC 6376 section
+ * 3.6.2.2: a DKIM record split into 255-byte strings is one value), with
+ * '\\' and every byte outside printable ASCII written as \DDD so that a
+ * record is one line. A NULL-terminated malloc'd array (dnsans_txt_free);
+ * *n how many. A record whose rdata is malformed is left out.
+ */
+char **dnsans_txt(const ldns_pkt *p, const char *owner, size_t *n);
+void dnsans_txt_free(char **v);
+
 enum mxset_kind {
     MXSET_HOSTS,
     MXSET_IMPLICIT, /* no MX records: use the domain's addresses */

@@ -394,3 +394,91 @@ void lookup_host(struct dnsq_engine *e, const char *name, lookup_cb cb, void *ar
     lk_resolve_hosts(lk);
     lk_release(lk);
 }
+
+/* ---- TXT ---- */
+
+struct txtlk {
+    struct dnsq_engine *e;
+    char name[DNS_MAX_NAME + 1], cur[DNS_MAX_NAME + 1];
+    int hops;
+    txt_cb cb;
+    void *arg;
+};
+
+const char *txt_status_name(enum txt_status s)
+{
+    static const char *const names[] = {"found", "nodata", "nxdomain", "failed"};
+    return names[s];
+}
+
+static void txt_finish(struct txtlk *t, enum txt_status st, char **txt, size_t n, const char *why)
+{
+    struct txt_result r = {t->name, t->cur, st, txt, n, why};
+
+    t->cb(&r, t->arg);
+    free(t);
+}
+
+static void txt_answer(const struct dnsq_answer *a, void *arg)
+{
+    struct txtlk *t = arg;
+    struct dnsans an;
+    char why[600], **v;
+    size_t n = 0;
+
+    if (!a->ok) {
+        snprintf(why, sizeof(why), "TXT lookup for %s failed: %s", t->cur, a->why);
+        txt_finish(t, TXT_FAILED, NULL, 0, why);
+        return;
+    }
+    dnsans_examine(a->pkt, t->cur, LDNS_RR_TYPE_TXT, DNSANS_MAX_HOPS, &an);
+    t->hops += an.hops;
+    strlcpy_p(t->cur, an.final, sizeof(t->cur));
+    switch (an.kind) {
+    case DNSANS_DATA:
+        v = dnsans_txt(a->pkt, an.final, &n);
+        txt_finish(t, n ? TXT_FOUND : TXT_NODATA, v, n, NULL);
+        dnsans_txt_free(v);
+        return;
+    case DNSANS_NODATA:
+        txt_finish(t, TXT_NODATA, NULL, 0, NULL);
+        return;
+    case DNSANS_NXDOMAIN:
+        txt_finish(t, TXT_NXDOMAIN, NULL, 0, NULL);
+        return;
+    case DNSANS_CHASE:
+        if (t->hops < DNSANS_MAX_HOPS) {
+            t->hops++;
+            dnsq_ask(t->e, t->cur, LDNS_RR_TYPE_TXT, txt_answer, t);
+            return;
+        }
+        /* fall through */
+    case DNSANS_LOOP:
+        snprintf(why, sizeof(why), "TXT lookup for %s: CNAME loop or chain longer than %d", t->name,
+                 DNSANS_MAX_HOPS);
+        break;
+    case DNSANS_ERROR:
+        snprintf(why, sizeof(why), "TXT lookup for %s: unusable answer", t->name);
+        break;
+    }
+    txt_finish(t, TXT_FAILED, NULL, 0, why);
+}
+
+void lookup_txt(struct dnsq_engine *e, const char *name, txt_cb cb, void *arg)
+{
+    struct txtlk *t = xcalloc(1, sizeof(*t));
+
+    t->e = e;
+    t->cb = cb;
+    t->arg = arg;
+    if (dnsans_norm(name, t->name, sizeof(t->name)) < 0 || strcmp(t->name, ".") == 0) {
+        char why[DNS_MAX_NAME + 64];
+        snprintf(why, sizeof(why), "invalid domain name \"%.*s\"", DNS_MAX_NAME, name);
+        strlcpy_p(t->name, name, sizeof(t->name));
+        strlcpy_p(t->cur, t->name, sizeof(t->cur));
+        txt_finish(t, TXT_FAILED, NULL, 0, why);
+        return;
+    }
+    strlcpy_p(t->cur, t->name, sizeof(t->cur));
+    dnsq_ask(e, t->cur, LDNS_RR_TYPE_TXT, txt_answer, t);
+}

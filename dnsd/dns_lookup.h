@@ -16,6 +16,13 @@
  *   host's lookup failed temporarily, else permanent.
  * lookup_host(name): A and AAAA of one name (one host in the result).
  *
+ * lookup_txt(name): the TXT records of name (CNAMEs followed), for
+ *   `smtpctl dns txt` and `smtpctl dkim check`: found (each record's
+ *   strings joined, dnsans_txt), none (the name exists without TXT),
+ *   NXDOMAIN, or failed (SERVFAIL, timeouts, a CNAME loop: why says).
+ *   Asked on the engine given: dnsd gives it one without a cache, so a
+ *   record just published is seen at once.
+ *
  * Addresses of a host are listed IPv4 first, then IPv6, in answer order.
  * Failures are DNS_TEMP (timeouts, SERVFAIL, REFUSED, CNAME loops) or
  * DNS_PERM (NXDOMAIN, null MX, no address records), with a reason.
@@ -35,5 +42,22 @@ typedef void (*lookup_cb)(const struct dns_result *r, void *arg);
 void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *override, size_t n,
                lookup_cb cb, void *arg);
 void lookup_host(struct dnsq_engine *e, const char *name, lookup_cb cb, void *arg);
+
+enum txt_status { TXT_FOUND, TXT_NODATA, TXT_NXDOMAIN, TXT_FAILED };
+
+struct txt_result {
+    const char *name;  /* as asked, normalized */
+    const char *final; /* the name the records are at (after CNAMEs) */
+    enum txt_status status;
+    char *const *txt; /* TXT_FOUND: n records */
+    size_t n;
+    const char *why; /* TXT_FAILED */
+};
+
+typedef void (*txt_cb)(const struct txt_result *r, void *arg);
+
+/* cb is called exactly once, possibly before lookup_txt returns. */
+void lookup_txt(struct dnsq_engine *e, const char *name, txt_cb cb, void *arg);
+const char *txt_status_name(enum txt_status s); /* "found" "nodata" "nxdomain" "failed" */
 
 #endif

@@ -11,7 +11,10 @@
  * Control commands (smtpctl): "show dns" (cache entries, counters),
  * "dns lookup DOMAIN [OVERRIDE...]" (an MX set, asked live and answered
  * when it completes, without blocking the loop; exit 1 when
- * the lookup failed), "dns host NAME", "dns flush".
+ * the lookup failed), "dns host NAME", "dns flush", and "dns txt NAME"
+ * (the TXT records, one a line, for smtpctl dkim check: asked on an
+ * engine of its own without a cache, so a record just published is seen
+ * and nothing about it stays in the cache deliver uses).
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -51,6 +54,7 @@ static struct {
     struct dnscache *cache;
     struct dnsq_stats st;
     struct dnsq_engine *eng;
+    struct dnsq_engine *txt_eng; /* dns txt: the same servers, no cache */
     struct resolv_conf file_rc;
     struct dnsq_conf conf;
     struct peer peers[2];
@@ -107,6 +111,7 @@ static int on_reload(struct child *c, char **err)
         return -1;
     D.conf = conf;
     dnsq_engine_configure(D.eng, &D.conf);
+    dnsq_engine_configure(D.txt_eng, &D.conf);
     dnscache_set_max(D.cache, (size_t)cfg_num(c->cfg, P_dns_cache_size));
     log_conf(&D.conf);
     return 0;
@@ -338,6 +343,59 @@ static int ctl_lookup(struct child *c, int mx, const char *name, const char *con
     return CHILD_CTL_LATER;
 }
 
+static void txt_done(const struct txt_result *r, void *arg)
+{
+    struct ctl_pending *p = arg;
+    struct buf out;
+
+    buf_init(&out);
+    if (p->json) {
+        buf_adds(&out, "{\"name\":");
+        buf_json_str(&out, r->name);
+        buf_adds(&out, ",\"final\":");
+        buf_json_str(&out, r->final);
+        buf_printf(&out, ",\"status\":\"%s\",\"cached\":false,\"records\":[",
+                   txt_status_name(r->status));
+        for (size_t i = 0; i < r->n; i++) {
+            if (i)
+                buf_addc(&out, ',');
+            buf_json_str(&out, r->txt[i]);
+        }
+        buf_adds(&out, "]");
+        if (r->why) {
+            buf_adds(&out, ",\"why\":");
+            buf_json_str(&out, r->why);
+        }
+        buf_adds(&out, "}\n");
+    } else if (r->status == TXT_FOUND) {
+        for (size_t i = 0; i < r->n; i++)
+            buf_printf(&out, "%s\n", r->txt[i]);
+    } else if (r->status == TXT_NODATA) {
+        buf_printf(&out, "%s: no TXT record (the name exists)\n", r->final);
+    } else if (r->status == TXT_NXDOMAIN) {
+        buf_printf(&out, "%s: no such name (NXDOMAIN)\n", r->final);
+    } else {
+        buf_printf(&out, "%s: %s\n", r->name, r->why);
+    }
+    log_detail("dns: TXT %s: %s, %zu record(s)", r->name, txt_status_name(r->status), r->n);
+    child_ctl_reply(p->c, p->token, r->status == TXT_FOUND ? 0 : 1, out.data);
+    buf_free(&out);
+    free(p);
+}
+
+/* "dns txt": live, on the engine without a cache; answered when it completes. */
+static int ctl_txt(struct child *c, const char *name, int json)
+{
+    struct ctl_pending *p = xmalloc(sizeof(*p));
+
+    p->c = c;
+    p->token = child_ctl_defer(c);
+    p->json = json;
+    D.requests++;
+    lookup_txt(D.txt_eng, name, txt_done, p);
+    return CHILD_CTL_LATER;
+}
+
 static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out)
 {
     int json = has_json(argc, argv, flags);
@@ -355,6 +413,8 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
         return ctl_lookup(c, 1, args[2], args + 3, (size_t)(na - 3), json);
     if (na == 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "host") == 0)
         return ctl_lookup(c, 0, args[2], NULL, 0, json);
+    if (na == 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "txt") == 0)
+        return ctl_txt(c, args[2], json);
     if (na == 2 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "flush") == 0) {
         size_t n = dnscache_flush(D.cache);
         log_info("dns cache flushed (%zu entries)", n);
@@ -365,7 +425,7 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
         return 0;
     }
     buf_adds(out, "usage: show dns | dns lookup DOMAIN [OVERRIDE...] | dns host NAME | "
-                  "dns flush\n");
+                  "dns txt NAME | dns flush\n");
     return 2;
 }
 
@@ -425,6 +485,8 @@ int main(int argc, char **argv)
 
     D.eng = dnsq_engine_new(c->base, D.cache, &D.st);
     dnsq_engine_configure(D.eng, &D.conf);
+    D.txt_eng = dnsq_engine_new(c->base, NULL, &D.st);
+    dnsq_engine_configure(D.txt_eng, &D.conf);
     log_conf(&D.conf);
     /* child_loop hands us the deliver and relay channels (adopt_peer) */
     D.expire = event_new(c->base, -1, EV_PERSIST, on_expire, NULL);

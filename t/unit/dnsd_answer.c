@@ -1,6 +1,6 @@
 /*
  * Unit tests for dnsd/dns_answer (packet -> MX set, CNAME chains,
- * negative answers), dnsq_cache_ttl and override parsing. Packets are
+ * negative answers, TXT records), dnsq_cache_ttl and override parsing. Packets are
  * built from RR text with ldns and sent through wire format and back,
  * as they would arrive from a server.
  */
@@ -279,6 +279,44 @@ static void test_names_and_overrides(void)
            "bracketed name refused");
 }
 
+/* TXT records: strings of one record joined, records in order, bytes escaped. */
+static void test_txt(void)
+{
+    const char *ans[] = {"s._domainkey.x.test. 60 IN TXT \"v=DKIM1; k=rsa; \" \"p=AB\" \"CD\"",
+                         "s._domainkey.x.test. 60 IN TXT \"second\\\\ \\009tab\"",
+                         "other.x.test. 60 IN TXT \"not ours\"",
+                         "s._domainkey.x.test. 60 IN A 192.0.2.1", NULL};
+    const char *cn[] = {"alias.x.test. 60 IN CNAME s._domainkey.x.test.",
+                        "s._domainkey.x.test. 60 IN TXT \"v=DKIM1; p=\"", NULL};
+    const char *auth[] = {SOA, NULL};
+    ldns_pkt *p = mk(LDNS_RCODE_NOERROR, "s._domainkey.x.test", LDNS_RR_TYPE_TXT, ans, NULL, NULL);
+    struct dnsans a;
+    size_t n = 0;
+    char **v = dnsans_txt(p, "s._domainkey.x.test", &n);
+
+    is_int(n, 2, "two TXT records of the name (not the other name's, not the A)");
+    is_str(n > 0 ? v[0] : NULL, "v=DKIM1; k=rsa; p=ABCD", "a record's strings are joined");
+    is_str(n > 1 ? v[1] : NULL, "second\\092 \\009tab", "'\\' and control bytes as \\DDD");
+    ok(v[n] == NULL, "the array ends with NULL");
+    dnsans_txt_free(v);
+    ldns_pkt_free(p);
+
+    p = mk(LDNS_RCODE_NOERROR, "alias.x.test", LDNS_RR_TYPE_TXT, cn, NULL, NULL);
+    dnsans_examine(p, "alias.x.test", LDNS_RR_TYPE_TXT, DNSANS_MAX_HOPS, &a);
+    ok(a.kind == DNSANS_DATA && strcmp(a.final, "s._domainkey.x.test") == 0,
+       "a TXT behind a CNAME is found at the chain's end");
+    v = dnsans_txt(p, a.final, &n);
+    ok(n == 1 && strcmp(v[0], "v=DKIM1; p=") == 0, "and read there");
+    dnsans_txt_free(v);
+    ldns_pkt_free(p);
+
+    p = mk(LDNS_RCODE_NOERROR, "none.x.test", LDNS_RR_TYPE_TXT, NULL, auth, NULL);
+    v = dnsans_txt(p, "none.x.test", &n);
+    ok(n == 0 && v && v[0] == NULL, "no TXT record: an empty list");
+    dnsans_txt_free(v);
+    ldns_pkt_free(p);
+}
+
 int main(void)
 {
     plan_lazy();
@@ -289,5 +327,6 @@ int main(void)
     test_cname();
     test_addrs();
     test_names_and_overrides();
+    test_txt();
     return done_testing();
 }
