@@ -5,8 +5,8 @@
  *
  * The commands are the table in mail/ctl_cmds.def: an unknown one is
  * refused here, with the usage, before any daemon is looked for. Those
- * of the offline group (check, makemap, params, config, help, version)
- * work without a running daemon. Every other command is sent to master
+ * of the offline group (check, makemap, params, config, help, version,
+ * dkim keygen) work without a running daemon. Every other command is sent to master
  * over queue_directory/run/control.sock; master answers it or hands it to
  * the process that owns it, and the answer is printed here. Exit codes:
  * 0 ok, 1 the command failed, 2 usage error or postern not running.
@@ -390,6 +390,14 @@ static int run(const char *confdir, unsigned flags, int nargs, char **args)
         return cmd_params(flags, nargs - 1, args + 1);
     case CTL_CMD_config:
         return cmd_config(confdir, flags, nargs, args);
+    case CTL_CMD_dkim_keygen:
+        return cmd_dkim_keygen(confdir, nargs, args);
+    case CTL_CMD_dkim_check: {
+        char *spool = find_spool(confdir);
+        int rc = cmd_dkim_check(confdir, spool, flags, nargs, args);
+        free(spool);
+        return rc;
+    }
     default:
         break;
     }

@@ -20,6 +20,7 @@
 #include "mail/proto.h"
 #include "mail/spool.h"
 #include "base/util.h"
+#include "smtpctl.h"
 
 #define RESOLVE_TIMEOUT_MS (60 * 1000)
 #define RESOLVE_MAX 64 /* lookups shown at most (a route names a few) */
@@ -34,19 +35,24 @@ int resolve_wanted(int argc, char **argv)
     return 0;
 }
 
-/* One request; 0 with *rep, or -1 after saying why on stderr. */
-static int call(const char *path, unsigned flags, int argc, char **argv, struct ctl_rep *rep)
+int smtpctl_call(const char *path, unsigned flags, int argc, char **argv, int timeout_ms,
+                 struct ctl_rep *rep)
 {
     struct ctl_req req = {flags, (size_t)argc, argv};
     struct ctl_client_err err;
 
-    if (ctl_client_call(path, &req, RESOLVE_TIMEOUT_MS, rep, &err) < 0) {
+    if (ctl_client_call(path, &req, timeout_ms, rep, &err) < 0) {
         char *msg = ctl_client_strerror(&err, path, "master");
         fprintf(stderr, "smtpctl: %s\n", msg);
         free(msg);
         return -1;
     }
     return 0;
+}
+
+static int call(const char *path, unsigned flags, int argc, char **argv, struct ctl_rep *rep)
+{
+    return smtpctl_call(path, flags, argc, argv, RESOLVE_TIMEOUT_MS, rep);
 }
 
 /* Split "mx NAME OVR..." / "host NAME" into dnsd's request words. */

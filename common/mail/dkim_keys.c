@@ -267,6 +267,11 @@ static int parse_options(char *text, struct src *s, char **why)
     return 0;
 }
 
+int dkim_name_ok(const char *s)
+{
+    return dns_name_ok(s, 253);
+}
+
 static int domain_ok(const char *d)
 {
     return strcmp(d, "*") == 0 || dns_name_ok(d, 253);

@@ -86,6 +86,9 @@ int dkim_map_check(const char *path, int check_keys, char **err);
 int dkim_map_check_uid(const char *path, int check_keys, uid_t forbid_uid, char **err);
 
 int dkim_keys_load(const char *map_path, uid_t forbid_uid, struct dkim_keys **out, char **err);
+/* 1 when s is a DNS name of letter-digit-hyphen labels, as d= and s= must
+ * be (RFC 6376 section 3.1); smtpctl dkim keygen checks its words so. */
+int dkim_name_ok(const char *s);
 /* An empty set (never NULL). */
 struct dkim_keys *dkim_keys_empty(void);
 /*

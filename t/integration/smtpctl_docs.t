@@ -47,7 +47,7 @@ my %subs;    # word => [sub-commands]
 for (split /\n/, scalar `$smtpctl help`) {
     next unless /^  ([a-z]+)(?: ([a-z]+))?(?: |$)/;
     my ($w, $s) = ($1, $2);
-    $s = undef if defined $s && !grep { $_ eq $w } qw(show log pause resume dns);
+    $s = undef if defined $s && !grep { $_ eq $w } qw(show log pause resume dns dkim);
     push @forms, defined $s ? "$w $s" : $w;
     push @{ $subs{$w} }, $s if defined $s;
 }
@@ -135,6 +135,9 @@ is(complete('smtpctl flush --domain '), '', 'nothing offered for the value of --
 is(complete('smtpctl show queue a'), 'all', 'show queue: all');
 is(complete('smtpctl route user@example.com --'), '--from --json --resolve --size', 'route: its options');
 is(complete('smtpctl monitor -'), '--json -i -n', 'monitor: its options');
+is(complete('smtpctl dkim keygen example.com s1 --'), '--bits --dir --ed25519 --force', 'dkim keygen: its options');
+is(complete('smtpctl dkim keygen example.com s1 --bits '), '', 'nothing offered for the value of --bits');
+is(complete('smtpctl dns t'), 'txt', 'dns t -> txt');
 is(complete('smtpctl makemap dom'), 'domains', 'makemap: file names');
 is(complete('smtpctl help fl'), 'flush', 'help: command names');
 is(complete('smtpctl bogus '), '', 'an unknown command: nothing');

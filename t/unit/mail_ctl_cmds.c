@@ -53,6 +53,14 @@ static void test_lookups(void)
     c = find("monitor", "-n", "3");
     ok(c && c->group == CTL_G_DAEMON, "monitor is in the daemon group");
     is_str(c ? ctl_cmd_owner(c) : NULL, "smtpctl", "but smtpctl runs it (CF_CLIENT)");
+    c = find("dns", "txt", "x._domainkey.example.com");
+    is_str(c ? ctl_cmd_owner(c) : NULL, "dnsd", "dns txt: dnsd");
+    c = find("dkim", "keygen", "example.com");
+    ok(c && c->id == CTL_CMD_dkim_keygen && c->group == CTL_G_OFFLINE, "dkim keygen is offline");
+    c = find("dkim", "check", "example.com");
+    ok(c && c->id == CTL_CMD_dkim_check && (c->flags & CF_CLIENT), "dkim check: CF_CLIENT");
+    is_str(c ? ctl_cmd_owner(c) : NULL, "smtpctl", "smtpctl runs it, asking dnsd through master");
+    ok(find("dkim", NULL, NULL) == NULL, "dkim needs a sub-command");
     c = find("log", "level", "debug");
     ok(c && c->id == CTL_CMD_log_level, "log level debug");
 
