@@ -1,8 +1,9 @@
 /*
  * libFuzzer target: DNS answer parsing, packet -> MX set. The bytes are a
  * DNS message as a server could send it; the question it names (or
- * example.test) is examined as an MX, A and AAAA answer, the way dnsd
- * reads answers from the network and from its cache.
+ * example.test) is examined as an MX, A, AAAA and TXT answer, the way
+ * dnsd reads answers from the network and from its cache. A TXT record
+ * read must be one line of printable ASCII (dnsans_txt escapes the rest).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dnsans_examine(p, qname, LDNS_RR_TYPE_AAAA, DNSANS_MAX_HOPS, &a);
     dnsans_addrs(p, LDNS_SECTION_ADDITIONAL, a.final, &h, &ttl);
     free(h.addrs);
+
+    dnsans_examine(p, qname, LDNS_RR_TYPE_TXT, DNSANS_MAX_HOPS, &a);
+    {
+        size_t n = 0;
+        char **v = dnsans_txt(p, a.final, &n);
+        for (size_t i = 0; i < n; i++)
+            for (const char *c = v[i]; *c; c++)
+                if (*c < 0x20 || *c > 0x7e)
+                    __builtin_trap();
+        if (v[n] != NULL)
+            __builtin_trap();
+        dnsans_txt_free(v);
+    }
 
     buf_init(&b);
     dnsans_summary(p, qname, LDNS_RR_TYPE_MX, &b);
