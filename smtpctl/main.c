@@ -173,42 +173,34 @@ static int is_secret_map(const char *confdir, const char *path)
     return secret;
 }
 
-/* The domains map is checked entry by entry against the parameter table. */
-static int is_domains_map(const char *confdir, const char *path)
+/* path is the map called name ("domains"), or the one param names. */
+static int is_named_map(const char *confdir, const char *path, const char *name, enum cfg_id param)
 {
     char a[PATH_MAX], b[PATH_MAX];
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char *domains = config_peek(confdir, P_domains_map);
-    int yes = strcmp(base, "domains") == 0 ||
-              (realpath(path, a) && realpath(domains, b) && strcmp(a, b) == 0);
+    char *configured = config_peek(confdir, param);
+    int yes = strcmp(base, name) == 0 ||
+              (*configured && realpath(path, a) && realpath(configured, b) && strcmp(a, b) == 0);
 
-    free(domains);
+    free(configured);
     return yes;
+}
+
+/* The domains map is checked entry by entry against the parameter table. */
+static int is_domains_map(const char *confdir, const char *path)
+{
+    return is_named_map(confdir, path, "domains", P_domains_map);
 }
 
 static int is_aliases_map(const char *confdir, const char *path)
 {
-    char a[PATH_MAX], b[PATH_MAX];
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char *aliases = config_peek(confdir, P_alias_maps);
-    int yes = strcmp(base, "aliases") == 0 ||
-              (*aliases && realpath(path, a) && realpath(aliases, b) && strcmp(a, b) == 0);
-
-    free(aliases);
-    return yes;
+    return is_named_map(confdir, path, "aliases", P_alias_maps);
 }
 
 /* The dkim_map: by name, or as main.cf's dkim_map. */
 static int is_dkim_map(const char *confdir, const char *path)
 {
-    char a[PATH_MAX], b[PATH_MAX];
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char *dkim = config_peek(confdir, P_dkim_map);
-    int yes = strcmp(base, "dkim") == 0 ||
-              (*dkim && realpath(path, a) && realpath(dkim, b) && strcmp(a, b) == 0);
-
-    free(dkim);
-    return yes;
+    return is_named_map(confdir, path, "dkim", P_dkim_map);
 }
 
 static void alias_warning(const char *text, void *arg)
@@ -241,14 +233,7 @@ static int makemap_aliases(const char *confdir, const char *path)
 
 static int is_sender_map(const char *confdir, const char *path)
 {
-    char a[PATH_MAX], b[PATH_MAX];
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char *senders = config_peek(confdir, P_relay_sender_map);
-    int yes = strcmp(base, "senders") == 0 ||
-              (*senders && realpath(path, a) && realpath(senders, b) && strcmp(a, b) == 0);
-
-    free(senders);
-    return yes;
+    return is_named_map(confdir, path, "senders", P_relay_sender_map);
 }
 
 /* relay_gateways from main.cf when it loads (to check gateways= names). */
