@@ -45,14 +45,14 @@
 #define MAX_CHILD_FDS 40
 
 static const int edges[][2] = {
-    {CH_SMTPD, CH_QMGR},   {CH_QMGR, CH_DELIVER}, {CH_QMGR, CH_RELAY},
-    {CH_DELIVER, CH_DNSD}, {CH_RELAY, CH_DNSD},   {CH_QMGR, CH_LOCAL},
+    {CH_SMTPD, CH_QMGR},     {CH_QMGR, CH_DELIVER}, {CH_QMGR, CH_RELAY},
+    {CH_DELIVER, CH_DNSD},   {CH_RELAY, CH_DNSD},   {CH_QMGR, CH_LOCAL},
     {CH_DELIVER, CH_SIGNER}, {CH_RELAY, CH_SIGNER}, {CH_QMGR, CH_SIGNER},
 };
 
 static const char *const child_names[CH__COUNT] = {
-    [CH_DNSD] = "dnsd",   [CH_QMGR] = "qmgr",   [CH_DELIVER] = "deliver",
-    [CH_RELAY] = "relay", [CH_LOCAL] = "local", [CH_SIGNER] = "signer", [CH_SMTPD] = "smtpd",
+    [CH_DNSD] = "dnsd",   [CH_QMGR] = "qmgr",     [CH_DELIVER] = "deliver", [CH_RELAY] = "relay",
+    [CH_LOCAL] = "local", [CH_SIGNER] = "signer", [CH_SMTPD] = "smtpd",
 };
 
 static void child_start(struct master *m, int idx);

@@ -114,8 +114,7 @@ static void reload_inputs_free(struct reload_inputs *in)
 /* The dkim_map and its keys, read as root. strict (reload): a key that
  * did not load is an error; at start it is kept with its reason (signer
  * logs it and defers, or sends unsigned, per dkim_required). */
-static int load_dkim_keys(const struct config *cfg, struct dkim_keys **out, int strict,
-                          char **err)
+static int load_dkim_keys(const struct config *cfg, struct dkim_keys **out, int strict, char **err)
 {
     uid_t forbid = (uid_t)-1, uid;
     gid_t gid;

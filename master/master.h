@@ -19,16 +19,7 @@
 struct event_base;
 struct event;
 
-enum child_id {
-    CH_DNSD,
-    CH_QMGR,
-    CH_DELIVER,
-    CH_RELAY,
-    CH_LOCAL,
-    CH_SIGNER,
-    CH_SMTPD,
-    CH__COUNT
-};
+enum child_id { CH_DNSD, CH_QMGR, CH_DELIVER, CH_RELAY, CH_LOCAL, CH_SIGNER, CH_SMTPD, CH__COUNT };
 
 struct mchild {
     const char *name;

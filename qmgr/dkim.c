@@ -163,8 +163,8 @@ void qdkim_route(struct qmgr *q, const char *sender, int local_dest, int json, s
         if (e[i]->error == NULL)
             usable++;
         else {
-            buf_printf(&why, "%skey %s (s=%s) not loaded: %s", why.len ? "; " : "",
-                       e[i]->key_path, e[i]->selector, e[i]->error);
+            buf_printf(&why, "%skey %s (s=%s) not loaded: %s", why.len ? "; " : "", e[i]->key_path,
+                       e[i]->selector, e[i]->error);
             defer |= entry_required(q, e[i]);
         }
     }

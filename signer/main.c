@@ -99,8 +99,8 @@ static int read_msg(int fd, const struct sign_req *q, struct dkim_msg *m, char *
 }
 
 /* Sign with each usable key; say what happened in rep. */
-static void sign_with(struct dkim_msg *m, const char *from, const struct dkim_entry *e[2],
-                      size_t n, struct sign_rep *rep)
+static void sign_with(struct dkim_msg *m, const char *from, const struct dkim_entry *e[2], size_t n,
+                      struct sign_rep *rep)
 {
     struct buf fields, ok, bad;
     int defer = 0;
@@ -117,8 +117,8 @@ static void sign_with(struct dkim_msg *m, const char *from, const struct dkim_en
         const char *dom = strcmp(e[i]->domain, "*") == 0 ? from : e[i]->domain;
 
         if (e[i]->key == NULL) {
-            buf_printf(&bad, "%skey %s (s=%s) not loaded: %s", bad.len ? "; " : "",
-                       e[i]->key_path, e[i]->selector, e[i]->error ? e[i]->error : "unknown");
+            buf_printf(&bad, "%skey %s (s=%s) not loaded: %s", bad.len ? "; " : "", e[i]->key_path,
+                       e[i]->selector, e[i]->error ? e[i]->error : "unknown");
             defer |= required(e[i]);
             continue;
         }
@@ -264,8 +264,8 @@ static void on_peer(struct child *c, const char *name, int fd)
             }
         for (size_t i = 0; i < MAX_CLIENTS; i++)
             if (S.clients[i] == NULL) {
-                S.clients[i] = ipc_chan_new(c->base, fd, name, &proto_dlv_to_signer,
-                                            on_client_msg, on_client_close, NULL);
+                S.clients[i] = ipc_chan_new(c->base, fd, name, &proto_dlv_to_signer, on_client_msg,
+                                            on_client_close, NULL);
                 return;
             }
     }

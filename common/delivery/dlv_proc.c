@@ -33,7 +33,7 @@ struct pend {
     struct pend *next;
     struct dlv_job *job;
     uint32_t id;
-    uint32_t gen; /* qmgr channel generation */
+    uint32_t gen;     /* qmgr channel generation */
     uint32_t sign_id; /* frame id of the signer's request, 0 when not signing */
     struct dlv_req q; /* while signing */
     int fd;           /* while signing */

@@ -1710,8 +1710,8 @@ static void txn_check_caps(struct smtpc *s)
         (unsigned long long)(s->txn.length + (off_t)s->txn.prefix_len) > s->info.caps.size) {
         res_local(&s->endres, SMTPC_PERM, SMTPC_CL_SMTP, SMTPC_STEP_MAIL, "5.3.4",
                   "message size %lld exceeds the limit of %s (SIZE %llu)",
-                  (long long)(s->txn.length + (off_t)s->txn.prefix_len),
-                  s->relay, s->info.caps.size);
+                  (long long)(s->txn.length + (off_t)s->txn.prefix_len), s->relay,
+                  s->info.caps.size);
         s->have_endres = 1;
     }
 }

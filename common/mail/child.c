@@ -61,7 +61,8 @@ int __lsan_is_turned_off(void)
 }
 #endif
 
-static const char *const peer_names[] = {"smtpd", "qmgr", "dnsd", "deliver", "relay", "local", "signer"};
+static const char *const peer_names[] = {"smtpd", "qmgr",  "dnsd",  "deliver",
+                                         "relay", "local", "signer"};
 
 static int is_peer_name(const char *n)
 {

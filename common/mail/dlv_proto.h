@@ -93,9 +93,9 @@ struct dlv_req {
     uint32_t max_per_conn; /* messages per connection (1: no reuse) */
     uint32_t idle_timeout_s;
     uint32_t connection_delay_ms; /* pause after a connection under dest_key ended */
-    uint8_t dkim; /* the message may be DKIM-signed (a local or authenticated
-                     submission, or a notice of ours): deliver and relay ask
-                     the signer (docs/dkim.md) before they send it */
+    uint8_t dkim;                 /* the message may be DKIM-signed (a local or authenticated
+                                     submission, or a notice of ours): deliver and relay ask
+                                     the signer (docs/dkim.md) before they send it */
     /* Not on the wire: what the signer added (DKIM-Signature fields, CR LF
      * ended), sent before the message; NULL when nothing. */
     char *prefix;

@@ -1075,7 +1075,8 @@ static void test_prefix(void)
     tr = fake_wait();
     body = fake_body(1, NULL);
     is_int(r.res[0].session.status, SMTPC_OK, "prefix: DATA accepted");
-    snprintf(want, sizeof(want), "%s%s", pre, "Subject: dots\r\n\r\n..one\r\n...two\r\n..\r\nend\r\n");
+    snprintf(want, sizeof(want), "%s%s", pre,
+             "Subject: dots\r\n\r\n..one\r\n...two\r\n..\r\nend\r\n");
     is_str(body, want, "prefix: the fields come first, then the message, dot-stuffed");
     snprintf(want, sizeof(want), "SIZE=%zu", strlen(pre) + strlen(msg_dots));
     ok(strstr(tr, want) != NULL, "prefix: MAIL's SIZE= counts it (%s)", want);
