@@ -109,25 +109,22 @@ static void test_alg(void)
     is_int(dkim_alg_parse(NULL), -1, "NULL is unknown");
 }
 
-static void canon_h(enum dkim_canon c, const char *in, const char *want, const char *what)
+typedef void canon_fn(enum dkim_canon, const char *, size_t, struct buf *);
+
+static void canon_is(canon_fn *fn, enum dkim_canon c, const char *in, const char *want,
+                     const char *what)
 {
     struct buf out;
 
     buf_init(&out);
-    dkim_canon_header(c, in, strlen(in), &out);
-    is_str(out.data, want, "header %s: %s", c == DKIM_CANON_SIMPLE ? "simple" : "relaxed", what);
+    fn(c, in, strlen(in), &out);
+    is_str(out.data, want, "%s %s: %s", fn == dkim_canon_body ? "body" : "header",
+           c == DKIM_CANON_SIMPLE ? "simple" : "relaxed", what);
     buf_free(&out);
 }
 
-static void canon_b(enum dkim_canon c, const char *in, const char *want, const char *what)
-{
-    struct buf out;
-
-    buf_init(&out);
-    dkim_canon_body(c, in, strlen(in), &out);
-    is_str(out.data, want, "body %s: %s", c == DKIM_CANON_SIMPLE ? "simple" : "relaxed", what);
-    buf_free(&out);
-}
+#define canon_h(c, in, want, what) canon_is(dkim_canon_header, c, in, want, what)
+#define canon_b(c, in, want, what) canon_is(dkim_canon_body, c, in, want, what)
 
 static void test_canon(void)
 {
@@ -691,55 +688,47 @@ static void test_txt(void)
     txt_case(b.data, rsa, NULL, "white space around tags, FWS inside p=, a last ';'");
     buf_free(&b);
 
-    s = xasprintf("p=%s", rp);
-    txt_case(s, rsa, NULL, "p= only (v= and k= are optional)");
-    free(s);
-    s = xasprintf("v=DKIM1; h=sha1:sha256; s=email; t=y; n=note; p=%s", rp);
-    txt_case(s, rsa, NULL, "h= listing sha256, s=email, other tags");
-    free(s);
-    s = xasprintf("k=ed25519; s=*; p=%s", ep);
-    txt_case(s, ed, NULL, "Ed25519, s=*");
-    free(s);
-
-    s = xasprintf("p=%s", ep);
-    txt_case(s, ed, "no k= (so k=rsa) but the key is ed25519-sha256", "k= missing for Ed25519");
-    free(s);
-    s = xasprintf("v=DKIM1; k=ed25519; p=%s", rp);
-    txt_case(s, rsa, "k=ed25519 but the key is rsa-sha256", "k=ed25519 for an RSA key");
-    free(s);
-    txt_case(rt, ed, "k=rsa but the key is ed25519-sha256", "an RSA record for an Ed25519 key");
+    /* fmt's %s is the p= of the RSA key (P_RSA) or of the Ed25519 key */
+    enum { P_RSA, P_ED };
+    static const struct {
+        const char *fmt;
+        int p, key;
+        const char *why, *what;
+    } recs[] = {
+        {"p=%s", P_RSA, P_RSA, NULL, "p= only (v= and k= are optional)"},
+        {"v=DKIM1; h=sha1:sha256; s=email; t=y; n=note; p=%s", P_RSA, P_RSA, NULL,
+         "h= listing sha256, s=email, other tags"},
+        {"k=ed25519; s=*; p=%s", P_ED, P_ED, NULL, "Ed25519, s=*"},
+        {"p=%s", P_ED, P_ED, "no k= (so k=rsa) but the key is ed25519-sha256",
+         "k= missing for Ed25519"},
+        {"v=DKIM1; k=ed25519; p=%s", P_RSA, P_RSA, "k=ed25519 but the key is rsa-sha256",
+         "k=ed25519 for an RSA key"},
+        {"v=DKIM1; k=rsa; p=%s", P_RSA, P_ED, "k=rsa but the key is ed25519-sha256",
+         "an RSA record for an Ed25519 key"},
+        {"k=rsa; p=%s", P_ED, P_RSA, "p= is not an rsa public key (SubjectPublicKeyInfo)",
+         "an Ed25519 key's bytes as rsa"},
+        {"k=ed25519; p=%s", P_RSA, P_ED, "p= holds 294 bytes, not a 32-byte ed25519 key",
+         "RSA bytes as ed25519"},
+        {"k=rsa; v=DKIM1; p=%s", P_RSA, P_RSA, "v= is not the first tag", "v= second"},
+        {"v=DKIM2; p=%s", P_RSA, P_RSA, "v=DKIM2, not DKIM1", "v=DKIM2"},
+        {"v=DKIM1; p=AAAA; p=%s", P_RSA, P_RSA, "tag p= appears twice", "p= twice"},
+        {"h=sha1; p=%s", P_RSA, P_RSA, "h= does not allow sha256", "h=sha1"},
+        {"s=tlsrpt; p=%s", P_RSA, P_RSA, "s= does not include email", "s=tlsrpt"},
+    };
+    for (size_t i = 0; i < nitems(recs); i++) {
+        s = xasprintf(recs[i].fmt, recs[i].p == P_RSA ? rp : ep);
+        txt_case(s, recs[i].key == P_RSA ? rsa : ed, recs[i].why, recs[i].what);
+        free(s);
+    }
     p = dkim_key_txt(rsa_other);
     txt_case(p, rsa, "p= is a different rsa key", "another RSA key");
     free(p);
     p = dkim_key_txt(ed_other);
     txt_case(p, ed, "p= is a different ed25519 key", "another Ed25519 key");
     free(p);
-    s = xasprintf("k=rsa; p=%s", ep);
-    txt_case(s, rsa, "p= is not an rsa public key (SubjectPublicKeyInfo)",
-             "an Ed25519 key's bytes as rsa");
-    free(s);
-    s = xasprintf("k=ed25519; p=%s", rp);
-    txt_case(s, ed, "p= holds 294 bytes, not a 32-byte ed25519 key", "RSA bytes as ed25519");
-    free(s);
-
     txt_case("v=DKIM1; k=rsa; p=", rsa, "the record is revoked (empty p=)", "empty p=");
     txt_case("v=DKIM1; p= ;", rsa, "the record is revoked (empty p=)", "p= of white space");
     txt_case("v=DKIM1; k=rsa", rsa, "the record has no p=", "no p=");
-    s = xasprintf("k=rsa; v=DKIM1; p=%s", rp);
-    txt_case(s, rsa, "v= is not the first tag", "v= second");
-    free(s);
-    s = xasprintf("v=DKIM2; p=%s", rp);
-    txt_case(s, rsa, "v=DKIM2, not DKIM1", "v=DKIM2");
-    free(s);
-    s = xasprintf("v=DKIM1; p=%s; p=%s", rp, rp);
-    txt_case(s, rsa, "tag p= appears twice", "p= twice");
-    free(s);
-    s = xasprintf("h=sha1; p=%s", rp);
-    txt_case(s, rsa, "h= does not allow sha256", "h=sha1");
-    free(s);
-    s = xasprintf("s=tlsrpt; p=%s", rp);
-    txt_case(s, rsa, "s= does not include email", "s=tlsrpt");
-    free(s);
     txt_case("v=DKIM1; p=MIIB!!!!", rsa, "p= is not valid base64", "p= not base64");
     txt_case("v=DKIM1; p=MII", rsa, "p= is not valid base64", "p= of a bad length");
     txt_case("v=DKIM1; p=AAAA", rsa, "p= is not an rsa public key (SubjectPublicKeyInfo)",
@@ -804,6 +793,22 @@ static char *tag_names(const char *f)
     return b.data;
 }
 
+static void is_tag(const char *f, const char *tag, const char *want, const char *what)
+{
+    char *v = tag_value(f, tag);
+
+    is_str(v, want, "%s", what);
+    free(v);
+}
+
+static void tag_len(const char *f, const char *tag, size_t want, const char *what)
+{
+    char *v = tag_value(f, tag);
+
+    is_int(v ? strlen(v) : 0, want, "%s", what);
+    free(v);
+}
+
 static void test_shape(void)
 {
     struct dkim_sign_opts o = opts(DKIM_CANON_RELAXED, DKIM_CANON_RELAXED);
@@ -818,18 +823,11 @@ static void test_shape(void)
     is_str(t, "v a c d s t x h bh b", "tags in order, t= and x= given, no l=");
     free(t);
     ok(f && folded_well(f), "folded at 78 columns with CR LF TAB, ended by CR LF");
-    t = tag_value(f, "h");
-    is_str(t, "from:from:to:subject:date:message-id", "h=: the fields present, From oversigned");
-    free(t);
-    t = tag_value(f, "t");
-    is_str(t, "1700000000", "t=");
-    free(t);
-    t = tag_value(f, "x");
-    is_str(t, "1700086400", "x=");
-    free(t);
-    t = tag_value(f, "b");
-    ok(t && strlen(t) == 344, "b= is 256 bytes of base64");
-    free(t);
+    is_tag(f, "h", "from:from:to:subject:date:message-id",
+           "h=: the fields present, From oversigned");
+    is_tag(f, "t", "1700000000", "t=");
+    is_tag(f, "x", "1700086400", "x=");
+    tag_len(f, "b", 344, "b= is 256 bytes of base64");
     free(f);
 
     o = opts(DKIM_CANON_SIMPLE, DKIM_CANON_SIMPLE);
@@ -838,9 +836,7 @@ static void test_shape(void)
     t = tag_names(f);
     is_str(t, "v a c d s h bh b", "no t= or x= when 0");
     free(t);
-    t = tag_value(f, "b");
-    ok(t && strlen(t) == 88, "b= is 64 bytes of base64");
-    free(t);
+    tag_len(f, "b", 88, "b= is 64 bytes of base64");
     free(f);
     o.hcanon = DKIM_CANON_RELAXED;
     f = sign_text(basic, ed, &o);
@@ -851,22 +847,16 @@ static void test_shape(void)
                       "From: a@example.com\r\nTo: two@example.org\r\nX-Custom: 1\r\n\r\nx\r\n";
     o = opts(DKIM_CANON_RELAXED, DKIM_CANON_RELAXED);
     f = sign_text(rep, ed, &o);
-    t = tag_value(f, "h");
-    is_str(t, "from:from:to:to", "repeated To: listed twice, names absent not listed");
-    free(t);
+    is_tag(f, "h", "from:from:to:to", "repeated To: listed twice, names absent not listed");
     free(f);
     o.headers = " Subject : TO:x-custom::received:to ";
     f = sign_text(rep, ed, &o);
-    t = tag_value(f, "h");
-    is_str(t, "from:from:to:to:x-custom:received:received",
+    is_tag(f, "h", "from:from:to:to:x-custom:received:received",
            "headers= of our own: From added first, blanks, case and repeats ignored");
-    free(t);
     free(f);
     o.headers = NULL;
     f = sign_text("Subject: no from\r\n\r\n", ed, &o);
-    t = tag_value(f, "h");
-    is_str(t, "from:subject", "no From: field: from listed once all the same");
-    free(t);
+    is_tag(f, "h", "from:subject", "no From: field: from listed once all the same");
     free(f);
 
     /* a long h= and a long d= still fold */
@@ -1153,35 +1143,28 @@ static void test_verify_one(const struct vcase *v, const struct dkim_key *k, enu
 
 static void test_tamper(const struct dkim_key *k)
 {
+    static const struct {
+        const char *from, *to, *what;
+        int valid;
+    } edits[] = {
+        {"Hello Bob.", "Hello Bib.", "a body byte changed", 0},
+        {"Subject: hello", "Subject: hellO", "the Subject changed", 0},
+        {"\r\nFrom: Alice", "\r\nFrom: Mallory <m@evil.test>\r\nFrom: Alice",
+         "a second From: added (From is oversigned)", 0},
+        {"Hello Bob.\r\n", "Hello Bob.\r\nP.S.\r\n", "a line added to the body", 0},
+        {"\r\nTo: ", "\r\nX-Unsigned: added\r\nTo: ", "an unsigned field added (still valid)", 1},
+        {"Subject: hello", "subject:   hello  ",
+         "the Subject's case and blanks changed (relaxed: valid)", 1},
+    };
     struct dkim_sign_opts o = opts(DKIM_CANON_RELAXED, DKIM_CANON_RELAXED);
-    const char *name = dkim_alg_name(dkim_key_alg(k));
-    char *msg = signed_msg(basic, k, &o), *bad, what[128];
+    char *msg = signed_msg(basic, k, &o), what[128];
 
-    bad = replace(msg, "Hello Bob.", "Hello Bib.");
-    snprintf(what, sizeof(what), "%s: a body byte changed", name);
-    expect_verify(bad, k, 0, what);
-    free(bad);
-    bad = replace(msg, "Subject: hello", "Subject: hellO");
-    snprintf(what, sizeof(what), "%s: the Subject changed", name);
-    expect_verify(bad, k, 0, what);
-    free(bad);
-    bad = replace(msg, "\r\nFrom: Alice", "\r\nFrom: Mallory <m@evil.test>\r\nFrom: Alice");
-    snprintf(what, sizeof(what), "%s: a second From: added (From is oversigned)", name);
-    expect_verify(bad, k, 0, what);
-    free(bad);
-    bad = replace(msg, "Hello Bob.\r\n", "Hello Bob.\r\nP.S.\r\n");
-    snprintf(what, sizeof(what), "%s: a line added to the body", name);
-    expect_verify(bad, k, 0, what);
-    free(bad);
-    bad = replace(msg, "\r\nTo: ", "\r\nX-Unsigned: added\r\nTo: ");
-    snprintf(what, sizeof(what), "%s: an unsigned field added (still valid)", name);
-    expect_verify(bad, k, 1, what);
-    free(bad);
-    bad = replace(msg, "Subject: hello", "subject:   hello  ");
-    snprintf(what, sizeof(what), "%s: the Subject's case and blanks changed (relaxed: valid)",
-             name);
-    expect_verify(bad, k, 1, what);
-    free(bad);
+    for (size_t i = 0; i < nitems(edits); i++) {
+        char *bad = replace(msg, edits[i].from, edits[i].to);
+        snprintf(what, sizeof(what), "%s: %s", dkim_alg_name(dkim_key_alg(k)), edits[i].what);
+        expect_verify(bad, k, edits[i].valid, what);
+        free(bad);
+    }
     free(msg);
 }
 
