@@ -34,18 +34,16 @@ struct qdkim {
 
 static void load_nets(struct qmgr *q)
 {
-    char *const *v = cfg_list(q->c->cfg, P_mynetworks);
-    size_t n = 0;
+    char *err = NULL;
 
     free(q->dk->nets);
-    while (v && v[n])
-        n++;
-    q->dk->nets = xcalloc(n ? n : 1, sizeof(struct cidr));
+    q->dk->nets = NULL;
     q->dk->nnets = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *why;
-        if (netaddr_parse_cidr(v[i], &q->dk->nets[q->dk->nnets], &why) == 0)
-            q->dk->nnets++; /* smtpd refuses a bad one at start and reload */
+    /* smtpd refuses a bad list at start and reload; here it just matches nothing */
+    if (netaddr_parse_cidr_list(cfg_list(q->c->cfg, P_mynetworks), &q->dk->nets, &q->dk->nnets,
+                                &err) < 0) {
+        log_warn("mynetworks: %s; no client counts as local for DKIM signing", err);
+        free(err);
     }
 }
 
@@ -72,10 +70,7 @@ static int in_mynetworks(const struct qmgr *q, const char *addr)
         ss.ss_family = AF_INET6;
     else
         return 0;
-    for (size_t i = 0; i < q->dk->nnets; i++)
-        if (netaddr_cidr_match(&q->dk->nets[i], (struct sockaddr *)&ss))
-            return 1;
-    return 0;
+    return netaddr_cidr_list_match(q->dk->nets, q->dk->nnets, (struct sockaddr *)&ss);
 }
 
 int qdkim_submitted(const struct qmgr *q, const struct qfile_env *env)
@@ -133,13 +128,6 @@ void qdkim_peer(struct qmgr *q, int fd)
     ipc_send(q->dk->signer, IMSG_DKIM_STATUS_REQ, 0, -1, NULL, 0);
 }
 
-static int entry_required(const struct qmgr *q, const struct dkim_entry *e)
-{
-    if (e->required == DKIM_REQUIRED_DEFAULT)
-        return cfg_num(q->c->cfg, P_dkim_required) != 0;
-    return e->required != 0;
-}
-
 /*
  * What the signer would do with mail whose From: domain is dom: one
  * line of text, or a JSON object. The envelope sender's domain stands in
@@ -165,7 +153,7 @@ void qdkim_route(struct qmgr *q, const char *sender, int local_dest, int json, s
         else {
             buf_printf(&why, "%skey %s (s=%s) not loaded: %s", why.len ? "; " : "", e[i]->key_path,
                        e[i]->selector, e[i]->error);
-            defer |= entry_required(q, e[i]);
+            defer |= dkim_entry_required(e[i], cfg_num(q->c->cfg, P_dkim_required) != 0);
         }
     }
     if (json) {

@@ -68,9 +68,7 @@ static void send_status(void)
 
 static int required(const struct dkim_entry *e)
 {
-    if (e->required == DKIM_REQUIRED_DEFAULT)
-        return cfg_num(S.c->cfg, P_dkim_required) != 0;
-    return e->required != 0;
+    return dkim_entry_required(e, cfg_num(S.c->cfg, P_dkim_required) != 0);
 }
 
 /* Read the message of q from fd into m. 0, or -1 and *why. */

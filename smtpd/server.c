@@ -130,19 +130,14 @@ static void handle_act(struct conn *c, enum sess_act act);
 
 static int load_conf(struct smtpd *sd, const struct config *cfg, char **err)
 {
-    char *const *nets = cfg_list(cfg, P_mynetworks);
-    struct cidr *list = NULL;
-    size_t n = 0;
+    struct cidr *list;
+    size_t n;
+    char *why = NULL;
 
-    for (size_t i = 0; nets && nets[i]; i++) {
-        const char *why;
-        list = xrealloc(list, (n + 1) * sizeof(*list));
-        if (netaddr_parse_cidr(nets[i], &list[n], &why) != 0) {
-            *err = xasprintf("mynetworks: bad network '%s': %s", nets[i], why);
-            free(list);
-            return -1;
-        }
-        n++;
+    if (netaddr_parse_cidr_list(cfg_list(cfg, P_mynetworks), &list, &n, &why) < 0) {
+        *err = xasprintf("mynetworks: %s", why);
+        free(why);
+        return -1;
     }
     free(sd->nets);
     sd->nets = list;
@@ -194,10 +189,7 @@ static int load_conf(struct smtpd *sd, const struct config *cfg, char **err)
 
 static int client_trusted(const struct smtpd *sd, const struct sockaddr *sa)
 {
-    for (size_t i = 0; i < sd->nnets; i++)
-        if (netaddr_cidr_match(&sd->nets[i], sa))
-            return 1;
-    return 0;
+    return netaddr_cidr_list_match(sd->nets, sd->nnets, sa);
 }
 
 /* Numeric address, with IPv4-mapped IPv6 shown as IPv4. */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
+
 static int parse_port(const char *s, int *port)
 {
     char *end;
@@ -241,5 +243,34 @@ int netaddr_is_loopback(const struct sockaddr *sa)
             return 1;
         return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
     }
+    return 0;
+}
+
+int netaddr_parse_cidr_list(char *const *list, struct cidr **out, size_t *n, char **err)
+{
+    size_t k = 0;
+    struct cidr *v;
+
+    while (list && list[k])
+        k++;
+    v = xcalloc(k ? k : 1, sizeof(*v));
+    for (size_t i = 0; i < k; i++) {
+        const char *why;
+        if (netaddr_parse_cidr(list[i], &v[i], &why) != 0) {
+            *err = xasprintf("bad network '%s': %s", list[i], why);
+            free(v);
+            return -1;
+        }
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int netaddr_cidr_list_match(const struct cidr *nets, size_t n, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < n; i++)
+        if (netaddr_cidr_match(&nets[i], sa))
+            return 1;
     return 0;
 }

@@ -16,6 +16,10 @@
  *     a network; a bare address is a /32 or /128.
  *   netaddr_cidr_match(net, addr): 1 when addr is inside net; IPv4-mapped
  *     IPv6 client addresses match IPv4 networks.
+ *   netaddr_parse_cidr_list(list): a NULL-terminated list of networks (a
+ *     LIST parameter such as mynetworks) into a malloc'd array, or -1 and
+ *     a malloc'd *err naming the bad entry; netaddr_cidr_list_match(nets,
+ *     n, addr): 1 when addr is inside any of them.
  *   netaddr_format(sa): "127.0.0.1:25" / "[::1]:25" into a caller buffer.
  * All return 0, or -1 with a static reason in *why.
  */
@@ -40,6 +44,8 @@ int netaddr_parse_hostport(const char *s, int default_port, struct sockaddr_stor
                            const char **why);
 int netaddr_parse_cidr(const char *s, struct cidr *out, const char **why);
 int netaddr_cidr_match(const struct cidr *net, const struct sockaddr *sa);
+int netaddr_parse_cidr_list(char *const *list, struct cidr **out, size_t *n, char **err);
+int netaddr_cidr_list_match(const struct cidr *nets, size_t n, const struct sockaddr *sa);
 socklen_t netaddr_len(const struct sockaddr *sa);
 int netaddr_port(const struct sockaddr *sa);
 /* Address only ("127.0.0.1", "::1"); address and port ("[::1]:25"). */

@@ -268,10 +268,11 @@ static void sign_done(struct pend *p, const struct sign_rep *rep, const char *wh
     p->job = dlv_engine_start(P.eng, &q, fd, on_done, p);
 }
 
+/* The pending job waiting for signer request id; 0: any that waits. */
 static struct pend *pend_by_sign_id(uint32_t id)
 {
     for (struct pend *p = P.pend; p; p = p->next)
-        if (p->sign_id != 0 && p->sign_id == id)
+        if (p->sign_id != 0 && (id == 0 || p->sign_id == id))
             return p;
     return NULL;
 }
@@ -290,7 +291,7 @@ static void on_signer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *ar
         close(m->fd);
     if (m->type != IMSG_DKIM_SIGN_REP)
         return;
-    p = pend_by_sign_id(m->id);
+    p = m->id ? pend_by_sign_id(m->id) : NULL;
     if (p == NULL) {
         log_info("signer answered request %u, which is no longer waiting", m->id);
         return;
@@ -309,13 +310,8 @@ static void signer_lost(void)
 {
     struct pend *p;
 
-    while ((p = P.pend) != NULL) {
-        for (p = P.pend; p && p->sign_id == 0; p = p->next)
-            ;
-        if (p == NULL)
-            break;
+    while ((p = pend_by_sign_id(0)) != NULL)
         sign_done(p, NULL, "the signer restarted while signing it");
-    }
 }
 
 static void on_signer_close(struct ipc_chan *ch, void *arg)

@@ -867,3 +867,8 @@ struct dkim_keys *dkim_keys_decode(const void *body, size_t len)
     }
     return k;
 }
+
+int dkim_entry_required(const struct dkim_entry *e, int dflt)
+{
+    return e->required == DKIM_REQUIRED_DEFAULT ? dflt : e->required != 0;
+}

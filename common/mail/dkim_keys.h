@@ -98,6 +98,9 @@ struct dkim_keys *dkim_keys_empty(void);
  */
 size_t dkim_keys_find(const struct dkim_keys *k, const char *domain,
                       const struct dkim_entry *out[2]);
+/* Whether mail for e's domain waits when e's key cannot be used: its
+ * required=, or main.cf's dkim_required (dflt) when the line says nothing. */
+int dkim_entry_required(const struct dkim_entry *e, int dflt);
 /* with_keys: include key_pem (IMSG_DKIM_KEYS) or not (IMSG_DKIM_STATUS). */
 void dkim_keys_encode(struct ipc_w *w, const struct dkim_keys *k, int with_keys);
 /* NULL when malformed (truncated, trailing bytes, n over DKIM_KEYS_MAX, a

@@ -3,7 +3,9 @@
  * (common/base/netaddr.c: netaddr_split_hostport, netaddr_host_ok) and the
  * numeric form built on it (netaddr_parse_hostport).
  */
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/netaddr.h"
@@ -95,9 +97,37 @@ static void numeric(void)
     is_str(why, "not a numeric IPv4 or IPv6 address", "says so");
 }
 
+/* A LIST parameter of networks: parsed whole, matched as one. */
+static void cidr_lists(void)
+{
+    char g1[] = "127.0.0.0/8", g2[] = "[::1]/128", g3[] = "192.0.2.7";
+    char b1[] = "10.0.0.0/8", b2[] = "10.0.0.0/33";
+    char *good[] = {g1, g2, g3, NULL};
+    char *bad[] = {b1, b2, NULL};
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    struct cidr *nets = NULL;
+    size_t n = 0;
+    char *err = NULL;
+
+    ok(netaddr_parse_cidr_list(good, &nets, &n, &err) == 0 && n == 3, "a list of three networks");
+    inet_pton(AF_INET, "127.1.2.3", &in.sin_addr);
+    ok(netaddr_cidr_list_match(nets, n, (struct sockaddr *)&in), "127.1.2.3 is in it");
+    inet_pton(AF_INET, "192.0.2.8", &in.sin_addr);
+    ok(!netaddr_cidr_list_match(nets, n, (struct sockaddr *)&in), "192.0.2.8 is not");
+    free(nets);
+    ok(netaddr_parse_cidr_list(NULL, &nets, &n, &err) == 0 && n == 0, "no list: no networks");
+    ok(!netaddr_cidr_list_match(nets, n, (struct sockaddr *)&in), "and nothing matches");
+    free(nets);
+    int rc = netaddr_parse_cidr_list(bad, &nets, &n, &err);
+    ok(rc < 0 && err && strstr(err, "bad network '10.0.0.0/33'"), "a bad entry is named (%s)",
+       err ? err : "");
+    free(err);
+}
+
 int main(void)
 {
     plan_lazy();
+    cidr_lists();
     splits();
     refusals();
     hosts();
