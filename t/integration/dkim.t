@@ -8,9 +8,11 @@
 #     a client in mynetworks; the log says dkim=signed d= s=
 #   - an 8-bit body, folded headers and a line that starts with a dot
 #   - through a relay gateway
-#   - authenticated... not here: a client outside mynetworks is refused
-#     relaying, so the mail it can make leave is for <postmaster> and for
-#     a local alias that forwards: neither is signed, whatever its From:
+#   - a client outside mynetworks that authenticated (STARTTLS + AUTH) is
+#     signed, and so is mail handed to the sendmail command
+#   - a client outside mynetworks that did not authenticate may only write
+#     to <postmaster> and to local users: what of it leaves (notice_recipient,
+#     a forwarding alias) is not signed, whatever its From:
 #   - a changed key is used after smtpctl reload (the new selector)
 #   - a key that cannot be loaded defers the mail (dkim_required), or lets
 #     it go unsigned where required=no; a DSN is signed for myhostname
@@ -26,7 +28,7 @@ use POSIX qw(_exit);
 use Test::More;
 use Postern::Test;
 use Postern::DNS;
-use Postern::Util qw(wait_until slurp);
+use Postern::Util qw(wait_until slurp make_cert run_prog);
 
 my $PY = '/usr/bin/python3';
 plan skip_all => 'nsd is not installed' unless Postern::DNS::Nsd::nsd_path();
@@ -84,7 +86,10 @@ my $sink = $pt->peer(name => 'sink', addr => '127.0.0.171', port => $port,
 my $gwp = $pt->free_port('127.0.0.172');
 my $gw = $pt->peer(name => 'gw', addr => '127.0.0.172', port => $gwp);
 
-$pt->config(dns_servers => $ns->addr, relay_gateways => ["g=127.0.0.172:$gwp"],
+my ($cert, $certkey) = make_cert($pt->dir, 'postern.test');
+$pt->write_file('users', 'alice ' . crypt('alice-secret', '$6$Qw3rTy8uIoP$') . "\n", 0600);
+$pt->config(tls_cert_file => $cert, tls_key_file => $certkey,
+    dns_servers => $ns->addr, relay_gateways => ["g=127.0.0.172:$gwp"],
     dkim_map => 'dkim', mynetworks => '127.0.0.1/32', alias_maps => $pt->etc . '/aliases',
     mydestination => 'postern.test', notice_recipient => 'admin@rcpt.dkim.test');
 $pt->write_file('domains', "relayed.dkim.test route=relay gateways=g\n");
@@ -100,7 +105,7 @@ example.org   selector=ed1 key=$ed algorithm=ed25519-sha256
 gw.example    selector=g1 key=$gwk
 postern.test  selector=bounce key=$dsnk
 MAP
-    for my $m (qw(dkim domains aliases)) {
+    for my $m (qw(dkim domains aliases users)) {
         my ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . "/$m");
         is($rc, 0, "makemap $m") or diag $out;
     }
@@ -158,6 +163,20 @@ my ($q3, $m3) = $pt->send_mail(from => 'b@gw.example', to => ['r3@relayed.dkim.t
 my $t3 = msg_for($gw, $m3);
 ok($t3, 'mail routed through the gateway arrives there');
 is(sigs(verify($t3)), 'gw.example/g1/rsa-sha256/ok', 'signed, and it verifies, through the gateway');
+
+# --- authenticated, and from the sendmail command ---
+my ($qa, $ma) = $pt->send_mail(from => 'a@example.org', to => ['ra@rcpt.dkim.test'],
+    local_addr => '127.0.0.9', starttls => 1, auth => [ 'alice', 'alice-secret' ]);
+ok($qa, 'a client outside mynetworks that authenticated sends mail') or diag $pt->smtp_error;
+is(sigs(verify(msg_for($sink, $ma))), 'example.org/rsa1/rsa-sha256/ok example.org/ed1/ed25519-sha256/ok',
+    'authenticated mail is signed');
+my ($src, $sout, $serr) = run_prog(prog => $pt->root . '/bin/sendmail',
+    args => [ '-C', $pt->etc, '-f', 'a@example.org', 'rsm@rcpt.dkim.test' ],
+    input => "From: a\@example.org\nTo: rsm\@rcpt.dkim.test\nSubject: from sendmail\n"
+        . "Message-ID: <sm-1\@example.org>\n\nhello\n");
+is($src, 0, 'sendmail takes a message') or diag $serr;
+is(sigs(verify(msg_for($sink, '<sm-1@example.org>'))),
+    'example.org/rsa1/rsa-sha256/ok example.org/ed1/ed25519-sha256/ok', 'mail from sendmail is signed');
 
 # --- mail from a client outside mynetworks is not signed ---
 my ($q4, $m4) = $pt->send_mail(from => 'a@example.org', to => ['postmaster'], local_addr => '127.0.0.9',
