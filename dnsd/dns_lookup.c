@@ -351,8 +351,10 @@ static int lk_literal(struct lookup *lk, const char *domain)
 }
 
 void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *override, size_t n,
-               lookup_cb cb, void *arg)
+               unsigned flags, uint16_t port, lookup_cb cb, void *arg)
 {
+    (void)flags; /* DANE and MTA-STS: not yet */
+    (void)port;
     struct lookup *lk = lk_new(e, domain, cb, arg);
 
     lk->is_mx = 1;
@@ -379,8 +381,11 @@ void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *ove
     lk_release(lk);
 }
 
-void lookup_host(struct dnsq_engine *e, const char *name, lookup_cb cb, void *arg)
+void lookup_host(struct dnsq_engine *e, const char *name, unsigned flags, uint16_t port,
+                 lookup_cb cb, void *arg)
 {
+    (void)flags;
+    (void)port;
     struct lookup *lk = lk_new(e, name, cb, arg);
 
     if (dnsans_norm(name, lk->domain, sizeof(lk->domain)) < 0 || strcmp(lk->domain, ".") == 0) {

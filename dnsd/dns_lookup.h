@@ -39,9 +39,11 @@
 
 typedef void (*lookup_cb)(const struct dns_result *r, void *arg);
 
+/* flags: DNS_Q_* of the request (TLSA, MTA-STS); port: for TLSA names. */
 void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *override, size_t n,
-               lookup_cb cb, void *arg);
-void lookup_host(struct dnsq_engine *e, const char *name, lookup_cb cb, void *arg);
+               unsigned flags, uint16_t port, lookup_cb cb, void *arg);
+void lookup_host(struct dnsq_engine *e, const char *name, unsigned flags, uint16_t port,
+                 lookup_cb cb, void *arg);
 
 enum txt_status { TXT_FOUND, TXT_NODATA, TXT_NXDOMAIN, TXT_FAILED };
 

@@ -52,6 +52,10 @@ struct dnsq_answer {
     const ldns_pkt *pkt; /* when ok */
     const char *why;     /* when !ok: "timeout from 127.0.0.1:53" ... */
     int cached;
+    /* when ok: enum dnssec_status (mail/dns_proto.h) of the answer; always
+     * DNSSEC_INSECURE with dnssec = off. A BOGUS answer is given as !ok
+     * (a temporary failure) with why saying so, and sec DNSSEC_BOGUS. */
+    int sec;
 };
 
 typedef void (*dnsq_cb)(const struct dnsq_answer *a, void *arg);

@@ -171,6 +171,8 @@ static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
     struct peer *p = arg;
     const char *name, *override[DNS_MAX_OVERRIDE];
     size_t n = 0;
+    unsigned flags = 0;
+    uint16_t port = 0;
 
     if (m->fd >= 0) {
         log_warn("dns: unexpected fd from %s", p->name);
@@ -178,18 +180,19 @@ static void on_peer_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *arg)
     }
     switch (m->type) {
     case IMSG_DNS_MX_REQ:
-        if (dns_mx_req_decode(m->body, m->len, &name, override, DNS_MAX_OVERRIDE, &n) < 0) {
+        if (dns_mx_req_decode(m->body, m->len, &name, override, DNS_MAX_OVERRIDE, &n, &flags,
+                              &port) < 0) {
             reply_malformed(p, m->id);
             break;
         }
-        lookup_mx(D.eng, name, override, n, on_result, req_new(p, m->id, 1));
+        lookup_mx(D.eng, name, override, n, flags, port, on_result, req_new(p, m->id, 1));
         break;
     case IMSG_DNS_HOST_REQ:
-        if (dns_host_req_decode(m->body, m->len, &name) < 0) {
+        if (dns_host_req_decode(m->body, m->len, &name, &flags, &port) < 0) {
             reply_malformed(p, m->id);
             break;
         }
-        lookup_host(D.eng, name, on_result, req_new(p, m->id, 0));
+        lookup_host(D.eng, name, flags, port, on_result, req_new(p, m->id, 0));
         break;
     default:
         log_warn("dns: unexpected message type %u from %s", m->type, p->name);
@@ -337,9 +340,9 @@ static int ctl_lookup(struct child *c, int mx, const char *name, const char *con
     p->token = child_ctl_defer(c);
     p->json = json;
     if (mx)
-        lookup_mx(D.eng, name, override, n, ctl_done, p);
+        lookup_mx(D.eng, name, override, n, 0, 0, ctl_done, p);
     else
-        lookup_host(D.eng, name, ctl_done, p);
+        lookup_host(D.eng, name, 0, 0, ctl_done, p);
     return CHILD_CTL_LATER;
 }
 

@@ -294,6 +294,10 @@ static const char *tls_meaning(int tls)
         return "STARTTLS required, any certificate";
     case TLS_MODE_VERIFY:
         return "STARTTLS required, the certificate must match the host name";
+    case TLS_MODE_DANE:
+        return "DANE when the host has secure TLSA records, else STARTTLS when offered";
+    case TLS_MODE_DANE_ONLY:
+        return "DANE required: the host must have secure TLSA records";
     }
     return "?";
 }

@@ -749,6 +749,9 @@ static enum tls_mode smtpc_tls_of(enum tls_mode t)
         return TLS_MODE_ENCRYPT;
     case TLS_MODE_VERIFY:
         return TLS_MODE_VERIFY;
+    case TLS_MODE_DANE:
+    case TLS_MODE_DANE_ONLY:
+        return TLS_MODE_MAY; /* DANE itself: the dane issue's engine part */
     }
     return TLS_MODE_MAY;
 }
@@ -992,7 +995,7 @@ static void resolve_host(struct dlv_job *j, size_t i)
         return;
     }
     if (j->e->dns)
-        j->dns_id = dnsc_host(j->e->dns, name, on_host, j);
+        j->dns_id = dnsc_host(j->e->dns, name, 0, 0, on_host, j);
     free(name);
     if (j->dns_id == 0) {
         dns_unavailable(j);
@@ -1010,7 +1013,7 @@ static void start_resolve(struct dlv_job *j)
     }
     if (j->e->dns)
         j->dns_id =
-            dnsc_mx(j->e->dns, j->q.domain, (const char *const *)j->q.mx_override, on_mx, j);
+            dnsc_mx(j->e->dns, j->q.domain, (const char *const *)j->q.mx_override, 0, 0, on_mx, j);
     if (j->dns_id == 0) {
         dns_unavailable(j);
         job_next(j);

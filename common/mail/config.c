@@ -24,6 +24,7 @@
 
 static const char *const log_level_choices[] = {"basic", "detailed", "debug", NULL};
 static const char *const bare_newline_choices[] = {"reject", "normalize", NULL};
+static const char *const dnssec_choices[] = {"off", "validate", "resolver", NULL};
 static const char *const gateway_policy_choices[] = {"never", "undelivered", "on_error", "always",
                                                      NULL};
 
@@ -38,6 +39,8 @@ static const char *const *enum_choices(enum cfg_id id)
         return gateway_policy_choices;
     case P_tls:
         return tls_mode_names;
+    case P_dnssec:
+        return dnssec_choices;
     default:
         return NULL;
     }

@@ -166,12 +166,11 @@ int dlv_req_decode(const void *body, size_t len, struct dlv_req *q)
     q->idle_timeout_s = ipc_r_u32(&r);
     q->connection_delay_ms = ipc_r_u32(&r);
     q->dkim = ipc_r_u8(&r);
-    if (!ipc_r_done(&r) || q->dkim > 1 || q->target > DLV_TARGET_LOCAL ||
-        q->tls > TLS_MODE_VERIFY || q->phase > DLV_PHASE_RELAY ||
-        (q->target == DLV_TARGET_HOSTS && q->nhosts == 0))
+    if (!ipc_r_done(&r) || q->dkim > 1 || q->target > DLV_TARGET_LOCAL || q->tls > TLS_MODE_LAST ||
+        q->phase > DLV_PHASE_RELAY || (q->target == DLV_TARGET_HOSTS && q->nhosts == 0))
         goto bad;
     for (size_t i = 0; i < q->nhosts; i++)
-        if (q->hosts[i].tls > TLS_MODE_VERIFY || *q->hosts[i].name == '\0')
+        if (q->hosts[i].tls > TLS_MODE_LAST || *q->hosts[i].name == '\0')
             goto bad;
     return 0;
 bad:

@@ -26,6 +26,90 @@ static void host_free(struct dns_host *h)
     free(h->name);
     free(h->reason);
     free(h->addrs);
+    free(h->tlsa_reason);
+    for (size_t i = 0; i < h->ntlsa; i++)
+        free(h->tlsa[i].data);
+    free(h->tlsa);
+}
+
+static void sts_free(struct dns_sts *s)
+{
+    free(s->id);
+    free(s->reason);
+    for (size_t i = 0; i < s->nmx; i++)
+        free(s->mx[i]);
+    free(s->mx);
+    memset(s, 0, sizeof(*s));
+}
+
+const char *dnssec_status_name(unsigned s)
+{
+    static const char *const n[] = {"insecure", "secure", "bogus"};
+    return s < 3 ? n[s] : "?";
+}
+
+const char *dns_tlsa_state_name(unsigned s)
+{
+    static const char *const n[] = {"not-asked", "none", "insecure", "found", "failed"};
+    return s < 5 ? n[s] : "?";
+}
+
+const char *dns_sts_state_name(unsigned s)
+{
+    static const char *const n[] = {"not-asked", "none", "policy", "failed"};
+    return s < 4 ? n[s] : "?";
+}
+
+const char *dns_sts_mode_name(unsigned m)
+{
+    static const char *const n[] = {"none", "testing", "enforce"};
+    return m < 3 ? n[m] : "?";
+}
+
+int dns_host_add_tlsa(struct dns_host *h, uint8_t usage, uint8_t selector, uint8_t mtype,
+                      const unsigned char *data, size_t len)
+{
+    struct dns_tlsa *t;
+
+    if (h->ntlsa >= DNS_MAX_TLSA || len > DNS_MAX_TLSA_DATA)
+        return -1;
+    h->tlsa = xrealloc(h->tlsa, (h->ntlsa + 1) * sizeof(*h->tlsa));
+    t = &h->tlsa[h->ntlsa++];
+    t->usage = usage;
+    t->selector = selector;
+    t->mtype = mtype;
+    t->len = (uint16_t)len;
+    t->data = xmalloc(len ? len : 1);
+    if (len)
+        memcpy(t->data, data, len);
+    return 0;
+}
+
+void dns_host_set_tlsa_state(struct dns_host *h, enum dns_tlsa_state st, const char *reason)
+{
+    free(h->tlsa_reason);
+    h->tlsa_reason = xstrdup(reason ? reason : "");
+    h->tlsa_state = (uint8_t)st;
+}
+
+void dns_result_set_sts(struct dns_result *r, enum dns_sts_state st, enum dns_sts_mode mode,
+                        const char *id, uint32_t max_age, const char *const *mx, size_t n,
+                        const char *reason)
+{
+    struct dns_sts *s = &r->sts;
+
+    sts_free(s);
+    s->state = (uint8_t)st;
+    s->mode = (uint8_t)mode;
+    s->id = xstrdup(id ? id : "");
+    s->max_age = max_age;
+    s->reason = xstrdup(reason ? reason : "");
+    if (n > DNS_MAX_STS_MX)
+        n = DNS_MAX_STS_MX;
+    s->mx = xcalloc(n ? n : 1, sizeof(*s->mx));
+    for (size_t i = 0; i < n; i++)
+        s->mx[i] = xstrdup(mx[i]);
+    s->nmx = n;
 }
 
 void dns_result_free(struct dns_result *r)
@@ -35,6 +119,7 @@ void dns_result_free(struct dns_result *r)
     free(r->hosts);
     free(r->reason);
     free(r->name);
+    sts_free(&r->sts);
     memset(r, 0, sizeof(*r));
 }
 
@@ -62,6 +147,7 @@ struct dns_host *dns_result_add_host(struct dns_result *r, const char *name, uin
     memset(h, 0, sizeof(*h));
     h->name = xstrdup(name);
     h->reason = xstrdup("");
+    h->tlsa_reason = xstrdup("");
     h->pref = pref;
     h->port = port;
     return h;
@@ -140,7 +226,17 @@ void dns_result_copy(struct dns_result *dst, const struct dns_result *src)
             memcpy(d->addrs, s->addrs, s->naddrs * sizeof(*d->addrs));
             d->naddrs = s->naddrs;
         }
+        d->sec = s->sec;
+        dns_host_set_tlsa_state(d, (enum dns_tlsa_state)s->tlsa_state, s->tlsa_reason);
+        for (size_t k = 0; k < s->ntlsa; k++)
+            (void)dns_host_add_tlsa(d, s->tlsa[k].usage, s->tlsa[k].selector, s->tlsa[k].mtype,
+                                    s->tlsa[k].data, s->tlsa[k].len);
     }
+    dst->sec = src->sec;
+    if (src->sts.state != DNS_STS_NOT_ASKED)
+        dns_result_set_sts(dst, (enum dns_sts_state)src->sts.state,
+                           (enum dns_sts_mode)src->sts.mode, src->sts.id, src->sts.max_age,
+                           (const char *const *)src->sts.mx, src->sts.nmx, src->sts.reason);
 }
 
 void dns_shuffle(struct dns_result *r, uint32_t (*rnd)(uint32_t n))
@@ -374,7 +470,8 @@ static int name_ok(const char *s)
     return n > 0 && n <= DNS_MAX_NAME;
 }
 
-void dns_mx_req_encode(struct ipc_w *w, const char *domain, const char *const *override)
+void dns_mx_req_encode(struct ipc_w *w, const char *domain, const char *const *override,
+                       unsigned flags, uint16_t port)
 {
     uint32_t n = 0;
 
@@ -384,10 +481,12 @@ void dns_mx_req_encode(struct ipc_w *w, const char *domain, const char *const *o
     ipc_w_u32(w, n);
     for (uint32_t i = 0; i < n; i++)
         ipc_w_str(w, override[i]);
+    ipc_w_u32(w, flags);
+    ipc_w_u16(w, port);
 }
 
 int dns_mx_req_decode(const void *body, size_t len, const char **domain, const char **override,
-                      size_t max, size_t *n)
+                      size_t max, size_t *n, unsigned *flags, uint16_t *port)
 {
     struct ipc_r r;
     uint32_t cnt;
@@ -402,25 +501,30 @@ int dns_mx_req_decode(const void *body, size_t len, const char **domain, const c
         if (!ipc_r_ok(&r) || !name_ok(override[i]))
             return -1;
     }
+    *flags = ipc_r_u32(&r);
+    *port = ipc_r_u16(&r);
     if (!ipc_r_done(&r))
         return -1;
     *n = cnt;
     return 0;
 }
 
-void dns_host_req_encode(struct ipc_w *w, const char *name)
+void dns_host_req_encode(struct ipc_w *w, const char *name, unsigned flags, uint16_t port)
 {
     ipc_w_str(w, name);
-    ipc_w_u32(w, 0);
+    ipc_w_u32(w, flags);
+    ipc_w_u16(w, port);
 }
 
-int dns_host_req_decode(const void *body, size_t len, const char **name)
+int dns_host_req_decode(const void *body, size_t len, const char **name, unsigned *flags,
+                        uint16_t *port)
 {
     struct ipc_r r;
 
     ipc_r_init(&r, body, len);
     *name = ipc_r_str(&r);
-    (void)ipc_r_u32(&r);
+    *flags = ipc_r_u32(&r);
+    *port = ipc_r_u16(&r);
     if (!ipc_r_done(&r) || !name_ok(*name))
         return -1;
     return 0;
@@ -452,7 +556,26 @@ void dns_rep_encode(struct ipc_w *w, const struct dns_result *r)
                 ipc_w_bytes(w, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
             }
         }
+        ipc_w_u8(w, h->sec);
+        ipc_w_u8(w, h->tlsa_state);
+        ipc_w_str(w, h->tlsa_reason);
+        ipc_w_u32(w, (uint32_t)h->ntlsa);
+        for (size_t j = 0; j < h->ntlsa; j++) {
+            ipc_w_u8(w, h->tlsa[j].usage);
+            ipc_w_u8(w, h->tlsa[j].selector);
+            ipc_w_u8(w, h->tlsa[j].mtype);
+            ipc_w_bytes(w, h->tlsa[j].data, h->tlsa[j].len);
+        }
     }
+    ipc_w_u8(w, r->sec);
+    ipc_w_u8(w, r->sts.state);
+    ipc_w_u8(w, r->sts.mode);
+    ipc_w_str(w, r->sts.id);
+    ipc_w_u32(w, r->sts.max_age);
+    ipc_w_str(w, r->sts.reason);
+    ipc_w_u32(w, (uint32_t)r->sts.nmx);
+    for (size_t i = 0; i < r->sts.nmx; i++)
+        ipc_w_str(w, r->sts.mx[i]);
 }
 
 static int read_addr(struct ipc_r *r, struct dns_host *h)
@@ -475,6 +598,56 @@ static int read_addr(struct ipc_r *r, struct dns_host *h)
         return -1;
     }
     dns_host_add_addr(h, (struct sockaddr *)&ss);
+    return 0;
+}
+
+/* A host's DNSSEC status and TLSA records. */
+static int read_tlsa(struct ipc_r *r, struct dns_host *h)
+{
+    uint8_t sec = ipc_r_u8(r);
+    uint8_t st = ipc_r_u8(r);
+    const char *why = ipc_r_str(r);
+    uint32_t n = ipc_r_u32(r);
+
+    if (!ipc_r_ok(r) || sec > DNSSEC_BOGUS || st > DNS_TLSA_FAILED || n > DNS_MAX_TLSA)
+        return -1;
+    h->sec = sec;
+    dns_host_set_tlsa_state(h, (enum dns_tlsa_state)st, why);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t u = ipc_r_u8(r), sel = ipc_r_u8(r), mt = ipc_r_u8(r);
+        size_t len;
+        const void *d = ipc_r_bytes(r, &len);
+
+        if (!ipc_r_ok(r) || dns_host_add_tlsa(h, u, sel, mt, d, len) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The result's DNSSEC status and MTA-STS state. */
+static int read_sts(struct ipc_r *r, struct dns_result *res)
+{
+    const char *mx[DNS_MAX_STS_MX];
+    uint8_t sec = ipc_r_u8(r);
+    uint8_t st = ipc_r_u8(r);
+    uint8_t mode = ipc_r_u8(r);
+    const char *id = ipc_r_str(r);
+    uint32_t max_age = ipc_r_u32(r);
+    const char *why = ipc_r_str(r);
+    uint32_t n = ipc_r_u32(r);
+
+    if (!ipc_r_ok(r) || sec > DNSSEC_BOGUS || st > DNS_STS_FAILED || mode > DNS_STS_MODE_ENFORCE ||
+        n > DNS_MAX_STS_MX)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        mx[i] = ipc_r_str(r);
+        if (!ipc_r_ok(r) || !name_ok(mx[i]))
+            return -1;
+    }
+    res->sec = sec;
+    if (st != DNS_STS_NOT_ASKED)
+        dns_result_set_sts(res, (enum dns_sts_state)st, (enum dns_sts_mode)mode, id, max_age, mx, n,
+                           why);
     return 0;
 }
 
@@ -531,8 +704,10 @@ int dns_rep_decode(const void *body, size_t len, struct dns_result *res)
         for (uint32_t j = 0; j < na; j++)
             if (read_addr(&r, h) < 0)
                 return -1;
+        if (read_tlsa(&r, h) < 0)
+            return -1;
     }
-    return ipc_r_done(&r) ? 0 : -1;
+    return read_sts(&r, res) < 0 || !ipc_r_done(&r) ? -1 : 0;
 }
 
 /* ---- client ---- */
@@ -576,22 +751,23 @@ static uint32_t dnsc_send(struct ipc_chan *ch, uint16_t type, struct ipc_w *w, d
     return id;
 }
 
-uint32_t dnsc_mx(struct ipc_chan *ch, const char *domain, const char *const *override, dnsc_cb cb,
-                 void *arg)
+uint32_t dnsc_mx(struct ipc_chan *ch, const char *domain, const char *const *override,
+                 unsigned flags, uint16_t port, dnsc_cb cb, void *arg)
 {
     struct ipc_w w;
 
     ipc_w_init(&w);
-    dns_mx_req_encode(&w, domain, override);
+    dns_mx_req_encode(&w, domain, override, flags, port);
     return dnsc_send(ch, IMSG_DNS_MX_REQ, &w, cb, arg);
 }
 
-uint32_t dnsc_host(struct ipc_chan *ch, const char *name, dnsc_cb cb, void *arg)
+uint32_t dnsc_host(struct ipc_chan *ch, const char *name, unsigned flags, uint16_t port, dnsc_cb cb,
+                   void *arg)
 {
     struct ipc_w w;
 
     ipc_w_init(&w);
-    dns_host_req_encode(&w, name);
+    dns_host_req_encode(&w, name, flags, port);
     return dnsc_send(ch, IMSG_DNS_HOST_REQ, &w, cb, arg);
 }
 

@@ -5,11 +5,12 @@
 
 #include <string.h>
 
-const char *const tls_mode_names[] = {"none", "may", "encrypt", "verify", NULL};
+const char *const tls_mode_names[] = {"none", "may",       "encrypt", "verify",
+                                      "dane", "dane-only", NULL};
 
 const char *tls_mode_name(enum tls_mode m)
 {
-    return (unsigned)m <= TLS_MODE_VERIFY ? tls_mode_names[m] : "?";
+    return (unsigned)m <= TLS_MODE_LAST ? tls_mode_names[m] : "?";
 }
 
 int tls_mode_parse(const char *s)

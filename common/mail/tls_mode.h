@@ -8,6 +8,15 @@
  *   may      STARTTLS when offered, plaintext otherwise (the default)
  *   encrypt  STARTTLS required, the certificate is not checked
  *   verify   STARTTLS required, certificate chain and host name checked
+ *   dane     DANE (RFC 7672) when the host publishes usable TLSA records
+ *            in a DNSSEC-secure zone: TLS required, the certificate must
+ *            match a record; otherwise as `may`
+ *   dane-only  the host must have usable, secure TLSA records: without
+ *            them the host is not used (temporary failure); then as dane
+ *
+ * `may` and `encrypt` for MX deliveries also use DANE when the host has
+ * usable secure TLSA records (opportunistic DANE: only possible when
+ * main.cf's dnssec is not off); `verify` (PKIX) and `none` do not.
  *
  * tls_mode_names is NULL-terminated, in enum order (config's enum
  * choices). tls_mode_parse takes the exact lower-case name and returns
@@ -16,7 +25,15 @@
 #ifndef POSTERN_TLS_MODE_H
 #define POSTERN_TLS_MODE_H
 
-enum tls_mode { TLS_MODE_NONE = 0, TLS_MODE_MAY, TLS_MODE_ENCRYPT, TLS_MODE_VERIFY };
+enum tls_mode {
+    TLS_MODE_NONE = 0,
+    TLS_MODE_MAY,
+    TLS_MODE_ENCRYPT,
+    TLS_MODE_VERIFY,
+    TLS_MODE_DANE,
+    TLS_MODE_DANE_ONLY,
+};
+#define TLS_MODE_LAST TLS_MODE_DANE_ONLY
 
 extern const char *const tls_mode_names[];
 

@@ -8,6 +8,10 @@
 
 #include "mail/dns_proto.h"
 
+/* the request flags and TLSA port the decoders return (not checked here) */
+static unsigned qflags;
+static uint16_t qport;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -30,8 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ipc_w_free(&w);
     }
     dns_result_free(&r);
-    if (dns_mx_req_decode(data, size, &dom, ov, DNS_MAX_OVERRIDE, &n) == 0 && n > DNS_MAX_OVERRIDE)
+    if (dns_mx_req_decode(data, size, &dom, ov, DNS_MAX_OVERRIDE, &n, &qflags, &qport) == 0 &&
+        n > DNS_MAX_OVERRIDE)
         __builtin_trap();
-    (void)dns_host_req_decode(data, size, &dom);
+    (void)dns_host_req_decode(data, size, &dom, &qflags, &qport);
     return 0;
 }

@@ -37,6 +37,10 @@
 #include "tap.h"
 #include "base/util.h"
 
+/* the request flags and TLSA port the decoders return (not checked here) */
+static unsigned qflags;
+static uint16_t qport;
+
 static char tmpdir[] = "/tmp/postern-dproc-XXXXXX";
 static pid_t child = -1;
 static int msgfd = -1;
@@ -192,7 +196,7 @@ static int dns_answer(int sock, enum dns_class err, const char *reason, char *na
     if (ipc_recv_blocking(sock, &f, &body, &fd, 10000) < 0)
         return -1;
     if (f.type == IMSG_DNS_MX_REQ)
-        dns_mx_req_decode(body, f.len, &dom, ovr, nitems(ovr), &novr);
+        dns_mx_req_decode(body, f.len, &dom, ovr, nitems(ovr), &novr, &qflags, &qport);
     snprintf(name, len, "%s", dom);
     dns_result_init(&r, dom);
     dns_result_set_err(&r, err, "%s", reason);
@@ -217,7 +221,7 @@ static int dns_swallow(int sock, char *name, size_t len)
     if (ipc_recv_blocking(sock, &f, &body, &fd, 10000) < 0)
         return -1;
     if (f.type == IMSG_DNS_MX_REQ)
-        dns_mx_req_decode(body, f.len, &dom, ovr, nitems(ovr), &novr);
+        dns_mx_req_decode(body, f.len, &dom, ovr, nitems(ovr), &novr, &qflags, &qport);
     snprintf(name, len, "%s", dom);
     free(body);
     return 0;

@@ -43,6 +43,10 @@
 #include "tap.h"
 #include "base/util.h"
 
+/* the request flags and TLSA port the decoders return (not checked here) */
+static unsigned qflags;
+static uint16_t qport;
+
 /* ---------------- part 1: pure ---------------- */
 
 static void add_addr(struct dns_host *h, const char *a, uint16_t port)
@@ -553,9 +557,9 @@ static void fake_dnsd_msg(struct ipc_chan *ch, const struct ipc_msg *m, void *ar
 
     dns_queries++;
     if (host)
-        dns_host_req_decode(m->body, m->len, &name);
+        dns_host_req_decode(m->body, m->len, &name, &qflags, &qport);
     else
-        dns_mx_req_decode(m->body, m->len, &name, ovr, nitems(ovr), &novr);
+        dns_mx_req_decode(m->body, m->len, &name, ovr, nitems(ovr), &novr, &qflags, &qport);
     for (size_t i = 0; i < ndns; i++)
         if (dns_tab[i].host == host && strcmp(dns_tab[i].name, name) == 0)
             r = &dns_tab[i].r;

@@ -143,7 +143,7 @@ static void test_errors(void)
         "two size suffixes");
     bad("tls = sometimes\n",
         "/etc/postern/main.cf:1: bad value 'sometimes' for tls: expected none | may | encrypt | "
-        "verify",
+        "verify | dane | dane-only",
         "bad enum");
     bad("smtpd_auth_plaintext_loopback = perhaps\n",
         "/etc/postern/main.cf:1: bad value 'perhaps' for smtpd_auth_plaintext_loopback: "

@@ -16,6 +16,10 @@
 #include "tap.h"
 #include "base/util.h"
 
+/* the request flags and TLSA port the decoders return (not checked here) */
+static unsigned qflags;
+static uint16_t qport;
+
 static void sample(struct dns_result *r)
 {
     struct sockaddr_storage ss;
@@ -88,25 +92,27 @@ static void test_roundtrip(void)
         const char *dom, *got[DNS_MAX_OVERRIDE], *name;
         size_t n = 0;
         ipc_w_init(&w);
-        dns_mx_req_encode(&w, "a.test", ov);
-        ok(dns_mx_req_decode(w.p, w.len, &dom, got, DNS_MAX_OVERRIDE, &n) == 0 && n == 2,
+        dns_mx_req_encode(&w, "a.test", ov, 0, 0);
+        ok(dns_mx_req_decode(w.p, w.len, &dom, got, DNS_MAX_OVERRIDE, &n, &qflags, &qport) == 0 &&
+               n == 2,
            "MX request round trip");
         is_str(dom, "a.test", "domain");
         is_str(got[1], "[::1]:2525", "override entry");
         bad = 0;
         for (size_t k = 0; k < w.len; k++)
-            if (dns_mx_req_decode(w.p, k, &dom, got, DNS_MAX_OVERRIDE, &n) == 0)
+            if (dns_mx_req_decode(w.p, k, &dom, got, DNS_MAX_OVERRIDE, &n, &qflags, &qport) == 0)
                 bad++;
         is_int(bad, 0, "no truncated MX request decodes");
         ipc_w_free(&w);
         ipc_w_init(&w);
-        dns_mx_req_encode(&w, "", NULL);
-        ok(dns_mx_req_decode(w.p, w.len, &dom, got, DNS_MAX_OVERRIDE, &n) < 0,
+        dns_mx_req_encode(&w, "", NULL, 0, 0);
+        ok(dns_mx_req_decode(w.p, w.len, &dom, got, DNS_MAX_OVERRIDE, &n, &qflags, &qport) < 0,
            "empty domain refused");
         ipc_w_free(&w);
         ipc_w_init(&w);
-        dns_host_req_encode(&w, "h.test");
-        ok(dns_host_req_decode(w.p, w.len, &name) == 0 && strcmp(name, "h.test") == 0,
+        dns_host_req_encode(&w, "h.test", 0, 0);
+        ok(dns_host_req_decode(w.p, w.len, &name, &qflags, &qport) == 0 &&
+               strcmp(name, "h.test") == 0,
            "host request");
         ipc_w_free(&w);
     }
@@ -184,14 +190,14 @@ static void test_client(void)
     dns_result_init(&cb_last, "");
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     ch = ipc_chan_new(base, sv[0], "dnsd", NULL, NULL, NULL, NULL);
-    id = dnsc_mx(ch, "c.test", NULL, cb, &mine);
+    id = dnsc_mx(ch, "c.test", NULL, 0, 0, cb, &mine);
     ok(id != 0, "request sent");
     is_int(cb_calls, 0, "callback not called from dnsc_mx");
     event_base_loop(base, EVLOOP_NONBLOCK);
     ok(ipc_recv_blocking(sv[1], &f, &body, &fd, 2000) == 0 && f.type == IMSG_DNS_MX_REQ &&
            f.id == id,
        "dnsd side gets the MX request with its id");
-    ok(dns_mx_req_decode(body, f.len, &dom, ov, DNS_MAX_OVERRIDE, &n) == 0 &&
+    ok(dns_mx_req_decode(body, f.len, &dom, ov, DNS_MAX_OVERRIDE, &n, &qflags, &qport) == 0 &&
            strcmp(dom, "c.test") == 0,
        "request body decodes");
     free(body);
@@ -217,8 +223,8 @@ static void test_client(void)
     dns_result_free(&r);
 
     /* channel lost: pending requests fail with DNS_TEMP */
-    id = dnsc_host(ch, "h.test", cb, &mine);
-    id2 = dnsc_mx(ch, "x.test", NULL, cb, &mine);
+    id = dnsc_host(ch, "h.test", 0, 0, cb, &mine);
+    id2 = dnsc_mx(ch, "x.test", NULL, 0, 0, cb, &mine);
     dnsc_cancel(id2);
     is_int(dnsc_pending(), 1, "one pending after a cancel");
     dnsc_chan_lost(ch);
@@ -226,7 +232,7 @@ static void test_client(void)
     ok(cb_last.err == DNS_TEMP && strstr(cb_last.reason, "dnsd"), "as temporary: %s",
        cb_last.reason);
     is_int(dnsc_pending(), 0, "nothing pending");
-    ok(dnsc_mx(NULL, "x.test", NULL, cb, &mine) == 0, "no channel: request refused");
+    ok(dnsc_mx(NULL, "x.test", NULL, 0, 0, cb, &mine) == 0, "no channel: request refused");
     (void)id;
     ipc_chan_free(ch);
     close(sv[1]);

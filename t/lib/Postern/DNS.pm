@@ -42,8 +42,11 @@ package Postern::DNS;
 #   my ($code, $out) = $d->ctl('show', 'dns', { json => 1 });
 #   $d->log_text; $d->stop;
 #   A result is { class => 'ok'|'temporary'|'permanent', reason, name,
-#   flags, hosts => [ { name, pref, group, port, class, reason,
-#   addrs => ['127.0.0.1', '::1'] } ] }.
+#   flags, sec, sts => { state, mode, id, max_age, reason, mx => [...] },
+#   hosts => [ { name, pref, group, port, class, reason,
+#   addrs => ['127.0.0.1', '::1'], sec, tlsa_state, tlsa_reason,
+#   tlsa => [ { usage, selector, mtype, data (hex) } ] } ] }.
+#   sec is insecure|secure|bogus.
 #
 # Everything listens on and talks to loopback only; every wait is bounded.
 
@@ -596,6 +599,11 @@ sub _rd {
     return $v;
 }
 
+my @SEC        = qw(insecure secure bogus);
+my @TLSA_STATE = qw(not-asked none insecure found failed);
+my @STS_STATE  = qw(not-asked none policy failed);
+my @STS_MODE   = qw(none testing enforce);
+
 sub decode_rep {
     my ($body) = @_;
     my $off = 0;
@@ -620,8 +628,31 @@ sub decode_rep {
             push @{ $h{addrs} }, inet_ntop($fam == 4 ? AF_INET : AF_INET6, $raw);
         }
         $h{addrs} ||= [];
+        $h{sec}         = $SEC[ _rd(\$body, \$off, 'u8') ];
+        $h{tlsa_state}  = $TLSA_STATE[ _rd(\$body, \$off, 'u8') ];
+        $h{tlsa_reason} = _rd(\$body, \$off, 'str');
+        my $nt = _rd(\$body, \$off, 'u32');
+        for (1 .. $nt) {
+            my %t;
+            $t{usage}    = _rd(\$body, \$off, 'u8');
+            $t{selector} = _rd(\$body, \$off, 'u8');
+            $t{mtype}    = _rd(\$body, \$off, 'u8');
+            $t{data}     = unpack('H*', _rd(\$body, \$off, 'bytes'));
+            push @{ $h{tlsa} }, \%t;
+        }
+        $h{tlsa} ||= [];
         push @{ $r{hosts} }, \%h;
     }
+    $r{sec} = $SEC[ _rd(\$body, \$off, 'u8') ];
+    my %sts;
+    $sts{state}   = $STS_STATE[ _rd(\$body, \$off, 'u8') ];
+    $sts{mode}    = $STS_MODE[ _rd(\$body, \$off, 'u8') ];
+    $sts{id}      = _rd(\$body, \$off, 'str');
+    $sts{max_age} = _rd(\$body, \$off, 'u32');
+    $sts{reason}  = _rd(\$body, \$off, 'str');
+    my $nm = _rd(\$body, \$off, 'u32');
+    $sts{mx} = [ map { _rd(\$body, \$off, 'str') } 1 .. $nm ];
+    $r{sts} = \%sts;
     $r{hosts} ||= [];
     $r{trailing} = length($body) - $off;
     return \%r;
@@ -633,14 +664,14 @@ sub send_mx {
     my ($self, $domain, @override) = @_;
     my $id = $self->_id;
     $self->_send('deliver', IMSG_DNS_MX_REQ, $id,
-        _str($domain) . pack('L', scalar @override) . join('', map { _str($_) } @override));
+        _str($domain) . pack('L', scalar @override) . join("", map { _str($_) } @override) . pack("LS", 0, 0));
     return $id;
 }
 
 sub send_host {
     my ($self, $name) = @_;
     my $id = $self->_id;
-    $self->_send('deliver', IMSG_DNS_HOST_REQ, $id, _str($name) . pack('L', 0));
+    $self->_send('deliver', IMSG_DNS_HOST_REQ, $id, _str($name) . pack("LS", 0, 0));
     return $id;
 }
 
