@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mail/dlv_proto.h"
@@ -496,6 +497,29 @@ static int show_hosts(struct qmgr *q, unsigned flags, struct buf *out)
     return 0;
 }
 
+/* show tls [--reset]: the TLS reporting counters (tlsrpt.h); --reset
+ * starts a new window after showing them. */
+static int show_tls(struct qmgr *q, int argc, char **argv, unsigned flags, struct buf *out)
+{
+    int64_t now = (int64_t)time(NULL);
+    int reset = argc == 3 && strcmp(argv[2], "--reset") == 0;
+
+    if (argc > 3 || (argc == 3 && !reset))
+        return usage(out, "show tls takes only --reset");
+    if (flags & CTL_F_JSON) {
+        const char *me = cfg_myhostname(q->c->cfg);
+        char *id = xasprintf("%lld.%s", (long long)now, me);
+        tlsrpt_json(q->tlsrpt, me, id, now, out);
+        buf_printf(out, "\n");
+        free(id);
+    } else {
+        tlsrpt_text(q->tlsrpt, now, out);
+    }
+    if (reset)
+        tlsrpt_reset(q->tlsrpt, now);
+    return 0;
+}
+
 static int show_stats(struct qmgr *q, unsigned flags, struct buf *out)
 {
     const struct qstats *s = &q->st;
@@ -686,6 +710,8 @@ int qmgr_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf 
             return show_hosts(q, flags, out);
         if (strcmp(argv[1], "stats") == 0 && argc == 2)
             return show_stats(q, flags, out);
+        if (strcmp(argv[1], "tls") == 0)
+            return show_tls(q, argc, argv, flags, out);
         if (strcmp(argv[1], "queue") == 0) {
             if (parse_sel(argc, argv, 2, &s, out) != 0) {
                 free(s.ids);

@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -214,6 +215,7 @@ int main(int argc, char **argv)
     metrics_init(q);
     q->msgs = strmap_new();
     q->dests = strmap_new();
+    q->tlsrpt = tlsrpt_new((int64_t)time(NULL));
     sched_init(&q->sched);
     TAILQ_INIT(&q->run);
     TAILQ_INIT(&q->dlv);

@@ -41,6 +41,7 @@
 #include "qrec.h"
 #include "sched.h"
 #include "throttle.h"
+#include "tlsrpt.h"
 #include "base/util.h"
 
 struct event;
@@ -142,8 +143,9 @@ struct qstats {
 struct qmgr {
     struct child *c;
     struct event_base *base;
-    struct strmap *msgs;  /* queue ID -> msg */
-    struct strmap *dests; /* name -> dest */
+    struct strmap *msgs;   /* queue ID -> msg */
+    struct strmap *dests;  /* name -> dest */
+    struct tlsrpt *tlsrpt; /* TLS session outcomes by policy (show tls) */
     struct sched sched;
     struct event *timer;
     struct event *kick_ev;

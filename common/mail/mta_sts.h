@@ -41,8 +41,7 @@ struct sts_policy {
 };
 
 int sts_txt_parse(const char *txt, char id[STS_ID_MAX + 1], char *why, size_t whylen);
-int sts_policy_parse(const char *text, size_t len, struct sts_policy *p, char *why,
-                     size_t whylen);
+int sts_policy_parse(const char *text, size_t len, struct sts_policy *p, char *why, size_t whylen);
 int sts_mx_match(const char *pattern, const char *host);
 /* 1 when host matches one of the policy's patterns. */
 int sts_policy_mx_ok(const struct sts_policy *p, const char *host);
