@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,12 +95,23 @@ struct smtpc {
     int connect_timeout, timeout, auth_plaintext, chunking;
     enum tls_mode tls_mode;
     SSL_CTX *ssl_ctx;
+    /* DANE and the tls_evaluate check (copies) */
+    struct smtpc_tlsa *tlsa; /* the usable records only */
+    size_t ntlsa;
+    char *dane_base;
+    char **dane_names;
+    size_t ndane_names;
+    int evaluate;
+    /* the first failure the verify callback saw */
+    int vfail_set, vfail_err, vfail_depth;
+    char vfail_cert[400]; /* "subject=..., issuer=..., spki-sha256=..." of the leaf */
 
     struct smtpc_info info;
     char addrstr[NETADDR_STRLEN];
     char *relay;
     char greeting[SMTPC_TEXT_MAX];
     char tls_version[32], tls_cipher[96];
+    char dane_match[16], vfy_reason[128];
 
     int fd;
     struct bufferevent *bev;
@@ -391,6 +403,13 @@ static void destroy(struct smtpc *s)
     free(s->user);
     free(s->log_id);
     free(s->relay);
+    for (size_t i = 0; i < s->ntlsa; i++)
+        free((void *)(uintptr_t)s->tlsa[i].data);
+    free(s->tlsa);
+    free(s->dane_base);
+    for (size_t i = 0; i < s->ndane_names; i++)
+        free(s->dane_names[i]);
+    free(s->dane_names);
     free(s);
 }
 
@@ -684,7 +703,10 @@ static int session_ready(struct smtpc *s)
     if (log_enabled(LOG_LV_DETAIL))
         log_detail("%s: %s ready: %s, tls=%s%s, auth=%s, %s", idp(s), s->relay,
                    s->info.esmtp ? "ESMTP" : "SMTP", s->info.tls ? s->tls_version : "no",
-                   s->info.tls_verified ? " verified" : "", s->info.auth ? "yes" : "no",
+                   s->info.tls_dane       ? " dane"
+                   : s->info.tls_verified ? " verified"
+                                          : "",
+                   s->info.auth ? "yes" : "no",
                    smtp_caps_format(&s->info.caps, caps, sizeof(caps)));
     call_open_cb(s);
     return STOP;
@@ -699,21 +721,146 @@ static int is_ip_literal(const char *h)
     return inet_pton(AF_INET, h, tmp) == 1 || inet_pton(AF_INET6, h, tmp) == 1;
 }
 
+int smtpc_tlsa_usable(unsigned usage, unsigned selector, unsigned mtype, size_t len)
+{
+    static const size_t digest_len[] = {0, 32, 64}; /* matching types 0 1 2 */
+
+    if ((usage != 2 && usage != 3) || selector > 1 || mtype > 2 || len == 0)
+        return 0;
+    return mtype == 0 || len == digest_len[mtype];
+}
+
+const char *smtpc_vfy_name(enum smtpc_vfy v)
+{
+    static const char *const names[] = {
+        "none", "ok", "host-mismatch", "expired", "not-trusted", "dane-no-match", "other"};
+
+    return (size_t)v < nitems(names) ? names[v] : "?";
+}
+
+static enum smtpc_vfy vfy_of(long err)
+{
+    switch (err) {
+    case X509_V_OK:
+        return SMTPC_VFY_OK;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return SMTPC_VFY_HOST_MISMATCH;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return SMTPC_VFY_EXPIRED;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        return SMTPC_VFY_NOT_TRUSTED;
+    case X509_V_ERR_DANE_NO_MATCH:
+        return SMTPC_VFY_DANE_NO_MATCH;
+    default:
+        return SMTPC_VFY_OTHER;
+    }
+}
+
+static void set_vfy(struct smtpc *s, long err)
+{
+    s->info.tls_vfy = vfy_of(err);
+    if (err == X509_V_OK)
+        s->vfy_reason[0] = '\0';
+    else
+        strlcpy_p(s->vfy_reason, X509_verify_cert_error_string(err), sizeof(s->vfy_reason));
+}
+
+static void hex(char *out, size_t outsz, const unsigned char *p, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && k + 3 <= outsz; i++, k += 2)
+        snprintf(out + k, 3, "%02x", p[i]);
+    if (outsz > 0)
+        out[k < outsz ? k : outsz - 1] = '\0';
+}
+
+/* "subject=/CN=x, issuer=/CN=y, spki-sha256=HEX" of a certificate. */
+static void describe_cert(X509 *x, char *out, size_t outsz)
+{
+    char subj[128], iss[128], md_hex[2 * EVP_MAX_MD_SIZE + 1] = "?";
+    unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
+    unsigned int mdlen = 0;
+    int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+
+    if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1)
+        hex(md_hex, sizeof(md_hex), md, mdlen);
+    OPENSSL_free(der);
+    X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
+    X509_NAME_oneline(X509_get_issuer_name(x), iss, sizeof(iss));
+    snprintf(out, outsz, "subject=%s, issuer=%s, spki-sha256=%s", subj, iss, md_hex);
+}
+
+/* Remembers the first failure of the chain check (verify, DANE,
+ * tls_evaluate) and the server's certificate, for the log. */
+static int verify_cb(int ok, X509_STORE_CTX *xs)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct smtpc *s = ssl ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+
+    if (ok || s == NULL || s->vfail_set)
+        return ok;
+    s->vfail_set = 1;
+    s->vfail_err = X509_STORE_CTX_get_error(xs);
+    s->vfail_depth = X509_STORE_CTX_get_error_depth(xs);
+    if (leaf)
+        describe_cert(leaf, s->vfail_cert, sizeof(s->vfail_cert));
+    else
+        strlcpy_p(s->vfail_cert, "no certificate", sizeof(s->vfail_cert));
+    return ok;
+}
+
+/* "3 1 1 0a1b2c3d4e5f..., 2 0 1 ..." : the records we tried. */
+static void tlsa_list(const struct smtpc *s, char *out, size_t outsz)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < s->ntlsa && n + 1 < outsz; i++) {
+        const struct smtpc_tlsa *t = &s->tlsa[i];
+        char h[13];
+        hex(h, sizeof(h), t->data, t->len < 6 ? t->len : 6);
+        snprintf(out + n, outsz - n, "%s%u %u %u %s%s", i ? ", " : "", t->usage, t->selector,
+                 t->mtype, h, t->len > 6 ? "..." : "");
+        n = strlen(out);
+    }
+}
+
 static void tls_error_text(struct smtpc *s, char *out, size_t outsz)
 {
     unsigned long e, first = 0;
-    long vr;
+    long vr = s->vfail_set ? s->vfail_err : X509_V_OK;
 
     while ((e = bufferevent_get_openssl_error(s->bev)) != 0)
         if (first == 0)
             first = e;
-    if (s->ssl && s->tls_mode == TLS_MODE_VERIFY) {
+    if (s->ssl && vr == X509_V_OK && (s->tls_mode == TLS_MODE_VERIFY || s->ntlsa > 0))
         vr = SSL_get_verify_result(s->ssl);
-        if (vr != X509_V_OK) {
-            snprintf(out, outsz, "TLS certificate verification failed: %s",
-                     X509_verify_cert_error_string(vr));
-            return;
-        }
+    if (vr != X509_V_OK && s->ntlsa > 0) {
+        char tried[256];
+        tlsa_list(s, tried, sizeof(tried));
+        set_vfy(s, vr);
+        snprintf(out, outsz,
+                 "DANE: the certificate failed the TLSA check for %s (%s at depth %d); "
+                 "records tried: %s; certificate presented: %s",
+                 s->dane_base, X509_verify_cert_error_string(vr), s->vfail_depth, tried,
+                 s->vfail_cert[0] ? s->vfail_cert : "none");
+        return;
+    }
+    if (vr != X509_V_OK) {
+        set_vfy(s, vr);
+        snprintf(out, outsz, "TLS certificate verification failed: %s (depth %d; %s)",
+                 X509_verify_cert_error_string(vr), s->vfail_depth,
+                 s->vfail_cert[0] ? s->vfail_cert : "no certificate");
+        return;
     }
     if (first) {
         char ebuf[256];
@@ -725,11 +872,55 @@ static void tls_error_text(struct smtpc *s, char *out, size_t outsz)
     }
 }
 
+/* DANE on ssl: the base domain, the other names, the records. -1 when
+ * OpenSSL refuses (no DANE on the context). */
+static int dane_setup(struct smtpc *s)
+{
+    int added = 0;
+
+    if (SSL_dane_enable(s->ssl, s->dane_base) <= 0)
+        return -1;
+    SSL_dane_set_flags(s->ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    for (size_t i = 0; i < s->ndane_names; i++)
+        if (SSL_add1_host(s->ssl, s->dane_names[i]) != 1)
+            return -1;
+    for (size_t i = 0; i < s->ntlsa; i++) {
+        struct smtpc_tlsa *t = &s->tlsa[i];
+        if (SSL_dane_tlsa_add(s->ssl, t->usage, t->selector, t->mtype, t->data, t->len) > 0)
+            added++;
+    }
+    return added > 0 ? 0 : -1;
+}
+
+/* Certificate checks of the new SSL, per mode. -1 on failure. */
+static int tls_checks(struct smtpc *s, const char *name)
+{
+    SSL_set_app_data(s->ssl, s);
+    if (s->ntlsa > 0) {
+        SSL_set_verify(s->ssl, SSL_VERIFY_PEER, verify_cb);
+        return dane_setup(s);
+    }
+    if (s->tls_mode != TLS_MODE_VERIFY && !s->evaluate) {
+        SSL_set_verify(s->ssl, SSL_VERIFY_NONE, NULL);
+        return 0;
+    }
+    /* verify enforces; tls_evaluate only looks (VERIFY_NONE goes on) */
+    SSL_set_verify(s->ssl, s->tls_mode == TLS_MODE_VERIFY ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+                   verify_cb);
+    SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (is_ip_literal(name))
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), name);
+    else
+        SSL_set1_host(s->ssl, name);
+    return 0;
+}
+
 static int start_tls(struct smtpc *s)
 {
     char name[256];
+    const char *sni;
     size_t n;
-    int verify = s->tls_mode == TLS_MODE_VERIFY;
 
     if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
         return fail_local(s, SMTPC_TEMP, SMTPC_CL_PROTOCOL, SMTPC_STEP_STARTTLS, "4.5.0",
@@ -742,18 +933,16 @@ static int start_tls(struct smtpc *s)
     if (s->ssl == NULL)
         return fail_local(s, SMTPC_TEMP, SMTPC_CL_TLS, SMTPC_STEP_STARTTLS, "4.7.5",
                           "SSL_new failed");
-    if (!is_ip_literal(name) && name[0])
-        SSL_set_tlsext_host_name(s->ssl, name);
-    if (verify) {
-        SSL_set_verify(s->ssl, SSL_VERIFY_PEER, NULL);
-        SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (is_ip_literal(name))
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), name);
-        else
-            SSL_set1_host(s->ssl, name);
-    } else {
-        SSL_set_verify(s->ssl, SSL_VERIFY_NONE, NULL);
-    }
+    /* RFC 7672 3.2.1: with DANE the SNI is the TLSA base domain */
+    sni = s->dane_base ? s->dane_base : name;
+    if (!is_ip_literal(sni) && sni[0])
+        SSL_set_tlsext_host_name(s->ssl, sni);
+    s->vfail_set = 0;
+    s->vfail_cert[0] = '\0';
+    if (tls_checks(s, name) < 0)
+        return fail_local(s, SMTPC_TEMP, SMTPC_CL_TLS, SMTPC_STEP_STARTTLS, "4.7.5",
+                          "cannot set up DANE on the TLS session (no usable TLSA record, or "
+                          "no DANE on the TLS context)");
     /* The plain bufferevent goes; the fd is wrapped again, now in TLS. */
     bufferevent_free(s->bev);
     s->bev = bufferevent_openssl_socket_new(s->base, s->fd, s->ssl, BUFFEREVENT_SSL_CONNECTING,
@@ -772,17 +961,46 @@ static int start_tls(struct smtpc *s)
     return STOP;
 }
 
+/* After a DANE handshake: which record matched, at which depth. 0 when
+ * the chain was DANE-authenticated. */
+static int dane_done(struct smtpc *s)
+{
+    uint8_t u, sel, mt;
+    int depth = SSL_get0_dane_authority(s->ssl, NULL, NULL);
+
+    if (depth < 0 || SSL_get0_dane_tlsa(s->ssl, &u, &sel, &mt, NULL, NULL) < 0)
+        return -1;
+    s->info.tls_dane = 1;
+    s->info.tls_dane_depth = depth;
+    snprintf(s->dane_match, sizeof(s->dane_match), "%u %u %u", u, sel, mt);
+    set_vfy(s, X509_V_OK);
+    return 0;
+}
+
 static int tls_done(struct smtpc *s)
 {
     const char *v = SSL_get_version(s->ssl), *c = SSL_get_cipher_name(s->ssl);
+    char what[200] = "";
 
     strlcpy_p(s->tls_version, v ? v : "", sizeof(s->tls_version));
     strlcpy_p(s->tls_cipher, c ? c : "", sizeof(s->tls_cipher));
     s->info.tls = 1;
-    s->info.tls_verified = s->tls_mode == TLS_MODE_VERIFY;
+    if (s->ntlsa > 0 && dane_done(s) < 0)
+        return fail_local(s, SMTPC_TEMP, SMTPC_CL_TLS, SMTPC_STEP_STARTTLS, "4.7.5",
+                          "DANE: handshake done but no TLSA record authenticated it");
+    if (s->ntlsa == 0 && (s->tls_mode == TLS_MODE_VERIFY || s->evaluate))
+        set_vfy(s, SSL_get_verify_result(s->ssl));
+    s->info.tls_verified = s->ntlsa == 0 && s->info.tls_vfy == SMTPC_VFY_OK;
+    if (s->info.tls_dane)
+        snprintf(what, sizeof(what), ", DANE: TLSA %s matched at depth %d", s->dane_match,
+                 s->info.tls_dane_depth);
+    else if (s->info.tls_verified)
+        snprintf(what, sizeof(what), ", certificate verified");
+    else if (s->evaluate)
+        snprintf(what, sizeof(what), ", certificate not valid (%s)", s->vfy_reason);
     if (log_enabled(LOG_LV_DETAIL))
         log_detail("%s: %s TLS established: %s %s%s", idp(s), s->relay, s->tls_version,
-                   s->tls_cipher, s->info.tls_verified ? ", certificate verified" : "");
+                   s->tls_cipher, what);
     /* RFC 3207: forget what was learned before TLS, ask again. */
     memset(&s->info.caps, 0, sizeof(s->info.caps));
     send_fmt(s, "EHLO %s", s->helo);
@@ -807,6 +1025,8 @@ static int tls_failed(struct smtpc *s)
                               "reconnect to %s failed: %s", s->relay, strerror(errno));
         return STOP;
     }
+    if (s->ntlsa > 0)
+        log_info("%s: %s %s", idp(s), s->relay, why);
     return fail_local(s, SMTPC_TEMP, SMTPC_CL_TLS, SMTPC_STEP_STARTTLS, "4.7.5", "%s", why);
 }
 
@@ -950,7 +1170,7 @@ static int ehlo_reply(struct smtpc *s, enum expect e)
 static int after_ehlo(struct smtpc *s)
 {
     int offered = (s->info.caps.flags & SMTP_CAP_STARTTLS) != 0;
-    int required = s->tls_mode == TLS_MODE_ENCRYPT || s->tls_mode == TLS_MODE_VERIFY;
+    int required = s->tls_mode != TLS_MODE_NONE && s->tls_mode != TLS_MODE_MAY;
 
     if (!s->info.tls && !s->info.tls_fallback) {
         if (required && !offered)
@@ -1557,6 +1777,32 @@ static int start_connect(struct smtpc *s)
 
 /* ---- public API ---- */
 
+/* The DANE options: the usable records (only with a DANE mode), names. */
+static void copy_dane(struct smtpc *s, const struct smtpc_opts *o)
+{
+    int dane = o->tls == TLS_MODE_DANE || o->tls == TLS_MODE_DANE_ONLY;
+
+    s->evaluate = o->tls_evaluate && (o->tls == TLS_MODE_MAY || o->tls == TLS_MODE_ENCRYPT);
+    if (!dane)
+        return;
+    s->dane_base = xstrdup(o->dane_base && o->dane_base[0] ? o->dane_base : s->host);
+    s->tlsa = xcalloc(o->ntlsa ? o->ntlsa : 1, sizeof(*s->tlsa));
+    for (size_t i = 0; i < o->ntlsa; i++) {
+        const struct smtpc_tlsa *t = &o->tlsa[i];
+        unsigned char *d;
+        if (!smtpc_tlsa_usable(t->usage, t->selector, t->mtype, t->len))
+            continue; /* RFC 7672 3.1.3: PKIX-TA/EE and unknown values */
+        d = xmalloc(t->len);
+        memcpy(d, t->data, t->len);
+        s->tlsa[s->ntlsa] = *t;
+        s->tlsa[s->ntlsa++].data = d;
+    }
+    s->dane_names = xcalloc(o->ndane_names + 1, sizeof(*s->dane_names));
+    for (size_t i = 0; i < o->ndane_names; i++)
+        if (o->dane_names[i] && o->dane_names[i][0])
+            s->dane_names[s->ndane_names++] = xstrdup(o->dane_names[i]);
+}
+
 struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_opts *o, smtpc_open_cb *cb,
                          void *arg)
 {
@@ -1584,6 +1830,7 @@ struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_opts *o, sm
     s->chunking = o->chunking;
     s->tls_mode = o->tls;
     s->ssl_ctx = o->ssl_ctx;
+    copy_dane(s, o);
     snprintf(hp, sizeof(hp), "%s[%s]:%d", s->host, s->addrstr, netaddr_port(sa));
     s->relay = xstrdup(hp);
 
@@ -1594,6 +1841,9 @@ struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_opts *o, sm
     s->info.greeting = s->greeting;
     s->info.tls_version = s->tls_version;
     s->info.tls_cipher = s->tls_cipher;
+    s->info.tls_dane_match = s->dane_match;
+    s->info.tls_dane_depth = -1;
+    s->info.tls_vfy_reason = s->vfy_reason;
 
     smtp_reply_init(&s->reply);
     buf_init(&s->enc);
@@ -1847,6 +2097,11 @@ struct ssl_ctx_st *smtpc_tls_ctx_new(const char *ca_file, char **err)
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 #endif
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (SSL_CTX_dane_enable(ctx) <= 0) {
+        *err = xstrdup("SSL_CTX_dane_enable failed");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (file == NULL || file[0] == '\0') {
         file = getenv(X509_get_default_cert_file_env());
         if (file == NULL || file[0] == '\0')

@@ -131,6 +131,34 @@ struct smtpc_txn_res {
     int reusable;                 /* the connection can carry another transaction */
 };
 
+/*
+ * One TLSA record (RFC 6698) for DANE (RFC 7671, RFC 7672). The client
+ * uses only DANE-TA(2) and DANE-EE(3) with selector 0 (full certificate)
+ * or 1 (SubjectPublicKeyInfo) and matching type 0 (exact), 1 (SHA2-256)
+ * or 2 (SHA2-512) with the digest's length; PKIX-TA(0), PKIX-EE(1) and
+ * unknown values are unusable (RFC 7672 3.1.3) and ignored.
+ */
+struct smtpc_tlsa {
+    unsigned char usage, selector, mtype;
+    const unsigned char *data;
+    size_t len;
+};
+/* 1 when the client can use a record with these fields. */
+int smtpc_tlsa_usable(unsigned usage, unsigned selector, unsigned mtype, size_t len);
+
+/* How a certificate check ended (verify, DANE, tls_evaluate): what a
+ * TLS report (RFC 8460) needs, without OpenSSL's codes. */
+enum smtpc_vfy {
+    SMTPC_VFY_NONE = 0,      /* not checked */
+    SMTPC_VFY_OK,            /* chain (or TLSA record) and name verified */
+    SMTPC_VFY_HOST_MISMATCH, /* valid chain, no reference name in it */
+    SMTPC_VFY_EXPIRED,       /* a certificate of the chain expired (or is not yet valid) */
+    SMTPC_VFY_NOT_TRUSTED,   /* no trusted CA, self-signed */
+    SMTPC_VFY_DANE_NO_MATCH, /* DANE: no TLSA record matches the chain */
+    SMTPC_VFY_OTHER,         /* anything else (signature, handshake) */
+};
+const char *smtpc_vfy_name(enum smtpc_vfy v); /* "none" "ok" "host-mismatch" ... */
+
 struct smtpc_info {
     const char *host; /* name given by the caller (or the address) */
     const char *addr; /* "192.0.2.1" / "2001:db8::1" */
@@ -139,13 +167,20 @@ struct smtpc_info {
     const char *greeting; /* sanitised greeting summary, "" before it */
     int esmtp;            /* EHLO was accepted */
     struct smtp_caps caps;
-    int tls;                 /* TLS in use */
-    int tls_verified;        /* certificate and host name verified (tls = verify) */
-    int tls_fallback;        /* tls = may: handshake failed, reconnected in plaintext */
-    const char *tls_version; /* "TLSv1.3", or "" */
-    const char *tls_cipher;  /* or "" */
-    int auth;                /* authenticated */
-    int transactions;        /* transactions started on this connection */
+    int tls;                    /* TLS in use */
+    int tls_verified;           /* certificate and host name verified (tls = verify, or the
+                                   check of tls_evaluate passed); not set by DANE */
+    int tls_fallback;           /* tls = may: handshake failed, reconnected in plaintext */
+    int tls_dane;               /* DANE: the certificate chain matched a TLSA record */
+    const char *tls_dane_match; /* that record, "usage selector mtype" ("3 1 1"), or "" */
+    int tls_dane_depth;         /* depth of the certificate that matched (0: the server's), -1 */
+    enum smtpc_vfy tls_vfy;     /* how the certificate check ended (verify, DANE, tls_evaluate);
+                                   also set when the handshake failed on it */
+    const char *tls_vfy_reason; /* why it failed ("certificate has expired"), or "" */
+    const char *tls_version;    /* "TLSv1.3", or "" */
+    const char *tls_cipher;     /* or "" */
+    int auth;                   /* authenticated */
+    int transactions;           /* transactions started on this connection */
 };
 
 struct smtpc_opts {
@@ -162,6 +197,25 @@ struct smtpc_opts {
     int auth_plaintext; /* allow AUTH without TLS */
     int chunking;       /* send with BDAT (RFC 3030) when the server offers CHUNKING */
     const char *log_id; /* prefix for log lines (queue ID, delivery tag), or NULL */
+    /*
+     * DANE (tls = dane or dane-only; the caller decided that DANE applies,
+     * dlv_tls_plan). STARTTLS is then mandatory (not offered, refused, a
+     * failed handshake: temporary, class tls, never plaintext). With at
+     * least one usable record the certificate must match one: DANE-EE(3)
+     * ignores names and validity dates, DANE-TA(2) checks the chain from
+     * the matched trust anchor and the names (dane_base, then dane_names).
+     * With none usable the session is encrypted but not authenticated
+     * (as encrypt). SNI is dane_base (NULL: host). Copied.
+     */
+    const struct smtpc_tlsa *tlsa;
+    size_t ntlsa;
+    const char *dane_base;         /* TLSA base domain (the MX host name), or NULL: host */
+    const char *const *dane_names; /* more reference names for DANE-TA, or NULL */
+    size_t ndane_names;
+    /* tls = may or encrypt: check the chain (ssl_ctx's CAs) and host name
+     * as verify would, without enforcing it (MTA-STS testing mode): the
+     * result is in info.tls_vfy. */
+    int tls_evaluate;
 };
 
 struct smtpc;
@@ -213,7 +267,8 @@ void smtpc_free(struct smtpc *s);
  * The client TLS context, made before chroot: the CA bundle (ca_file, or
  * the system bundle when NULL or "") is read now, since a chrooted
  * process cannot read it later. TLS 1.2 at least. NULL and *err (malloc'd)
- * on failure. Free with SSL_CTX_free.
+ * on failure. DANE is enabled on it (SSL_CTX_dane_enable) for sessions
+ * with TLSA records. Free with SSL_CTX_free.
  */
 struct ssl_ctx_st *smtpc_tls_ctx_new(const char *ca_file, char **err);
 

@@ -46,43 +46,70 @@ static char certfile[300];
 static X509 *cert;
 static EVP_PKEY *pkey;
 
-static void make_cert(void)
+/* A certificate for cn with subjectAltName san, valid from nb to na
+ * seconds from now, signed by issuer (NULL: self-signed); ca: CA:TRUE. */
+static X509 *new_cert(const char *cn, const char *san, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
+                      int ca, long nb, long na)
 {
-    char curve[] = "P-256";
+    X509 *x = X509_new();
     X509_NAME *name;
     X509V3_CTX ctx;
     X509_EXTENSION *ext;
+    static long serial = 1;
+
+    if (x == NULL)
+        log_panic("cannot make a certificate");
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+    X509_gmtime_adj(X509_getm_notBefore(x), nb);
+    X509_gmtime_adj(X509_getm_notAfter(x), na);
+    X509_set_pubkey(x, key);
+    name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+    if (san) {
+        ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+                              ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    if (!X509_sign(x, ikey ? ikey : key, EVP_sha256()))
+        log_panic("cannot sign the certificate");
+    return x;
+}
+
+static EVP_PKEY *new_key(void)
+{
+    char curve[] = "P-256";
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
+
+    if (k == NULL)
+        log_panic("cannot make a key");
+    return k;
+}
+
+static void make_cert(void)
+{
     FILE *f;
 
-    pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
-    cert = X509_new();
-    if (pkey == NULL || cert == NULL)
-        log_panic("cannot make a key");
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-    X509_set_pubkey(cert, pkey);
-    name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-                               0);
-    X509_set_issuer_name(cert, name);
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
-    X509_add_ext(cert, ext, -1);
-    X509_EXTENSION_free(ext);
-    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-    X509_add_ext(cert, ext, -1);
-    X509_EXTENSION_free(ext);
-    if (!X509_sign(cert, pkey, EVP_sha256()))
-        log_panic("cannot sign the certificate");
+    pkey = new_key();
+    cert = new_cert("localhost", "DNS:localhost,IP:127.0.0.1", pkey, NULL, NULL, 1, -3600, 86400);
     snprintf(certfile, sizeof(certfile), "%s/cert.pem", tmpdir);
     f = fopen(certfile, "w");
     if (f == NULL || !PEM_write_X509(f, cert))
         log_panic("cannot write %s", certfile);
     fclose(f);
 }
+
+/* What the fake server presents: its certificate, key and the chain
+ * certificate sent after it (NULL: none). make_cert's by default. */
+static X509 *srv_cert, *srv_chain;
+static EVP_PKEY *srv_key;
 
 static char *slurp(const char *path, size_t *lenp)
 {
@@ -318,6 +345,18 @@ static int cmd_match(const char *line, const char *want)
     return ascii_ncasecmp(line, want, wl) == 0;
 }
 
+static FILE *f_tr; /* the transcript, for on_sni */
+
+/* "S name" in the transcript: the SNI the client sent (before the
+ * handshake can fail). */
+static int on_sni(SSL *ssl, int *alert, void *arg)
+{
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+    fprintf(f_tr, "S %s\n", sni ? sni : "-");
+    return SSL_TLSEXT_ERR_OK;
+}
+
 static void fake_run(const struct fstep *st, SSL_CTX *sctx)
 {
     struct fconn *c = xcalloc(1, sizeof(*c));
@@ -327,6 +366,8 @@ static void fake_run(const struct fstep *st, SSL_CTX *sctx)
     snprintf(path, sizeof(path), "%s/transcript", tmpdir);
     c->tr = fopen(path, "w");
     setvbuf(c->tr, NULL, _IOLBF, 0);
+    f_tr = c->tr;
+    SSL_CTX_set_tlsext_servername_callback(sctx, on_sni);
     alarm(20);
     f_accept(c);
     for (; st->op != F_END; st++) {
@@ -403,8 +444,10 @@ static void fake_start(const struct fstep *script, int rcvbuf)
 {
     SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
 
-    SSL_CTX_use_certificate(sctx, cert);
-    SSL_CTX_use_PrivateKey(sctx, pkey);
+    SSL_CTX_use_certificate(sctx, srv_cert ? srv_cert : cert);
+    SSL_CTX_use_PrivateKey(sctx, srv_key ? srv_key : pkey);
+    if (srv_chain)
+        SSL_CTX_add1_chain_cert(sctx, srv_chain);
     fake_listen(rcvbuf);
     fflush(stdout);
     fflush(stderr);
@@ -518,7 +561,7 @@ struct run {
     int got_open;
     struct smtpc_res open;
     struct smtpc_info info;
-    char tls_version[32], relay[128];
+    char tls_version[32], relay[128], dane_match[16];
     struct tres res[MAXTXN];
     int nres;
     int idle_lost, idle_reusable, resend_rc;
@@ -538,6 +581,9 @@ static void copy_info(struct run *r)
     r->info.tls_version = r->tls_version;
     strlcpy_p(r->relay, r->info.relay, sizeof(r->relay));
     r->info.relay = r->relay;
+    strlcpy_p(r->dane_match, r->info.tls_dane_match, sizeof(r->dane_match));
+    r->info.tls_dane_match = r->dane_match;
+    r->info.tls_vfy_reason = NULL;
     r->info.host = r->info.addr = r->info.greeting = NULL;
 }
 
@@ -1682,6 +1728,287 @@ static void test_cmds(void)
     is_int(tls_mode_parse("bogus"), -1, "unknown tls name");
 }
 
+/* ---- DANE (RFC 7672) and the tls_evaluate check ---- */
+
+static EVP_PKEY *ca_key, *leaf_key;
+static X509 *ca_cert, *leaf_cert, *old_cert;
+
+/* A CA "Test CA" and a leaf for mx.dane.test signed by it; an expired
+ * self-signed certificate for another name. */
+static void make_chain(void)
+{
+    ca_key = new_key();
+    leaf_key = new_key();
+    ca_cert = new_cert("Test CA", NULL, ca_key, NULL, NULL, 1, -3600, 86400);
+    leaf_cert =
+        new_cert("mx.dane.test", "DNS:mx.dane.test", leaf_key, ca_cert, ca_key, 0, -3600, 86400);
+    old_cert =
+        new_cert("old.example", "DNS:old.example", leaf_key, NULL, NULL, 0, -86400 * 3, -86400 * 2);
+}
+
+/* The association data of x for selector sel and matching type mt (RFC 6698 2.1). */
+static size_t tlsa_data(X509 *x, int sel, int mt, unsigned char *out, size_t outsz)
+{
+    unsigned char *der = NULL;
+    int len = sel == 0 ? i2d_X509(x, &der) : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+    unsigned int mdlen = 0;
+    size_t n = 0;
+
+    if (len <= 0)
+        log_panic("cannot encode a certificate");
+    if (mt == 0 && (size_t)len <= outsz) {
+        memcpy(out, der, (size_t)len);
+        n = (size_t)len;
+    } else if (mt > 0 && EVP_Digest(der, (size_t)len, out, &mdlen,
+                                    mt == 1 ? EVP_sha256() : EVP_sha512(), NULL) == 1) {
+        n = mdlen;
+    }
+    OPENSSL_free(der);
+    return n;
+}
+
+static void hexstr(char *out, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", p[i]);
+    out[2 * n] = '\0';
+}
+
+static const struct fstep dane_script[] = {
+    GREET,
+    {F_CMD, "EHLO client.test", "250-fake.test\r\n250 STARTTLS\r\n"},
+    {F_CMD, "STARTTLS", "220 2.0.0 ready\r\n"},
+    {F_TLS, NULL, NULL},
+    {F_CMD, "EHLO client.test", "250 fake.test\r\n"},
+    QUIT_END,
+};
+
+struct dane_case {
+    const char *what;
+    X509 *srv, *chain, *rec_cert; /* presented; sent after it; the record is made of rec_cert */
+    EVP_PKEY *key;
+    int usage, sel, mt;
+    const char *base;  /* TLSA base domain */
+    const char *extra; /* another reference name, or NULL */
+    int want_ok, want_depth;
+    enum smtpc_vfy want_vfy;
+};
+
+static void run_dane(const struct dane_case *dc, SSL_CTX *ctx)
+{
+    unsigned char data[4096];
+    struct smtpc_tlsa rec;
+    const char *names[1];
+    struct run r;
+    char *tr, *logs, want[64], sni[300];
+
+    rec.usage = (unsigned char)dc->usage;
+    rec.selector = (unsigned char)dc->sel;
+    rec.mtype = (unsigned char)dc->mt;
+    rec.len = tlsa_data(dc->rec_cert, dc->sel, dc->mt, data, sizeof(data));
+    rec.data = data;
+    srv_cert = dc->srv;
+    srv_key = dc->key;
+    srv_chain = dc->chain;
+    fake_start(dane_script, 0);
+    srv_cert = srv_chain = NULL;
+    srv_key = NULL;
+    run_init(&r, lport);
+    r.opts.host = "mx.dane.test";
+    r.opts.tls = TLS_MODE_DANE;
+    r.opts.ssl_ctx = ctx;
+    r.opts.tlsa = &rec;
+    r.opts.ntlsa = 1;
+    r.opts.dane_base = dc->base;
+    if (dc->extra) {
+        names[0] = dc->extra;
+        r.opts.dane_names = names;
+        r.opts.ndane_names = 1;
+    }
+    logs = with_log_capture(&r);
+    tr = fake_wait();
+    snprintf(sni, sizeof(sni), "S %s\n", dc->base);
+    ok(strstr(tr, sni) != NULL, "%s: SNI is the TLSA base domain %s", dc->what, dc->base);
+    snprintf(want, sizeof(want), "%d %d %d", dc->usage, dc->sel, dc->mt);
+    if (dc->want_ok) {
+        if (!is_int(r.open.status, SMTPC_OK, "%s: session opened", dc->what))
+            diag("%s", r.open.text);
+        ok(r.info.tls && r.info.tls_dane, "%s: DANE-authenticated TLS", dc->what);
+        is_str(r.dane_match, want, "%s: the matching record is reported", dc->what);
+        is_int(r.info.tls_dane_depth, dc->want_depth, "%s: matched at depth %d", dc->what,
+               dc->want_depth);
+        ok(!r.info.tls_verified, "%s: not reported as PKIX-verified", dc->what);
+        ok(has_cmd(tr, "QUIT"), "%s: QUIT over TLS", dc->what);
+    } else {
+        char spki[65], hx[96];
+        unsigned char md[EVP_MAX_MD_SIZE];
+
+        tlsa_data(dc->srv, 1, 1, md, sizeof(md));
+        hexstr(spki, md, 32);
+        snprintf(hx, sizeof(hx), "spki-sha256=%s", spki);
+        is_int(r.open.status, SMTPC_TEMP, "%s: temporary failure", dc->what);
+        is_int(r.open.cls, SMTPC_CL_TLS, "%s: class tls", dc->what);
+        is_int(r.open.step, SMTPC_STEP_STARTTLS, "%s: step starttls", dc->what);
+        is_int(r.info.tls_vfy, dc->want_vfy, "%s: check ended %s", dc->what,
+               smtpc_vfy_name(dc->want_vfy));
+        ok(strstr(r.open.text, want) && strstr(r.open.text, "records tried"),
+           "%s: the text names the records tried: %s", dc->what, r.open.text);
+        ok(strstr(logs, want) && strstr(logs, hx) && strstr(logs, "subject=/CN=") &&
+               strstr(logs, "depth "),
+           "%s: the log shows the records, the certificate (subject, issuer, SPKI SHA-256) and "
+           "the depth",
+           dc->what);
+        is_int(count_cmd(tr, "EHLO"), 1, "%s: no EHLO after the failed handshake", dc->what);
+        ok(count_lines(tr, "A") == 1, "%s: no second (plaintext) connection", dc->what);
+    }
+    free(logs);
+    free(tr);
+}
+
+static void test_dane(void)
+{
+    char *err = NULL;
+    SSL_CTX *ctx = smtpc_tls_ctx_new(NULL, &err); /* the system CAs: none of ours */
+    const struct dane_case cases[] = {
+        {"DANE-EE 3 1 1", cert, NULL, cert, pkey, 3, 1, 1, "mx.dane.test", NULL, 1, 0, 0},
+        {"DANE-EE 3 0 1", cert, NULL, cert, pkey, 3, 0, 1, "mx.dane.test", NULL, 1, 0, 0},
+        {"DANE-EE 3 1 2", cert, NULL, cert, pkey, 3, 1, 2, "mx.dane.test", NULL, 1, 0, 0},
+        {"DANE-EE 3 0 0 (full certificate)", cert, NULL, cert, pkey, 3, 0, 0, "mx.dane.test", NULL,
+         1, 0, 0},
+        {"DANE-EE ignores names and dates", old_cert, NULL, old_cert, leaf_key, 3, 1, 1,
+         "mx.dane.test", NULL, 1, 0, 0},
+        {"DANE-TA 2 0 1, name matches", leaf_cert, ca_cert, ca_cert, leaf_key, 2, 0, 1,
+         "mx.dane.test", NULL, 1, 1, 0},
+        {"DANE-TA 2 0 1, name matches the MX host name", leaf_cert, ca_cert, ca_cert, leaf_key, 2,
+         0, 1, "alias.dane.test", "mx.dane.test", 1, 1, 0},
+        {"DANE-TA 2 0 1, wrong name", leaf_cert, ca_cert, ca_cert, leaf_key, 2, 0, 1,
+         "other.dane.test", NULL, 0, 0, SMTPC_VFY_HOST_MISMATCH},
+        {"DANE-EE mismatch", cert, NULL, leaf_cert, pkey, 3, 1, 1, "mx.dane.test", NULL, 0, 0,
+         SMTPC_VFY_DANE_NO_MATCH},
+        {"DANE-TA of another CA", leaf_cert, ca_cert, cert, leaf_key, 2, 0, 1, "mx.dane.test", NULL,
+         0, 0, SMTPC_VFY_DANE_NO_MATCH},
+    };
+
+    if (!ok(ctx != NULL, "DANE: client context"))
+        diag("%s", err);
+    for (size_t i = 0; i < nitems(cases); i++)
+        run_dane(&cases[i], ctx);
+    SSL_CTX_free(ctx);
+}
+
+/* DANE makes STARTTLS mandatory: not offered, or refused, is a temporary
+ * TLS failure, and nothing goes in plaintext. */
+static void test_dane_no_starttls(int refused)
+{
+    static const struct fstep not_offered[] = {GREET, EHLO_PIPE, QUIT_END};
+    static const struct fstep refusing[] = {
+        GREET,
+        {F_CMD, "EHLO client.test", "250-fake.test\r\n250 STARTTLS\r\n"},
+        {F_CMD, "STARTTLS", "454 4.7.0 not now\r\n"},
+        QUIT_END,
+    };
+    const char *what = refused ? "DANE, STARTTLS refused" : "DANE, STARTTLS not offered";
+    unsigned char data[64];
+    struct smtpc_tlsa rec = {3, 1, 1, data, 0};
+    struct run r;
+    SSL_CTX *ctx;
+    char *err = NULL, *tr;
+
+    rec.len = tlsa_data(cert, 1, 1, data, sizeof(data));
+    ctx = smtpc_tls_ctx_new(NULL, &err);
+    make_msg(msg1, strlen(msg1));
+    fake_start(refused ? refusing : not_offered, 0);
+    run_init(&r, lport);
+    r.opts.tls = TLS_MODE_DANE_ONLY;
+    r.opts.ssl_ctx = ctx;
+    r.opts.tlsa = &rec;
+    r.opts.ntlsa = 1;
+    set_txn(&r.txn[0], rcpts3, 3);
+    r.ntxn = 1;
+    run_go(&r);
+    tr = fake_wait();
+    is_int(r.open.status, SMTPC_TEMP, "%s: temporary", what);
+    is_int(r.open.cls, SMTPC_CL_TLS, "%s: class tls", what);
+    is_int(r.nres, 0, "%s: no transaction", what);
+    ok(!has_cmd(tr, "MAIL"), "%s: nothing sent in plaintext", what);
+    is_int(count_lines(tr, "A"), 1, "%s: no second connection", what);
+    free(tr);
+    SSL_CTX_free(ctx);
+}
+
+/* Only PKIX-TA/EE records (and unknown ones): ignored, so TLS without
+ * authentication (as encrypt) - even though they match. */
+static void test_dane_pkix_only(void)
+{
+    unsigned char d1[64], d2[64];
+    struct smtpc_tlsa recs[3] = {{1, 1, 1, d1, 0}, {0, 0, 1, d2, 0}, {3, 1, 1, d1, 31}};
+    struct run r;
+    SSL_CTX *ctx;
+    char *err = NULL, *tr;
+
+    recs[0].len = tlsa_data(cert, 1, 1, d1, sizeof(d1));
+    recs[1].len = tlsa_data(cert, 0, 1, d2, sizeof(d2));
+    ctx = smtpc_tls_ctx_new(certfile, &err); /* PKIX would even verify */
+    fake_start(dane_script, 0);
+    run_init(&r, lport);
+    r.opts.host = "localhost";
+    r.opts.tls = TLS_MODE_DANE;
+    r.opts.ssl_ctx = ctx;
+    r.opts.tlsa = recs;
+    r.opts.ntlsa = 3;
+    run_go(&r);
+    tr = fake_wait();
+    if (!is_int(r.open.status, SMTPC_OK, "DANE, PKIX-only records: session opened"))
+        diag("%s", r.open.text);
+    ok(r.info.tls && !r.info.tls_dane && !r.info.tls_verified,
+       "DANE, PKIX-only records: TLS, neither DANE nor verified (encrypt)");
+    is_int(r.info.tls_vfy, SMTPC_VFY_NONE, "DANE, PKIX-only records: certificate not checked");
+    free(tr);
+    SSL_CTX_free(ctx);
+}
+
+static void test_tlsa_usable(void)
+{
+    ok(smtpc_tlsa_usable(3, 1, 1, 32), "usable: 3 1 1 with 32 bytes");
+    ok(smtpc_tlsa_usable(2, 0, 2, 64), "usable: 2 0 2 with 64 bytes");
+    ok(smtpc_tlsa_usable(3, 0, 0, 300), "usable: 3 0 0 full certificate");
+    ok(!smtpc_tlsa_usable(3, 1, 1, 31), "unusable: SHA-256 of the wrong length");
+    ok(!smtpc_tlsa_usable(1, 1, 1, 32), "unusable: PKIX-EE");
+    ok(!smtpc_tlsa_usable(0, 0, 1, 32), "unusable: PKIX-TA");
+    ok(!smtpc_tlsa_usable(4, 1, 1, 32), "unusable: unknown usage");
+    ok(!smtpc_tlsa_usable(3, 2, 1, 32), "unusable: unknown selector");
+    ok(!smtpc_tlsa_usable(3, 1, 3, 32), "unusable: unknown matching type");
+    ok(!smtpc_tlsa_usable(3, 0, 0, 0), "unusable: empty data");
+    is_str(smtpc_vfy_name(SMTPC_VFY_DANE_NO_MATCH), "dane-no-match", "vfy names");
+}
+
+/* tls_evaluate (MTA-STS testing): the check is made and reported, never
+ * enforced. */
+static void test_evaluate(const char *host, const char *ca, enum smtpc_vfy want)
+{
+    struct run r;
+    SSL_CTX *ctx;
+    char *err = NULL, *tr;
+
+    ctx = smtpc_tls_ctx_new(ca, &err);
+    fake_start(dane_script, 0);
+    run_init(&r, lport);
+    r.opts.host = host;
+    r.opts.tls = TLS_MODE_MAY;
+    r.opts.tls_evaluate = 1;
+    r.opts.ssl_ctx = ctx;
+    run_go(&r);
+    tr = fake_wait();
+    if (!is_int(r.open.status, SMTPC_OK, "evaluate %s: session opened", host))
+        diag("%s", r.open.text);
+    ok(r.info.tls, "evaluate %s: TLS in use", host);
+    is_int(r.info.tls_vfy, want, "evaluate %s: check %s", host, smtpc_vfy_name(want));
+    is_int(r.info.tls_verified, want == SMTPC_VFY_OK, "evaluate %s: verified only when it is",
+           host);
+    free(tr);
+    SSL_CTX_free(ctx);
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -1723,11 +2050,25 @@ int main(void)
     test_timeout();
     test_greeting_554();
     test_dsn_params();
+    make_chain();
+    test_tlsa_usable();
+    test_dane();
+    test_dane_no_starttls(0);
+    test_dane_no_starttls(1);
+    test_dane_pkix_only();
+    test_evaluate("localhost", certfile, SMTPC_VFY_OK);
+    test_evaluate("wrong.example", certfile, SMTPC_VFY_HOST_MISMATCH);
+    test_evaluate("localhost", NULL, SMTPC_VFY_NOT_TRUSTED);
 
     if (msg_fd > 0)
         close(msg_fd);
     X509_free(cert);
     EVP_PKEY_free(pkey);
+    X509_free(ca_cert);
+    X509_free(leaf_cert);
+    X509_free(old_cert);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(leaf_key);
     rm_tmpdir();
     return done_testing();
 }
