@@ -918,8 +918,7 @@ static int tls_checks(struct smtpc *s, const char *name)
 
 static int start_tls(struct smtpc *s)
 {
-    char name[256];
-    const char *sni;
+    char name[256], sni[256];
     size_t n;
 
     if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
@@ -934,7 +933,7 @@ static int start_tls(struct smtpc *s)
         return fail_local(s, SMTPC_TEMP, SMTPC_CL_TLS, SMTPC_STEP_STARTTLS, "4.7.5",
                           "SSL_new failed");
     /* RFC 7672 3.2.1: with DANE the SNI is the TLSA base domain */
-    sni = s->dane_base ? s->dane_base : name;
+    strlcpy_p(sni, s->dane_base ? s->dane_base : name, sizeof(sni));
     if (!is_ip_literal(sni) && sni[0])
         SSL_set_tlsext_host_name(s->ssl, sni);
     s->vfail_set = 0;
