@@ -661,6 +661,7 @@ static void encode_req(struct qmgr *q, const struct route_plan *plan, struct del
     policy_fill_req(q, g->d, plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
     /* local takes it too: it marks what it forwards the same way */
     req.dkim = g->m->dkim && (req.target == DLV_TARGET_LOCAL || qdkim_active(q));
+    req.mta_sts = (uint8_t)(q->mta_sts && req.target == DLV_TARGET_MX);
     policy_log_attempt(q, g->m, g->d, plan, dl);
     ipc_w_init(w);
     dlv_req_encode(w, &req);

@@ -44,6 +44,7 @@ static void load_policy(struct qmgr *q, const struct config *cfg)
     q->pol.port = (int)cfg_num(cfg, P_direct_port);
     q->max_deliveries = cfg_num(cfg, P_max_deliveries);
     q->per_conn = cfg_num(cfg, P_messages_per_connection);
+    q->mta_sts = cfg_num(cfg, P_mta_sts) != 0;
     q->recycle_max = cfg_num(cfg, P_queue_file_recycle);
 }
 

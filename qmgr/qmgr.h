@@ -177,6 +177,7 @@ struct qmgr {
     struct qpolicy pol;
     struct routing *rt; /* policy.h: domains map, gateways, secrets, sender map */
     long long max_deliveries, per_conn;
+    int mta_sts; /* main.cf's mta_sts: direct deliveries honour MTA-STS (dlv_req.mta_sts) */
     long long recycle_max;        /* queue_file_recycle */
     char (*freed)[QFILE_ID_SIZE]; /* names in free/ not yet sent to smtpd (recycle.c) */
     size_t nfreed, freed_cap;

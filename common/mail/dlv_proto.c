@@ -101,6 +101,7 @@ void dlv_req_encode(struct ipc_w *w, const struct dlv_req *q)
     ipc_w_u32(w, q->idle_timeout_s);
     ipc_w_u32(w, q->connection_delay_ms);
     ipc_w_u8(w, q->dkim);
+    ipc_w_u8(w, q->mta_sts);
 }
 
 static char *dup_str(struct ipc_r *r)
@@ -166,8 +167,10 @@ int dlv_req_decode(const void *body, size_t len, struct dlv_req *q)
     q->idle_timeout_s = ipc_r_u32(&r);
     q->connection_delay_ms = ipc_r_u32(&r);
     q->dkim = ipc_r_u8(&r);
-    if (!ipc_r_done(&r) || q->dkim > 1 || q->target > DLV_TARGET_LOCAL || q->tls > TLS_MODE_LAST ||
-        q->phase > DLV_PHASE_RELAY || (q->target == DLV_TARGET_HOSTS && q->nhosts == 0))
+    q->mta_sts = ipc_r_u8(&r);
+    if (!ipc_r_done(&r) || q->dkim > 1 || q->mta_sts > 1 || q->target > DLV_TARGET_LOCAL ||
+        q->tls > TLS_MODE_LAST || q->phase > DLV_PHASE_RELAY ||
+        (q->target == DLV_TARGET_HOSTS && q->nhosts == 0))
         goto bad;
     for (size_t i = 0; i < q->nhosts; i++)
         if (q->hosts[i].tls > TLS_MODE_LAST || *q->hosts[i].name == '\0')
@@ -235,6 +238,41 @@ void dlv_res_encode(struct ipc_w *w, const struct dlv_res *r)
     ipc_w_str(w, r->tls_version);
     ipc_w_str(w, r->tls_cipher);
     ipc_w_str(w, r->dkim ? r->dkim : "");
+    ipc_w_str(w, r->tls_policy ? r->tls_policy : "");
+    ipc_w_u32(w, (uint32_t)r->ntls_out);
+    for (size_t i = 0; i < r->ntls_out; i++) {
+        const struct dlv_tls_out *o = &r->tls_out[i];
+        ipc_w_str(w, o->policy_type);
+        ipc_w_str(w, o->policy_domain);
+        ipc_w_str(w, o->policy_id);
+        ipc_w_str(w, o->policy_string);
+        ipc_w_str(w, o->mx_host);
+        ipc_w_str(w, o->result);
+        ipc_w_str(w, o->reason);
+    }
+}
+
+static int read_tls_out(struct ipc_r *r, struct dlv_res *res)
+{
+    uint32_t n = ipc_r_u32(r);
+
+    if (!ipc_r_ok(r) || n > DLV_MAX_TLS_OUT)
+        return -1;
+    res->tls_out = xcalloc(n ? n : 1, sizeof(*res->tls_out));
+    for (uint32_t i = 0; i < n; i++) {
+        struct dlv_tls_out *o = &res->tls_out[i];
+        res->ntls_out++; /* so that dlv_res_free frees what was read */
+        o->policy_type = dup_str(r);
+        o->policy_domain = dup_str(r);
+        o->policy_id = dup_str(r);
+        o->policy_string = dup_str(r);
+        o->mx_host = dup_str(r);
+        o->result = dup_str(r);
+        o->reason = dup_str(r);
+        if (!ipc_r_ok(r))
+            return -1;
+    }
+    return 0;
 }
 
 int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
@@ -274,12 +312,29 @@ int dlv_res_decode(const void *body, size_t len, struct dlv_res *res)
     res->tls_version = dup_str(&r);
     res->tls_cipher = dup_str(&r);
     res->dkim = dup_str(&r);
+    res->tls_policy = dup_str(&r);
+    if (read_tls_out(&r, res) < 0)
+        goto bad;
     if (!ipc_r_done(&r) || res->conn_kept > 1 || res->dsn_passed > 1)
         goto bad;
     return 0;
 bad:
     dlv_res_free(res);
     return -1;
+}
+
+void dlv_tls_out_free(struct dlv_tls_out *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(o[i].policy_type);
+        free(o[i].policy_domain);
+        free(o[i].policy_id);
+        free(o[i].policy_string);
+        free(o[i].mx_host);
+        free(o[i].result);
+        free(o[i].reason);
+    }
+    free(o);
 }
 
 void dlv_res_free(struct dlv_res *r)
@@ -289,6 +344,8 @@ void dlv_res_free(struct dlv_res *r)
     free(r->tls_version);
     free(r->tls_cipher);
     free(r->dkim);
+    free(r->tls_policy);
+    dlv_tls_out_free(r->tls_out, r->ntls_out);
     for (size_t i = 0; i < r->n; i++) {
         free(r->r[i].dsn);
         free(r->r[i].text);

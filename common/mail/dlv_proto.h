@@ -96,6 +96,8 @@ struct dlv_req {
     uint8_t dkim;                 /* the message may be DKIM-signed (a local or authenticated
                                      submission, or a notice of ours): deliver and relay ask
                                      the signer (docs/dkim.md) before they send it */
+    uint8_t mta_sts;              /* main.cf's mta_sts: MX targets ask dnsd for the
+                                     domain's MTA-STS policy and honour it (RFC 8461) */
     /* Not on the wire: what the signer added (DKIM-Signature fields, CR LF
      * ended), sent before the message; NULL when nothing. */
     char *prefix;
@@ -144,6 +146,28 @@ struct dlv_rcpt_res {
  * was not in use; qmgr's log line says what to change. */
 #define DLV_DSN_AUTH_NEEDS_TLS "4.7.11"
 
+/*
+ * One TLS session outcome for TLS reporting (RFC 8460 4.4): one per MX
+ * host (or listed host) the delivery tried or skipped on a TLS policy,
+ * in the order tried. qmgr counts them per policy domain.
+ */
+#define DLV_MAX_TLS_OUT 32
+struct dlv_tls_out {
+    char *policy_type;   /* "tlsa" "sts" "no-policy-found" */
+    char *policy_domain; /* sts, no-policy-found: the recipient domain; tlsa: the TLSA
+                            base domain (the host name) */
+    char *policy_id;     /* sts: the policy's id; else "" */
+    char *policy_string; /* sts: "mode: enforce; mx: mx.example.com; max_age: 86400";
+                            tlsa: the usable records "3 1 1 <hex>; ..."; else "" */
+    char *mx_host;       /* the host the session was with (or skipped) */
+    char *result;        /* "success" or an RFC 8460 result-type: starttls-not-supported,
+                            certificate-host-mismatch, certificate-expired,
+                            certificate-not-trusted, validation-failure, tlsa-invalid,
+                            dnssec-invalid, sts-policy-fetch-error, sts-policy-invalid,
+                            sts-webpki-invalid */
+    char *reason;        /* what failed, for the report's failure-reason-code; or "" */
+};
+
 struct dlv_res {
     uint32_t id;
     char *relay;        /* "host[addr]:port" that took it, or the last one tried, or "" */
@@ -162,6 +186,10 @@ struct dlv_res {
     char *tls_cipher;   /* and its cipher ("TLS_AES_256_GCM_SHA384"), else "" */
     char *dkim;         /* for the log: "signed d=example.org s=sel" or "unsigned (why)",
                            "" when the request did not ask for signing */
+    char *tls_policy;   /* the TLS policy of the relay's session, for the log: "dane",
+                           "mta-sts" (enforce), "mta-sts testing", or "" (the domain's tls) */
+    struct dlv_tls_out *tls_out; /* at most DLV_MAX_TLS_OUT, in the order tried */
+    size_t ntls_out;
 };
 
 /*
@@ -197,5 +225,7 @@ void dlv_hosts_free(struct dlv_host *hosts, size_t n);
 void dlv_res_encode(struct ipc_w *w, const struct dlv_res *r);
 int dlv_res_decode(const void *body, size_t len, struct dlv_res *r);
 void dlv_res_free(struct dlv_res *r);
+/* Free n outcomes and the array (dlv_res_free does it for a result). */
+void dlv_tls_out_free(struct dlv_tls_out *o, size_t n);
 
 #endif

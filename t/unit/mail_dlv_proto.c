@@ -66,6 +66,7 @@ static void sample_req(struct dlv_req *q, struct dlv_host *hosts, struct dlv_rcp
     q->idle_timeout_s = 10;
     q->connection_delay_ms = 2500;
     q->dkim = 1;
+    q->mta_sts = 1;
 }
 
 static void test_req_roundtrip(void)
@@ -123,6 +124,7 @@ static void test_req_roundtrip(void)
     is_int(d.idle_timeout_s, 10, "idle timeout");
     is_int(d.connection_delay_ms, 2500, "connection delay");
     is_int(d.dkim, 1, "DKIM asked");
+    is_int(d.mta_sts, 1, "MTA-STS asked");
     dlv_req_free(&d);
     ok(d.queue_id == NULL && d.hosts == NULL, "free clears the structure");
 
@@ -195,8 +197,15 @@ static void test_req_bad_values(void)
     q.target = DLV_TARGET_LOCAL + 1;
     ok(!decodes(&q), "unknown target refused");
     sample_req(&q, hosts, rc);
-    q.tls = TLS_MODE_VERIFY + 1;
+    q.tls = TLS_MODE_DANE_ONLY;
+    hosts[0].tls = TLS_MODE_DANE;
+    ok(decodes(&q), "tls modes dane and dane-only decode");
+    sample_req(&q, hosts, rc);
+    q.tls = TLS_MODE_LAST + 1;
     ok(!decodes(&q), "unknown tls mode refused");
+    sample_req(&q, hosts, rc);
+    q.mta_sts = 2;
+    ok(!decodes(&q), "mta_sts other than 0 or 1 refused");
     sample_req(&q, hosts, rc);
     q.phase = 2;
     ok(!decodes(&q), "unknown phase refused");
@@ -260,11 +269,25 @@ static void test_res(void)
                         1,
                         (char[]){"TLSv1.3"},
                         (char[]){"TLS_AES_256_GCM_SHA384"},
-                        (char[]){"signed d=example.org s=s1"}};
+                        (char[]){"signed d=example.org s=s1"},
+                        NULL,
+                        NULL,
+                        0};
+    struct dlv_tls_out to[2] = {
+        {(char[]){"tlsa"}, (char[]){"mx1.test"}, (char[]){""}, (char[]){"3 1 1 00ff"},
+         (char[]){"mx1.test"}, (char[]){"tlsa-invalid"}, (char[]){"no record matched"}},
+        {(char[]){"sts"}, (char[]){"example.test"}, (char[]){"id1"},
+         (char[]){"mode: enforce; mx: mx2.test; max_age: 86400"}, (char[]){"mx2.test"},
+         (char[]){"success"}, (char[]){""}},
+    };
+    struct dlv_tls_out many[DLV_MAX_TLS_OUT + 1];
     struct dlv_res d;
     struct ipc_w w;
     size_t bad = 0;
 
+    r.tls_policy = (char[]){"mta-sts"};
+    r.tls_out = to;
+    r.ntls_out = 2;
     ipc_w_init(&w);
     dlv_res_encode(&w, &r);
     ok(dlv_res_decode(w.p, w.len, &d) == 0, "result decodes");
@@ -289,6 +312,17 @@ static void test_res(void)
     is_str(d.tls_version, "TLSv1.3", "TLS protocol");
     is_str(d.tls_cipher, "TLS_AES_256_GCM_SHA384", "TLS cipher");
     is_str(d.dkim, "signed d=example.org s=s1", "DKIM note");
+    is_str(d.tls_policy, "mta-sts", "TLS policy");
+    if (is_int(d.ntls_out, 2, "two TLS outcomes")) {
+        is_str(d.tls_out[0].policy_type, "tlsa", "outcome: policy type");
+        is_str(d.tls_out[0].policy_domain, "mx1.test", "outcome: policy domain");
+        is_str(d.tls_out[0].policy_string, "3 1 1 00ff", "outcome: policy string");
+        is_str(d.tls_out[0].result, "tlsa-invalid", "outcome: result");
+        is_str(d.tls_out[0].reason, "no record matched", "outcome: reason");
+        is_str(d.tls_out[1].policy_id, "id1", "outcome: policy id");
+        is_str(d.tls_out[1].mx_host, "mx2.test", "outcome: MX host");
+        is_str(d.tls_out[1].result, "success", "outcome: success");
+    }
     dlv_res_free(&d);
     for (size_t n = 0; n < w.len; n++)
         if (dlv_res_decode(w.p, n, &d) == 0) {
@@ -297,6 +331,23 @@ static void test_res(void)
         }
     is_int(bad, 0, "no truncation of a result decodes");
     ipc_w_free(&w);
+
+    for (size_t i = 0; i < nitems(many); i++)
+        many[i] = to[1];
+    r.tls_out = many;
+    r.ntls_out = DLV_MAX_TLS_OUT;
+    ipc_w_init(&w);
+    dlv_res_encode(&w, &r);
+    ok(dlv_res_decode(w.p, w.len, &d) == 0, "DLV_MAX_TLS_OUT outcomes decode");
+    dlv_res_free(&d);
+    ipc_w_free(&w);
+    r.ntls_out = DLV_MAX_TLS_OUT + 1;
+    ipc_w_init(&w);
+    dlv_res_encode(&w, &r);
+    ok(dlv_res_decode(w.p, w.len, &d) < 0, "more outcomes than DLV_MAX_TLS_OUT refused");
+    ipc_w_free(&w);
+    r.tls_out = NULL;
+    r.ntls_out = 0;
 
     r.host_index = -1;
     r.n = 0;
