@@ -661,7 +661,9 @@ static void encode_req(struct qmgr *q, const struct route_plan *plan, struct del
     policy_fill_req(q, g->d, plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
     /* local takes it too: it marks what it forwards the same way */
     req.dkim = g->m->dkim && (req.target == DLV_TARGET_LOCAL || qdkim_active(q));
-    req.mta_sts = (uint8_t)(q->mta_sts && req.target == DLV_TARGET_MX);
+    /* MTA-STS is the recipient domain's: not for smtp:host routes */
+    req.mta_sts = (uint8_t)(q->mta_sts && req.target == DLV_TARGET_MX && req.domain &&
+                            strcmp(req.domain, g->d->name) == 0);
     policy_log_attempt(q, g->m, g->d, plan, dl);
     ipc_w_init(w);
     dlv_req_encode(w, &req);
@@ -1008,16 +1010,21 @@ static void record_delivery(struct qmgr *q, struct delivery *dl, const struct dl
 /* res NULL: the result was unusable; every recipient is deferred. */
 /* ", tls=TLSv1.3 TLS_AES_256_GCM_SHA384" after the tag when the session
  * with the relay of the result used TLS: the protocol and cipher, as
- * smtpd's accepted line has them. */
+ * smtpd's accepted line has them; then ", tls_policy=dane" (or mta-sts,
+ * mta-sts testing) when a DANE or MTA-STS policy applied. */
 static void tls_tag(const struct dlv_res *res, char *tag, size_t len)
 {
     size_t n = strlen(tag);
 
-    if (res == NULL || !res->tls_used || res->tls_version == NULL || !res->tls_version[0])
-        return;
-    snprintf(tag + n, len - n, ", tls=%s%s%s", res->tls_version,
-             res->tls_cipher && res->tls_cipher[0] ? " " : "",
-             res->tls_cipher ? res->tls_cipher : "");
+    if (res != NULL && res->tls_used && res->tls_version && res->tls_version[0]) {
+        snprintf(tag + n, len - n, ", tls=%s%s%s", res->tls_version,
+                 res->tls_cipher && res->tls_cipher[0] ? " " : "",
+                 res->tls_cipher ? res->tls_cipher : "");
+        n = strlen(tag);
+    }
+    /* the policy that applied: dane, mta-sts, mta-sts testing */
+    if (res != NULL && res->tls_policy && res->tls_policy[0])
+        snprintf(tag + n, len - n, ", tls_policy=%s", res->tls_policy);
 }
 
 /* ", dkim=signed d=example.org s=sel" (or "unsigned (why)") when the

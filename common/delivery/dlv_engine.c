@@ -57,6 +57,7 @@ size_t dlv_cands_mx(const struct dns_result *r, uint16_t default_port, enum tls_
             c->addr = h->addrs[k];
             set_port(&c->addr, pick_port(h->port, &h->addrs[k], default_port));
             c->host_index = -1;
+            c->mx_index = (int)i;
             c->tls = tls;
         }
     }
@@ -83,6 +84,7 @@ size_t dlv_cands_host(const struct dlv_host *h, int index, const struct dns_resu
         /* a literal may carry its port ("192.0.2.1:2525"); looked-up addresses do not */
         set_port(&c->addr, pick_port(h->port, lit, default_port));
         c->host_index = index;
+        c->mx_index = -1;
         c->tls = (enum tls_mode)h->tls;
         c->h = h;
     }
@@ -272,6 +274,135 @@ int dlv_tally_more(const struct dlv_tally *t)
     return t->nopen > 0 && !t->stop;
 }
 
+/* ---- pure: the TLS policy of a host (DANE, MTA-STS) ---- */
+
+const char *dlv_tls_policy_name(enum dlv_tls_policy p)
+{
+    static const char *const names[] = {"domain", "dane", "mta-sts enforce", "mta-sts testing"};
+
+    return (size_t)p < nitems(names) ? names[p] : "?";
+}
+
+int dlv_tls_wants_dane(enum tls_mode mode, int listed)
+{
+    if (listed)
+        return mode == TLS_MODE_DANE || mode == TLS_MODE_DANE_ONLY;
+    return mode != TLS_MODE_NONE && mode != TLS_MODE_VERIFY;
+}
+
+/* a and b equal, ignoring case and a final dot on either. */
+static int name_eq(const char *a, size_t al, const char *b)
+{
+    size_t bl = strlen(b);
+
+    if (al > 0 && a[al - 1] == '.')
+        al--;
+    if (bl > 0 && b[bl - 1] == '.')
+        bl--;
+    return al == bl && al > 0 && ascii_ncasecmp(a, b, al) == 0;
+}
+
+/*
+ * An MX pattern of an MTA-STS policy (RFC 8461 4.1): exact, or "*.rest"
+ * matching exactly one more leftmost label.
+ * TODO: switch to sts_mx_match() of mail/mta_sts.c once it is there.
+ */
+static int sts_pattern_match(const char *pattern, const char *host)
+{
+    const char *dot;
+
+    if (strncmp(pattern, "*.", 2) != 0)
+        return name_eq(pattern, strlen(pattern), host);
+    dot = strchr(host, '.');
+    if (dot == NULL || dot == host)
+        return 0;
+    return name_eq(dot + 1, strlen(dot + 1), pattern + 2);
+}
+
+static int sts_host_ok(const struct dns_sts *sts, const char *host)
+{
+    for (size_t i = 0; i < sts->nmx; i++)
+        if (sts_pattern_match(sts->mx[i], host))
+            return 1;
+    return 0;
+}
+
+/* DANE where it applies: 1 when the TLSA state decided the plan. */
+static int plan_dane(enum tls_mode mode, const struct dns_host *h, struct dlv_tls_plan *p)
+{
+    if (h == NULL)
+        return 0;
+    switch ((enum dns_tlsa_state)h->tlsa_state) {
+    case DNS_TLSA_FAILED:
+        p->policy = DLV_TLS_POLICY_DANE;
+        p->skip = 1;
+        snprintf(p->reason, sizeof(p->reason), "TLSA lookup failed: %s",
+                 h->tlsa_reason && h->tlsa_reason[0] ? h->tlsa_reason : "no reason given");
+        return 1;
+    case DNS_TLSA_FOUND:
+        p->policy = DLV_TLS_POLICY_DANE;
+        for (size_t i = 0; i < h->ntlsa && p->ntlsa < DNS_MAX_TLSA; i++) {
+            const struct dns_tlsa *t = &h->tlsa[i];
+            if (!smtpc_tlsa_usable(t->usage, t->selector, t->mtype, t->len))
+                continue;
+            p->tlsa[p->ntlsa++] =
+                (struct smtpc_tlsa){t->usage, t->selector, t->mtype, t->data, t->len};
+        }
+        /* RFC 7672 3.1.3: records, none usable: TLS, not authenticated */
+        p->dane = p->ntlsa > 0;
+        p->mode = p->dane ? TLS_MODE_DANE : TLS_MODE_ENCRYPT;
+        return 1;
+    case DNS_TLSA_NOT_ASKED:
+    case DNS_TLSA_NONE:
+    case DNS_TLSA_INSECURE:
+        break;
+    }
+    return 0;
+}
+
+/* MTA-STS for an MX host without DANE. */
+static void plan_sts(const struct dns_result *r, const char *host, struct dlv_tls_plan *p)
+{
+    const struct dns_sts *sts = &r->sts;
+    int in = sts_host_ok(sts, host);
+
+    if (sts->state != DNS_STS_POLICY || sts->mode == DNS_STS_MODE_NONE)
+        return;
+    if (!in)
+        snprintf(p->reason, sizeof(p->reason), "%s is not in the MTA-STS policy of %s (id %s)",
+                 host, r->name ? r->name : "?", sts->id ? sts->id : "");
+    if (sts->mode == DNS_STS_MODE_ENFORCE) {
+        p->policy = DLV_TLS_POLICY_STS_ENFORCE;
+        p->skip = !in;
+        p->mode = TLS_MODE_VERIFY;
+        return;
+    }
+    p->policy = DLV_TLS_POLICY_STS_TESTING;
+    p->sts_fail = !in;
+    p->evaluate = p->mode == TLS_MODE_MAY || p->mode == TLS_MODE_ENCRYPT;
+}
+
+void dlv_tls_plan(enum tls_mode mode, const struct dns_result *r, const struct dns_host *h,
+                  int listed, struct dlv_tls_plan *out)
+{
+    const char *host = h && h->name ? h->name : r && r->name ? r->name : "?";
+
+    memset(out, 0, sizeof(*out));
+    out->mode = mode;
+    out->policy = DLV_TLS_POLICY_DOMAIN;
+    if (dlv_tls_wants_dane(mode, listed) && plan_dane(mode, h, out))
+        return;
+    if (mode == TLS_MODE_DANE_ONLY) {
+        out->skip = 1;
+        snprintf(out->reason, sizeof(out->reason), "no secure TLSA records for %s", host);
+        return;
+    }
+    if (mode == TLS_MODE_DANE)
+        out->mode = TLS_MODE_MAY;
+    if (!listed && r != NULL && h != NULL)
+        plan_sts(r, h->name, out);
+}
+
 /* ---- pure: whom a connection belongs to (connection reuse) ---- */
 
 void dlv_conn_id_of(const struct dlv_req *q, int host_index, struct dlv_conn_id *out)
@@ -377,6 +508,15 @@ struct dlv_job {
     int waited;         /* connection_delay was checked before the first new connection */
     size_t reuse_next;  /* listed hosts before this one were looked up in the idle cache */
     struct event *wait; /* that pause */
+    /* TLS policy: MX targets one plan per host of mx, listed hosts one
+     * (the current host); told: its skip was reported */
+    struct dlv_tls_plan *plans;
+    unsigned char *told;
+    size_t nplans;
+    const struct dlv_tls_plan *s_plan; /* of s (NULL when reused) */
+    char *tls_policy;
+    struct dlv_tls_out *tls_out;
+    size_t ntls_out;
 };
 
 static uint32_t rnd_default(uint32_t n)
@@ -612,6 +752,7 @@ void dlv_engine_close_idle(struct dlv_engine *e)
 
 static void job_next(struct dlv_job *j);
 static int job_pause(struct dlv_job *j);
+static void tls_out_session(struct dlv_job *j, struct smtpc *s, const struct smtpc_res *res);
 static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg);
 static void on_txn(struct smtpc *s, const struct smtpc_txn_res *tr, void *arg);
 
@@ -647,6 +788,10 @@ static void job_free(struct dlv_job *j)
     free(j->label);
     free(j->tls_version);
     free(j->tls_cipher);
+    free(j->plans);
+    free(j->told);
+    free(j->tls_policy);
+    dlv_tls_out_free(j->tls_out, j->ntls_out);
     free(j);
 }
 
@@ -673,9 +818,28 @@ static void job_finish(struct dlv_job *j)
     res.r = j->t.r;
     res.n = j->t.n;
     res.conn_kept = (uint8_t)(j->kept != 0);
+    res.tls_policy = j->tls_policy;
+    res.tls_out = j->tls_out;
+    res.ntls_out = j->ntls_out;
     j->in_cb = 1;
     j->cb(&res, j->arg);
     job_free(j);
+}
+
+/* For the result's log: "dane", "mta-sts", "mta-sts testing", "". */
+static const char *tls_policy_label(const struct dlv_tls_plan *p)
+{
+    switch (p ? p->policy : DLV_TLS_POLICY_DOMAIN) {
+    case DLV_TLS_POLICY_DANE:
+        return "dane";
+    case DLV_TLS_POLICY_STS_ENFORCE:
+        return "mta-sts";
+    case DLV_TLS_POLICY_STS_TESTING:
+        return "mta-sts testing";
+    case DLV_TLS_POLICY_DOMAIN:
+        break;
+    }
+    return "";
 }
 
 /* Remember which server took it or was tried last. */
@@ -700,6 +864,10 @@ static void note_relay(struct dlv_job *j, struct smtpc *s, int host_index, int t
     j->tls_cipher = xstrdup(in->tls && in->tls_cipher ? in->tls_cipher : "");
     j->dsn_passed = (in->caps.flags & SMTP_CAP_DSN) != 0;
     j->reused = j->s_reused;
+    if (!j->s_reused) {
+        free(j->tls_policy);
+        j->tls_policy = xstrdup(tls_policy_label(j->s_plan));
+    }
 }
 
 static const char *phase_tag(const struct dlv_job *j)
@@ -738,27 +906,18 @@ static int job_send(struct dlv_job *j, struct smtpc *s)
     return smtpc_send(s, &txn, on_txn, j);
 }
 
-static enum tls_mode smtpc_tls_of(enum tls_mode t)
+/* The plan of a candidate. */
+static const struct dlv_tls_plan *cand_plan(const struct dlv_job *j, const struct dlv_cand *c)
 {
-    switch (t) {
-    case TLS_MODE_NONE:
-        return TLS_MODE_NONE;
-    case TLS_MODE_MAY:
-        return TLS_MODE_MAY;
-    case TLS_MODE_ENCRYPT:
-        return TLS_MODE_ENCRYPT;
-    case TLS_MODE_VERIFY:
-        return TLS_MODE_VERIFY;
-    case TLS_MODE_DANE:
-    case TLS_MODE_DANE_ONLY:
-        return TLS_MODE_MAY; /* DANE itself: the dane issue's engine part */
-    }
-    return TLS_MODE_MAY;
+    size_t k = c->mx_index >= 0 ? (size_t)c->mx_index : 0;
+
+    return k < j->nplans ? &j->plans[k] : NULL;
 }
 
 static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
 {
     struct dlv_engine *e = j->e;
+    const struct dlv_tls_plan *p = cand_plan(j, c);
     struct smtpc_opts o;
     char ab[NETADDR_STRLEN];
 
@@ -769,8 +928,14 @@ static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
     o.connect_timeout = e->o.connect_timeout;
     o.timeout = e->o.timeout;
     o.chunking = e->o.chunking;
-    o.tls = smtpc_tls_of(c->tls);
+    o.tls = p ? p->mode : c->tls;
     o.ssl_ctx = e->o.ssl_ctx;
+    if (p && p->dane) {
+        o.tlsa = p->tlsa;
+        o.ntlsa = p->ntlsa;
+        o.dane_base = c->host; /* the MX host or gateway name (RFC 7672 2.2.2, 3.2.2) */
+    }
+    o.tls_evaluate = p && p->evaluate;
     if (c->h && c->h->auth_user[0]) {
         o.auth_user = c->h->auth_user;
         o.auth_pass = c->h->auth_pass;
@@ -780,15 +945,17 @@ static void try_cand(struct dlv_job *j, const struct dlv_cand *c)
     j->sessions++;
     j->connections++;
     j->sc = c;
+    j->s_plan = p;
     j->s_reused = 0;
     j->s_hi = c->host_index;
     j->s_addr = c->addr;
-    log_detail("%s: %s delivery to %s, attempt %u: connecting to %s[%s]:%d%s%s (tls=%s)",
+    log_detail("%s: %s delivery to %s, attempt %u: connecting to %s[%s]:%d%s%s (tls=%s%s%s)",
                j->q.queue_id, phase_tag(j), j->q.domain, j->q.attempt, c->host,
                netaddr_ntop((const struct sockaddr *)&c->addr, ab, sizeof(ab)),
                netaddr_port((const struct sockaddr *)&c->addr),
                c->h && c->h->label[0] ? ", gateway " : "", c->h ? c->h->label : "",
-               tls_mode_name(c->tls));
+               tls_mode_name(o.tls), p && p->policy ? ", policy " : "",
+               p && p->policy ? dlv_tls_policy_name(p->policy) : "");
     j->s = smtpc_open(e->o.base, &o, on_open, j);
 }
 
@@ -841,6 +1008,7 @@ static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg)
     struct dlv_job *j = arg;
     struct smtpc_res r;
 
+    tls_out_session(j, s, res);
     if (res->status == SMTPC_OK) {
         if (job_send(j, s) == 0)
             return;
@@ -879,6 +1047,166 @@ static void on_txn(struct smtpc *s, const struct smtpc_txn_res *tr, void *arg)
     job_next(j);
 }
 
+/* -- TLS policy outcomes (TLS reporting, RFC 8460) -- */
+
+static void tls_out_add(struct dlv_job *j, const char *type, const char *domain, const char *id,
+                        const char *string, const char *mx, const char *result, const char *reason)
+{
+    struct dlv_tls_out *o;
+
+    if (j->ntls_out >= DLV_MAX_TLS_OUT)
+        return;
+    j->tls_out = xrealloc(j->tls_out, (j->ntls_out + 1) * sizeof(*j->tls_out));
+    o = &j->tls_out[j->ntls_out++];
+    o->policy_type = xstrdup(type);
+    o->policy_domain = xstrdup(domain ? domain : "");
+    o->policy_id = xstrdup(id ? id : "");
+    o->policy_string = xstrdup(string ? string : "");
+    o->mx_host = xstrdup(mx ? mx : "");
+    o->result = xstrdup(result);
+    o->reason = xstrdup(reason ? reason : "");
+}
+
+/* The policy of plan p for host (type, domain, id, string) as a report
+ * names it. NULL type: nothing to report (a listed host without DANE). */
+static void tls_out_policy(struct dlv_job *j, const struct dlv_tls_plan *p, const char *host,
+                           const char *result, const char *reason)
+{
+    const struct dns_sts *sts = &j->mx.sts;
+    struct buf b;
+
+    buf_init(&b);
+    buf_adds(&b, "");
+    switch (p->policy) {
+    case DLV_TLS_POLICY_DANE:
+        for (size_t i = 0; i < p->ntlsa; i++) {
+            char h[2 * 64 + 1];
+            size_t n = p->tlsa[i].len < 64 ? p->tlsa[i].len : 64;
+            for (size_t k = 0; k < n; k++)
+                snprintf(h + 2 * k, 3, "%02x", p->tlsa[i].data[k]);
+            h[2 * n] = '\0';
+            buf_printf(&b, "%s%u %u %u %s", i ? "; " : "", p->tlsa[i].usage, p->tlsa[i].selector,
+                       p->tlsa[i].mtype, h);
+        }
+        tls_out_add(j, "tlsa", host, "", b.data, host, result, reason);
+        break;
+    case DLV_TLS_POLICY_STS_ENFORCE:
+    case DLV_TLS_POLICY_STS_TESTING:
+        buf_printf(&b, "mode: %s", dns_sts_mode_name(sts->mode));
+        for (size_t i = 0; i < sts->nmx; i++)
+            buf_printf(&b, "; mx: %s", sts->mx[i]);
+        buf_printf(&b, "; max_age: %u", sts->max_age);
+        tls_out_add(j, "sts", j->q.domain, sts->id, b.data, host, result, reason);
+        break;
+    case DLV_TLS_POLICY_DOMAIN:
+        if (j->q.target == DLV_TARGET_MX)
+            tls_out_add(j, "no-policy-found", j->q.domain, "", "", host, result, reason);
+        break;
+    }
+    buf_free(&b);
+}
+
+static const char *vfy_result(enum smtpc_vfy v)
+{
+    switch (v) {
+    case SMTPC_VFY_HOST_MISMATCH:
+        return "certificate-host-mismatch";
+    case SMTPC_VFY_EXPIRED:
+        return "certificate-expired";
+    case SMTPC_VFY_NOT_TRUSTED:
+        return "certificate-not-trusted";
+    case SMTPC_VFY_DANE_NO_MATCH:
+        return "tlsa-invalid";
+    case SMTPC_VFY_NONE:
+    case SMTPC_VFY_OK:
+    case SMTPC_VFY_OTHER:
+        break;
+    }
+    return "validation-failure";
+}
+
+/*
+ * The outcome of a new session: res is the open result. A session that
+ * failed before TLS was in question (connect, greeting) is no TLS
+ * outcome. MTA-STS testing reports what enforce would have said.
+ */
+static void tls_out_session(struct dlv_job *j, struct smtpc *s, const struct smtpc_res *res)
+{
+    const struct smtpc_info *in = smtpc_info(s);
+    const struct dlv_tls_plan *p = j->s_plan;
+    const char *result = "success", *reason = "";
+
+    if (p == NULL || j->s_reused)
+        return;
+    if (res->status != SMTPC_OK && res->cls == SMTPC_CL_TLS) {
+        if (!in->tls && in->tls_vfy == SMTPC_VFY_NONE &&
+            (!(in->caps.flags & SMTP_CAP_STARTTLS) || res->code > 0))
+            result = "starttls-not-supported";
+        else
+            result = vfy_result(in->tls_vfy);
+        reason = res->text;
+    } else if (res->status != SMTPC_OK && !in->tls) {
+        return;
+    } else if (p->policy == DLV_TLS_POLICY_STS_TESTING) {
+        if (p->sts_fail) {
+            result = "validation-failure";
+            reason = p->reason;
+        } else if (!in->tls) {
+            result = "starttls-not-supported";
+        } else if (in->tls_vfy != SMTPC_VFY_OK && in->tls_vfy != SMTPC_VFY_NONE) {
+            result = vfy_result(in->tls_vfy);
+            reason = in->tls_vfy_reason;
+        }
+    }
+    tls_out_policy(j, p, in->host, result, reason);
+}
+
+/* A host the plan does not allow: report it once. */
+static void tls_skip(struct dlv_job *j, const struct dlv_cand *c, size_t k)
+{
+    const struct dlv_tls_plan *p = &j->plans[k];
+
+    if (j->told[k])
+        return;
+    j->told[k] = 1;
+    log_info("%s: %s skipped (tls, temporary): %s", j->q.queue_id, c->host, p->reason);
+    dlv_tally_set_open(&j->t, DLV_TEMP, DLV_CLASS_TLS, DLV_STEP_STARTTLS, 0, "4.7.5", p->reason);
+    if (p->policy == DLV_TLS_POLICY_DANE)
+        tls_out_policy(j, p, c->host, "dnssec-invalid", p->reason);
+    else if (p->policy == DLV_TLS_POLICY_STS_ENFORCE)
+        tls_out_policy(j, p, c->host, "validation-failure", p->reason);
+}
+
+/* One plan per host of the MX result; a failed MTA-STS fetch is
+ * reported once. */
+static void plan_mx(struct dlv_job *j)
+{
+    const struct dns_sts *sts = &j->mx.sts;
+
+    free(j->plans);
+    free(j->told);
+    j->nplans = j->mx.nhosts;
+    j->plans = xcalloc(j->nplans ? j->nplans : 1, sizeof(*j->plans));
+    j->told = xcalloc(j->nplans ? j->nplans : 1, 1);
+    for (size_t i = 0; i < j->nplans; i++)
+        dlv_tls_plan((enum tls_mode)j->q.tls, &j->mx, &j->mx.hosts[i], 0, &j->plans[i]);
+    if (sts->state == DNS_STS_FAILED)
+        tls_out_add(j, "sts", j->q.domain, sts->id, "", "", "sts-policy-fetch-error", sts->reason);
+}
+
+/* The plan of listed host h (r: its lookup, NULL for a literal). */
+static void plan_host(struct dlv_job *j, const struct dlv_host *h, const struct dns_result *r)
+{
+    if (j->plans == NULL) {
+        j->plans = xcalloc(1, sizeof(*j->plans));
+        j->told = xcalloc(1, 1);
+    }
+    j->nplans = 1;
+    j->told[0] = 0;
+    dlv_tls_plan((enum tls_mode)h->tls, r, r && r->nhosts > 0 ? &r->hosts[0] : NULL, 1,
+                 &j->plans[0]);
+}
+
 /* -- resolving -- */
 
 /* dnsd is down or restarting: our outage, not the destination's (class
@@ -910,6 +1238,7 @@ static void on_mx(const struct dns_result *r, void *arg)
     dns_result_free(&j->mx);
     dns_result_copy(&j->mx, r);
     dns_shuffle(&j->mx, j->e->o.rnd);
+    plan_mx(j);
     j->ncands =
         dlv_cands_mx(&j->mx, j->q.port, (enum tls_mode)j->q.tls, j->cands, nitems(j->cands));
     j->cur = 0;
@@ -942,6 +1271,7 @@ static void on_host(const struct dns_result *r, void *arg)
     }
     dns_result_free(&j->hostr);
     dns_result_copy(&j->hostr, r);
+    plan_host(j, h, &j->hostr);
     j->ncands = dlv_cands_host(h, (int)i, &j->hostr, NULL, j->q.port, j->cands, nitems(j->cands));
     j->cur = 0;
     if (j->ncands == 0) {
@@ -982,6 +1312,7 @@ static void resolve_host(struct dlv_job *j, size_t i)
         lit = dns_parse_addr(name, &ss);
     if (lit == 1) {
         free(name);
+        plan_host(j, h, NULL);
         j->ncands = dlv_cands_host(h, (int)i, NULL, &ss, j->q.port, j->cands, nitems(j->cands));
         job_next(j);
         return;
@@ -995,7 +1326,9 @@ static void resolve_host(struct dlv_job *j, size_t i)
         return;
     }
     if (j->e->dns)
-        j->dns_id = dnsc_host(j->e->dns, name, 0, 0, on_host, j);
+        j->dns_id = dnsc_host(j->e->dns, name,
+                              dlv_tls_wants_dane((enum tls_mode)h->tls, 1) ? DNS_Q_DANE : 0,
+                              h->port ? h->port : j->q.port, on_host, j);
     free(name);
     if (j->dns_id == 0) {
         dns_unavailable(j);
@@ -1012,8 +1345,10 @@ static void start_resolve(struct dlv_job *j)
         return;
     }
     if (j->e->dns)
-        j->dns_id =
-            dnsc_mx(j->e->dns, j->q.domain, (const char *const *)j->q.mx_override, 0, 0, on_mx, j);
+        j->dns_id = dnsc_mx(j->e->dns, j->q.domain, (const char *const *)j->q.mx_override,
+                            (dlv_tls_wants_dane((enum tls_mode)j->q.tls, 0) ? DNS_Q_DANE : 0) |
+                                (j->q.mta_sts ? DNS_Q_STS : 0),
+                            j->q.port, on_mx, j);
     if (j->dns_id == 0) {
         dns_unavailable(j);
         job_next(j);
@@ -1052,7 +1387,13 @@ static void job_next(struct dlv_job *j)
     }
     while (j->cur < j->ncands) {
         const struct dlv_cand *c = &j->cands[j->cur];
+        const struct dlv_tls_plan *p = cand_plan(j, c);
         if (j->have_skip && same_addr(&c->addr, &j->skip)) {
+            j->cur++;
+            continue;
+        }
+        if (p && p->skip) {
+            tls_skip(j, c, (size_t)(p - j->plans));
             j->cur++;
             continue;
         }
@@ -1171,6 +1512,7 @@ struct dlv_job *dlv_engine_start(struct dlv_engine *e, struct dlv_req *req, int 
     j->label = xstrdup("");
     j->tls_version = xstrdup("");
     j->tls_cipher = xstrdup("");
+    j->tls_policy = xstrdup("");
     j->start_us = mono_us();
     dlv_tally_init(&j->t, &j->q);
     dns_result_init(&j->mx, j->q.domain);

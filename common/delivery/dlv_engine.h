@@ -125,6 +125,7 @@ struct dlv_cand {
     int host_index;               /* index in req->hosts, -1 for MX targets */
     enum tls_mode tls;
     const struct dlv_host *h; /* the listed host (AUTH, label), NULL for MX */
+    int mx_index;             /* index of its host in the MX result, -1 for listed hosts */
 };
 
 /*
@@ -140,6 +141,56 @@ size_t dlv_cands_mx(const struct dns_result *r, uint16_t default_port, enum tls_
 size_t dlv_cands_host(const struct dlv_host *h, int index, const struct dns_result *r,
                       const struct sockaddr_storage *lit, uint16_t default_port,
                       struct dlv_cand *out, size_t max);
+
+/*
+ * The TLS policy of one host (RFC 7672 DANE, RFC 8461 MTA-STS), decided
+ * from the request's (or the listed host's) TLS mode, the lookup result
+ * r (its MTA-STS state; NULL for a literal address) and the host h in it
+ * (its DNSSEC/TLSA state; NULL for a literal address):
+ *
+ *   DANE applies to MX hosts unless the mode is none or verify, and to
+ *   listed hosts (gateways, static routes) with tls dane or dane-only
+ *   (dlv_tls_wants_dane says whether to ask dnsd for TLSA records).
+ *   Where it applies: TLSA state found with a usable record (DANE-TA/EE,
+ *   smtpc_tlsa_usable) -> DANE (mode dane: TLS required, the certificate
+ *   must match a record); found, none usable -> encrypt; failed -> the
+ *   host is skipped ("TLSA lookup failed: ..."); none, insecure, not
+ *   asked -> no DANE: dane behaves as may, dane-only skips the host ("no
+ *   secure TLSA records for HOST").
+ *   DANE wins over MTA-STS, which applies to MX hosts only (r->sts):
+ *   policy mode enforce -> a host that matches no mx: pattern is skipped
+ *   ("HOST is not in the MTA-STS policy of DOMAIN (id ID)"), the others
+ *   get verify; testing -> the mode as without a policy, with the
+ *   certificate checked but not enforced (evaluate) and sts_fail saying
+ *   what enforce would have refused; mode none, no policy, failed fetch
+ *   -> the mode as without a policy.
+ *
+ * Skipped hosts are temporary failures of class tls.
+ */
+enum dlv_tls_policy {
+    DLV_TLS_POLICY_DOMAIN = 0,  /* the domain's (or host's) tls mode alone */
+    DLV_TLS_POLICY_DANE,        /* TLSA records (usable or not) */
+    DLV_TLS_POLICY_STS_ENFORCE, /* MTA-STS, mode enforce */
+    DLV_TLS_POLICY_STS_TESTING, /* MTA-STS, mode testing */
+};
+/* "domain" "dane" "mta-sts enforce" "mta-sts testing" */
+const char *dlv_tls_policy_name(enum dlv_tls_policy p);
+
+struct dlv_tls_plan {
+    enum tls_mode mode; /* for the SMTP client: none may encrypt verify, or dane (with tlsa) */
+    int dane;           /* verify against tlsa[] */
+    struct smtpc_tlsa tlsa[DNS_MAX_TLSA]; /* the usable records (data points into h) */
+    size_t ntlsa;
+    int evaluate; /* check the certificate without enforcing it (MTA-STS testing) */
+    int skip;     /* do not use the host: temporary, class tls, reason says why */
+    int sts_fail; /* MTA-STS testing: enforce would have skipped the host */
+    enum dlv_tls_policy policy;
+    char reason[DNS_MAX_NAME * 2 + 80]; /* skip (or sts_fail): why */
+};
+
+int dlv_tls_wants_dane(enum tls_mode mode, int listed);
+void dlv_tls_plan(enum tls_mode mode, const struct dns_result *r, const struct dns_host *h,
+                  int listed, struct dlv_tls_plan *out);
 
 /* Whom a connection belongs to (connection reuse); the strings point
  * into the request. */

@@ -590,19 +590,17 @@ struct got {
     struct dlv_res r; /* deep copy */
 };
 
+/* Through the wire codec, as qmgr gets it: also checks that every result
+ * the engine makes (TLS outcomes included) decodes. */
 static void copy_res(struct dlv_res *d, const struct dlv_res *s)
 {
-    *d = *s;
-    d->relay = xstrdup(s->relay);
-    d->label = xstrdup(s->label);
-    d->tls_version = s->tls_version ? xstrdup(s->tls_version) : NULL;
-    d->tls_cipher = s->tls_cipher ? xstrdup(s->tls_cipher) : NULL;
-    d->r = xcalloc(s->n ? s->n : 1, sizeof(*d->r));
-    for (size_t i = 0; i < s->n; i++) {
-        d->r[i] = s->r[i];
-        d->r[i].dsn = xstrdup(s->r[i].dsn);
-        d->r[i].text = xstrdup(s->r[i].text);
-    }
+    struct ipc_w w;
+
+    ipc_w_init(&w);
+    dlv_res_encode(&w, s);
+    if (dlv_res_decode(w.p, w.len, d) != 0)
+        log_panic("the engine's result does not decode");
+    ipc_w_free(&w);
 }
 
 static int pending_jobs;
