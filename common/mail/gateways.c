@@ -103,10 +103,12 @@ int gateway_parse(const char *word, struct gateway *out, char **err)
     }
     while ((tok = strtok_r(NULL, "/", &save)) != NULL) {
         if (parse_option(tok, out) < 0) {
-            *err = xasprintf("gateway '%s': unknown option '%s' (priority highest|high|normal|"
-                             "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth, "
-                             "max_connections=0..1000)",
-                             out->name, tok);
+            *err =
+                xasprintf("gateway '%s': unknown option '%s' (priority highest|high|normal|"
+                          "below_normal|low, tls none|may|encrypt|verify|dane|dane-only, disabled, "
+                          "plainauth, "
+                          "max_connections=0..1000)",
+                          out->name, tok);
             goto bad;
         }
     }

@@ -6,7 +6,10 @@
  * host is a name or an address ([v6] in brackets); port defaults to 25.
  * Options, in any order:
  *     highest | high | normal | below_normal | low   priority (normal)
- *     none | may | encrypt | verify                  TLS mode (may)
+ *     none | may | encrypt | verify | dane | dane-only  TLS mode (may); dane: DANE
+ *                                                    (RFC 7672) when the gateway has
+ *                                                    secure TLSA records, dane-only:
+ *                                                    only then
  *     disabled                                       never used
  *     plainauth                                      AUTH allowed without TLS
  *     max_connections=N                              deliveries through it at

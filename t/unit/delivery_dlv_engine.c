@@ -507,7 +507,7 @@ struct dns_entry {
     struct dns_result r;
 };
 
-static struct dns_entry dns_tab[16];
+static struct dns_entry dns_tab[32];
 static size_t ndns;
 static int dns_queries;
 static struct ipc_chan *dns_client, *dns_server;
@@ -1398,6 +1398,306 @@ static void test_no_fd(void)
     got_free(&g);
 }
 
+/* ---- TLS policy per host: the decision table (pure) ---- */
+
+static void tlsa_host(struct dns_host *h, enum dns_tlsa_state st, int usable, int pkix)
+{
+    static const unsigned char d32[32] = {1, 2, 3};
+
+    dns_host_set_tlsa_state(h, st, st == DNS_TLSA_FAILED ? "SERVFAIL for _25._tcp.x" : "");
+    if (usable)
+        dns_host_add_tlsa(h, 3, 1, 1, d32, sizeof(d32));
+    if (pkix) {
+        dns_host_add_tlsa(h, 1, 1, 1, d32, sizeof(d32));
+        dns_host_add_tlsa(h, 3, 1, 1, d32, 31); /* wrong digest length: unusable */
+    }
+}
+
+static void test_tls_plan(void)
+{
+    static const char *const mx2only[] = {"mx2.p.test", "*.other.test"};
+    struct dns_result r;
+    struct dns_host *h1, *h2;
+    struct dlv_tls_plan p;
+
+    dns_result_init(&r, "p.test");
+    dns_result_add_host(&r, "mx1.p.test", 10, 0);
+    dns_result_add_host(&r, "mx2.p.test", 20, 0);
+    h1 = &r.hosts[0]; /* adding moves the array */
+    h2 = &r.hosts[1];
+
+    /* which modes ask dnsd for TLSA */
+    ok(dlv_tls_wants_dane(TLS_MODE_MAY, 0) && dlv_tls_wants_dane(TLS_MODE_ENCRYPT, 0) &&
+           dlv_tls_wants_dane(TLS_MODE_DANE, 0) && dlv_tls_wants_dane(TLS_MODE_DANE_ONLY, 0),
+       "MX: may, encrypt, dane, dane-only ask for TLSA");
+    ok(!dlv_tls_wants_dane(TLS_MODE_NONE, 0) && !dlv_tls_wants_dane(TLS_MODE_VERIFY, 0),
+       "MX: none and verify do not");
+    ok(dlv_tls_wants_dane(TLS_MODE_DANE, 1) && dlv_tls_wants_dane(TLS_MODE_DANE_ONLY, 1) &&
+           !dlv_tls_wants_dane(TLS_MODE_MAY, 1) && !dlv_tls_wants_dane(TLS_MODE_ENCRYPT, 1),
+       "listed hosts: only dane and dane-only");
+
+    /* TLSA found with a usable record: DANE, whatever MTA-STS says */
+    tlsa_host(h1, DNS_TLSA_FOUND, 1, 1);
+    dns_result_set_sts(&r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "id7", 86400, mx2only, 2, "");
+    dlv_tls_plan(TLS_MODE_MAY, &r, h1, 0, &p);
+    ok(p.dane && p.mode == TLS_MODE_DANE && !p.skip, "found + usable: DANE (from may)");
+    is_int(p.ntlsa, 1, "found + usable: only the usable record is kept");
+    is_int(p.policy, DLV_TLS_POLICY_DANE, "DANE wins over MTA-STS enforce");
+    dlv_tls_plan(TLS_MODE_DANE_ONLY, &r, h1, 0, &p);
+    ok(p.dane && p.mode == TLS_MODE_DANE, "found + usable: DANE (dane-only)");
+    dlv_tls_plan(TLS_MODE_VERIFY, &r, h1, 0, &p);
+    ok(!p.dane && p.mode == TLS_MODE_VERIFY && p.policy == DLV_TLS_POLICY_STS_ENFORCE,
+       "verify ignores TLSA records (then MTA-STS applies)");
+    dlv_tls_plan(TLS_MODE_NONE, &r, h1, 1, &p);
+    ok(!p.dane && p.mode == TLS_MODE_NONE && p.policy == DLV_TLS_POLICY_DOMAIN,
+       "a listed host with tls none: no DANE, never MTA-STS");
+    dlv_tls_plan(TLS_MODE_DANE, &r, h1, 1, &p);
+    ok(p.dane && p.mode == TLS_MODE_DANE, "a listed host with tls dane: DANE");
+
+    /* found, nothing usable: TLS without authentication */
+    dns_result_free(&r);
+    dns_result_init(&r, "p.test");
+    dns_result_add_host(&r, "mx1.p.test", 10, 0);
+    dns_result_add_host(&r, "mx2.p.test", 20, 0);
+    h1 = &r.hosts[0]; /* adding moves the array */
+    h2 = &r.hosts[1];
+    tlsa_host(h1, DNS_TLSA_FOUND, 0, 1);
+    dlv_tls_plan(TLS_MODE_DANE, &r, h1, 0, &p);
+    ok(!p.dane && p.mode == TLS_MODE_ENCRYPT && !p.skip && p.policy == DLV_TLS_POLICY_DANE,
+       "found, only PKIX/unusable records: encrypt");
+
+    /* failed: the host is not used */
+    tlsa_host(h2, DNS_TLSA_FAILED, 0, 0);
+    dlv_tls_plan(TLS_MODE_MAY, &r, h2, 0, &p);
+    ok(p.skip, "TLSA lookup failed: host skipped (may)");
+    ok(strstr(p.reason, "TLSA lookup failed: SERVFAIL") == p.reason, "reason: %s", p.reason);
+    dlv_tls_plan(TLS_MODE_NONE, &r, h2, 0, &p);
+    ok(!p.skip && p.mode == TLS_MODE_NONE, "TLSA failed but tls none: not asked, used");
+
+    /* none, insecure, not asked */
+    for (int st = DNS_TLSA_NOT_ASKED; st <= DNS_TLSA_INSECURE; st++) {
+        struct dns_host *h = st == DNS_TLSA_NONE ? h1 : h2;
+        dns_host_set_tlsa_state(h, (enum dns_tlsa_state)st, "");
+        dlv_tls_plan(TLS_MODE_DANE, &r, h, 0, &p);
+        ok(!p.skip && !p.dane && p.mode == TLS_MODE_MAY, "TLSA %s: dane behaves as may",
+           dns_tlsa_state_name((unsigned)st));
+        dlv_tls_plan(TLS_MODE_DANE_ONLY, &r, h, 0, &p);
+        ok(p.skip && strstr(p.reason, "no secure TLSA records for ") != NULL,
+           "TLSA %s: dane-only skips the host (%s)", dns_tlsa_state_name((unsigned)st), p.reason);
+        dlv_tls_plan(TLS_MODE_ENCRYPT, &r, h, 0, &p);
+        ok(!p.skip && p.mode == TLS_MODE_ENCRYPT, "TLSA %s: encrypt stays encrypt",
+           dns_tlsa_state_name((unsigned)st));
+    }
+    dlv_tls_plan(TLS_MODE_DANE_ONLY, NULL, NULL, 1, &p);
+    ok(p.skip, "a literal address under dane-only: skipped");
+
+    /* MTA-STS (no DANE on h1, h2 now) */
+    dns_host_set_tlsa_state(h1, DNS_TLSA_NONE, "");
+    dns_host_set_tlsa_state(h2, DNS_TLSA_NONE, "");
+    dns_result_set_sts(&r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "id7", 86400, mx2only, 2, "");
+    dlv_tls_plan(TLS_MODE_MAY, &r, h1, 0, &p);
+    ok(p.skip && p.policy == DLV_TLS_POLICY_STS_ENFORCE,
+       "enforce: a host not in the policy is skipped");
+    is_str(p.reason, "mx1.p.test is not in the MTA-STS policy of p.test (id id7)", "its reason");
+    dlv_tls_plan(TLS_MODE_MAY, &r, h2, 0, &p);
+    ok(!p.skip && p.mode == TLS_MODE_VERIFY, "enforce: a host in the policy needs verify");
+    dlv_tls_plan(TLS_MODE_DANE, &r, h2, 0, &p);
+    ok(!p.skip && p.mode == TLS_MODE_VERIFY, "enforce over dane without records: verify");
+    dlv_tls_plan(TLS_MODE_MAY, &r, h2, 1, &p);
+    ok(p.mode == TLS_MODE_MAY && p.policy == DLV_TLS_POLICY_DOMAIN,
+       "MTA-STS never applies to listed hosts");
+    dns_result_set_sts(&r, DNS_STS_POLICY, DNS_STS_MODE_TESTING, "id8", 86400, mx2only, 2, "");
+    dlv_tls_plan(TLS_MODE_MAY, &r, h1, 0, &p);
+    ok(!p.skip && p.mode == TLS_MODE_MAY && p.evaluate && p.sts_fail &&
+           p.policy == DLV_TLS_POLICY_STS_TESTING,
+       "testing: not in the policy: delivered as may, checked, enforce would have failed");
+    dlv_tls_plan(TLS_MODE_ENCRYPT, &r, h2, 0, &p);
+    ok(!p.skip && p.mode == TLS_MODE_ENCRYPT && p.evaluate && !p.sts_fail,
+       "testing: in the policy: the domain's mode, certificate checked");
+    dns_result_set_sts(&r, DNS_STS_POLICY, DNS_STS_MODE_NONE, "id9", 86400, NULL, 0, "");
+    dlv_tls_plan(TLS_MODE_MAY, &r, h1, 0, &p);
+    ok(!p.skip && p.mode == TLS_MODE_MAY && p.policy == DLV_TLS_POLICY_DOMAIN,
+       "policy mode none: the domain's mode");
+    dns_result_set_sts(&r, DNS_STS_FAILED, DNS_STS_MODE_NONE, "", 0, NULL, 0, "fetch failed");
+    dlv_tls_plan(TLS_MODE_MAY, &r, h1, 0, &p);
+    ok(!p.skip && p.mode == TLS_MODE_MAY && p.policy == DLV_TLS_POLICY_DOMAIN,
+       "failed fetch: the domain's mode");
+
+    /* the patterns */
+    {
+        static const char *const pats[] = {"*.p.test"};
+        struct dns_host *h3, *h4;
+        dns_result_add_host(&r, "a.b.p.test", 30, 0);
+        dns_result_add_host(&r, "MX1.P.TEST.", 40, 0);
+        h1 = &r.hosts[0];
+        h3 = &r.hosts[2];
+        h4 = &r.hosts[3];
+        dns_result_set_sts(&r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "i", 1, pats, 1, "");
+        dlv_tls_plan(TLS_MODE_MAY, &r, h1, 0, &p);
+        ok(!p.skip, "*.p.test matches mx1.p.test");
+        dlv_tls_plan(TLS_MODE_MAY, &r, h3, 0, &p);
+        ok(p.skip, "*.p.test does not match a.b.p.test");
+        dns_result_set_sts(&r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "i", 1, mx2only, 1, "");
+        dlv_tls_plan(TLS_MODE_MAY, &r, h4, 0, &p);
+        ok(p.skip, "mx2.p.test does not match MX1.P.TEST.");
+        free(h4->name);
+        h4->name = xstrdup("MX2.P.TEST.");
+        dlv_tls_plan(TLS_MODE_MAY, &r, h4, 0, &p);
+        ok(!p.skip, "exact match ignores case and a final dot");
+    }
+    is_str(dlv_tls_policy_name(DLV_TLS_POLICY_STS_TESTING), "mta-sts testing", "policy names");
+    dns_result_free(&r);
+}
+
+/* ---- TLS policy per host in the engine, with the fake dnsd ---- */
+
+static const struct dlv_tls_out *find_out(const struct got *g, const char *mx)
+{
+    for (size_t i = 0; i < g->r.ntls_out; i++)
+        if (strcmp(g->r.tls_out[i].mx_host, mx) == 0)
+            return &g->r.tls_out[i];
+    return NULL;
+}
+
+static void test_tls_policy_engine(void)
+{
+    struct dlv_req q;
+    struct got g;
+    const struct dlv_tls_out *o;
+    char lit[64];
+
+    /* TLSA lookup failed at mx1: skipped, mx2 takes it */
+    reset_servers();
+    req_init(&q, "tlsafail.test", 1, NULL);
+    q.mta_sts = 1;
+    q.port = port; /* the fake servers' */
+    run(&q, &g);
+    is_int(qflags, DNS_Q_DANE | DNS_Q_STS, "tls may + mta_sts: MX request asks for TLSA and STS");
+    is_int(qport, port, "with the delivery port");
+    is_str(status_of(&g, 0), "sent", "TLSA failed at mx1: sent through mx2");
+    is_int(mx1.conns, 0, "mx1 was not contacted");
+    is_int(mx2.msgs, 1, "mx2 has it");
+    o = find_out(&g, "mx1.tlsafail.test");
+    ok(o && strcmp(o->policy_type, "tlsa") == 0 && strcmp(o->result, "dnssec-invalid") == 0,
+       "outcome for mx1: tlsa, dnssec-invalid");
+    o = find_out(&g, "mx2.tlsafail.test");
+    ok(o && strcmp(o->policy_type, "no-policy-found") == 0 && strcmp(o->result, "success") == 0,
+       "outcome for mx2: no-policy-found, success");
+    got_free(&g);
+
+    /* mode verify and none: no TLSA asked; no mta_sts: no STS */
+    req_init(&q, "tlsafail.test", 1, NULL);
+    q.tls = TLS_MODE_NONE;
+    run(&q, &g);
+    is_int(qflags, 0, "tls none, no mta_sts: no flags");
+    is_str(status_of(&g, 0), "sent", "tls none: the TLSA failure does not matter");
+    got_free(&g);
+
+    /* DANE records at mx1, which offers no STARTTLS: no plaintext there */
+    reset_servers();
+    req_init(&q, "danemx.test", 1, NULL);
+    q.tls = TLS_MODE_DANE;
+    run(&q, &g);
+    is_str(status_of(&g, 0), "sent", "DANE at mx1 without STARTTLS: mx2 (no records) took it");
+    is_int(mx1.conns, 1, "mx1 was contacted");
+    is_int(mx1.txns, 0, "but got no transaction");
+    is_int(mx2.msgs, 1, "mx2 has it (dane without records = may)");
+    o = find_out(&g, "mx1.danemx.test");
+    ok(o && strcmp(o->policy_type, "tlsa") == 0 &&
+           strcmp(o->result, "starttls-not-supported") == 0 &&
+           strncmp(o->policy_string, "3 1 1 0102", 10) == 0,
+       "outcome for mx1: tlsa, starttls-not-supported, the records");
+    got_free(&g);
+
+    /* dane-only: no host has secure records */
+    reset_servers();
+    req_init(&q, "two.test", 1, NULL);
+    q.tls = TLS_MODE_DANE_ONLY;
+    run(&q, &g);
+    is_str(status_of(&g, 0), "deferred", "dane-only without TLSA records: deferred");
+    is_int(g.r.r[0].cls, DLV_CLASS_TLS, "class tls");
+    ok(strstr(g.r.r[0].text, "no secure TLSA records for mx") != NULL, "reason: %s", g.r.r[0].text);
+    is_int(g.r.connections, 0, "no connection");
+    is_int(mx1.conns + mx2.conns, 0, "no server contacted");
+    got_free(&g);
+
+    /* MTA-STS enforce: mx1 is not in the policy, mx2 is but has no STARTTLS */
+    reset_servers();
+    req_init(&q, "sts.test", 1, NULL);
+    q.mta_sts = 1;
+    run(&q, &g);
+    is_str(status_of(&g, 0), "deferred", "enforce: deferred");
+    is_int(mx1.conns, 0, "enforce: mx1 (not in the policy) skipped");
+    is_int(mx2.conns, 1, "enforce: mx2 contacted");
+    is_int(mx2.txns, 0, "enforce: no plaintext transaction at mx2");
+    is_int(g.r.r[0].cls, DLV_CLASS_TLS, "enforce: class tls");
+    o = find_out(&g, "mx1.sts.test");
+    ok(o && strcmp(o->policy_type, "sts") == 0 && strcmp(o->policy_id, "pid1") == 0 &&
+           strstr(o->reason, "not in the MTA-STS policy of sts.test (id pid1)") != NULL,
+       "outcome for mx1: sts, not in the policy");
+    o = find_out(&g, "mx2.sts.test");
+    ok(o && strcmp(o->result, "starttls-not-supported") == 0 &&
+           strstr(o->policy_string, "mode: enforce; mx: mx2.sts.test") != NULL,
+       "outcome for mx2: starttls-not-supported, the policy");
+    got_free(&g);
+
+    /* enforce, no host left */
+    reset_servers();
+    req_init(&q, "stsnone.test", 1, NULL);
+    q.mta_sts = 1;
+    run(&q, &g);
+    is_str(status_of(&g, 0), "deferred", "enforce, no host in the policy: deferred");
+    ok(strstr(g.r.r[0].text, "is not in the MTA-STS policy of stsnone.test") != NULL,
+       "with that reason: %s", g.r.r[0].text);
+    is_int(g.r.connections, 0, "no connection");
+    got_free(&g);
+
+    /* testing: delivered as may, the outcome says what enforce would have said */
+    reset_servers();
+    req_init(&q, "ststest.test", 1, NULL);
+    q.mta_sts = 1;
+    run(&q, &g);
+    is_str(status_of(&g, 0), "sent", "testing: sent to mx1 (not in the policy)");
+    is_int(mx1.msgs, 1, "mx1 has it");
+    is_str(g.r.tls_policy, "mta-sts testing", "the result names the policy");
+    o = find_out(&g, "mx1.ststest.test");
+    ok(o && strcmp(o->result, "validation-failure") == 0, "testing: outcome validation-failure");
+    got_free(&g);
+
+    /* a gateway with /dane: looked up with DNS_Q_DANE on its own port */
+    reset_servers();
+    req_init(&q, "far.test", 1, NULL);
+    req_hosts(&q, 1);
+    set_host(&q.hosts[0], "gwb.test", port, "D");
+    q.hosts[0].tls = TLS_MODE_DANE;
+    q.port = 1;
+    run(&q, &g);
+    is_int(qflags, DNS_Q_DANE, "gateway /dane: host lookup with DNS_Q_DANE");
+    is_int(qport, port, "on the gateway's port");
+    is_str(status_of(&g, 0), "sent", "gateway /dane without records: as may");
+    got_free(&g);
+
+    reset_servers();
+    req_init(&q, "far.test", 1, NULL);
+    req_hosts(&q, 1);
+    set_host(&q.hosts[0], "gwb.test", port, "M");
+    run(&q, &g);
+    is_int(qflags, 0, "gateway /may: no DNS_Q_DANE");
+    got_free(&g);
+
+    /* a literal gateway under dane-only: no DNSSEC possible, skipped */
+    reset_servers();
+    req_init(&q, "far.test", 1, NULL);
+    req_hosts(&q, 1);
+    snprintf(lit, sizeof(lit), "127.0.0.13:%u", port);
+    set_host(&q.hosts[0], lit, 0, "L");
+    q.hosts[0].tls = TLS_MODE_DANE_ONLY;
+    run(&q, &g);
+    is_str(status_of(&g, 0), "deferred", "literal gateway /dane-only: deferred");
+    is_int(mx3.conns, 0, "not contacted");
+    got_free(&g);
+}
+
 static void setup(void)
 {
     int sp[2];
@@ -1441,6 +1741,28 @@ static void setup(void)
     dns_parse_addr("127.0.0.12", &ss);
     dns_host_add_addr(h, (struct sockaddr *)&ss);
     (void)a;
+    {
+        static const unsigned char d32[32] = {1, 2, 3};
+        static const char *const p_sts[] = {"mx2.sts.test"};
+        static const char *const p_none[] = {"other.example"};
+        dns_mx("tlsafail.test", "mx1.tlsafail.test=127.0.0.11 mx2.tlsafail.test=127.0.0.12", 0);
+        r = &dns_tab[ndns - 1].r;
+        dns_host_set_tlsa_state(&r->hosts[0], DNS_TLSA_FAILED, "bogus TLSA (test)");
+        dns_mx("danemx.test", "mx1.danemx.test=127.0.0.11 mx2.danemx.test=127.0.0.12", 0);
+        r = &dns_tab[ndns - 1].r;
+        dns_host_set_tlsa_state(&r->hosts[0], DNS_TLSA_FOUND, "");
+        dns_host_add_tlsa(&r->hosts[0], 3, 1, 1, d32, sizeof(d32));
+        dns_host_set_tlsa_state(&r->hosts[1], DNS_TLSA_NONE, "");
+        dns_mx("sts.test", "mx1.sts.test=127.0.0.11 mx2.sts.test=127.0.0.12", 0);
+        r = &dns_tab[ndns - 1].r;
+        dns_result_set_sts(r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "pid1", 86400, p_sts, 1, "");
+        dns_mx("stsnone.test", "mx1.stsnone.test=127.0.0.11", 0);
+        r = &dns_tab[ndns - 1].r;
+        dns_result_set_sts(r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "pid2", 86400, p_none, 1, "");
+        dns_mx("ststest.test", "mx1.ststest.test=127.0.0.11", 0);
+        r = &dns_tab[ndns - 1].r;
+        dns_result_set_sts(r, DNS_STS_POLICY, DNS_STS_MODE_TESTING, "pid3", 86400, p_none, 1, "");
+    }
 
     o.base = base;
     eng = dlv_engine_new(&o);
@@ -1459,6 +1781,7 @@ int main(void)
     test_cands();
     test_maps();
     test_tally();
+    test_tls_plan();
 
     setup();
     test_failover_refused();
@@ -1476,6 +1799,7 @@ int main(void)
     test_conn_delay();
     test_cancel();
     test_no_fd();
+    test_tls_policy_engine();
 
     dlv_engine_free(eng);
     spin_ms(100);

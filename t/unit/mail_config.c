@@ -181,7 +181,8 @@ static void test_errors(void)
         "domain-only option in main.cf");
     bad("relay_gateways = isp=smtp.isp.example:587/high gw2=10.0.0.1/fast\n",
         "/etc/postern/main.cf:1: bad value for relay_gateways: gateway 'gw2': unknown option "
-        "'fast' (priority highest|high|normal|below_normal|low, tls none|may|encrypt|verify, "
+        "'fast' (priority highest|high|normal|below_normal|low, tls "
+        "none|may|encrypt|verify|dane|dane-only, "
         "disabled, plainauth, max_connections=0..1000)",
         "bad gateway option");
     bad("relay_on_errors = dns lan\n",

@@ -57,6 +57,13 @@ static void test_parse(void)
     ok(g.port == 25 && g.prio == GW_NORMAL && g.tls == TLS_MODE_MAY && g.enabled && !g.plainauth,
        "defaults: port 25, normal, may, enabled");
     gateway_free(&g);
+    ok(gateway_parse("d=mx.example:25/dane", &g, &err) == 0 && g.tls == TLS_MODE_DANE,
+       "/dane: tls dane");
+    gateway_free(&g);
+    ok(gateway_parse("d=mx.example/dane-only/high", &g, &err) == 0 && g.tls == TLS_MODE_DANE_ONLY &&
+           g.prio == GW_HIGH,
+       "/dane-only: tls dane-only");
+    gateway_free(&g);
     ok(gateway_parse("v6=[::1]:2525/low/disabled", &g, &err) == 0, "IPv6 in brackets");
     ok(strcmp(g.host, "::1") == 0 && g.port == 2525 && !g.enabled && g.prio == GW_LOW,
        "host, port, disabled, low");
@@ -72,19 +79,22 @@ static void test_parse(void)
         {"a=h:0", "gateway 'a': bad port (1-65535)"},
         {"a=h:99999", "gateway 'a': bad port (1-65535)"},
         {"a=::1:25", "gateway 'a': IPv6 addresses must be written in brackets: [addr]:port"},
-        {"a=h/urgent", "gateway 'a': unknown option 'urgent' (priority highest|high|normal|"
-                       "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth, "
-                       "max_connections=0..1000)"},
+        {"a=h/urgent",
+         "gateway 'a': unknown option 'urgent' (priority highest|high|normal|"
+         "below_normal|low, tls none|may|encrypt|verify|dane|dane-only, disabled, plainauth, "
+         "max_connections=0..1000)"},
         {"a=h/max_connections=1001",
          "gateway 'a': unknown option 'max_connections=1001' (priority highest|high|normal|"
-         "below_normal|low, tls none|may|encrypt|verify, disabled, plainauth, "
+         "below_normal|low, tls none|may|encrypt|verify|dane|dane-only, disabled, plainauth, "
          "max_connections=0..1000)"},
-        {"a=h/max_connections=", "gateway 'a': unknown option 'max_connections=' (priority "
-                                 "highest|high|normal|below_normal|low, tls none|may|encrypt|"
-                                 "verify, disabled, plainauth, max_connections=0..1000)"},
-        {"a=h/max_connections=-3", "gateway 'a': unknown option 'max_connections=-3' (priority "
-                                   "highest|high|normal|below_normal|low, tls none|may|encrypt|"
-                                   "verify, disabled, plainauth, max_connections=0..1000)"},
+        {"a=h/max_connections=",
+         "gateway 'a': unknown option 'max_connections=' (priority "
+         "highest|high|normal|below_normal|low, tls none|may|encrypt|"
+         "verify|dane|dane-only, disabled, plainauth, max_connections=0..1000)"},
+        {"a=h/max_connections=-3",
+         "gateway 'a': unknown option 'max_connections=-3' (priority "
+         "highest|high|normal|below_normal|low, tls none|may|encrypt|"
+         "verify|dane|dane-only, disabled, plainauth, max_connections=0..1000)"},
         {"a=", "gateway 'a': missing host"},
         {"a=h$x", "gateway 'a': bad host name"},
     };
