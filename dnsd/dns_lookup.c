@@ -14,6 +14,7 @@
 
 #include "dns_answer.h"
 #include "dns_lookup.h"
+#include "sts_join.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -355,6 +356,7 @@ void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *ove
 {
     (void)flags; /* DANE and MTA-STS: not yet */
     (void)port;
+    sts_join_wrap(domain, flags, &cb, &arg); /* the MTA-STS policy too (sts_join.h) */
     struct lookup *lk = lk_new(e, domain, cb, arg);
 
     lk->is_mx = 1;

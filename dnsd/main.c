@@ -15,6 +15,15 @@
  * (the TXT records, one a line, for smtpctl dkim check: asked on an
  * engine of its own without a cache, so a record just published is seen
  * and nothing about it stays in the cache deliver uses).
+ *
+ * MTA-STS (sts.h): an MX request with DNS_Q_STS also gets the domain's
+ * policy, found here because dnsd already makes the lookups the policy
+ * fetch needs and holds nothing worth stealing (sts.h says more). So
+ * dnsd's chroot is its own directory, queue_directory/dnsd/ (mail_owner,
+ * 0700; CHILD_ROOT_OWN), which holds only the policy cache sts.db; the
+ * CA bundle is read before the chroot. Control: "show sts", "sts flush
+ * [DOMAIN]", "sts lookup DOMAIN" (a lookup that fetches the policy
+ * anew, answered when it completes).
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -31,8 +40,13 @@
 #include "mail/proto.h"
 #include "mail/stats.h"
 #include "resolv.h"
+#include "sts.h"
+#include "sts_cache.h"
+#include "sts_fetch.h"
+#include "sts_join.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"
+#define STS_DB "sts.db" /* in dnsd's own root (CHILD_ROOT_OWN) */
 #define EXPIRE_EVERY_S 60
 #define STATS_EVERY_S 1
 
@@ -60,6 +74,9 @@ static struct {
     struct peer peers[2];
     struct event *expire;
     struct event *stats; /* the counters to master, for qmgr's metrics */
+    SSL_CTX *sts_ctx;    /* MTA-STS fetches, made before the chroot */
+    struct sts_cache *sts_cache;
+    struct sts *sts;
     uint64_t requests;
 } D = {.peers = {{.name = "deliver"}, {.name = "relay"}}};
 
@@ -103,8 +120,17 @@ static void log_conf(const struct dnsq_conf *conf)
     buf_free(&b);
 }
 
+static void sts_conf_from(const struct config *cfg, struct sts_conf *sc)
+{
+    sc->enabled = cfg_num(cfg, P_mta_sts) != 0;
+    sc->port = (uint16_t)cfg_num(cfg, P_mta_sts_port);
+    sc->timeout_ms = (int)cfg_num(cfg, P_mta_sts_fetch_timeout) * 1000;
+}
+
 static int on_reload(struct child *c, char **err)
 {
+    struct sts_conf sc;
+
     struct dnsq_conf conf;
 
     if (build_conf(c->cfg, &conf, err) < 0)
@@ -113,6 +139,8 @@ static int on_reload(struct child *c, char **err)
     dnsq_engine_configure(D.eng, &D.conf);
     dnsq_engine_configure(D.txt_eng, &D.conf);
     dnscache_set_max(D.cache, (size_t)cfg_num(c->cfg, P_dns_cache_size));
+    sts_conf_from(c->cfg, &sc);
+    sts_configure(D.sts, &sc); /* mta_sts_ca_file: read at start only (before the chroot) */
     log_conf(&D.conf);
     return 0;
 }
@@ -399,8 +427,87 @@ static int ctl_txt(struct child *c, const char *name, int json)
     return CHILD_CTL_LATER;
 }
 
+static void sts_ctl_done(const struct sts_answer *a, void *arg)
+{
+    struct ctl_pending *p = arg;
+    struct dns_result r;
+    struct buf out;
+
+    dns_result_init(&r, a->domain);
+    sts_answer_to_result(a, &r);
+    buf_init(&out);
+    if (p->json) {
+        buf_adds(&out, "{\"domain\":");
+        buf_json_str(&out, a->domain);
+        buf_printf(&out, ",\"state\":\"%s\",\"mode\":\"%s\",\"id\":",
+                   dns_sts_state_name(r.sts.state), dns_sts_mode_name(r.sts.mode));
+        buf_json_str(&out, r.sts.id);
+        buf_printf(&out, ",\"max_age\":%u,\"reason\":", r.sts.max_age);
+        buf_json_str(&out, r.sts.reason);
+        buf_adds(&out, ",\"mx\":[");
+        for (size_t i = 0; i < r.sts.nmx; i++) {
+            if (i)
+                buf_addc(&out, ',');
+            buf_json_str(&out, r.sts.mx[i]);
+        }
+        buf_adds(&out, "]}\n");
+    } else {
+        buf_printf(&out, "%s: %s", a->domain, dns_sts_state_name(r.sts.state));
+        if (r.sts.state == DNS_STS_POLICY) {
+            buf_printf(&out, " mode=%s id=%s max_age=%u mx=", dns_sts_mode_name(r.sts.mode),
+                       r.sts.id, r.sts.max_age);
+            for (size_t i = 0; i < r.sts.nmx; i++)
+                buf_printf(&out, "%s%s", i ? "," : "", r.sts.mx[i]);
+        }
+        if (r.sts.reason[0])
+            buf_printf(&out, " (%s)", r.sts.reason);
+        buf_addc(&out, '\n');
+    }
+    child_ctl_reply(p->c, p->token, r.sts.state == DNS_STS_POLICY ? 0 : 1, out.data);
+    buf_free(&out);
+    dns_result_free(&r);
+    free(p);
+}
+
+/* "sts lookup": fetched anew whatever the cache holds; answered when done. */
+static int ctl_sts_lookup(struct child *c, const char *domain, int json)
+{
+    struct ctl_pending *p = xmalloc(sizeof(*p));
+
+    p->c = c;
+    p->token = child_ctl_defer(c);
+    p->json = json;
+    sts_lookup(D.sts, domain, STS_FORCE, sts_ctl_done, p);
+    return CHILD_CTL_LATER;
+}
+
+/* "show sts", "sts flush [DOMAIN]", "sts lookup DOMAIN"; -1: not ours. */
+static int ctl_sts(struct child *c, int na, const char *const *args, int json, struct buf *out)
+{
+    if (na == 2 && strcmp(args[0], "show") == 0 && strcmp(args[1], "sts") == 0) {
+        sts_show(D.sts, out, json);
+        return 0;
+    }
+    if (na < 2 || strcmp(args[0], "sts") != 0)
+        return -1;
+    if (na == 3 && strcmp(args[1], "lookup") == 0)
+        return ctl_sts_lookup(c, args[2], json);
+    if ((na == 2 || na == 3) && strcmp(args[1], "flush") == 0) {
+        size_t n = sts_flush(D.sts, na == 3 ? args[2] : NULL);
+        log_info("MTA-STS cache flushed%s%s (%zu policies)", na == 3 ? ": " : "",
+                 na == 3 ? args[2] : "", n);
+        if (json)
+            buf_printf(out, "{\"flushed\":%zu}\n", n);
+        else
+            buf_printf(out, "flushed %zu policies\n", n);
+        return 0;
+    }
+    return -1;
+}
+
 static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out)
 {
+    int rc;
     int json = has_json(argc, argv, flags);
     const char *args[DNS_MAX_OVERRIDE + 4];
     int na = 0;
@@ -408,6 +515,8 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
     for (int i = 0; i < argc && na < (int)nitems(args); i++)
         if (strcmp(argv[i], "--json") != 0)
             args[na++] = argv[i];
+    if ((rc = ctl_sts(c, na, args, json, out)) != -1)
+        return rc;
     if (na >= 2 && strcmp(args[0], "show") == 0 && strcmp(args[1], "dns") == 0 && na == 2) {
         ctl_show(out, json);
         return 0;
@@ -428,7 +537,8 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
         return 0;
     }
     buf_adds(out, "usage: show dns | dns lookup DOMAIN [OVERRIDE...] | dns host NAME | "
-                  "dns txt NAME | dns flush\n");
+                  "dns txt NAME | dns flush | show sts | sts lookup DOMAIN | "
+                  "sts flush [DOMAIN]\n");
     return 2;
 }
 
@@ -459,7 +569,7 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
 
 static const struct child_spec spec = {
     .prog = "dnsd",
-    .root = CHILD_ROOT_EMPTY,
+    .root = CHILD_ROOT_OWN, /* queue_directory/dnsd: sts.db only */
     .peer = adopt_peer,
     .reload = on_reload,
     .ctl = on_ctl,
@@ -484,6 +594,13 @@ int main(int argc, char **argv)
         log_err("%s", err);
         return 1;
     }
+    /* before the chroot: the CA bundle lives in /etc/ssl */
+    D.sts_ctx = sts_fetch_ctx(cfg_str(c->cfg, P_mta_sts_ca_file), &err);
+    if (D.sts_ctx == NULL) {
+        log_err("%s: MTA-STS policies cannot be fetched (cached ones still apply)", err);
+        free(err);
+        err = NULL;
+    }
     child_drop(c);
 
     D.eng = dnsq_engine_new(c->base, D.cache, &D.st);
@@ -491,6 +608,13 @@ int main(int argc, char **argv)
     D.txt_eng = dnsq_engine_new(c->base, NULL, &D.st);
     dnsq_engine_configure(D.txt_eng, &D.conf);
     log_conf(&D.conf);
+    {
+        struct sts_conf sc;
+        sts_conf_from(c->cfg, &sc);
+        D.sts_cache = sts_cache_open(STS_DB);
+        D.sts = sts_new(c->base, D.eng, D.sts_ctx, D.sts_cache, &sc);
+        sts_join_set(D.sts);
+    }
     /* child_loop hands us the deliver and relay channels (adopt_peer) */
     D.expire = event_new(c->base, -1, EV_PERSIST, on_expire, NULL);
     event_add(D.expire, &every);

@@ -3,6 +3,7 @@
  * every child program. Contract in child.h.
  */
 #include "mail/child.h"
+#include "mail/spool.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -461,7 +462,10 @@ void child_drop(struct child *c)
         dir = xstrdup(spool);
         break;
     case CHILD_ROOT_EMPTY:
-        dir = xasprintf("%s/empty", spool);
+        dir = xasprintf("%s/%s", spool, SPOOL_EMPTY);
+        break;
+    case CHILD_ROOT_OWN:
+        dir = xasprintf("%s/%s", spool, c->spec->prog);
         break;
     case CHILD_ROOT_NONE:
         break;

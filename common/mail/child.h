@@ -25,9 +25,10 @@
  * peer). IMSG_CTL_REQ calls spec->ctl. Anything else from master goes to
  * spec->master_msg. When master goes away the child exits.
  *
- * After child_drop the working directory is the spool (CHILD_ROOT_SPOOL)
- * or the empty dir (CHILD_ROOT_EMPTY) whether or not chroot happened, so
- * relative paths ("queue/ID", "etc/domains.db") work in both cases.
+ * After child_drop the working directory is the spool (CHILD_ROOT_SPOOL),
+ * the empty dir (CHILD_ROOT_EMPTY) or the program's own dir
+ * (CHILD_ROOT_OWN) whether or not chroot happened, so relative paths
+ * ("queue/ID", "etc/domains.db", "sts.db") work in both cases.
  * Maps a chrooted child needs are copied by master into
  * queue_directory/etc/ at start and on reload.
  */
@@ -47,6 +48,10 @@ enum child_root {
     CHILD_ROOT_NONE,  /* no chroot */
     CHILD_ROOT_SPOOL, /* chroot to queue_directory */
     CHILD_ROOT_EMPTY, /* chroot to queue_directory/empty (root-owned, empty) */
+    /* chroot to queue_directory/PROG, made by master (mail_owner's, 0700):
+     * a program that keeps a file of its own and may see nothing else
+     * (dnsd: the MTA-STS policy cache, sts.db) */
+    CHILD_ROOT_OWN,
 };
 
 struct child_spec {

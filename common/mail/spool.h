@@ -11,7 +11,9 @@
  *   maildrop-bad/  maildrop files smtpd refused (5xx, malformed), kept for
  *           the admin; mail_owner, 0700
  *   etc/    maps copied in by master for chrooted children (root-owned)
- *   empty/  the empty chroot of dnsd, deliver, relay (root-owned, 0755)
+ *   empty/  the empty chroot of deliver, relay, signer (root-owned, 0755)
+ *   dnsd/   dnsd's chroot: only its MTA-STS policy cache sts.db
+ *           (mail_owner, 0700; CHILD_ROOT_OWN)
  *   run/    master's pid file and control socket (root-owned, 0700)
  */
 #ifndef POSTERN_SPOOL_H
@@ -30,6 +32,7 @@
 #define MAILDROP_GROUP "postdrop"
 #define SPOOL_ETC "etc"
 #define SPOOL_EMPTY "empty"
+#define SPOOL_DNSD "dnsd"
 #define SPOOL_RUN "run"
 #define SPOOL_PIDFILE "run/master.pid"
 #define SPOOL_CONTROL "run/control.sock"

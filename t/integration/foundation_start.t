@@ -53,7 +53,7 @@ if ($as_root) {
     ok(defined $uid, 'mail_owner postern exists');
     like(proc_status($mpid)->{Uid}, qr/^0\s/, 'master runs as root');
     my %want_root = (smtpd => $spool, qmgr => $spool,
-        dnsd => "$spool/empty", deliver => "$spool/empty", relay => "$spool/empty",
+        dnsd => "$spool/dnsd", deliver => "$spool/empty", relay => "$spool/empty",
         signer => "$spool/empty");
     # local stays root to become each recipient (docs/local.md): its jobs
     # and workers drop per delivery; it is not chrooted
@@ -80,6 +80,14 @@ if ($as_root) {
     is($est[2] & 0022, 0, 'empty dir is not writable by group or others');
     opendir(my $dh, "$spool/empty");
     is(scalar(grep { !/^\.\.?$/ } readdir $dh), 0, 'empty dir is empty');
+    # dnsd's own root holds its MTA-STS cache and nothing else (docs/dns.md)
+    my @dst = stat("$spool/dnsd");
+    ok(@dst && -d _, 'dnsd dir exists');
+    is($dst[4], $uid, 'dnsd dir is owned by mail_owner');
+    is($dst[2] & 07777, 0700, 'dnsd dir is mode 0700');
+    opendir(my $dd, "$spool/dnsd");
+    my @in = grep { !/^\.\.?$/ } readdir $dd;
+    ok(!grep({ !/^sts\.db$/ } @in), "dnsd dir holds at most sts.db (@in)");
 } else {
     for my $name (@CHILDREN) {
         my $pid = $by{$name}{pid} or next;

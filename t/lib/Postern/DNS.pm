@@ -37,6 +37,8 @@ package Postern::DNS;
 #                                   params => { dns_timeout => '1s' });
 #   $d->start;                   # bin/dnsd with a fake master and "deliver"
 #   my $r = $d->mx('example.test', @override);  # decoded IMSG_DNS_REP
+#   my $s = $d->mx('example.test', { flags => Postern::DNS::Dnsd::DNS_Q_STS });
+#   $d->restart(%params);        # the same directory (spool, sts.db) kept
 #   my $h = $d->host('mx1.example.test');
 #   my @r = $d->mx_many([ 'x.test', 'x.test', ... ]);  # sent at once
 #   my ($code, $out) = $d->ctl('show', 'dns', { json => 1 });
@@ -459,6 +461,8 @@ use constant {
     IMSG_DNS_HOST_REQ => 301,
     IMSG_DNS_REP      => 302,
     CTL_F_JSON        => 1,
+    DNS_Q_DANE        => 1,
+    DNS_Q_STS         => 2,
 };
 
 my @CLASS = ('ok', 'temporary', 'permanent');
@@ -486,13 +490,31 @@ sub _ensure_user {
         '--shell', '/usr/sbin/nologin', $user) == 0 or croak "useradd $user failed";
 }
 
+# spool/dnsd: dnsd's own chroot (its MTA-STS cache), as master makes it:
+# mail_owner's, mode 0700.
+sub _make_own_dir {
+    my ($self) = @_;
+    my $own = "$self->{dir}/spool/dnsd";
+    make_path($own);
+    chmod 0700, $own;
+    if ($> == 0) {
+        _ensure_user('postern');
+        my ($uid, $gid) = (getpwnam('postern'))[2, 3];
+        chown $uid, $gid, $own;
+    }
+}
+
+# The MTA-STS cache file as dnsd keeps it.
+sub sts_db { "$_[0]{dir}/spool/dnsd/sts.db" }
+
 sub start {
     my ($self) = @_;
     my $bin = "$Postern::DNS::ROOT/bin/dnsd";
     croak "$bin is not built (make)" unless -x $bin;
-    my $dir = $self->{dir} = Postern::DNS::_tmpdir();
+    my $dir = $self->{dir} //= Postern::DNS::_tmpdir();
     make_path("$dir/etc", "$dir/spool/empty");
     chmod 0755, "$dir/spool", "$dir/spool/empty";
+    $self->_make_own_dir;
     my %p = (
         queue_directory => "$dir/spool",
         log_level       => 'detailed',
@@ -500,10 +522,7 @@ sub start {
         dns_timeout     => '1s',
         %{ $self->{params} },
     );
-    if ($> == 0) {
-        _ensure_user('postern');
-        $p{mail_owner} //= 'postern';
-    }
+    $p{mail_owner} //= 'postern' if $> == 0;
     open my $cf, '>', "$dir/etc/main.cf" or croak $!;
     print $cf "$_ = $p{$_}\n" for sort keys %p;
     close $cf;
@@ -660,11 +679,14 @@ sub decode_rep {
 
 sub _id { my ($self) = @_; return $self->{next_id}++ }
 
+# send_mx($domain, @override [, { flags => DNS_Q_STS, port => 25 }])
 sub send_mx {
     my ($self, $domain, @override) = @_;
+    my $o = @override && ref $override[-1] eq 'HASH' ? pop @override : {};
     my $id = $self->_id;
     $self->_send('deliver', IMSG_DNS_MX_REQ, $id,
-        _str($domain) . pack('L', scalar @override) . join("", map { _str($_) } @override) . pack("LS", 0, 0));
+        _str($domain) . pack('L', scalar @override) . join("", map { _str($_) } @override)
+            . pack("LS", $o->{flags} // 0, $o->{port} // 0));
     return $id;
 }
 
@@ -721,9 +743,19 @@ sub ctl {
 
 sub alive { my ($self) = @_; return $self->{pid} && waitpid($self->{pid}, WNOHANG) == 0 }
 
-sub stop {
+# Stop dnsd and start it again on the same directory (its spool and the
+# MTA-STS cache in it are kept); params: changes to main.cf.
+sub restart {
+    my ($self, %params) = @_;
+    $self->_halt;
+    $self->{params}{$_} = $params{$_} for keys %params;
+    $self->{inbuf} = { master => '', deliver => '' };
+    $self->{frames} = {};
+    return $self->start;
+}
+
+sub _halt {
     my ($self) = @_;
-    return unless $self->{owner} == $$;
     if ($self->{pid}) {
         eval { $self->_send('master', IMSG_SHUTDOWN, 0, '') };
         my $end = time + 5;
@@ -734,6 +766,12 @@ sub stop {
         Postern::DNS::_kill_wait($self->{pid}, 2) if kill 0, $self->{pid};
         delete $self->{pid};
     }
+}
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{owner} == $$;
+    $self->_halt;
     remove_tree($self->{dir}) if $self->{dir} && !$ENV{POSTERN_KEEP};
     delete $self->{dir};
 }
