@@ -439,8 +439,9 @@ static void sts_ctl_done(const struct sts_answer *a, void *arg)
     if (p->json) {
         buf_adds(&out, "{\"domain\":");
         buf_json_str(&out, a->domain);
-        buf_printf(&out, ",\"state\":\"%s\",\"mode\":\"%s\",\"id\":",
-                   dns_sts_state_name(r.sts.state), dns_sts_mode_name(r.sts.mode));
+        buf_printf(&out,
+                   ",\"state\":\"%s\",\"mode\":\"%s\",\"id\":", dns_sts_state_name(r.sts.state),
+                   dns_sts_mode_name(r.sts.mode));
         buf_json_str(&out, r.sts.id);
         buf_printf(&out, ",\"max_age\":%u,\"reason\":", r.sts.max_age);
         buf_json_str(&out, r.sts.reason);

@@ -143,9 +143,12 @@ static void answer_all(struct op *o, enum dns_sts_state st, const struct sts_ent
                        const char *reason)
 {
     struct sts *s = o->s;
-    struct sts_answer a = {st, o->domain, e ? e->id : "", e ? &e->pol : NULL, reason};
+    char domain[DNS_MAX_NAME + 1];
+    struct sts_answer a = {st, domain, e ? e->id : "", e ? &e->pol : NULL, reason};
     struct sts_entry copy;
     struct waiter *w = o->w;
+
+    memcpy(domain, o->domain, sizeof(domain)); /* o is freed before the callbacks */
 
     if (e) {
         copy = *e; /* a callback may flush the cache */
@@ -264,8 +267,8 @@ static void start_fetch(struct op *o)
     if (at && !(o->how & STS_FORCE)) {
         long left = (long)(STS_RETRY_S - (now_s() - at));
         if (e) {
-            snprintf(reason, sizeof(reason), "cached, refresh failed: %s (next try in %ld s)",
-                     why, left);
+            snprintf(reason, sizeof(reason), "cached, refresh failed: %s (next try in %ld s)", why,
+                     left);
             answer_all(o, DNS_STS_POLICY, e, reason);
         } else {
             snprintf(reason, sizeof(reason), "%s (next try in %ld s)", why, left);
@@ -274,8 +277,8 @@ static void start_fetch(struct op *o)
         return;
     }
     s->fetches++;
-    o->fetch = sts_fetch_start(s->base, s->e, s->ctx, o->domain, s->conf.port,
-                               s->conf.timeout_ms, on_fetched, o);
+    o->fetch = sts_fetch_start(s->base, s->e, s->ctx, o->domain, s->conf.port, s->conf.timeout_ms,
+                               on_fetched, o);
 }
 
 static void on_txt(const struct txt_result *r, void *arg)
@@ -418,7 +421,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct sts *s = arg;
     int64_t now = now_s();
-    char (*due)[DNS_MAX_NAME + 1] = NULL;
+    char(*due)[DNS_MAX_NAME + 1] = NULL;
     size_t ndue = 0;
 
     memo_expire(s);

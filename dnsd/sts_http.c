@@ -151,8 +151,10 @@ static enum stshttp_state check_status(struct stshttp *h, const struct hdr *hd)
         return STSHTTP_MORE;
     snprintf(num, sizeof(num), "%d", h->status);
     if (h->status >= 300 && h->status < 400) {
-        snprintf(h->why, sizeof(h->why), "HTTP status %s: redirect to \"%s\" not followed (RFC "
-                 "8461 3.3)", num, hd->location);
+        snprintf(h->why, sizeof(h->why),
+                 "HTTP status %s: redirect to \"%s\" not followed (RFC "
+                 "8461 3.3)",
+                 num, hd->location);
         h->st = STSHTTP_ERROR;
         return h->st;
     }

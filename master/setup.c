@@ -74,8 +74,8 @@ static int setup_maildrop(const char *path, const char *owner, uid_t uid, gid_t 
 
 int setup_spool(struct master *m, char **err)
 {
-    static const char *const owned[] = {SPOOL_INCOMING, SPOOL_QUEUE,       SPOOL_FREE,
-                                        SPOOL_HOLD,     SPOOL_BOUNCED,     SPOOL_BAD,
+    static const char *const owned[] = {SPOOL_INCOMING, SPOOL_QUEUE,        SPOOL_FREE,
+                                        SPOOL_HOLD,     SPOOL_BOUNCED,      SPOOL_BAD,
                                         SPOOL_DB,       SPOOL_MAILDROP_BAD, SPOOL_DNSD};
     const char *spool = cfg_str(&m->cfg, P_queue_directory);
     uid_t uid = geteuid(), root = 0;

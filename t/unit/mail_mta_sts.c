@@ -91,31 +91,29 @@ static void test_policy(void)
     is_int(pol("version: STSv1\r\nmode: enforce\nmx: a.example\r\n\r\nmax_age: 5\n", &p, why,
                sizeof(why)),
            0, "mixed line ends and a blank line");
-    is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\nmx: A.example\nmax_age: 5\n", &p,
-               why, sizeof(why)),
+    is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\nmx: A.example\nmax_age: 5\n", &p, why,
+               sizeof(why)),
            0, "a duplicate mx");
     is_int(p.nmx, 1, "is kept once");
 
     is_int(pol("mode: enforce\nmx: a.example\nmax_age: 5\n", &p, why, sizeof(why)), -1,
            "no version");
     ok(strstr(why, "version") != NULL, "why: %s", why);
-    is_int(pol("mode: enforce\nversion: STSv1\nmx: a.example\nmax_age: 5\n", &p, why,
-               sizeof(why)),
+    is_int(pol("mode: enforce\nversion: STSv1\nmx: a.example\nmax_age: 5\n", &p, why, sizeof(why)),
            -1, "version not first");
     is_int(pol("version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 5\n", &p, why, sizeof(why)),
            -1, "another version");
     is_int(pol("version: STSv1\nversion: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n", &p,
                why, sizeof(why)),
            -1, "two versions");
-    is_int(pol("version: STSv1\nmode: enforcing\nmx: a.example\nmax_age: 5\n", &p, why,
-               sizeof(why)),
-           -1, "bad mode");
+    is_int(
+        pol("version: STSv1\nmode: enforcing\nmx: a.example\nmax_age: 5\n", &p, why, sizeof(why)),
+        -1, "bad mode");
     ok(strstr(why, "line 2") != NULL && strstr(why, "mode") != NULL, "why names the line: %s", why);
-    is_int(pol("version: STSv1\nmode: enforce\nmode: testing\nmx: a.example\nmax_age: 5\n", &p,
-               why, sizeof(why)),
+    is_int(pol("version: STSv1\nmode: enforce\nmode: testing\nmx: a.example\nmax_age: 5\n", &p, why,
+               sizeof(why)),
            -1, "two modes");
-    is_int(pol("version: STSv1\nmx: a.example\nmax_age: 5\n", &p, why, sizeof(why)), -1,
-           "no mode");
+    is_int(pol("version: STSv1\nmx: a.example\nmax_age: 5\n", &p, why, sizeof(why)), -1, "no mode");
     is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\n", &p, why, sizeof(why)), -1,
            "no max_age");
     is_int(pol("version: STSv1\nmode: enforce\nmax_age: 5\n", &p, why, sizeof(why)), -1,
@@ -128,11 +126,9 @@ static void test_policy(void)
     is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 99999999999\n", &p, why,
                sizeof(why)),
            -1, "max_age of 11 digits");
-    is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n", &p, why,
-               sizeof(why)),
+    is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n", &p, why, sizeof(why)),
            -1, "negative max_age");
-    is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1d\n", &p, why,
-               sizeof(why)),
+    is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1d\n", &p, why, sizeof(why)),
            -1, "max_age with a unit");
     is_int(pol("version: STSv1\nmode: enforce\nmx: a.example\nmax_age:\n", &p, why, sizeof(why)),
            -1, "empty max_age");
@@ -141,26 +137,24 @@ static void test_policy(void)
            -1, "two max_age");
     is_int(pol("version: STSv1\nmode: enforce\nmx: *\nmax_age: 5\n", &p, why, sizeof(why)), -1,
            "mx * alone");
-    is_int(pol("version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 5\n", &p, why,
-               sizeof(why)),
-           -1, "mx *.*.example");
-    is_int(pol("version: STSv1\nmode: enforce\nmx: a..example\nmax_age: 5\n", &p, why,
-               sizeof(why)),
+    is_int(
+        pol("version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 5\n", &p, why, sizeof(why)),
+        -1, "mx *.*.example");
+    is_int(pol("version: STSv1\nmode: enforce\nmx: a..example\nmax_age: 5\n", &p, why, sizeof(why)),
            -1, "mx with an empty label");
-    is_int(pol("version: STSv1\nmode: enforce\nmx: a.example..\nmax_age: 5\n", &p, why,
-               sizeof(why)),
-           -1, "mx with two final dots");
+    is_int(
+        pol("version: STSv1\nmode: enforce\nmx: a.example..\nmax_age: 5\n", &p, why, sizeof(why)),
+        -1, "mx with two final dots");
     is_int(pol("version: STSv1\nmode: enforce\nmx: .\nmax_age: 5\n", &p, why, sizeof(why)), -1,
            "mx of the root");
-    is_int(pol("version: STSv1\nmode: enforce\nmx: -a.example\nmax_age: 5\n", &p, why,
-               sizeof(why)),
+    is_int(pol("version: STSv1\nmode: enforce\nmx: -a.example\nmax_age: 5\n", &p, why, sizeof(why)),
            -1, "mx label starting with a hyphen");
     is_int(pol("version: STSv1\nmode: enforce\nmx: a.example a.other\nmax_age: 5\n", &p, why,
                sizeof(why)),
            -1, "two names on one mx line");
-    is_int(pol("version: STSv1\nmode: enforce\nmx: mx_1.example\nmax_age: 5\n", &p, why,
-               sizeof(why)),
-           -1, "an underscore in an mx");
+    is_int(
+        pol("version: STSv1\nmode: enforce\nmx: mx_1.example\nmax_age: 5\n", &p, why, sizeof(why)),
+        -1, "an underscore in an mx");
     is_int(pol("version: STSv1\nmode: enforce\njunk\nmx: a.example\nmax_age: 5\n", &p, why,
                sizeof(why)),
            -1, "a line without ':'");

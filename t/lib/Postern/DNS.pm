@@ -23,6 +23,7 @@ package Postern::DNS;
 #                                     # query with EDNS0 (an OPT record)
 #   });
 #   $f->start; $f->port; $f->count('a.test', 'MX'); $f->count_tcp(...);
+#   $f->set_rules('a.test/TXT' => { answer => [...] }, 'b.test/MX' => undef);
 #   $f->stop;
 #   A rule is looked up as "name/TYPE", then "name/*"; no rule: NXDOMAIN with
 #   a SOA (zone "test", negative TTL 30). Rule keys: rcode (default NOERROR),
@@ -235,6 +236,7 @@ package Postern::DNS::Fake;
 use strict;
 use warnings;
 use Carp qw(croak);
+use JSON::PP ();
 use File::Path qw(remove_tree);
 use IO::Select;
 use IO::Socket::INET;
@@ -274,11 +276,39 @@ sub start {
     return $self;
 }
 
+# Change rules while it runs: set_rules(KEY => RULE, ...) adds or replaces
+# (RULE undef removes); the responder reads them at its next query.
+sub set_rules {
+    my ($self, %r) = @_;
+    my $path = "$self->{dir}/rules.json";
+    my $cur = -e $path ? JSON::PP::decode_json(Postern::DNS::_slurp($path)) : {};
+    for my $k (keys %r) {
+        if (defined $r{$k}) { $cur->{$k} = $r{$k} } else { $cur->{$k} = { gone => 1 } }
+    }
+    open my $fh, '>', "$path.tmp" or croak $!;
+    print $fh JSON::PP::encode_json($cur);
+    close $fh;
+    rename "$path.tmp", $path or croak $!;
+}
+
 sub _rule {
     my ($self, $name, $type) = @_;
     $name = lc $name;
     $name =~ s/\.$//;
-    return $self->{rules}{"$name/$type"} // $self->{rules}{"$name/*"};
+    my $path = "$self->{dir}/rules.json";
+    my @st = stat $path;
+    if (@st && "$st[9]/$st[7]/$st[1]" ne ($self->{rules_seen} // '')) {
+        $self->{rules_seen} = "$st[9]/$st[7]/$st[1]";
+        my $extra = eval { JSON::PP::decode_json(Postern::DNS::_slurp($path)) } || {};
+        $self->{extra} = $extra;
+    }
+    for my $k ("$name/$type", "$name/*") {
+        my $x = $self->{extra} && $self->{extra}{$k};
+        return undef if $x && $x->{gone};
+        return $x if $x;
+        return $self->{rules}{$k} if $self->{rules}{$k};
+    }
+    return undef;
 }
 
 sub _rr {
