@@ -43,8 +43,9 @@ int main(void)
 {
     static const char ok_cl[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
                                 "Content-Length: 5\r\n\r\nhelloEXTRA";
-    static const char ok_ch[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                "Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    static const char ok_ch[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
     static char big[STS_POLICY_MAX + 200];
 
     plan_lazy();
@@ -85,11 +86,11 @@ int main(void)
                 "Transfer-Encoding: chunked\r\n\r\n",
                 0),
            STSHTTP_ERROR, "Content-Length and Transfer-Encoding");
-    is_int(runs("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\n",
-                0),
-           STSHTTP_ERROR, "Transfer-Encoding gzip");
-    is_int(runs("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n folded\r\n\r\n", 0),
-           STSHTTP_ERROR, "a folded header line");
+    is_int(
+        runs("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\n", 0),
+        STSHTTP_ERROR, "Transfer-Encoding gzip");
+    is_int(runs("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n folded\r\n\r\n", 0), STSHTTP_ERROR,
+           "a folded header line");
     is_int(runs("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "zz\r\n",
                 0),
