@@ -661,9 +661,12 @@ static void encode_req(struct qmgr *q, const struct route_plan *plan, struct del
     policy_fill_req(q, g->d, plan, &req, dl); /* phase, target, hosts, tls, port, reuse key */
     /* local takes it too: it marks what it forwards the same way */
     req.dkim = g->m->dkim && (req.target == DLV_TARGET_LOCAL || qdkim_active(q));
-    /* MTA-STS is the recipient domain's: not for smtp:host routes */
+    /* MTA-STS is the recipient domain's MX hosts': not for smtp:host
+     * routes, nor when the domains map's mx= replaces the MX lookup (the
+     * administrator chose the hosts; RFC 8461 4.1 matches MX names) */
     req.mta_sts = (uint8_t)(q->mta_sts && req.target == DLV_TARGET_MX && req.domain &&
-                            strcmp(req.domain, g->d->name) == 0);
+                            strcmp(req.domain, g->d->name) == 0 &&
+                            (req.mx_override == NULL || req.mx_override[0] == NULL));
     policy_log_attempt(q, g->m, g->d, plan, dl);
     ipc_w_init(w);
     dlv_req_encode(w, &req);
@@ -1038,6 +1041,32 @@ static void dkim_tag(const struct dlv_res *res, char *tag, size_t len)
     snprintf(tag + n, len - n, ", dkim=%s", res->dkim);
 }
 
+/* The TLS sessions of a delivery into the TLS reporting counters. The
+ * policy string comes as "a; b; c": the report wants one line each, and
+ * an MTA-STS policy's lines start with its version (RFC 8460 4.4). */
+static void count_tls(struct qmgr *q, const struct dlv_res *res)
+{
+    for (size_t i = 0; res && i < res->ntls_out; i++) {
+        const struct dlv_tls_out *t = &res->tls_out[i];
+        struct buf lines;
+        struct tlsrpt_outcome o;
+
+        buf_init(&lines);
+        if (strcmp(t->policy_type, "sts") == 0)
+            buf_printf(&lines, "version: STSv1%s", *t->policy_string ? "\n" : "");
+        for (const char *p = t->policy_string; *p;) {
+            const char *e = strstr(p, "; ");
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            buf_printf(&lines, "%.*s%s", (int)n, p, e ? "\n" : "");
+            p += n + (e ? 2 : 0);
+        }
+        o = (struct tlsrpt_outcome){t->policy_type, t->policy_domain, lines.data ? lines.data : "",
+                                    t->mx_host, "", t->result, t->reason};
+        tlsrpt_add(q->tlsrpt, &o);
+        buf_free(&lines);
+    }
+}
+
 static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dlv_res *res)
 {
     struct group *g = dl->g;
@@ -1047,6 +1076,7 @@ static void finish_delivery(struct qmgr *q, struct delivery *dl, const struct dl
     char tag[800];
 
     end_delivery(q, dl);
+    count_tls(q, res);
     policy_log_tag(dl, res ? res->label : NULL, tag, sizeof(tag));
     tls_tag(res, tag, sizeof(tag));
     dkim_tag(res, tag, sizeof(tag));

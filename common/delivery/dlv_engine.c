@@ -17,6 +17,7 @@
 
 #include "base/log.h"
 #include "base/netaddr.h"
+#include "mail/mta_sts.h"
 #include "mail/qfile.h"
 #include "base/util.h"
 
@@ -290,39 +291,10 @@ int dlv_tls_wants_dane(enum tls_mode mode, int listed)
     return mode != TLS_MODE_NONE && mode != TLS_MODE_VERIFY;
 }
 
-/* a and b equal, ignoring case and a final dot on either. */
-static int name_eq(const char *a, size_t al, const char *b)
-{
-    size_t bl = strlen(b);
-
-    if (al > 0 && a[al - 1] == '.')
-        al--;
-    if (bl > 0 && b[bl - 1] == '.')
-        bl--;
-    return al == bl && al > 0 && ascii_ncasecmp(a, b, al) == 0;
-}
-
-/*
- * An MX pattern of an MTA-STS policy (RFC 8461 4.1): exact, or "*.rest"
- * matching exactly one more leftmost label.
- * TODO: switch to sts_mx_match() of mail/mta_sts.c once it is there.
- */
-static int sts_pattern_match(const char *pattern, const char *host)
-{
-    const char *dot;
-
-    if (strncmp(pattern, "*.", 2) != 0)
-        return name_eq(pattern, strlen(pattern), host);
-    dot = strchr(host, '.');
-    if (dot == NULL || dot == host)
-        return 0;
-    return name_eq(dot + 1, strlen(dot + 1), pattern + 2);
-}
-
 static int sts_host_ok(const struct dns_sts *sts, const char *host)
 {
     for (size_t i = 0; i < sts->nmx; i++)
-        if (sts_pattern_match(sts->mx[i], host))
+        if (sts_mx_match(sts->mx[i], host))
             return 1;
     return 0;
 }
