@@ -5,7 +5,7 @@
 set -u
 
 BUILD="gcc make libevent-dev libldns-dev libdb5.3-dev libssl-dev libcrypt-dev"
-TEST="perl python3 python3-dkim python3-nacl libnet-dns-perl libio-socket-ssl-perl libnet-ssleay-perl libjson-perl swaks nsd openssl procps iproute2 strace prometheus mandoc man-db"
+TEST="perl python3 python3-dkim python3-nacl libnet-dns-perl libio-socket-ssl-perl libnet-ssleay-perl libjson-perl swaks nsd openssl procps iproute2 strace prometheus mandoc man-db ldnsutils dns-root-data"
 FUZZ="clang libclang-rt-14-dev"
 FORMAT="clang-format"
 # make deb (tools/deb.sh) and its check (t/integration/deb_package.t)

@@ -21,6 +21,8 @@ package Postern::DNS;
 #       'g.test/MX'  => { delay => 0.5, answer => [...] },
 #       'h.test/MX'  => { formerr_edns => 1, answer => [...] }, # FORMERR to a
 #                                     # query with EDNS0 (an OPT record)
+#       'i.test/MX'  => { ad => 1, answer => [...] },   # AD set in the reply
+#                                     # (a validating resolver's "secure")
 #   });
 #   $f->start; $f->port; $f->count('a.test', 'MX'); $f->count_tcp(...);
 #   $f->set_rules('a.test/TXT' => { answer => [...] }, 'b.test/MX' => undef);
@@ -41,6 +43,8 @@ package Postern::DNS;
 #   my $s = $d->mx('example.test', { flags => Postern::DNS::Dnsd::DNS_Q_STS });
 #   $d->restart(%params);        # the same directory (spool, sts.db) kept
 #   my $h = $d->host('mx1.example.test');
+#   $d->mx('a.test', { flags => 1, port => 25 })  # request flags (DNS_Q_DANE
+#                                # = 1, DNS_Q_STS = 2) and port; also host()
 #   my @r = $d->mx_many([ 'x.test', 'x.test', ... ]);  # sent at once
 #   my ($code, $out) = $d->ctl('show', 'dns', { json => 1 });
 #   $d->log_text; $d->stop;
@@ -334,6 +338,7 @@ sub _reply {
         return $r;
     }
     $r->header->rcode($rule->{rcode} // 'NOERROR');
+    $r->header->ad(1) if $rule->{ad};
     $r->push(answer => map { _rr($_) } @{ $rule->{answer} || [] });
     $r->push(authority => map { _rr($_) } @{ $rule->{authority} || [] });
     $r->push(additional => map { _rr($_) } @{ $rule->{additional} || [] });
@@ -721,9 +726,11 @@ sub send_mx {
 }
 
 sub send_host {
-    my ($self, $name) = @_;
+    my ($self, $name, $o) = @_;
+    $o ||= {};
     my $id = $self->_id;
-    $self->_send('deliver', IMSG_DNS_HOST_REQ, $id, _str($name) . pack("LS", 0, 0));
+    $self->_send('deliver', IMSG_DNS_HOST_REQ, $id,
+        _str($name) . pack("LS", $o->{flags} // 0, $o->{port} // 0));
     return $id;
 }
 
@@ -749,7 +756,7 @@ sub wait_any {
 }
 
 sub mx   { my ($self, @a) = @_; return $self->wait_rep($self->send_mx(@a)) }
-sub host { my ($self, $n) = @_; return $self->wait_rep($self->send_host($n)) }
+sub host { my ($self, $n, $o) = @_; return $self->wait_rep($self->send_host($n, $o)) }
 
 sub mx_many {
     my ($self, $domains) = @_;
