@@ -257,6 +257,6 @@ void dnscache_walk(const struct dnscache *c, int64_t now, dnscache_walk_fn fn, v
         int64_t left = e->expires - now;
         if (left <= 0)
             continue;
-        fn(e->key, e->summary, (uint32_t)((left + 999999) / 1000000), arg);
+        fn(e->key, e->summary, (uint32_t)((left + 999999) / 1000000), e->data, e->len, arg);
     }
 }

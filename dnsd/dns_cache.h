@@ -40,9 +40,9 @@ size_t dnscache_expire(struct dnscache *c, int64_t now);
 const struct dnscache_stats *dnscache_stats(const struct dnscache *c);
 
 /* Visit live entries, most recently used first. ttl_left in seconds
- * (rounded up). */
+ * (rounded up); data/len the value stored. */
 typedef void (*dnscache_walk_fn)(const char *key, const char *summary, uint32_t ttl_left,
-                                 void *arg);
+                                 const void *data, size_t len, void *arg);
 void dnscache_walk(const struct dnscache *c, int64_t now, dnscache_walk_fn fn, void *arg);
 
 #endif

@@ -6,6 +6,12 @@
  * (UDP, or TCP after truncation) and one timer, and a list of waiters.
  * It leaves the in-flight list before its waiters are called, so a waiter
  * may ask again (even the same question) from inside its callback.
+ *
+ * With dnssec = validate an accepted answer is handed to dnssec_validate
+ * through a struct vreq: if the engine is freed meanwhile, q is failed
+ * and forgotten (vreq->q = NULL) and the verdict, which always comes
+ * once, only frees the vreq. A cache value is one status byte, for a
+ * BOGUS answer its reason (NUL-terminated), then the answer's wire form.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,10 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dns_answer.h"
 #include "dns_query.h"
+#include "dnssec.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -31,8 +39,15 @@ struct waiter {
     void *arg;
 };
 
+struct vreq {
+    struct dnsq *q; /* NULL once q is gone */
+    uint8_t *wire;  /* the answer being validated */
+    size_t len;
+};
+
 struct dnsq {
     struct dnsq *next;
+    struct vreq *vreq; /* validating */
     struct dnsq_engine *e;
     char *name;
     ldns_rr_type type;
@@ -145,6 +160,8 @@ static void q_unlink(struct dnsq *q)
 
 static void q_free(struct dnsq *q)
 {
+    if (q->vreq)
+        q->vreq->q = NULL;
     q_close_io(q);
     if (q->ev_timer)
         event_free(q->ev_timer);
@@ -207,25 +224,136 @@ uint32_t dnsq_cache_ttl(const ldns_pkt *p, const char *name, ldns_rr_type t, uin
     return ttl;
 }
 
-static void q_answer(struct dnsq *q, const ldns_pkt *p, const uint8_t *wire, size_t len)
+/* A cache value: status byte, reason if bogus, wire. */
+static void cache_store(struct dnsq_engine *e, const char *key, int sec, const char *why,
+                        const uint8_t *wire, size_t len, const char *summary, uint32_t ttl)
+{
+    struct buf v;
+
+    buf_init(&v);
+    buf_addc(&v, (char)sec);
+    if (sec == DNSSEC_BOGUS)
+        buf_add(&v, why, strlen(why) + 1);
+    buf_add(&v, wire, len);
+    dnscache_put(e->cache, key, v.data, v.len, summary, ttl, cache_now());
+    buf_free(&v);
+}
+
+/* Split a cache value; -1 if it is not one. */
+static int cache_split(const uint8_t *v, size_t len, int *sec, const char **why,
+                       const uint8_t **wire, size_t *wlen)
+{
+    size_t off = 1;
+
+    if (len < 1 || v[0] > DNSSEC_BOGUS)
+        return -1;
+    *sec = v[0];
+    *why = "";
+    if (*sec == DNSSEC_BOGUS) {
+        const uint8_t *nul = memchr(v + 1, 0, len - 1);
+        if (!nul)
+            return -1;
+        *why = (const char *)v + 1;
+        off = (size_t)(nul - v) + 1;
+    }
+    *wire = v + off;
+    *wlen = len - off;
+    return 0;
+}
+
+int dnsq_entry_sec(const void *data, size_t len)
+{
+    int sec;
+    const char *why;
+    const uint8_t *w;
+    size_t wl;
+
+    return cache_split(data, len, &sec, &why, &w, &wl) < 0 ? DNSSEC_INSECURE : sec;
+}
+
+enum dnsq_dnssec dnsq_dnssec_mode(const struct dnsq_engine *e)
+{
+    return e->conf.dnssec;
+}
+
+/* The answer (with its DNSSEC status) to every waiter, and to the cache. */
+static void q_deliver(struct dnsq *q, const ldns_pkt *p, const uint8_t *wire, size_t len, int sec,
+                      const char *secwhy)
 {
     struct dnsq_engine *e = q->e;
     struct dnsq_answer a = {0};
     uint32_t ttl = dnsq_cache_ttl(p, q->name, q->type, e->conf.ttl_min, e->conf.ttl_max);
+    char why[400];
 
+    if (sec == DNSSEC_BOGUS && ttl > DNSQ_BOGUS_TTL)
+        ttl = DNSQ_BOGUS_TTL;
     if (log_enabled(LOG_LV_DETAIL) || (ttl && e->cache)) {
         struct buf s;
         buf_init(&s);
         dnsans_summary(p, q->name, q->type, &s);
-        log_detail("dns: answer %s/%s from %s: %s (ttl %u)", q->name, q->tname,
-                   e->conf.rc.servers[q->srv].text, s.data ? s.data : "", ttl);
+        log_detail("dns: answer %s/%s from %s: %s (ttl %u, %s)", q->name, q->tname,
+                   e->conf.rc.servers[q->srv].text, s.data ? s.data : "", ttl,
+                   dnssec_status_name((unsigned)sec));
         if (ttl && e->cache)
-            dnscache_put(e->cache, q->key, wire, len, s.data, ttl, cache_now());
+            cache_store(e, q->key, sec, secwhy, wire, len, s.data ? s.data : "", ttl);
         buf_free(&s);
     }
-    a.ok = 1;
-    a.pkt = p;
+    a.sec = sec;
+    if (sec == DNSSEC_BOGUS) {
+        snprintf(why, sizeof(why), "DNSSEC: bogus: %s", secwhy);
+        log_info("dns: %s/%s: DNSSEC validation failed: %s", q->name, q->tname, secwhy);
+        a.why = why;
+    } else {
+        a.ok = 1;
+        a.pkt = p;
+    }
     q_finish(q, &a);
+}
+
+static void q_validated(enum dnssec_status st, const char *why, void *arg)
+{
+    struct vreq *v = arg;
+    struct dnsq *q = v->q;
+    ldns_pkt *p = NULL;
+
+    if (q) {
+        q->vreq = NULL;
+        if (ldns_wire2pkt(&p, v->wire, v->len) == LDNS_STATUS_OK && p)
+            q_deliver(q, p, v->wire, v->len, (int)st, why ? why : "");
+        else
+            q_fail(q); /* cannot happen: the bytes parsed before */
+        ldns_pkt_free(p);
+    }
+    free(v->wire);
+    free(v);
+}
+
+static void q_fetch(void *fetch_arg, const char *name, ldns_rr_type t, dnssec_fetch_done done,
+                    void *ctx);
+
+static void q_answer(struct dnsq *q, const ldns_pkt *p, const uint8_t *wire, size_t len)
+{
+    struct dnsq_engine *e = q->e;
+    struct vreq *v;
+
+    switch (e->conf.dnssec) {
+    case DNSQ_SEC_OFF:
+        q_deliver(q, p, wire, len, DNSSEC_INSECURE, "");
+        return;
+    case DNSQ_SEC_RESOLVER:
+        q_deliver(q, p, wire, len, ldns_pkt_ad(p) ? DNSSEC_SECURE : DNSSEC_INSECURE, "");
+        return;
+    case DNSQ_SEC_VALIDATE:
+        break;
+    }
+    q_close_io(q); /* nothing more to read; askers keep joining q */
+    v = xcalloc(1, sizeof(*v));
+    v->q = q;
+    v->wire = xmalloc(len);
+    memcpy(v->wire, wire, len);
+    v->len = len;
+    q->vreq = v;
+    dnssec_validate(e->conf.anchors, q_fetch, e, p, q->name, q->type, time(NULL), q_validated, v);
 }
 
 static int same_server(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -380,6 +508,12 @@ static int q_build(struct dnsq *q)
     ldns_pkt_set_id(p, q->id);
     if (q->edns)
         ldns_pkt_set_edns_udp_size(p, EDNS_PAYLOAD);
+    if (q->edns && q->e->conf.dnssec != DNSQ_SEC_OFF)
+        ldns_pkt_set_edns_do(p, true);
+    if (q->e->conf.dnssec == DNSQ_SEC_VALIDATE)
+        ldns_pkt_set_cd(p, true); /* we judge: give us what fails to validate too */
+    if (q->e->conf.dnssec == DNSQ_SEC_RESOLVER)
+        ldns_pkt_set_ad(p, true); /* RFC 6840 5.7: ask for the AD bit */
     free(q->qwire);
     q->qwire = NULL;
     if (ldns_pkt2wire(&q->qwire, p, &q->qlen) == LDNS_STATUS_OK)
@@ -579,22 +713,63 @@ static void q_start_tcp(struct dnsq *q)
 
 static int answer_from_cache(struct dnsq_engine *e, const char *key, dnsq_cb cb, void *arg)
 {
-    size_t len;
-    const void *w;
+    size_t len, wlen;
+    const void *v;
+    const uint8_t *w;
+    const char *secwhy;
     ldns_pkt *p = NULL;
     struct dnsq_answer a = {0};
+    char why[400];
+    int sec;
 
-    if (!e->cache || !(w = dnscache_get(e->cache, key, cache_now(), &len)))
+    if (!e->cache || !(v = dnscache_get(e->cache, key, cache_now(), &len)))
         return 0;
-    if (ldns_wire2pkt(&p, w, len) != LDNS_STATUS_OK || !p)
+    if (cache_split(v, len, &sec, &secwhy, &w, &wlen) < 0)
         return 0;
-    log_detail("dns: cache hit %s", key);
+    log_detail("dns: cache hit %s (%s)", key, dnssec_status_name((unsigned)sec));
+    a.cached = 1;
+    a.sec = sec;
+    if (sec == DNSSEC_BOGUS) {
+        snprintf(why, sizeof(why), "DNSSEC: bogus: %s", secwhy);
+        a.why = why;
+        cb(&a, arg);
+        return 1;
+    }
+    if (ldns_wire2pkt(&p, w, wlen) != LDNS_STATUS_OK || !p)
+        return 0;
     a.ok = 1;
     a.pkt = p;
-    a.cached = 1;
     cb(&a, arg);
     ldns_pkt_free(p);
     return 1;
+}
+
+/* dnssec_validate's fetch: the engine itself (cache, coalescing, and the
+ * fetched answer validated in turn). */
+struct fetchreq {
+    dnssec_fetch_done done;
+    void *ctx;
+};
+
+static void q_fetched(const struct dnsq_answer *a, void *arg)
+{
+    struct fetchreq f = *(struct fetchreq *)arg;
+
+    free(arg);
+    if (a->ok)
+        f.done(a->pkt, a->sec, NULL, f.ctx);
+    else
+        f.done(NULL, a->sec, a->why, f.ctx);
+}
+
+static void q_fetch(void *fetch_arg, const char *name, ldns_rr_type t, dnssec_fetch_done done,
+                    void *ctx)
+{
+    struct fetchreq *f = xmalloc(sizeof(*f));
+
+    f->done = done;
+    f->ctx = ctx;
+    dnsq_ask(fetch_arg, name, t, q_fetched, f);
 }
 
 void dnsq_ask(struct dnsq_engine *e, const char *name, ldns_rr_type t, dnsq_cb cb, void *arg)

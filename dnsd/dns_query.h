@@ -20,6 +20,26 @@
  * for their TTL clamped to [ttl_min, ttl_max]; negative answers for the
  * RFC 2308 SOA TTL, and not at all without a SOA.
  * Every query and answer is logged at detailed level.
+ *
+ * DNSSEC (conf.dnssec, main.cf `dnssec`):
+ *   DNSQ_SEC_OFF       queries as above; every answer DNSSEC_INSECURE.
+ *   DNSQ_SEC_VALIDATE  queries carry EDNS0 with DO and CD; each NOERROR/
+ *                      NXDOMAIN answer is judged by dnssec_validate (the
+ *                      engine itself fetches the DNSKEY and DS records
+ *                      the chain needs, validated and cached in turn)
+ *                      before it is cached and given to askers. The cache
+ *                      keeps the status with the packet. A BOGUS answer
+ *                      reaches askers as !ok, sec BOGUS, why "DNSSEC:
+ *                      bogus: ..." (logged at info), and is cached for
+ *                      DNSQ_BOGUS_TTL seconds at most (its own TTL if
+ *                      shorter), so a broken zone is not asked again for
+ *                      every lookup yet is retried within a minute.
+ *   DNSQ_SEC_RESOLVER  queries carry DO and AD; an answer is SECURE when
+ *                      the server set AD, else INSECURE. Only sound when
+ *                      the servers are a validating resolver on loopback
+ *                      (dnsd warns at start about any that is not).
+ * While an answer is being validated its question stays in flight
+ * (later askers join it); its socket and timer are already gone.
  */
 #ifndef POSTERN_DNSD_DNS_QUERY_H
 #define POSTERN_DNSD_DNS_QUERY_H
@@ -33,11 +53,19 @@
 struct event_base;
 struct dnsq_engine;
 
+enum dnsq_dnssec { DNSQ_SEC_OFF = 0, DNSQ_SEC_VALIDATE, DNSQ_SEC_RESOLVER };
+
+#define DNSQ_BOGUS_TTL 60
+
+struct dnssec_anchors;
+
 struct dnsq_conf {
     struct resolv_conf rc;
     int timeout_ms;
     int attempts;
     uint32_t ttl_min, ttl_max;
+    enum dnsq_dnssec dnssec;
+    const struct dnssec_anchors *anchors; /* DNSQ_SEC_VALIDATE (not owned) */
 };
 
 struct dnsq_stats {
@@ -71,6 +99,10 @@ size_t dnsq_inflight(const struct dnsq_engine *e);
 void dnsq_ask(struct dnsq_engine *e, const char *name, ldns_rr_type t, dnsq_cb cb, void *arg);
 /* Cache key for a question: "example.com/MX". */
 char *dnsq_key(const char *name, ldns_rr_type t);
+/* The DNSSEC status of a cache entry's value (for `show dns`). */
+int dnsq_entry_sec(const void *data, size_t len);
+/* The engine's DNSSEC mode. */
+enum dnsq_dnssec dnsq_dnssec_mode(const struct dnsq_engine *e);
 /* Seconds an answer may be cached (0: not at all), from the packet. */
 uint32_t dnsq_cache_ttl(const ldns_pkt *p, const char *name, ldns_rr_type t, uint32_t ttl_min,
                         uint32_t ttl_max);

@@ -142,15 +142,13 @@ struct dnssec_anchors *dnssec_anchors_load(const char *path, char **err)
         if (s == LDNS_STATUS_SYNTAX_EMPTY || s == LDNS_STATUS_SYNTAX_TTL ||
             s == LDNS_STATUS_SYNTAX_ORIGIN || s == LDNS_STATUS_SYNTAX_INCLUDE) {
             if (s == LDNS_STATUS_SYNTAX_INCLUDE) {
-                *err = xasprintf("%s:%d: $INCLUDE is not allowed in a trust-anchor file", path,
-                                 at);
+                *err = xasprintf("%s:%d: $INCLUDE is not allowed in a trust-anchor file", path, at);
                 break;
             }
             continue;
         }
         if (s != LDNS_STATUS_OK || !rr) {
-            *err = xasprintf("%s:%d: %s", path, at,
-                             ldns_get_errorstr_by_id(s));
+            *err = xasprintf("%s:%d: %s", path, at, ldns_get_errorstr_by_id(s));
             break;
         }
         if ((why = anchor_rr_check(rr)) != NULL || rdf_name(ldns_rr_owner(rr), name) < 0) {
@@ -342,8 +340,8 @@ static void v_add_rrset(struct val *v, ldns_pkt_section sec, const char *owner, 
                         ldns_rr_list *rrset)
 {
     struct item *it;
-    int apex = t == LDNS_RR_TYPE_DNSKEY && v->qt == LDNS_RR_TYPE_DNSKEY &&
-               strcmp(owner, v->qname) == 0;
+    int apex =
+        t == LDNS_RR_TYPE_DNSKEY && v->qt == LDNS_RR_TYPE_DNSKEY && strcmp(owner, v->qname) == 0;
 
     if (!(it = v_add(v, apex ? IT_APEX : IT_RRSET, owner, t))) {
         ldns_rr_list_deep_free(rrset);
@@ -402,8 +400,8 @@ static void v_add_denial(struct val *v)
 static void v_plan(struct val *v)
 {
     ldns_pkt_rcode rc = ldns_pkt_get_rcode(v->pkt);
-    int follow = v->qt != LDNS_RR_TYPE_DS && v->qt != LDNS_RR_TYPE_DNSKEY &&
-                 v->qt != LDNS_RR_TYPE_CNAME;
+    int follow =
+        v->qt != LDNS_RR_TYPE_DS && v->qt != LDNS_RR_TYPE_DNSKEY && v->qt != LDNS_RR_TYPE_CNAME;
     char cur[DNS_MAX_NAME + 1];
     int hops = 0;
 

@@ -8,10 +8,20 @@
  * directory, then runs one libevent loop: dns_lookup builds the answers
  * from dns_query's cached, coalesced upstream questions.
  *
- * Control commands (smtpctl): "show dns" (cache entries, counters),
- * "dns lookup DOMAIN [OVERRIDE...]" (an MX set, asked live and answered
- * when it completes, without blocking the loop; exit 1 when
- * the lookup failed), "dns host NAME", "dns flush", and "dns txt NAME"
+ * DNSSEC (main.cf `dnssec`, docs/dns.md): with `validate` the trust
+ * anchors of dnssec_trust_anchor are read at start, before the chroot; a
+ * file that cannot be read or parsed stops dnsd with the file's name.
+ * `dnssec` and `dnssec_trust_anchor` are restart-only parameters (master
+ * keeps them over a reload and warns): the file cannot be read again from
+ * inside the chroot. With `resolver` a warning names every dns_servers
+ * entry that is not on loopback.
+ *
+ * Control commands (smtpctl): "show dns" (cache entries with their DNSSEC
+ * status, counters), "dns lookup [--dane] [--port N] DOMAIN [OVERRIDE...]"
+ * (an MX set, asked live and answered when it completes, without blocking
+ * the loop; --dane asks for TLSA records as deliver does, for port N or
+ * 25; exit 1 when the lookup failed), "dns host [--dane] [--port N] NAME",
+ * "dns flush", and "dns txt NAME"
  * (the TXT records, one a line, for smtpctl dkim check: asked on an
  * engine of its own without a cache, so a record just published is seen
  * and nothing about it stays in the cache deliver uses).
@@ -25,7 +35,9 @@
  * [DOMAIN]", "sts lookup DOMAIN" (a lookup that fetches the policy
  * anew, answered when it completes).
  */
+#include <arpa/inet.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +48,7 @@
 #include "dns_lookup.h"
 #include "mail/dns_proto.h"
 #include "dns_query.h"
+#include "dnssec.h"
 #include "base/log.h"
 #include "mail/proto.h"
 #include "mail/stats.h"
@@ -68,7 +81,8 @@ static struct {
     struct dnscache *cache;
     struct dnsq_stats st;
     struct dnsq_engine *eng;
-    struct dnsq_engine *txt_eng; /* dns txt: the same servers, no cache */
+    struct dnsq_engine *txt_eng;    /* dns txt: the same servers, no cache */
+    struct dnssec_anchors *anchors; /* dnssec = validate: read at start */
     struct resolv_conf file_rc;
     struct dnsq_conf conf;
     struct peer peers[2];
@@ -82,6 +96,26 @@ static struct {
 
 /* ---- configuration ---- */
 
+static enum dnsq_dnssec dnssec_mode(const struct config *cfg)
+{
+    const char *m = cfg_enum(cfg, P_dnssec);
+
+    if (strcmp(m, "validate") == 0)
+        return DNSQ_SEC_VALIDATE;
+    if (strcmp(m, "resolver") == 0)
+        return DNSQ_SEC_RESOLVER;
+    return DNSQ_SEC_OFF;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return 0;
+}
+
 static int build_conf(const struct config *cfg, struct dnsq_conf *conf, char **err)
 {
     char *const *list = cfg_list(cfg, P_dns_servers);
@@ -92,6 +126,8 @@ static int build_conf(const struct config *cfg, struct dnsq_conf *conf, char **e
     conf->attempts = (int)cfg_num(cfg, P_dns_attempts);
     conf->ttl_min = (uint32_t)cfg_num(cfg, P_dns_ttl_min);
     conf->ttl_max = (uint32_t)cfg_num(cfg, P_dns_ttl_max);
+    conf->dnssec = dnssec_mode(cfg);
+    conf->anchors = D.anchors;
     if (list && list[0])
         return resolv_parse_list(list, &conf->rc, err);
     conf->rc = D.file_rc;
@@ -115,9 +151,27 @@ static void log_conf(const struct dnsq_conf *conf)
     buf_init(&b);
     for (int i = 0; i < conf->rc.n; i++)
         buf_printf(&b, "%s%s", i ? " " : "", conf->rc.servers[i].text);
-    log_info("dns servers %s, timeout %dms, attempts %d, cache %zu entries", b.data,
-             conf->timeout_ms, conf->attempts, dnscache_max(D.cache));
+    log_info("dns servers %s, timeout %dms, attempts %d, cache %zu entries, dnssec %s", b.data,
+             conf->timeout_ms, conf->attempts, dnscache_max(D.cache),
+             conf->dnssec == DNSQ_SEC_VALIDATE   ? "validate"
+             : conf->dnssec == DNSQ_SEC_RESOLVER ? "resolver"
+                                                 : "off");
     buf_free(&b);
+    for (int i = 0; conf->dnssec == DNSQ_SEC_RESOLVER && i < conf->rc.n; i++)
+        if (!is_loopback(&conf->rc.servers[i].ss))
+            log_warn("dnssec = resolver trusts the AD bit of %s, which is not on loopback: an "
+                     "attacker on the path can set it (use a validating resolver on 127.0.0.1)",
+                     conf->rc.servers[i].text);
+}
+
+/* dns txt (dkim check) needs no DNSSEC: its engine never validates. */
+static void configure_txt_engine(void)
+{
+    struct dnsq_conf tc = D.conf;
+
+    tc.dnssec = DNSQ_SEC_OFF;
+    tc.anchors = NULL;
+    dnsq_engine_configure(D.txt_eng, &tc);
 }
 
 static void sts_conf_from(const struct config *cfg, struct sts_conf *sc)
@@ -137,7 +191,7 @@ static int on_reload(struct child *c, char **err)
         return -1;
     D.conf = conf;
     dnsq_engine_configure(D.eng, &D.conf);
-    dnsq_engine_configure(D.txt_eng, &D.conf);
+    configure_txt_engine();
     dnscache_set_max(D.cache, (size_t)cfg_num(c->cfg, P_dns_cache_size));
     sts_conf_from(c->cfg, &sc);
     sts_configure(D.sts, &sc); /* mta_sts_ca_file: read at start only (before the chroot) */
@@ -272,11 +326,13 @@ struct walk {
     int json, n;
 };
 
-static void walk_entry(const char *key, const char *summary, uint32_t ttl, void *arg)
+static void walk_entry(const char *key, const char *summary, uint32_t ttl, const void *data,
+                       size_t len, void *arg)
 {
     struct walk *w = arg;
     const char *slash = strrchr(key, '/');
     char name[DNS_MAX_NAME + 1];
+    const char *sec = dnssec_status_name((unsigned)dnsq_entry_sec(data, len));
 
     snprintf(name, sizeof(name), "%.*s", slash ? (int)(slash - key) : (int)strlen(key), key);
     if (w->json) {
@@ -284,11 +340,12 @@ static void walk_entry(const char *key, const char *summary, uint32_t ttl, void 
         buf_json_str(w->out, name);
         buf_adds(w->out, ",\"type\":");
         buf_json_str(w->out, slash ? slash + 1 : "");
-        buf_printf(w->out, ",\"ttl\":%u,\"data\":", ttl);
+        buf_printf(w->out, ",\"ttl\":%u,\"sec\":\"%s\",\"data\":", ttl, sec);
         buf_json_str(w->out, summary);
         buf_addc(w->out, '}');
     } else {
-        buf_printf(w->out, "%-40s %-5s %7us  %s\n", name, slash ? slash + 1 : "", ttl, summary);
+        buf_printf(w->out, "%-40s %-5s %7us  %s  [%s]\n", name, slash ? slash + 1 : "", ttl,
+                   summary, sec);
     }
     w->n++;
 }
@@ -360,7 +417,7 @@ static void ctl_done(const struct dns_result *r, void *arg)
  * the answer goes back when it completes, so dnsd keeps serving meanwhile.
  */
 static int ctl_lookup(struct child *c, int mx, const char *name, const char *const *override,
-                      size_t n, int json)
+                      size_t n, unsigned flags, uint16_t port, int json)
 {
     struct ctl_pending *p = xmalloc(sizeof(*p));
 
@@ -368,10 +425,29 @@ static int ctl_lookup(struct child *c, int mx, const char *name, const char *con
     p->token = child_ctl_defer(c);
     p->json = json;
     if (mx)
-        lookup_mx(D.eng, name, override, n, 0, 0, ctl_done, p);
+        lookup_mx(D.eng, name, override, n, flags, port, ctl_done, p);
     else
-        lookup_host(D.eng, name, 0, 0, ctl_done, p);
+        lookup_host(D.eng, name, flags, port, ctl_done, p);
     return CHILD_CTL_LATER;
+}
+
+/* "--dane" and "--port N" before the name: 0, or -1 for a bad option. */
+static int lookup_opts(const char **args, int na, int *i, unsigned *flags, uint16_t *port)
+{
+    for (; *i < na && strncmp(args[*i], "--", 2) == 0; (*i)++) {
+        if (strcmp(args[*i], "--dane") == 0) {
+            *flags |= DNS_Q_DANE;
+        } else if (strcmp(args[*i], "--port") == 0 && *i + 1 < na) {
+            char *end;
+            long v = strtol(args[++*i], &end, 10);
+            if (*end || v < 1 || v > 65535)
+                return -1;
+            *port = (uint16_t)v;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static void txt_done(const struct txt_result *r, void *arg)
@@ -522,10 +598,15 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
         ctl_show(out, json);
         return 0;
     }
-    if (na >= 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "lookup") == 0)
-        return ctl_lookup(c, 1, args[2], args + 3, (size_t)(na - 3), json);
-    if (na == 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "host") == 0)
-        return ctl_lookup(c, 0, args[2], NULL, 0, json);
+    if (na >= 3 && strcmp(args[0], "dns") == 0 &&
+        (strcmp(args[1], "lookup") == 0 || strcmp(args[1], "host") == 0)) {
+        int mx = strcmp(args[1], "lookup") == 0, i = 2;
+        unsigned qflags = 0;
+        uint16_t port = 0;
+        if (lookup_opts(args, na, &i, &qflags, &port) == 0 && i < na && (mx || i == na - 1))
+            return ctl_lookup(c, mx, args[i], args + i + 1, (size_t)(na - i - 1), qflags, port,
+                              json);
+    }
     if (na == 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "txt") == 0)
         return ctl_txt(c, args[2], json);
     if (na == 2 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "flush") == 0) {
@@ -537,9 +618,9 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
             buf_printf(out, "flushed %zu entries\n", n);
         return 0;
     }
-    buf_adds(out, "usage: show dns | dns lookup DOMAIN [OVERRIDE...] | dns host NAME | "
-                  "dns txt NAME | dns flush | show sts | sts lookup DOMAIN | "
-                  "sts flush [DOMAIN]\n");
+    buf_adds(out, "usage: show dns | dns lookup [--dane] [--port N] DOMAIN [OVERRIDE...] | "
+                  "dns host [--dane] [--port N] NAME | dns txt NAME | dns flush | show sts | "
+                  "sts lookup DOMAIN | sts flush [DOMAIN]\n");
     return 2;
 }
 
@@ -591,6 +672,16 @@ int main(int argc, char **argv)
         err = NULL;
     }
     D.cache = dnscache_new((size_t)cfg_num(c->cfg, P_dns_cache_size));
+    /* before the chroot, once: the file cannot be read again from inside it */
+    if (dnssec_mode(c->cfg) == DNSQ_SEC_VALIDATE) {
+        D.anchors = dnssec_anchors_load(cfg_str(c->cfg, P_dnssec_trust_anchor), &err);
+        if (!D.anchors) {
+            log_err("dnssec = validate: %s (dnssec_trust_anchor; dnsd cannot start)", err);
+            return 1;
+        }
+        log_info("dnssec: %zu trust anchor(s) from %s", dnssec_anchors_count(D.anchors),
+                 cfg_str(c->cfg, P_dnssec_trust_anchor));
+    }
     if (build_conf(c->cfg, &D.conf, &err) < 0) {
         log_err("%s", err);
         return 1;
@@ -607,7 +698,7 @@ int main(int argc, char **argv)
     D.eng = dnsq_engine_new(c->base, D.cache, &D.st);
     dnsq_engine_configure(D.eng, &D.conf);
     D.txt_eng = dnsq_engine_new(c->base, NULL, &D.st);
-    dnsq_engine_configure(D.txt_eng, &D.conf);
+    configure_txt_engine();
     log_conf(&D.conf);
     {
         struct sts_conf sc;

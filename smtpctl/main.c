@@ -83,6 +83,28 @@ static int check_dkim_map(const struct config *cfg)
     return 0;
 }
 
+/*
+ * dnssec = validate: dnsd reads dnssec_trust_anchor at start and does not
+ * start without it. Here: that it can be read (dnsd parses it). 0, or 1
+ * after saying what is wrong.
+ */
+static int check_trust_anchor(const struct config *cfg)
+{
+    const char *path = cfg_str(cfg, P_dnssec_trust_anchor);
+    FILE *fp;
+
+    if (strcmp(cfg_enum(cfg, P_dnssec), "validate") != 0)
+        return 0;
+    if (!(fp = fopen(path, "r"))) {
+        fprintf(stderr, "%s: %s (dnssec_trust_anchor, needed by dnssec = validate)\n", path,
+                strerror(errno));
+        return 1;
+    }
+    fclose(fp);
+    printf("%s: readable (dnssec_trust_anchor)\n", path);
+    return 0;
+}
+
 static int cmd_check(const char *confdir)
 {
     struct config cfg;
@@ -120,7 +142,7 @@ static int cmd_check(const char *confdir)
         printf("%s: ok\n", src);
     }
     gateways_free(&gws);
-    int bad = check_dkim_map(&cfg);
+    int bad = check_dkim_map(&cfg) | check_trust_anchor(&cfg);
     for (size_t i = 0; i < nitems(map_params); i++) {
         const char *src = cfg_str(&cfg, map_params[i]);
         char *db = xasprintf("%s.db", src);

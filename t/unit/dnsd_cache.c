@@ -11,10 +11,11 @@
 
 #define S 1000000LL /* one second in microseconds */
 
-static void count_walk(const char *key, const char *summary, uint32_t ttl, void *arg)
+static void count_walk(const char *key, const char *summary, uint32_t ttl, const void *data,
+                       size_t len, void *arg)
 {
     struct buf *b = arg;
-    buf_printf(b, "%s=%s/%u;", key, summary, ttl);
+    buf_printf(b, "%s=%s/%u/%zu;", key, summary, ttl, len);
 }
 
 static const char *get(struct dnscache *c, const char *key, int64_t now)
@@ -105,10 +106,10 @@ int main(void)
     /* walk: most recent first, TTL left rounded up */
     dnscache_flush(c);
     dnscache_put(c, "x/MX", "1", 1, "first", 10, 0);
-    dnscache_put(c, "y/MX", "2", 1, "second", 20, 0);
+    dnscache_put(c, "y/MX", "22", 2, "second", 20, 0);
     buf_init(&b);
     dnscache_walk(c, S / 2, count_walk, &b);
-    is_str(b.data, "y/MX=second/20;x/MX=first/10;", "walk order and TTL left");
+    is_str(b.data, "y/MX=second/20/2;x/MX=first/10/1;", "walk order, TTL left and the value");
     buf_free(&b);
     ok(dnscache_has(c, "x/MX", 0) && !dnscache_has(c, "x/MX", 10 * S), "has() honours TTL");
 

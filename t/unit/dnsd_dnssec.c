@@ -117,8 +117,8 @@ static struct zone *zone_add(const char *apex, const char *const *lines, const s
     kl = ldns_key_list_new();
     ldns_key_list_push_key(kl, k->ksk);
     ldns_key_list_push_key(kl, k->zsk);
-    signed_zone = nsec3 ? ldns_zone_sign_nsec3(zn, kl, LDNS_SHA1, 0, 0, 0, NULL)
-                        : ldns_zone_sign(zn, kl);
+    signed_zone =
+        nsec3 ? ldns_zone_sign_nsec3(zn, kl, LDNS_SHA1, 0, 0, 0, NULL) : ldns_zone_sign(zn, kl);
     if (!signed_zone)
         abort();
     z->rrs = ldns_rr_list_clone(ldns_zone_rrs(signed_zone));
@@ -250,8 +250,8 @@ static ldns_pkt *answer(const char *qname, ldns_rr_type t)
                 continue;
             dnsans_name(ldns_rr_owner(rr), o, sizeof(o));
             /* each NSEC RRset once, with its signatures */
-            ldns_rr_list *have = ldns_pkt_rr_list_by_name_and_type(p, ldns_rr_owner(rr), rt,
-                                                                   LDNS_SECTION_AUTHORITY);
+            ldns_rr_list *have =
+                ldns_pkt_rr_list_by_name_and_type(p, ldns_rr_owner(rr), rt, LDNS_SECTION_AUTHORITY);
             if (!have)
                 push_set(p, LDNS_SECTION_AUTHORITY, z, o, rt);
             ldns_rr_list_deep_free(have);
@@ -372,7 +372,7 @@ static struct result judge(const char *qname, ldns_rr_type t)
         struct result r_ = (r);                                                                    \
         if (!is_str(dnssec_status_name(r_.st), dnssec_status_name(want), "%s", name))              \
             diag("why: %s", r_.why);                                                               \
-        ok(r_.called == 1, "%s: callback called once", name);                                     \
+        ok(r_.called == 1, "%s: callback called once", name);                                      \
     } while (0)
 
 /* ---- building the world ---- */
@@ -433,8 +433,12 @@ static void build_world(void)
         zone_add("a.test", a, &k_a, 0);
     }
     {
-        const char *b[] = {SOA("b.test"), "b.test. NS ns.b.test.", "ns.b.test. A 127.0.0.1",
-                           "b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.6", NULL};
+        const char *b[] = {SOA("b.test"),
+                           "b.test. NS ns.b.test.",
+                           "ns.b.test. A 127.0.0.1",
+                           "b.test. MX 10 mx.b.test.",
+                           "mx.b.test. A 127.0.0.6",
+                           NULL};
         zone_add("b.test", b, &k_b, 1);
     }
     ds_a = ds_text(k_a.ksk);
@@ -575,7 +579,7 @@ static void test_validation(const char *mode)
 
 #define T(q, t, want, what)                                                                        \
     do {                                                                                           \
-        snprintf(name, sizeof(name), "%s: %s", mode, what);                                       \
+        snprintf(name, sizeof(name), "%s: %s", mode, what);                                        \
         IS_SEC(judge(q, t), want, name);                                                           \
     } while (0)
 
