@@ -5,6 +5,13 @@
  * A struct lookup counts the questions it still waits for in `pending`;
  * starting holds one extra count so that answers coming straight from the
  * cache cannot finish it while it is still being set up.
+ *
+ * DNSSEC: each answer's status (dnsq_answer.sec) is kept with what it
+ * gave (the MX set, each address family, each TLSA question); a chain of
+ * CNAMEs is secure only if every answer along it is. With DNS_Q_DANE the
+ * lookup has a second phase: when the addresses are known, the TLSA
+ * questions of the secure hosts are asked at once, and lk_finish runs
+ * again when they are answered (tlsa_started tells the phases apart).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -28,6 +35,7 @@ struct famlk {
     char name[DNS_MAX_NAME + 1];
     int hops;
     enum fam_state st;
+    int sec; /* of every answer used (CNAME hops too) */
     char why[600];
     struct dns_host addrs; /* collects this family's addresses */
 };
@@ -36,6 +44,15 @@ struct hostlk {
     struct lookup *lk;
     size_t host; /* index in lk->res.hosts */
     struct famlk fam[2];
+};
+
+/* One TLSA question (_port._tcp.host) of the DANE phase. */
+struct tlsalk {
+    struct lookup *lk;
+    size_t host;
+    char name[DNS_MAX_NAME + 1];
+    int hops;
+    int sec;
 };
 
 struct lookup {
@@ -50,7 +67,20 @@ struct lookup {
     int hops;
     struct hostlk *hl;
     size_t nhl;
+    /* DNSSEC and DANE */
+    unsigned qflags; /* DNS_Q_* of the request */
+    uint16_t port;   /* the request's port, for TLSA names */
+    int mx_sec;      /* every MX answer along the CNAME chain */
+    int tlsa_started;
+    struct tlsalk *tl;
+    size_t ntl;
 };
+
+/* The status of a chain: secure only while every answer is. */
+static int sec_and(int a, int b)
+{
+    return a == DNSSEC_SECURE && b == DNSSEC_SECURE ? DNSSEC_SECURE : DNSSEC_INSECURE;
+}
 
 static void lk_finish(struct lookup *lk);
 
@@ -66,6 +96,7 @@ static void lk_free(struct lookup *lk)
         for (int f = 0; f < 2; f++)
             free(lk->hl[i].fam[f].addrs.addrs);
     free(lk->hl);
+    free(lk->tl);
     dns_result_free(&lk->res);
     free(lk);
 }
@@ -87,6 +118,7 @@ static void fam_answer(const struct dnsq_answer *a, void *arg)
         lk_release(lk);
         return;
     }
+    fl->sec = sec_and(fl->sec, a->sec);
     dnsans_examine(a->pkt, fl->name, fl->type, DNSANS_MAX_HOPS, &an);
     fl->hops += an.hops;
     switch (an.kind) {
@@ -136,6 +168,10 @@ static void host_conclude(struct hostlk *hl)
     for (int f = 0; f < 2; f++)
         for (size_t i = 0; i < hl->fam[f].addrs.naddrs; i++)
             dns_host_add_addr(h, (struct sockaddr *)&hl->fam[f].addrs.addrs[i]);
+    /* secure only when both families answered, securely */
+    h->sec = DNSSEC_INSECURE;
+    if (a->st != FAM_TEMP && a->st != FAM_LOOP && b->st != FAM_TEMP && b->st != FAM_LOOP)
+        h->sec = (uint8_t)sec_and(a->sec, b->sec);
     if (h->naddrs > 0) {
         dns_host_set_err(h, DNS_OK, "");
         return;
@@ -176,6 +212,7 @@ static void lk_resolve_hosts(struct lookup *lk)
         hl->host = i;
         for (int f = 0; f < 2; f++) {
             hl->fam[f].h = hl;
+            hl->fam[f].sec = DNSSEC_SECURE;
             hl->fam[f].type = f == 0 ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA;
             strlcpy_p(hl->fam[f].name, lk->res.hosts[i].name, sizeof(hl->fam[f].name));
             lk->pending++;
@@ -190,16 +227,35 @@ static void lk_resolve_hosts(struct lookup *lk)
 
 static void mx_ask(struct lookup *lk);
 
+/* Addresses from an additional section are not validated: drop them so
+ * that the hosts' own (validated) A/AAAA answers are used. */
+static void forget_additional(struct dns_result *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++) {
+        free(r->hosts[i].addrs);
+        r->hosts[i].addrs = NULL;
+        r->hosts[i].naddrs = 0;
+    }
+}
+
 static void mx_answer(const struct dnsq_answer *a, void *arg)
 {
     struct lookup *lk = arg;
     struct mxset m;
 
+    if (!a->ok && a->sec == DNSSEC_BOGUS) {
+        dns_result_set_err(&lk->res, DNS_TEMP, "DNSSEC validation failed for %s: %s", lk->domain,
+                           a->why);
+        lk_release(lk);
+        return;
+    }
     if (!a->ok) {
         dns_result_set_err(&lk->res, DNS_TEMP, "MX lookup for %s failed: %s", lk->domain, a->why);
         lk_release(lk);
         return;
     }
+    lk->mx_sec = sec_and(lk->mx_sec, a->sec);
+    lk->res.sec = (uint8_t)lk->mx_sec;
     mxset_from_packet(a->pkt, lk->mxname, DNSANS_MAX_HOPS, &m);
     lk->hops += m.hops;
     switch (m.kind) {
@@ -208,6 +264,9 @@ static void mx_answer(const struct dnsq_answer *a, void *arg)
         lk->res = m.res;
         free(lk->res.name);
         lk->res.name = xstrdup(lk->domain);
+        lk->res.sec = (uint8_t)lk->mx_sec;
+        if (lk->mx_sec == DNSSEC_SECURE)
+            forget_additional(&lk->res); /* unsigned glue: ask for signed addresses */
         lk_resolve_hosts(lk);
         lk_release(lk);
         return;
@@ -252,13 +311,21 @@ static void mx_ask(struct lookup *lk)
 
 /* ---- finishing ---- */
 
+static int tlsa_start(struct lookup *lk);
+
 static void lk_finish(struct lookup *lk)
 {
     const struct dns_host *first_temp = NULL, *first_bad = NULL;
     int any = 0;
 
-    for (size_t i = 0; i < lk->nhl; i++)
-        host_conclude(&lk->hl[i]);
+    if (!lk->tlsa_started) {
+        for (size_t i = 0; i < lk->nhl; i++)
+            host_conclude(&lk->hl[i]);
+        if (!lk->is_mx && lk->res.nhosts == 1)
+            lk->res.sec = lk->res.hosts[0].sec; /* a HOST request: its name's answers */
+        if (lk->res.err == DNS_OK && tlsa_start(lk))
+            return; /* lk_finish again when the TLSA answers are in */
+    }
     if (lk->res.err == DNS_OK) {
         for (size_t i = 0; i < lk->res.nhosts; i++) {
             const struct dns_host *h = &lk->res.hosts[i];
@@ -298,6 +365,7 @@ static struct lookup *lk_new(struct dnsq_engine *e, const char *name, lookup_cb 
     lk->cb = cb;
     lk->arg = arg;
     lk->pending = 1; /* held until set up */
+    lk->mx_sec = DNSSEC_SECURE;
     dns_result_init(&lk->res, name);
     return lk;
 }
@@ -305,6 +373,7 @@ static struct lookup *lk_new(struct dnsq_engine *e, const char *name, lookup_cb 
 static int lk_override(struct lookup *lk, const char *const *override, size_t n)
 {
     lk->res.flags |= DNS_R_OVERRIDE;
+    lk->res.sec = DNSSEC_INSECURE; /* not from DNS */
     for (size_t i = 0; i < n; i++) {
         char name[DNS_MAX_NAME + 1];
         struct sockaddr_storage ss;
@@ -354,12 +423,12 @@ static int lk_literal(struct lookup *lk, const char *domain)
 void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *override, size_t n,
                unsigned flags, uint16_t port, lookup_cb cb, void *arg)
 {
-    (void)flags; /* DANE and MTA-STS: not yet */
-    (void)port;
     sts_join_wrap(domain, flags, &cb, &arg); /* the MTA-STS policy too (sts_join.h) */
     struct lookup *lk = lk_new(e, domain, cb, arg);
 
     lk->is_mx = 1;
+    lk->qflags = flags;
+    lk->port = port;
     if (domain[0] == '[' && lk_literal(lk, domain)) {
         lk_release(lk);
         return;
@@ -386,10 +455,10 @@ void lookup_mx(struct dnsq_engine *e, const char *domain, const char *const *ove
 void lookup_host(struct dnsq_engine *e, const char *name, unsigned flags, uint16_t port,
                  lookup_cb cb, void *arg)
 {
-    (void)flags;
-    (void)port;
     struct lookup *lk = lk_new(e, name, cb, arg);
 
+    lk->qflags = flags;
+    lk->port = port;
     if (dnsans_norm(name, lk->domain, sizeof(lk->domain)) < 0 || strcmp(lk->domain, ".") == 0) {
         dns_result_set_err(&lk->res, DNS_PERM, "invalid host name \"%s\"", name);
         lk_release(lk);
@@ -400,6 +469,135 @@ void lookup_host(struct dnsq_engine *e, const char *name, unsigned flags, uint16
     dns_result_add_host(&lk->res, lk->domain, 0, 0);
     lk_resolve_hosts(lk);
     lk_release(lk);
+}
+
+/* ---- DANE: TLSA ---- */
+
+/*
+ * A host is asked for TLSA when everything that led to it is secure: the
+ * MX answer (an MX request that is not an override or a literal) or the
+ * name itself (a HOST request: its address answers), and its addresses.
+ */
+static int tlsa_eligible(const struct lookup *lk, const struct dns_host *h)
+{
+    if (h->naddrs == 0 || h->sec != DNSSEC_SECURE)
+        return 0;
+    if (!lk->is_mx)
+        return 1;
+    return lk->res.sec == DNSSEC_SECURE && !(lk->res.flags & (DNS_R_OVERRIDE | DNS_R_LITERAL));
+}
+
+static void tlsa_ask(struct tlsalk *t);
+
+static void tlsa_take(struct dns_host *h, const ldns_pkt *p, const char *owner)
+{
+    ldns_rr_list *ans = ldns_pkt_answer(p);
+    size_t bad = 0;
+    char o[DNS_MAX_NAME + 1];
+
+    for (size_t i = 0; ans && i < ldns_rr_list_rr_count(ans); i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(ans, i);
+        const ldns_rdf *u, *s, *m, *d;
+
+        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_TLSA ||
+            dnsans_name(ldns_rr_owner(rr), o, sizeof(o)) < 0 || strcmp(o, owner) != 0)
+            continue;
+        if (ldns_rr_rd_count(rr) != 4 || !(u = ldns_rr_rdf(rr, 0)) || !(s = ldns_rr_rdf(rr, 1)) ||
+            !(m = ldns_rr_rdf(rr, 2)) || !(d = ldns_rr_rdf(rr, 3)) || ldns_rdf_size(u) != 1 ||
+            ldns_rdf_size(s) != 1 || ldns_rdf_size(m) != 1 ||
+            dns_host_add_tlsa(h, ldns_rdf_data(u)[0], ldns_rdf_data(s)[0], ldns_rdf_data(m)[0],
+                              ldns_rdf_data(d), ldns_rdf_size(d)) < 0)
+            bad++;
+    }
+    if (h->ntlsa > 0)
+        dns_host_set_tlsa_state(h, DNS_TLSA_FOUND, "");
+    else
+        dns_host_set_tlsa_state(h, DNS_TLSA_FAILED,
+                                bad ? "TLSA records malformed or too large" : "no TLSA record");
+}
+
+static void tlsa_answer(const struct dnsq_answer *a, void *arg)
+{
+    struct tlsalk *t = arg;
+    struct lookup *lk = t->lk;
+    struct dns_host *h = &lk->res.hosts[t->host];
+    struct dnsans an;
+    char why[700];
+
+    if (!a->ok) {
+        snprintf(why, sizeof(why), "TLSA lookup for %s failed: %s", t->name, a->why);
+        dns_host_set_tlsa_state(h, DNS_TLSA_FAILED, why);
+        lk_release(lk);
+        return;
+    }
+    t->sec = sec_and(t->sec, a->sec);
+    dnsans_examine(a->pkt, t->name, LDNS_RR_TYPE_TLSA, DNSANS_MAX_HOPS, &an);
+    t->hops += an.hops;
+    if (an.kind == DNSANS_CHASE && t->hops < DNSANS_MAX_HOPS) {
+        t->hops++;
+        strlcpy_p(t->name, an.final, sizeof(t->name));
+        tlsa_ask(t); /* takes over this question's count */
+        return;
+    }
+    if (t->sec != DNSSEC_SECURE && an.kind != DNSANS_ERROR && an.kind != DNSANS_LOOP &&
+        an.kind != DNSANS_CHASE) {
+        dns_host_set_tlsa_state(h, DNS_TLSA_INSECURE, "");
+    } else if (an.kind == DNSANS_DATA) {
+        tlsa_take(h, a->pkt, an.final);
+    } else if (an.kind == DNSANS_NODATA || an.kind == DNSANS_NXDOMAIN) {
+        dns_host_set_tlsa_state(h, DNS_TLSA_NONE, "");
+    } else {
+        snprintf(why, sizeof(why), "TLSA lookup for %s: %s", t->name,
+                 an.kind == DNSANS_ERROR ? "unusable answer" : "CNAME loop or chain too long");
+        dns_host_set_tlsa_state(h, DNS_TLSA_FAILED, why);
+    }
+    lk_release(lk);
+}
+
+static void tlsa_ask(struct tlsalk *t)
+{
+    dnsq_ask(t->lk->e, t->name, LDNS_RR_TYPE_TLSA, tlsa_answer, t);
+}
+
+/* The DANE phase: 1 when TLSA questions went out (lk_finish comes again). */
+static int tlsa_start(struct lookup *lk)
+{
+    size_t n = 0;
+
+    lk->tlsa_started = 1;
+    if (!(lk->qflags & DNS_Q_DANE) || dnsq_dnssec_mode(lk->e) == DNSQ_SEC_OFF)
+        return 0;
+    for (size_t i = 0; i < lk->res.nhosts; i++)
+        n += tlsa_eligible(lk, &lk->res.hosts[i]);
+    if (n == 0)
+        return 0;
+    lk->tl = xcalloc(n, sizeof(*lk->tl));
+    for (size_t i = 0; i < lk->res.nhosts; i++) {
+        const struct dns_host *h = &lk->res.hosts[i];
+        struct tlsalk *t;
+        unsigned port = h->port ? h->port : lk->port ? lk->port : 25;
+
+        if (!tlsa_eligible(lk, h))
+            continue;
+        t = &lk->tl[lk->ntl++];
+        t->lk = lk;
+        t->host = i;
+        t->sec = DNSSEC_SECURE;
+        if ((size_t)snprintf(t->name, sizeof(t->name), "_%u._tcp.%s", port, h->name) >=
+            sizeof(t->name)) {
+            dns_host_set_tlsa_state(&lk->res.hosts[i], DNS_TLSA_FAILED, "TLSA name too long");
+            lk->ntl--;
+            continue;
+        }
+        lk->pending++;
+    }
+    if (lk->ntl == 0)
+        return 0;
+    lk->pending++; /* held while asking: answers from the cache come at once */
+    for (size_t i = 0; i < lk->ntl; i++)
+        tlsa_ask(&lk->tl[i]);
+    lk_release(lk);
+    return 1;
 }
 
 /* ---- TXT ---- */

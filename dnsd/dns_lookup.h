@@ -23,6 +23,24 @@
  *   Asked on the engine given: dnsd gives it one without a cache, so a
  *   record just published is seen at once.
  *
+ * DNSSEC (dnsq_answer.sec of the answers used; all insecure with dnssec =
+ * off): dns_result.sec is the MX answer's status (every answer of its
+ * CNAME chain; implicit MX: the NODATA answer; override list and
+ * literals: insecure; a HOST request: its host's). dns_host.sec is secure
+ * only when both its A and AAAA answers were (addresses from an MX
+ * packet's additional section are never secure: when the MX answer is
+ * secure they are dropped and the host is looked up). An MX answer that
+ * is BOGUS makes the lookup DNS_TEMP "DNSSEC validation failed for D: ...";
+ * a bogus address answer is a temporary failure of that host.
+ * flags DNS_Q_DANE (and dnssec not off): for every host with addresses
+ * whose MX answer (MX requests, not override or literal) or name (HOST
+ * requests) and addresses are secure, TLSA _PORT._tcp.HOST is asked, all
+ * hosts at once, PORT the host's own, else the request's, else 25:
+ * tlsa_state FOUND (every record, usable or not, at most DNS_MAX_TLSA),
+ * NONE (secure NXDOMAIN/NODATA), INSECURE (an insecure answer), FAILED
+ * with tlsa_reason (SERVFAIL, timeout, bogus, malformed). Other hosts
+ * stay NOT_ASKED. DNS_Q_STS is not handled here.
+ *
  * Addresses of a host are listed IPv4 first, then IPv6, in answer order.
  * Failures are DNS_TEMP (timeouts, SERVFAIL, REFUSED, CNAME loops) or
  * DNS_PERM (NXDOMAIN, null MX, no address records), with a reason.

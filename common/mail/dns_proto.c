@@ -415,7 +415,7 @@ void dns_result_format(const struct dns_result *r, struct buf *out)
         buf_adds(out, " (implicit MX)");
     if (r->flags & DNS_R_OVERRIDE)
         buf_adds(out, " (override)");
-    buf_addc(out, '\n');
+    buf_printf(out, " sec=%s\n", dnssec_status_name(r->sec));
     for (size_t i = 0; i < r->nhosts; i++) {
         const struct dns_host *h = &r->hosts[i];
         buf_printf(out, "  %u %s group=%u", h->pref, h->name, h->group);
@@ -425,7 +425,19 @@ void dns_result_format(const struct dns_result *r, struct buf *out)
             buf_printf(out, " %s", dns_addr_str(&h->addrs[j], a, sizeof(a)));
         if (h->naddrs == 0)
             buf_printf(out, " (no address: %s: %s)", outcome_name(h->err), h->reason);
+        buf_printf(out, " sec=%s", dnssec_status_name(h->sec));
+        if (h->tlsa_state != DNS_TLSA_NOT_ASKED)
+            buf_printf(out, " tlsa=%s", dns_tlsa_state_name(h->tlsa_state));
+        if (h->tlsa_reason && *h->tlsa_reason)
+            buf_printf(out, " (%s)", h->tlsa_reason);
         buf_addc(out, '\n');
+        for (size_t j = 0; j < h->ntlsa; j++) {
+            buf_printf(out, "    TLSA %u %u %u ", h->tlsa[j].usage, h->tlsa[j].selector,
+                       h->tlsa[j].mtype);
+            for (size_t k = 0; k < h->tlsa[j].len; k++)
+                buf_printf(out, "%02x", h->tlsa[j].data[k]);
+            buf_addc(out, '\n');
+        }
     }
 }
 
@@ -439,9 +451,9 @@ void dns_result_json(const struct dns_result *r, struct buf *out)
     buf_json_str(out, outcome_name(r->err));
     buf_adds(out, ",\"reason\":");
     buf_json_str(out, r->reason);
-    buf_printf(out, ",\"implicit\":%s,\"override\":%s,\"hosts\":[",
+    buf_printf(out, ",\"implicit\":%s,\"override\":%s,\"sec\":\"%s\",\"hosts\":[",
                (r->flags & DNS_R_IMPLICIT) ? "true" : "false",
-               (r->flags & DNS_R_OVERRIDE) ? "true" : "false");
+               (r->flags & DNS_R_OVERRIDE) ? "true" : "false", dnssec_status_name(r->sec));
     for (size_t i = 0; i < r->nhosts; i++) {
         const struct dns_host *h = &r->hosts[i];
         buf_adds(out, i ? ",{\"name\":" : "{\"name\":");
@@ -456,6 +468,17 @@ void dns_result_json(const struct dns_result *r, struct buf *out)
             if (j)
                 buf_addc(out, ',');
             buf_json_str(out, dns_addr_str(&h->addrs[j], a, sizeof(a)));
+        }
+        buf_printf(out, "],\"sec\":\"%s\",\"tlsa_state\":\"%s\",\"tlsa_reason\":",
+                   dnssec_status_name(h->sec), dns_tlsa_state_name(h->tlsa_state));
+        buf_json_str(out, h->tlsa_reason ? h->tlsa_reason : "");
+        buf_adds(out, ",\"tlsa\":[");
+        for (size_t j = 0; j < h->ntlsa; j++) {
+            buf_printf(out, "%s{\"usage\":%u,\"selector\":%u,\"mtype\":%u,\"data\":\"",
+                       j ? "," : "", h->tlsa[j].usage, h->tlsa[j].selector, h->tlsa[j].mtype);
+            for (size_t k = 0; k < h->tlsa[j].len; k++)
+                buf_printf(out, "%02x", h->tlsa[j].data[k]);
+            buf_adds(out, "\"}");
         }
         buf_adds(out, "]}");
     }

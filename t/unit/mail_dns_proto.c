@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -253,12 +254,204 @@ static void test_format(void)
     ok(strstr(b.data, "\"implicit\":true") != NULL, "JSON flags");
     buf_reset(&b);
     dns_result_format(&r, &b);
-    ok(strstr(b.data, "example.test: ok (implicit MX)\n") == b.data, "text header");
+    ok(strstr(b.data, "example.test: ok (implicit MX) sec=insecure\n") == b.data, "text header");
     ok(strstr(b.data, "20 mx2.example.test group=1 port=2525 (no address: temporary: timeout)") !=
            NULL,
        "text host without address");
     buf_free(&b);
     dns_result_free(&r);
+}
+
+/* A result with DNSSEC status, TLSA records and an MTA-STS policy. */
+static void sample_sec(struct dns_result *r)
+{
+    static const unsigned char d1[32] = {0x01, 0x02, 0xfe};
+    static const unsigned char d2[3] = {0xab, 0xcd, 0xef};
+    const char *mx[] = {"mx.a.test", "*.b.test"};
+    struct sockaddr_storage ss;
+    struct dns_host *h;
+
+    dns_result_init(r, "a.test");
+    r->sec = DNSSEC_SECURE;
+    h = dns_result_add_host(r, "mx.a.test", 10, 0);
+    dns_parse_addr("192.0.2.7", &ss);
+    dns_host_add_addr(h, (struct sockaddr *)&ss);
+    h->sec = DNSSEC_SECURE;
+    dns_host_add_tlsa(h, 3, 1, 1, d1, sizeof(d1));
+    dns_host_add_tlsa(h, 2, 0, 0, d2, sizeof(d2));
+    dns_host_set_tlsa_state(h, DNS_TLSA_FOUND, "");
+    h = dns_result_add_host(r, "mx2.a.test", 20, 2525);
+    dns_parse_addr("192.0.2.8", &ss);
+    dns_host_add_addr(h, (struct sockaddr *)&ss);
+    h->sec = DNSSEC_SECURE;
+    dns_host_set_tlsa_state(h, DNS_TLSA_FAILED, "TLSA lookup for _2525._tcp.mx2.a.test: SERVFAIL");
+    dns_result_set_sts(r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "20260101", 86400, mx, 2, "");
+    dns_result_group(r);
+}
+
+/* A one-host reply body with the given security fields (for malformed ones). */
+struct secbody {
+    uint8_t hsec, tlsa_state;
+    uint32_t ntlsa;
+    size_t tlsa_len;
+    uint8_t rsec, sts_state, sts_mode;
+    uint32_t nmx;
+};
+
+static void enc_sec(struct ipc_w *w, const struct secbody *b)
+{
+    static unsigned char data[DNS_MAX_TLSA_DATA + 8];
+
+    ipc_w_u32(w, DNS_OK);
+    ipc_w_str(w, "");
+    ipc_w_str(w, "a.test");
+    ipc_w_u32(w, 0);
+    ipc_w_u32(w, 1);
+    ipc_w_str(w, "mx.a.test");
+    ipc_w_u16(w, 10);
+    ipc_w_u16(w, 0);
+    ipc_w_u16(w, 0);
+    ipc_w_u32(w, DNS_OK);
+    ipc_w_str(w, "");
+    ipc_w_u32(w, 0);
+    ipc_w_u8(w, b->hsec);
+    ipc_w_u8(w, b->tlsa_state);
+    ipc_w_str(w, "");
+    ipc_w_u32(w, b->ntlsa);
+    for (uint32_t i = 0; i < b->ntlsa; i++) {
+        ipc_w_u8(w, 3);
+        ipc_w_u8(w, 1);
+        ipc_w_u8(w, 1);
+        ipc_w_bytes(w, data, b->tlsa_len);
+    }
+    ipc_w_u8(w, b->rsec);
+    ipc_w_u8(w, b->sts_state);
+    ipc_w_u8(w, b->sts_mode);
+    ipc_w_str(w, "id");
+    ipc_w_u32(w, 60);
+    ipc_w_str(w, "");
+    ipc_w_u32(w, b->nmx);
+    for (uint32_t i = 0; i < b->nmx; i++)
+        ipc_w_str(w, "mx.a.test");
+}
+
+static int dec_sec(const struct secbody *b)
+{
+    struct ipc_w w;
+    struct dns_result r;
+    int rc;
+
+    ipc_w_init(&w);
+    enc_sec(&w, b);
+    rc = dns_rep_decode(w.p, w.len, &r);
+    dns_result_free(&r);
+    ipc_w_free(&w);
+    return rc;
+}
+
+static void test_security(void)
+{
+    struct dns_result r, back, copy;
+    struct ipc_w w;
+    struct buf b;
+    int bad = 0;
+    const struct secbody good = {DNSSEC_SECURE,  DNS_TLSA_FOUND,       2, 32, DNSSEC_SECURE,
+                                 DNS_STS_POLICY, DNS_STS_MODE_TESTING, 1};
+    struct secbody m;
+
+    sample_sec(&r);
+    ipc_w_init(&w);
+    dns_rep_encode(&w, &r);
+    is_int(dns_rep_decode(w.p, w.len, &back), 0, "secure reply decodes");
+    is_int(back.sec, DNSSEC_SECURE, "result sec");
+    is_int(back.hosts[0].sec, DNSSEC_SECURE, "host sec");
+    is_int(back.hosts[0].tlsa_state, DNS_TLSA_FOUND, "tlsa state");
+    is_int(back.hosts[0].ntlsa, 2, "two TLSA records");
+    ok(back.hosts[0].tlsa[0].usage == 3 && back.hosts[0].tlsa[0].selector == 1 &&
+           back.hosts[0].tlsa[0].mtype == 1 && back.hosts[0].tlsa[0].len == 32 &&
+           back.hosts[0].tlsa[0].data[2] == 0xfe,
+       "first TLSA record");
+    ok(back.hosts[0].tlsa[1].usage == 2 && back.hosts[0].tlsa[1].len == 3 &&
+           memcmp(back.hosts[0].tlsa[1].data, "\xab\xcd\xef", 3) == 0,
+       "second TLSA record");
+    is_int(back.hosts[1].tlsa_state, DNS_TLSA_FAILED, "failed state");
+    is_str(back.hosts[1].tlsa_reason, "TLSA lookup for _2525._tcp.mx2.a.test: SERVFAIL",
+           "failed reason");
+    is_int(back.sts.state, DNS_STS_POLICY, "sts state");
+    is_int(back.sts.mode, DNS_STS_MODE_ENFORCE, "sts mode");
+    is_str(back.sts.id, "20260101", "sts id");
+    is_int(back.sts.max_age, 86400, "sts max_age");
+    ok(back.sts.nmx == 2 && strcmp(back.sts.mx[1], "*.b.test") == 0, "sts mx patterns");
+    dns_result_copy(&copy, &back);
+    ok(copy.hosts[0].ntlsa == 2 && copy.hosts[0].tlsa[1].data[0] == 0xab && copy.sec == 1 &&
+           copy.sts.nmx == 2,
+       "dns_result_copy keeps sec, TLSA and sts");
+    dns_result_free(&copy);
+    dns_result_free(&back);
+    for (size_t n = 0; n < w.len; n++) {
+        if (dns_rep_decode(w.p, n, &back) == 0)
+            bad++;
+        dns_result_free(&back);
+    }
+    is_int(bad, 0, "no truncated secure reply decodes");
+    ipc_w_free(&w);
+
+    is_int(dec_sec(&good), 0, "the hand-made body decodes");
+    m = good, m.hsec = 3;
+    ok(dec_sec(&m) < 0, "host sec 3 refused");
+    m = good, m.rsec = 9;
+    ok(dec_sec(&m) < 0, "result sec 9 refused");
+    m = good, m.tlsa_state = DNS_TLSA_FAILED + 1;
+    ok(dec_sec(&m) < 0, "unknown TLSA state refused");
+    m = good, m.ntlsa = DNS_MAX_TLSA + 1;
+    ok(dec_sec(&m) < 0, "more than DNS_MAX_TLSA records refused");
+    m = good, m.ntlsa = DNS_MAX_TLSA;
+    is_int(dec_sec(&m), 0, "DNS_MAX_TLSA records accepted");
+    m = good, m.tlsa_len = DNS_MAX_TLSA_DATA + 1;
+    ok(dec_sec(&m) < 0, "association data over DNS_MAX_TLSA_DATA refused");
+    m = good, m.tlsa_len = DNS_MAX_TLSA_DATA;
+    is_int(dec_sec(&m), 0, "DNS_MAX_TLSA_DATA bytes accepted");
+    m = good, m.sts_state = DNS_STS_FAILED + 1;
+    ok(dec_sec(&m) < 0, "unknown sts state refused");
+    m = good, m.sts_mode = DNS_STS_MODE_ENFORCE + 1;
+    ok(dec_sec(&m) < 0, "unknown sts mode refused");
+    m = good, m.nmx = DNS_MAX_STS_MX + 1;
+    ok(dec_sec(&m) < 0, "more than DNS_MAX_STS_MX patterns refused");
+
+    buf_init(&b);
+    dns_result_format(&r, &b);
+    ok(strstr(b.data, "a.test: ok sec=secure\n") == b.data, "text: result sec");
+    ok(strstr(b.data, "10 mx.a.test group=0 192.0.2.7 sec=secure tlsa=found\n") != NULL,
+       "text: host sec and tlsa state");
+    ok(strstr(b.data, "    TLSA 3 1 1 0102fe00") != NULL, "text: TLSA record in hex");
+    ok(strstr(b.data, "    TLSA 2 0 0 abcdef\n") != NULL, "text: second record");
+    ok(strstr(b.data, "tlsa=failed (TLSA lookup for _2525._tcp.mx2.a.test: SERVFAIL)") != NULL,
+       "text: failed with its reason");
+    buf_reset(&b);
+    dns_result_json(&r, &b);
+    ok(strstr(b.data, "\"override\":false,\"sec\":\"secure\"") != NULL, "JSON: result sec");
+    ok(strstr(b.data,
+              "\"sec\":\"secure\",\"tlsa_state\":\"found\",\"tlsa_reason\":\"\","
+              "\"tlsa\":[{\"usage\":3,\"selector\":1,\"mtype\":1,\"data\":\"0102fe00") != NULL,
+       "JSON: host sec and TLSA records");
+    ok(strstr(b.data, "{\"usage\":2,\"selector\":0,\"mtype\":0,\"data\":\"abcdef\"}]") != NULL,
+       "JSON: second record");
+    buf_free(&b);
+    dns_result_free(&r);
+
+    /* the seed the fuzzer starts from (t/fuzz/mail_dns_proto/reply_dane) */
+    if (getenv("POSTERN_WRITE_SEEDS")) {
+        FILE *fp = fopen("t/fuzz/mail_dns_proto/reply_dane", "wb");
+        sample_sec(&r);
+        ipc_w_init(&w);
+        dns_rep_encode(&w, &r);
+        if (fp) {
+            fwrite(w.p, 1, w.len, fp);
+            fclose(fp);
+        }
+        ipc_w_free(&w);
+        dns_result_free(&r);
+    }
 }
 
 int main(void)
@@ -269,5 +462,6 @@ int main(void)
     test_shuffle();
     test_client();
     test_format();
+    test_security();
     return done_testing();
 }
