@@ -57,11 +57,17 @@ static int name_under(const char *name, const char *zone)
     return n > z && name[n - z - 1] == '.' && strcmp(name + n - z, zone) == 0;
 }
 
+/* out may be name itself. */
 static void name_parent(const char *name, char *out, size_t len)
 {
     const char *dot = strchr(name, '.');
+    const char *p = dot && dot[1] ? dot + 1 : ".";
+    size_t n = strlen(p);
 
-    strlcpy_p(out, dot && dot[1] ? dot + 1 : ".", len);
+    if (n >= len)
+        n = len - 1;
+    memmove(out, p, n);
+    out[n] = 0;
 }
 
 static int rdf_name(const ldns_rdf *d, char *buf)
