@@ -118,7 +118,10 @@ my $q6 = $pt->send_mail(from => 's@src.test', to => ['u@age.ph.test']);
 ok(wait_until(30, sub { $gwa->messages_for_domain('age.ph.test') }),
     'direct_max_age: the gateway got it in the end');
 my @direct = $mxfail->transactions_for_domain('age.ph.test');
-ok(@direct >= 2, 'direct attempts came first (' . scalar(@direct) . ')');
+# at least one: retries come every second, but a loaded machine (the
+# sanitizer run) may fit only one into the 3 s; the switch time below is
+# the rule under test
+ok(@direct >= 1, 'direct attempts came first (' . scalar(@direct) . ')');
 my ($gt) = $gwa->messages_for_domain('age.ph.test');
 ok($gt->{t} - $direct[0]{t} >= 2.9, sprintf('the switch came %.1fs after the first direct failure (>= 3s)', $gt->{t} - $direct[0]{t}));
 ok($pt->wait_log(qr/\Q$q6\E: age\.ph\.test: relay attempt 1 of \d+ via gwa,gwb \(failing directly for direct_max_age\)/, 5),
