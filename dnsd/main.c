@@ -43,6 +43,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "delivery/dlv_engine.h"
+#include "delivery/tls_show.h"
 #include "mail/child.h"
 #include "dns_cache.h"
 #include "dns_lookup.h"
@@ -392,6 +394,8 @@ struct ctl_pending {
     struct child *c;
     uint32_t token;
     int json;
+    int tls;    /* --tls MODE: the TLS plan under that mode too (tls_show.h); -1 */
+    int listed; /* a host lookup: the plan of a listed host (no MTA-STS) */
 };
 
 static void ctl_done(const struct dns_result *r, void *arg)
@@ -402,9 +406,17 @@ static void ctl_done(const struct dns_result *r, void *arg)
     buf_init(&out);
     if (p->json) {
         dns_result_json(r, &out);
+        if (p->tls >= 0 && out.len > 0 && out.data[out.len - 1] == '}') {
+            out.data[--out.len] = '\0'; /* the TLS plan goes inside the object */
+            buf_adds(&out, ",\"tls\":");
+            tls_show_json(r, (enum tls_mode)p->tls, p->listed, &out);
+            buf_addc(&out, '}');
+        }
         buf_addc(&out, '\n');
     } else {
         dns_result_format(r, &out);
+        if (p->tls >= 0 && r->err == DNS_OK)
+            tls_show_text(r, (enum tls_mode)p->tls, p->listed, &out);
     }
     child_ctl_reply(p->c, p->token, r->err == DNS_OK ? 0 : 1, out.data);
     buf_free(&out);
@@ -417,13 +429,17 @@ static void ctl_done(const struct dns_result *r, void *arg)
  * the answer goes back when it completes, so dnsd keeps serving meanwhile.
  */
 static int ctl_lookup(struct child *c, int mx, const char *name, const char *const *override,
-                      size_t n, unsigned flags, uint16_t port, int json)
+                      size_t n, unsigned flags, uint16_t port, int tls, int json)
 {
     struct ctl_pending *p = xmalloc(sizeof(*p));
 
     p->c = c;
     p->token = child_ctl_defer(c);
     p->json = json;
+    p->tls = tls;
+    p->listed = !mx;
+    if (tls >= 0 && dlv_tls_wants_dane((enum tls_mode)tls, !mx))
+        flags |= DNS_Q_DANE;
     if (mx)
         lookup_mx(D.eng, name, override, n, flags, port, ctl_done, p);
     else
@@ -431,12 +447,19 @@ static int ctl_lookup(struct child *c, int mx, const char *name, const char *con
     return CHILD_CTL_LATER;
 }
 
-/* "--dane" and "--port N" before the name: 0, or -1 for a bad option. */
-static int lookup_opts(const char **args, int na, int *i, unsigned *flags, uint16_t *port)
+/* "--dane", "--sts", "--tls MODE" and "--port N" before the name: 0, or
+ * -1 for a bad option. --tls: the TLS plan under MODE after the answer
+ * (with the TLSA lookups MODE needs); --sts: the MTA-STS policy too. */
+static int lookup_opts(const char **args, int na, int *i, unsigned *flags, uint16_t *port, int *tls)
 {
     for (; *i < na && strncmp(args[*i], "--", 2) == 0; (*i)++) {
         if (strcmp(args[*i], "--dane") == 0) {
             *flags |= DNS_Q_DANE;
+        } else if (strcmp(args[*i], "--sts") == 0) {
+            *flags |= DNS_Q_STS;
+        } else if (strcmp(args[*i], "--tls") == 0 && *i + 1 < na) {
+            if ((*tls = tls_mode_parse(args[++*i])) < 0)
+                return -1;
         } else if (strcmp(args[*i], "--port") == 0 && *i + 1 < na) {
             char *end;
             long v = strtol(args[++*i], &end, 10);
@@ -603,8 +626,9 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
         int mx = strcmp(args[1], "lookup") == 0, i = 2;
         unsigned qflags = 0;
         uint16_t port = 0;
-        if (lookup_opts(args, na, &i, &qflags, &port) == 0 && i < na && (mx || i == na - 1))
-            return ctl_lookup(c, mx, args[i], args + i + 1, (size_t)(na - i - 1), qflags, port,
+        int tls = -1;
+        if (lookup_opts(args, na, &i, &qflags, &port, &tls) == 0 && i < na && (mx || i == na - 1))
+            return ctl_lookup(c, mx, args[i], args + i + 1, (size_t)(na - i - 1), qflags, port, tls,
                               json);
     }
     if (na == 3 && strcmp(args[0], "dns") == 0 && strcmp(args[1], "txt") == 0)
@@ -618,9 +642,9 @@ static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct
             buf_printf(out, "flushed %zu entries\n", n);
         return 0;
     }
-    buf_adds(out, "usage: show dns | dns lookup [--dane] [--port N] DOMAIN [OVERRIDE...] | "
-                  "dns host [--dane] [--port N] NAME | dns txt NAME | dns flush | show sts | "
-                  "sts lookup DOMAIN | sts flush [DOMAIN]\n");
+    buf_adds(out, "usage: show dns | dns lookup [--dane] [--sts] [--tls MODE] [--port N] DOMAIN "
+                  "[OVERRIDE...] | dns host [--dane] [--tls MODE] [--port N] NAME | dns txt NAME | "
+                  "dns flush | show sts | sts lookup DOMAIN | sts flush [DOMAIN]\n");
     return 2;
 }
 

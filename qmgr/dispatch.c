@@ -1060,8 +1060,9 @@ static void count_tls(struct qmgr *q, const struct dlv_res *res)
             buf_printf(&lines, "%.*s%s", (int)n, p, e ? "\n" : "");
             p += n + (e ? 2 : 0);
         }
-        o = (struct tlsrpt_outcome){t->policy_type, t->policy_domain, lines.data ? lines.data : "",
-                                    t->mx_host, "", t->result, t->reason};
+        o = (struct tlsrpt_outcome){
+            t->policy_type, t->policy_domain, lines.data ? lines.data : "", t->mx_host, "",
+            t->result,      t->reason};
         tlsrpt_add(q->tlsrpt, &o);
         buf_free(&lines);
     }

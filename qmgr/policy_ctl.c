@@ -309,6 +309,9 @@ static void text_route(const struct view *v, struct buf *out)
     text_throttles(v, out);
     buf_printf(out, "tls:         %s (%s)\n", tls_mode_name((enum tls_mode)v->pol.tls),
                tls_meaning(v->pol.tls));
+    if (!v->resolve && v->pol.tls != TLS_MODE_NONE)
+        buf_adds(out, "             DANE and MTA-STS depend on DNS: --resolve shows the policy "
+                      "of each host\n");
     qdkim_route(v->q, v->sender, v->first.next == QNEXT_LOCAL, 0, out);
 }
 
@@ -321,12 +324,18 @@ static void text_route(const struct view *v, struct buf *out)
 static void resolve_lines(const struct view *v, struct buf *out)
 {
     const struct qpolicy *p = &v->pol;
+    const char *tls = tls_mode_name((enum tls_mode)p->tls);
 
+    /* each with the TLS mode and port deliver would use, so that dnsd
+     * adds the TLS plan (DANE, MTA-STS) to its answer */
     if (v->direct) {
         if (p->route_kind == ROUTE_SMTP && p->route_host)
-            buf_printf(out, "resolve: %s %s\n", p->route_no_mx ? "host" : "mx", p->route_host);
+            buf_printf(out, "resolve: %s --tls %s --port %d %s\n", p->route_no_mx ? "host" : "mx",
+                       tls, p->route_port ? p->route_port : p->port, p->route_host);
         else {
-            buf_printf(out, "resolve: mx %s", v->domain);
+            int sts = v->q->mta_sts && !(p->mx && p->mx[0]);
+            buf_printf(out, "resolve: mx --tls %s%s --port %d %s", tls, sts ? " --sts" : "",
+                       p->port, v->domain);
             for (char **m = p->mx; m && *m; m++)
                 buf_printf(out, " %s", *m);
             buf_addc(out, '\n');
@@ -334,7 +343,8 @@ static void resolve_lines(const struct view *v, struct buf *out)
     }
     if (v->relay)
         for (size_t i = 0; i < v->ngw; i++)
-            buf_printf(out, "resolve: host %s\n", v->gw[i]->host);
+            buf_printf(out, "resolve: host --tls %s --port %d %s\n",
+                       tls_mode_name((enum tls_mode)v->gw[i]->tls), v->gw[i]->port, v->gw[i]->host);
 }
 
 static void json_gw(struct buf *out, const struct gateway *g)

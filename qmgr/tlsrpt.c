@@ -155,8 +155,7 @@ void tlsrpt_add(struct tlsrpt *t, const struct tlsrpt_outcome *o)
         p->details_dropped++;
         return;
     }
-    p->details[p->ndetails++] =
-        (struct detail){cut(o->result), cut(mx), cut(ip), cut(why), 1};
+    p->details[p->ndetails++] = (struct detail){cut(o->result), cut(mx), cut(ip), cut(why), 1};
 }
 
 static int policy_cmp(const void *a, const void *b)
@@ -221,8 +220,8 @@ void tlsrpt_text(const struct tlsrpt *t, int64_t now, struct buf *out)
         for (size_t j = 0; j < p->ndetails; j++) {
             const struct detail *d = &p->details[j];
             buf_printf(out, "    %llu x %s at %s%s%s%s%s%s\n", (unsigned long long)d->count,
-                       d->result, *d->mx ? d->mx : "?", *d->ip ? "[" : "", d->ip,
-                       *d->ip ? "]" : "", *d->reason ? ": " : "", d->reason);
+                       d->result, *d->mx ? d->mx : "?", *d->ip ? "[" : "", d->ip, *d->ip ? "]" : "",
+                       *d->reason ? ": " : "", d->reason);
         }
         if (p->details_dropped)
             buf_printf(out, "    %llu more failures (too many kinds to list)\n",

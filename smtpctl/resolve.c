@@ -73,6 +73,28 @@ static int lookup_words(char *spec, char **w, int max)
     return n > 2 ? n : -1;
 }
 
+/* "mx --tls may --port 25 a.test ovr" -> "mx a.test ovr": the options
+ * (and their values) are for dnsd, not for the reader. */
+static char *spec_label(const char *spec)
+{
+    struct buf b;
+    char *copy = xstrdup(spec), *save = NULL;
+
+    buf_init(&b);
+    for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        if (strcmp(t, "--tls") == 0 || strcmp(t, "--port") == 0) {
+            (void)strtok_r(NULL, " ", &save);
+            continue;
+        }
+        if (strncmp(t, "--", 2) == 0)
+            continue;
+        buf_printf(&b, "%s%s", b.len ? " " : "", t);
+    }
+    free(copy);
+    buf_addc(&b, '\0');
+    return b.data; /* malloc'd by buf */
+}
+
 int resolve_route(const char *spool, unsigned flags, int argc, char **argv)
 {
     char *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
@@ -113,7 +135,7 @@ int resolve_route(const char *spool, unsigned flags, int argc, char **argv)
         printf("%sresolved:\n", route.data);
     for (int i = 0; i < nres; i++) {
         char *w[40];
-        char *label = xstrdup(specs[i]);
+        char *label = spec_label(specs[i]);
         int n = lookup_words(specs[i], w, (int)nitems(w));
         struct ctl_rep r;
         if (n < 0 || call(path, flags, n, w, &r) < 0) {

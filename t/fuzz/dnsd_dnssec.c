@@ -54,7 +54,8 @@ static void fuzz_fetch(void *arg, const char *name, ldns_rr_type t, dnssec_fetch
     (void)t;
     if (++f->fetches > DNSSEC_MAX_DEPTH)
         __builtin_trap(); /* the validator must bound its own fetches */
-    if (!next_chunk(f, &c, &len) || len < 1 || ldns_wire2pkt(&p, c + 1, len - 1) != LDNS_STATUS_OK) {
+    if (!next_chunk(f, &c, &len) || len < 1 ||
+        ldns_wire2pkt(&p, c + 1, len - 1) != LDNS_STATUS_OK) {
         done(NULL, DNSSEC_BOGUS, "fetch failed (fuzz)", ctx);
         return;
     }

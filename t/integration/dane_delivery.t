@@ -178,6 +178,24 @@ $def = $pt->wait_log(qr/\Q$q\E: to=<a\@only\.test>.*status=deferred/, 20) // '';
 like($def, qr/no secure TLSA records for mx\.only\.test/, 'only: deferred for want of TLSA records');
 is(scalar($peer{only}->connections), 0, 'only: no connection');
 
+# --- smtpctl route --resolve: the TLS policy per host, as deliver decides it
+my ($rrc, $rout) = $pt->smtpctl('route', 'a@ee.test', '--resolve');
+is($rrc, 0, 'route --resolve ee.test') or diag $rout;
+like($rout, qr/tls policy \(may\): MX answer secure; MTA-STS: not looked up/, 'route: the MX answer is secure');
+like($rout, qr/^\s+mx\.ee\.test: DANE, 1 usable TLSA record \(3 1 1 [0-9a-f]{12}\.\.\.\): STARTTLS required/m,
+    'route: DANE for the MX, with its record');
+($rrc, $rout) = $pt->smtpctl('route', 'a@plain.test', '--resolve');
+like($rout, qr/^\s+mx\.plain\.test: may: STARTTLS when offered, else plaintext \(no DANE: its name or addresses are not DNSSEC-secure\)/m,
+    'route: an insecure zone gets the domain\'s mode and says why not DANE');
+($rrc, $rout) = $pt->smtpctl('route', 'a@only.test', '--resolve');
+like($rout, qr/^\s+mx\.only\.test: not used: no secure TLSA records for mx\.only\.test/m,
+    'route: dane-only without records: the host is not used');
+($rrc, $rout) = $pt->smtpctl('--json', 'route', 'a@wrong.test', '--resolve');
+my $rj = eval { decode_json($rout) };
+my $h0 = $rj && $rj->{resolved}[0]{tls}{hosts}[0];
+ok($h0 && $h0->{dane} && $h0->{usable_tlsa} == 1 && $h0->{policy} eq 'dane',
+    'route --json: the TLS plan of the host') or diag $rout;
+
 # --- smtpctl show tls
 my ($rc, $out) = $pt->smtpctl('show', 'tls');
 is($rc, 0, 'show tls works');

@@ -118,7 +118,7 @@ my %firsts = map { (split / /)[0] => 1 } @forms;
 is(complete('smtpctl '), join(' ', sort(keys %firsts, '-c', '--json')),
    'the first word: every command of the table, and the global options');
 is(complete('smtpctl sh'), 'show', 'smtpctl sh -> show');
-is(complete('smtpctl -c etc --json st'), 'status stop', 'after -c DIR and --json, the commands again');
+is(complete('smtpctl -c etc --json st'), 'status stop sts', 'after -c DIR and --json, the commands again');
 is(complete('smtpctl -c etcd'), 'etcdir', '-c completes a directory');
 for my $w (sort keys %subs) {
     is(complete("smtpctl $w "), join(' ', sort @{ $subs{$w} }), "smtpctl $w: its sub-commands");
