@@ -414,6 +414,12 @@ static int run(const char *confdir, unsigned flags, int nargs, char **args)
         free(spool);
         return rc;
     }
+    if (nargs >= 2 && strcmp(args[0], "tls") == 0 && strcmp(args[1], "check") == 0) {
+        char *spool = find_spool(confdir);
+        int rc = tls_check_run(spool, flags, nargs, args);
+        free(spool);
+        return rc;
+    }
     if (strcmp(args[0], "monitor") == 0) {
         char *spool = find_spool(confdir), *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
         int rc = monitor_run(path, flags, nargs, args);

@@ -171,3 +171,117 @@ int resolve_route(const char *spool, unsigned flags, int argc, char **argv)
     free(path);
     return bad;
 }
+
+/* "mx --tls may --sts --port 25 a.test ovr" -> tls probe's words: the
+ * options, then the kind, then the names. */
+static int probe_words(char *spec, char **w, int max)
+{
+    static char tls[] = "tls", probe[] = "probe";
+    char *save = NULL, *kind = strtok_r(spec, " ", &save), *t;
+    int n = 2;
+
+    if (kind == NULL)
+        return -1;
+    w[0] = tls;
+    w[1] = probe;
+    while ((t = strtok_r(NULL, " ", &save)) != NULL && strncmp(t, "--", 2) == 0 && n < max - 2) {
+        w[n++] = t;
+        if ((strcmp(t, "--tls") == 0 || strcmp(t, "--port") == 0) &&
+            (t = strtok_r(NULL, " ", &save)) != NULL)
+            w[n++] = t;
+    }
+    w[n++] = kind;
+    for (; t != NULL && n < max; t = strtok_r(NULL, " ", &save))
+        w[n++] = t;
+    return n;
+}
+
+int tls_check_run(const char *spool, unsigned flags, int argc, char **argv)
+{
+    char *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
+    char *addr, *specs[RESOLVE_MAX];
+    char plus[] = "--resolve", route[] = "route";
+    char *rargv[3];
+    int json = (flags & CTL_F_JSON) != 0, nres = 0, bad = 0;
+    const char *domain = NULL;
+    struct ctl_rep rep;
+
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (domain == NULL && argv[i][0] != '-')
+            domain = argv[i];
+        else
+            domain = "";
+    if (domain == NULL || *domain == '\0' || strchr(domain, '@')) {
+        fprintf(stderr, "usage: smtpctl tls check [--json] DOMAIN\n");
+        free(path);
+        return 2;
+    }
+    /* qmgr's route for a mailbox of the domain names the lookups (and
+     * the TLS mode and port of each) that a delivery would make */
+    addr = xasprintf("postmaster@%s", domain);
+    rargv[0] = route;
+    rargv[1] = addr;
+    rargv[2] = plus;
+    if (call(path, flags & ~(unsigned)CTL_F_JSON, 3, rargv, &rep) < 0) {
+        free(addr);
+        free(path);
+        return 2;
+    }
+    if (rep.code != 0) {
+        fputs(rep.output, stderr);
+        bad = (int)rep.code;
+        ctl_rep_free(&rep);
+        free(addr);
+        free(path);
+        return bad;
+    }
+    for (char *line = rep.output, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "resolve: ", 9) == 0 && nres < RESOLVE_MAX)
+            specs[nres++] = line + 9;
+    }
+    if (json)
+        printf("{\"domain\":\"%s\",\"checks\":[", domain);
+    for (int i = 0; i < nres; i++) {
+        char *w[48];
+        char *label = spec_label(specs[i]);
+        int n = probe_words(specs[i], w, (int)nitems(w));
+        struct ctl_rep r;
+
+        if (n < 0 || call(path, flags, n, w, &r) < 0) {
+            free(label);
+            bad = 1;
+            continue;
+        }
+        if (r.code != 0)
+            bad = 1;
+        if (json) {
+            size_t l = strlen(r.output);
+            while (l > 0 && r.output[l - 1] == '\n')
+                r.output[--l] = '\0';
+            printf("%s%s", i ? "," : "", l && r.output[0] == '{' ? r.output : "null");
+        } else {
+            printf("%s:\n", label);
+            for (char *line = r.output, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                    *next++ = '\0';
+                printf("  %s\n", line);
+            }
+        }
+        free(label);
+        ctl_rep_free(&r);
+    }
+    if (json)
+        printf("]}\n");
+    else if (nres == 0)
+        printf("%s: no SMTP delivery to check (local, or the mail fails)\n", domain);
+    ctl_rep_free(&rep);
+    free(addr);
+    free(path);
+    return nres == 0 ? 1 : bad;
+}

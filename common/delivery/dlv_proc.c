@@ -15,6 +15,7 @@
 #include "mail/child.h"
 #include "mail/dlv_proto.h"
 #include "delivery/dlv_engine.h"
+#include "delivery/tls_probe.h"
 #include "mail/dns_proto.h"
 #include "base/ipc.h"
 #include "base/log.h"
@@ -510,6 +511,55 @@ static void load_secrets(void)
         log_debug("credentials for %zu gateway(s) loaded", secrets_count(P.secrets));
 }
 
+/* ---- smtpctl tls check: the probe (tls_probe.h) ---- */
+
+struct probe_reply {
+    struct child *c;
+    uint32_t token;
+};
+
+static void probe_done(int code, const char *text, void *arg)
+{
+    struct probe_reply *r = arg;
+
+    child_ctl_reply(r->c, r->token, code, text);
+    free(r);
+}
+
+static int on_ctl(struct child *c, int argc, char **argv, unsigned flags, struct buf *out)
+{
+    struct tls_probe_env env = {
+        .base = c->base,
+        .dns = P.dnsd,
+        .ssl_ctx = P.ctx,
+        .helo_name = cfg_myhostname(c->cfg),
+        .connect_timeout = (int)cfg_num(c->cfg, P_smtp_connect_timeout),
+        .timeout = (int)cfg_num(c->cfg, P_smtp_timeout),
+    };
+    struct probe_reply *r;
+    int json = (flags & CTL_F_JSON) != 0;
+    char *args[64];
+    int na = 0;
+
+    for (int i = 0; i < argc && na < (int)nitems(args); i++)
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else
+            args[na++] = argv[i];
+    if (na < 2 || strcmp(args[0], "tls") != 0 || strcmp(args[1], "probe") != 0) {
+        buf_adds(out, "usage: tls probe [--tls MODE] [--sts] [--port N] mx|host NAME\n");
+        return 2;
+    }
+    r = xmalloc(sizeof(*r));
+    r->c = c;
+    r->token = child_ctl_defer(c);
+    if (tls_probe_start(&env, na, args, json, probe_done, r, out) != 0) {
+        free(r); /* bad words: the usage is the answer, now */
+        return 2;
+    }
+    return CHILD_CTL_LATER;
+}
+
 int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *pol)
 {
     static struct child_spec spec;
@@ -522,6 +572,7 @@ int dlv_proc_main(int argc, char **argv, const struct dlv_proc_policy *pol)
     spec.peer = on_peer;
     spec.reload = on_reload;
     spec.shutdown = on_shutdown;
+    spec.ctl = on_ctl;
     if (pol->secrets) {
         spec.from_master = &proto_master_to_relay;
         spec.master_msg = on_master_msg;

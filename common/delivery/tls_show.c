@@ -85,8 +85,8 @@ static void tlsa_short(const struct dlv_tls_plan *p, struct buf *out)
 
 void tls_show_text(const struct dns_result *r, enum tls_mode mode, int listed, struct buf *out)
 {
-    buf_printf(out, "tls policy (%s): %s answer %s", tls_mode_name(mode),
-               listed ? "host" : "MX", dnssec_status_name(r->sec));
+    buf_printf(out, "tls policy (%s): %s answer %s", tls_mode_name(mode), listed ? "host" : "MX",
+               dnssec_status_name(r->sec));
     if (!listed) {
         buf_adds(out, "; MTA-STS: ");
         sts_words(&r->sts, out);
@@ -115,8 +115,9 @@ void tls_show_text(const struct dns_result *r, enum tls_mode mode, int listed, s
         if (p.policy == DLV_TLS_POLICY_STS_ENFORCE)
             buf_printf(out, "MTA-STS enforce: %s\n", mode_words(p.mode));
         else if (p.policy == DLV_TLS_POLICY_STS_TESTING)
-            buf_printf(out, "MTA-STS testing: %s; a certificate that would fail enforce is "
-                            "reported (show tls)%s%s\n",
+            buf_printf(out,
+                       "MTA-STS testing: %s; a certificate that would fail enforce is "
+                       "reported (show tls)%s%s\n",
                        mode_words(p.mode), p.sts_fail ? "; enforce would refuse it: " : "",
                        p.sts_fail ? p.reason : "");
         else

@@ -21,6 +21,7 @@ static const struct {
     [CTL_G_QUEUE] = {"queue", "the queue (qmgr)", "qmgr"},
     [CTL_G_DNS] = {"dns", "DNS (dnsd)", "dnsd"},
     [CTL_G_INTAKE] = {"intake", "intake (smtpd)", "smtpd"},
+    [CTL_G_DELIVERY] = {"delivery", "delivery (deliver)", "deliver"},
 };
 
 const char *ctl_group_name(enum ctl_group g)

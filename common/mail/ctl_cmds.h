@@ -21,7 +21,15 @@
 
 #define CF_CLIENT 0x1u
 
-enum ctl_group { CTL_G_OFFLINE, CTL_G_DAEMON, CTL_G_QUEUE, CTL_G_DNS, CTL_G_INTAKE, CTL_G__COUNT };
+enum ctl_group {
+    CTL_G_OFFLINE,
+    CTL_G_DAEMON,
+    CTL_G_QUEUE,
+    CTL_G_DNS,
+    CTL_G_INTAKE,
+    CTL_G_DELIVERY,
+    CTL_G__COUNT
+};
 
 enum ctl_cmd_id {
 #define CMD(id, word, sub, args, group, flags, doc) CTL_CMD_##id,

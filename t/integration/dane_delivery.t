@@ -196,13 +196,39 @@ my $h0 = $rj && $rj->{resolved}[0]{tls}{hosts}[0];
 ok($h0 && $h0->{dane} && $h0->{usable_tlsa} == 1 && $h0->{policy} eq 'dane',
     'route --json: the TLS plan of the host') or diag $rout;
 
+# --- smtpctl tls check: the policy and a test connection, no mail sent
+my $before = scalar($peer{ee}->transactions);
+my ($crc, $cout) = $pt->smtpctl('tls', 'check', 'ee.test');
+is($crc, 0, 'tls check ee.test: exit 0') or diag $cout;
+like($cout, qr/^mx ee\.test:$/m, 'tls check: the lookup it made');
+like($cout, qr/mx\.ee\.test\[127\.0\.0\.61\]:$port: ok, TLSv1\.[23] \S+, DANE: TLSA 3 1 1 matched at depth 0/,
+    'tls check: the host passed the DANE check');
+is(scalar($peer{ee}->transactions), $before, 'tls check sent no mail');
+($crc, $cout) = $pt->smtpctl('tls', 'check', 'wrong.test');
+is($crc, 1, 'tls check wrong.test: exit 1');
+like($cout, qr/mx\.wrong\.test\[127\.0\.0\.63\]:$port: failed at starttls \(tls\): DANE: the certificate failed the TLSA check/,
+    'tls check: a certificate matching no record fails, saying so');
+($crc, $cout) = $pt->smtpctl('tls', 'check', 'strip.test');
+is($crc, 1, 'tls check strip.test: exit 1');
+like($cout, qr/mx\.strip\.test\[127\.0\.0\.64\]:$port: failed at starttls \(tls\): TLS required but not offered/,
+    'tls check: no STARTTLS under DANE fails');
+($crc, $cout) = $pt->smtpctl('tls', 'check', 'only.test');
+is($crc, 1, 'tls check only.test: exit 1');
+like($cout, qr/mx\.only\.test: no secure TLSA records for mx\.only\.test/, 'tls check: dane-only without records');
+($crc, $cout) = $pt->smtpctl('--json', 'tls', 'check', 'ee.test');
+my $cj = eval { decode_json($cout) };
+ok($cj && $cj->{checks}[0]{ok} && $cj->{checks}[0]{hosts}[0]{ok} && $cj->{checks}[0]{tls}{hosts}[0]{dane},
+    'tls check --json: the plan and the probe') or diag $cout;
+($crc, $cout) = $pt->smtpctl('tls', 'check', 'a@ee.test');
+is($crc, 2, 'tls check takes a domain, not an address');
+
 # --- smtpctl show tls
 my ($rc, $out) = $pt->smtpctl('show', 'tls');
 is($rc, 0, 'show tls works');
 like($out, qr/^mx\.ee\.test tlsa: [1-9]\d* ok, 0 failed$/m, 'show tls: the DANE-EE successes');
 like($out, qr/^mx\.wrong\.test tlsa: 0 ok, [1-9]\d* failed$/m, 'show tls: the failing TLSA policy');
-like($out, qr/1 x tlsa-invalid at mx\.wrong\.test: DANE: the certificate failed/, 'show tls: its failure kind (RFC 8460 tlsa-invalid) and why') or diag $out;
-like($out, qr/1 x starttls-not-supported at mx\.strip\.test/, 'show tls: the stripped STARTTLS');
+like($out, qr/\d+ x tlsa-invalid at mx\.wrong\.test: DANE: the certificate failed/, 'show tls: its failure kind (RFC 8460 tlsa-invalid) and why') or diag $out;
+like($out, qr/\d+ x starttls-not-supported at mx\.strip\.test/, 'show tls: the stripped STARTTLS');
 like($out, qr/^plain\.test no-policy-found: [1-9]\d* ok/m, 'show tls: sessions without a policy');
 ($rc, $out) = $pt->smtpctl('show', 'tls', '--json');
 my $rep = eval { decode_json($out) };

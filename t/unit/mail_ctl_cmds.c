@@ -103,7 +103,7 @@ static void test_rows(void)
         const struct ctl_cmd *f = find(c->word, c->sub, NULL);
         ok(f == c, "%s: found as itself", name);
     }
-    static const char *const names[] = {"offline", "daemon", "queue", "dns", "intake"};
+    static const char *const names[] = {"offline", "daemon", "queue", "dns", "intake", "delivery"};
     for (int g = 0; g < CTL_G__COUNT; g++)
         is_str(ctl_group_name((enum ctl_group)g), names[g], "group %d is %s", g, names[g]);
 }
