@@ -147,6 +147,7 @@ sub _start {
     $map .= 'bdat.out.test mx=127.0.0.1:' . $self->{fw_out}->port . " tls=none\n";
     $map .= "auth.out.test route=relay gateways=eximplain\nlogin.out.test route=relay gateways=eximlogin\n"
         if %gw;
+    $map .= $self->_dane_setup unless $self->why_skip(out => 'tls-dane');
     $pt->write_file('domains', $map);
     for my $m ('domains', %gw ? 'secrets' : ()) {
         my ($rc, $out) = $pt->smtpctl('makemap', $pt->etc . "/$m");
@@ -156,6 +157,52 @@ sub _start {
     $self->{mta} = $self->$make("$d/$self->{kind}");
     $self->{mta}->start(60);
     $pt->start;
+}
+
+# The DANE cell's DNS (docs/interop.md): one zone, dane.out.test, signed
+# with ldns-signzone and served by our own nsd on loopback. Its MX
+# mx.dane.out.test and bad.dane.out.test's MX mx.bad.dane.out.test are
+# 127.0.0.1, where the peer listens; _PPORT._tcp.mx.dane.out.test has a
+# TLSA 3 1 1 record of the peer's key (ca/peer.crt), and
+# _PPORT._tcp.mx.bad.dane.out.test one of a key the peer does not have
+# (Postern's own, ca/postern.crt). Postern asks nsd only (dns_servers),
+# validates (dnssec = validate) from an anchor file with that zone's DS
+# only, and reaches both domains by a real MX lookup of themselves on the
+# peer's port (route=smtp:HOST:PORT), so the TLSA names carry that port.
+# Every other domain keeps its mx= override with a literal address and
+# never asks DNS. mta_sts stays on (the default): the only MX target
+# without an override is this zone, and its _mta-sts TXT lookup goes to
+# nsd too, which denies it (NXDOMAIN, signed), so nothing is fetched and
+# no query leaves loopback. Returns the domains map's lines.
+sub _dane_setup {
+    my ($self) = @_;
+    require Postern::DNS;
+    require Postern::DNSSEC;
+    my $ca = "$self->{dir}/ca";
+    my $port = $self->{pport};
+    my $z = 'dane.out.test';
+    my $tlsa = sub { Postern::DNSSEC::tlsa_record($_[0], usage => 3, selector => 1, mtype => 1, name => $_[1]) };
+    my $text = join("\n", "\$ORIGIN $z.", '$TTL 300', '@ IN SOA ns admin 1 3600 600 86400 60',
+        '@ IN NS ns', 'ns IN A 127.0.0.1',
+        '@ IN MX 10 mx', 'mx IN A 127.0.0.1', $tlsa->("$ca/peer.crt", "_$port._tcp.mx.$z"),
+        'bad IN MX 10 mx.bad', 'mx.bad IN A 127.0.0.1', $tlsa->("$ca/postern.crt", "_$port._tcp.mx.bad.$z")) . "\n";
+    my $s = Postern::DNSSEC->new(dir => "$self->{dir}/dnssec");
+    my $signed = $s->sign_zone($z, $text);
+    $self->{nsd} = Postern::DNS::Nsd->new(zones => { $z => $signed });
+    $self->{nsd}->start;
+    $self->{pt}->config(dns_servers => $self->{nsd}->addr, dnssec => 'validate',
+        dnssec_trust_anchor => $s->anchor_file($z));
+    return "$z route=smtp:$z:$port tls=dane\nbad.$z route=smtp:bad.$z:$port tls=dane\n";
+}
+
+# Why the DANE cell cannot run here for want of tools (undef: it can).
+sub _dane_missing {
+    require Postern::DNS;
+    return 'nsd is not installed' unless Postern::DNS::Nsd::nsd_path();
+    for my $tool (qw(ldns-signzone ldns-keygen ldns-key2ds)) {
+        return "$tool is not installed (ldnsutils)" unless grep { -x "$_/$tool" } split /:/, $ENV{PATH} // '';
+    }
+    return undef;
 }
 
 # A CA and two leaf certificates for 127.0.0.1 (Postern's and the peer's).
@@ -432,6 +479,7 @@ sub stop {
     eval { $self->{mta}->stop(30) if $self->{mta} };
     $_->stop for grep { $_ } @{$self}{qw(fw_in fw_out)};
     $self->{pt}->stop if $self->{pt};
+    $self->{nsd}->stop if $self->{nsd};
 }
 
 # ---- cells and results ----
@@ -625,6 +673,7 @@ our @CELLS = (
     [ 'tls-may'     => 'out' ],
     [ 'tls-encrypt' => 'out' ],
     [ 'tls-verify'  => 'out' ],
+    [ 'tls-dane'    => 'out' ],
     [ 'auth-plain'  => 'out' ],
     [ 'auth-login'  => 'out' ],
     [ '8bitmime'    => 'both' ],
@@ -657,6 +706,12 @@ sub why_skip {
     if ($k eq 'postfix' && $dir eq 'in' && $cell eq 'bdat') {
         return "Postfix 3.7's SMTP client does not send BDAT (its CHUNKING is server-side only): "
             . 'it gets CHUNKING from Postern and sends DATA';
+    }
+    if ($cell eq 'tls-dane' && (my $why = _dane_missing())) {
+        return "DANE needs signed zones: $why";
+    }
+    if ($cell eq 'tls-dane' && (my $why = _dane_missing())) {
+        return "DANE needs signed zones: $why";
     }
     if ($k eq 'opensmtpd') {
         return 'OpenSMTPD 6.8 does not implement CHUNKING (RFC 3030)' if $cell eq 'bdat';
@@ -790,6 +845,55 @@ sub _tls_out {
 sub cell_tls_may     { $_[0]->_tls_out('may') }
 sub cell_tls_encrypt { $_[0]->_tls_out('encrypt') }
 sub cell_tls_verify  { $_[0]->_tls_out('verify') }
+
+# DANE (RFC 7672): dane.out.test is found by its MX lookup in the signed
+# zone (_dane_setup); the TLSA 3 1 1 record of the peer's key must match.
+# bad.dane.out.test's TLSA names another key: Postern must defer, and the
+# message must never reach the peer.
+sub cell_tls_dane {
+    my ($self) = @_;
+    my $pt = $self->{pt};
+    $pt->mark_log;
+    my $rcpt = 'tls-dane@dane.out.test';
+    my @t = $self->content('out', to => [$rcpt]);
+    my $l = $self->sent_line($rcpt) // '';
+    like($l, qr/relay=mx\.dane\.out\.test\[127\.0\.0\.1\]:$self->{pport}/,
+        'Postern found the peer by the MX lookup: ' . ($l =~ /(relay=[^,\s]+)/ ? $1 : 'no status=sent line'));
+    note("Postern: $l");
+    like($l, qr/, tls=TLSv1\.[23] /, 'the delivery line has the TLS version');
+    like($l, qr/, tls_policy=dane\b/, 'and tls_policy=dane');
+    my ($qid) = $l =~ /: (\S+): to=</;
+    ok($qid && scalar($pt->log_lines(qr/\Q$qid\E: .*DANE: TLSA 3 1 1 matched at depth 0/)),
+        "the log says the peer's TLSA record matched (3 1 1 at depth 0)");
+    my @retries = $pt->log_lines(qr/to=<\Q$rcpt\E>.*status=deferred/);
+    is(scalar(@retries), 0, 'the first attempt succeeded') or diag(join("\n", @retries));
+    my ($queued) = $l =~ /queued as (\S+?)\)?$/;
+    my $peer = @t ? $self->peer_saw_tls($t[0]{message_id}, $queued // '') : 0;
+    ok($peer, 'the peer logged the session as TLS') if defined $peer;
+
+    # a TLSA record for a key the peer does not have
+    $pt->mark_log;
+    my $bad = 'tls-dane@bad.dane.out.test';
+    my ($text, $mid) = $self->message(to => $bad);
+    my $err = $self->inject('out', to => [$bad], text => $text);
+    ok(!$err, 'Postern took the message for bad.dane.out.test') or diag $err;
+    my $def = $pt->wait_log(qr/to=<\Q$bad\E>.*status=deferred/, 30);
+    ok($def, 'a TLSA record of another key: deferred') or return;
+    my ($bq) = $def =~ /: (\S+): to=</;
+    ok(scalar($pt->log_lines(qr/\Q$bq\E: .*DANE: the certificate failed the TLSA check for mx\.bad\.dane\.out\.test\b.*3 1 1/)),
+        'the log says the TLSA check failed');
+    note("Postern: $def");
+    # a retry (retry_delay 1s) must fail the same way
+    ok($pt->wait_log(qr/\Q$bq\E: to=<\Q$bad\E>.*tries=[2-9].*status=deferred/, 30), 'and again on the retry');
+    is(scalar($pt->log_lines(qr/to=<\Q$bad\E>.*status=sent/)), 0, 'never sent');
+    (my $bare = $mid) =~ s/^<|>$//g;
+    my $plog = slurp($self->{mta}->main_log);
+    ok($plog =~ /\S/ && index($plog, $bare) < 0, "the peer's log has no trace of the message ($mid)");
+    ok(!$self->arrived($mid), 'it reached no mailbox');
+    my ($rc, $out) = $pt->smtpctl('remove', $bq);
+    like($out, qr/removed 1 message/, "smtpctl remove $bq") or diag $out;
+    ok($pt->wait_log(qr/\Q$bq\E: removed by the administrator/, 10), 'removed from the queue');
+}
 
 sub _auth {
     my ($self, $mech) = @_;
