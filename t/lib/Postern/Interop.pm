@@ -31,7 +31,11 @@ package Postern::Interop;
 #   peer (out.test: tls=none; may./enc./ver.out.test: tls=may, encrypt,
 #   verify; bdat.out.test through the forwarder; dsn.out.test; loop.test;
 #   auth./login.out.test through the Exim gateways), src.out.test to the
-#   sink and fail.out.test to the 550 peer.
+#   sink and fail.out.test to the 550 peer. Unless the tls-dane cell is
+#   skipped (OpenSMTPD; no nsd or ldnsutils): dane.out.test and
+#   bad.dane.out.test by their MX records in a signed zone that our own
+#   nsd serves, dnssec = validate with that zone's anchor only, TLSA 3 1 1
+#   of the peer's key (bad.: of another key) (_dane_setup).
 # - cell(DIR, NAME, CODE) runs CODE as a Test::More subtest named
 #   "PEER DIR NAME" (a die in it is one more failure) and records ok or
 #   FAIL; skip_cell(DIR, NAME, REASON) records skip and emits a skipped
