@@ -283,32 +283,13 @@ static void text_throttles(const struct view *v, struct buf *out)
                v->max_deliveries, a, v->failure_limit);
 }
 
-static const char *tls_meaning(int tls)
-{
-    switch ((enum tls_mode)tls) {
-    case TLS_MODE_NONE:
-        return "no STARTTLS";
-    case TLS_MODE_MAY:
-        return "STARTTLS when offered, else plaintext";
-    case TLS_MODE_ENCRYPT:
-        return "STARTTLS required, any certificate";
-    case TLS_MODE_VERIFY:
-        return "STARTTLS required, the certificate must match the host name";
-    case TLS_MODE_DANE:
-        return "DANE when the host has secure TLSA records, else STARTTLS when offered";
-    case TLS_MODE_DANE_ONLY:
-        return "DANE required: the host must have secure TLSA records";
-    }
-    return "?";
-}
-
 static void text_route(const struct view *v, struct buf *out)
 {
     text_rule(v, out);
     text_plan(v, out);
     text_throttles(v, out);
     buf_printf(out, "tls:         %s (%s)\n", tls_mode_name((enum tls_mode)v->pol.tls),
-               tls_meaning(v->pol.tls));
+               tls_mode_meaning((enum tls_mode)v->pol.tls));
     if (!v->resolve && v->pol.tls != TLS_MODE_NONE)
         buf_adds(out, "             DANE and MTA-STS depend on DNS: --resolve shows the policy "
                       "of each host\n");

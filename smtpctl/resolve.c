@@ -4,11 +4,17 @@
  * (with its cache, as deliver's own lookups would).
  *
  * qmgr has no resolver. With --resolve it ends its answer with one line
- * "resolve: mx NAME [OVERRIDE...]" or "resolve: host NAME" per lookup of
- * the plan; those lines are taken out here and each becomes a "dns lookup"
- * or "dns host" request to dnsd. Text output shows each answer under its
- * lookup; with --json the output is one object {"route": ROUTE,
- * "resolved": [ANSWER...]}, each answer dnsd's own JSON.
+ * "resolve: mx OPTIONS NAME [OVERRIDE...]" or "resolve: host OPTIONS NAME"
+ * per lookup of the plan (OPTIONS: --tls MODE, --port N, --sts: what the
+ * delivery would use); those lines are taken out here and each becomes a
+ * "dns lookup" or "dns host" request to dnsd, which adds the TLS policy of
+ * each host. Text output shows each answer under its lookup; with --json
+ * the output is one object {"route": ROUTE, "resolved": [ANSWER...]},
+ * each answer dnsd's own JSON.
+ *
+ * "smtpctl tls check DOMAIN" takes the same lines from qmgr's route of
+ * postmaster@DOMAIN and sends each to deliver as "tls probe", which makes
+ * the lookup and a test connection to each host (tls_probe.h).
  */
 #include "resolve.h"
 
@@ -22,8 +28,8 @@
 #include "base/util.h"
 #include "smtpctl.h"
 
-#define RESOLVE_TIMEOUT_MS (60 * 1000)
-#define RESOLVE_MAX 64 /* lookups shown at most (a route names a few) */
+#define RESOLVE_TIMEOUT_MS (130 * 1000) /* a tls probe may take 90 s (tls_probe.h) */
+#define RESOLVE_MAX 64                  /* lookups shown at most (a route names a few) */
 
 int resolve_wanted(int argc, char **argv)
 {
@@ -95,6 +101,50 @@ static char *spec_label(const char *spec)
     return b.data; /* malloc'd by buf */
 }
 
+/*
+ * Send each spec, turned into a command by words(), and print the
+ * answers: in JSON one array element each (null when there is none),
+ * in text "INDENT LABEL:" and the answer's lines under it. 1 when a
+ * command failed or answered non-zero.
+ */
+static int ask_each(const char *path, unsigned flags, char **specs, int nres,
+                    int (*words)(char *spec, char **w, int max), int json, const char *indent)
+{
+    int bad = 0;
+
+    for (int i = 0; i < nres; i++) {
+        char *w[48];
+        char *label = spec_label(specs[i]);
+        int n = words(specs[i], w, (int)nitems(w));
+        struct ctl_rep r;
+
+        if (n < 0 || call(path, flags, n, w, &r) < 0) {
+            free(label);
+            bad = 1;
+            continue;
+        }
+        if (r.code != 0)
+            bad = 1;
+        if (json) {
+            size_t l = strlen(r.output);
+            while (l > 0 && r.output[l - 1] == '\n')
+                r.output[--l] = '\0';
+            printf("%s%s", i ? "," : "", l && r.output[0] == '{' ? r.output : "null");
+        } else {
+            printf("%s%s:\n", indent, label);
+            for (char *line = r.output, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                    *next++ = '\0';
+                printf("%s  %s\n", indent, line);
+            }
+        }
+        free(label);
+        ctl_rep_free(&r);
+    }
+    return bad;
+}
+
 int resolve_route(const char *spool, unsigned flags, int argc, char **argv)
 {
     char *path = xasprintf("%s/%s", spool, SPOOL_CONTROL);
@@ -133,35 +183,7 @@ int resolve_route(const char *spool, unsigned flags, int argc, char **argv)
         printf("{\"route\":%s,\"resolved\":[", route.data);
     else
         printf("%sresolved:\n", route.data);
-    for (int i = 0; i < nres; i++) {
-        char *w[40];
-        char *label = spec_label(specs[i]);
-        int n = lookup_words(specs[i], w, (int)nitems(w));
-        struct ctl_rep r;
-        if (n < 0 || call(path, flags, n, w, &r) < 0) {
-            free(label);
-            bad = 1;
-            continue;
-        }
-        if (r.code != 0)
-            bad = 1;
-        if (json) {
-            size_t l = strlen(r.output);
-            while (l > 0 && r.output[l - 1] == '\n')
-                r.output[--l] = '\0';
-            printf("%s%s", i ? "," : "", l ? r.output : "null");
-        } else {
-            printf("  %s:\n", label);
-            for (char *line = r.output, *next; line && *line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                    *next++ = '\0';
-                printf("    %s\n", line);
-            }
-        }
-        free(label);
-        ctl_rep_free(&r);
-    }
+    bad = ask_each(path, flags, specs, nres, lookup_words, json, "  ");
     if (json)
         printf("]}\n");
     else if (nres == 0)
@@ -246,36 +268,7 @@ int tls_check_run(const char *spool, unsigned flags, int argc, char **argv)
     }
     if (json)
         printf("{\"domain\":\"%s\",\"checks\":[", domain);
-    for (int i = 0; i < nres; i++) {
-        char *w[48];
-        char *label = spec_label(specs[i]);
-        int n = probe_words(specs[i], w, (int)nitems(w));
-        struct ctl_rep r;
-
-        if (n < 0 || call(path, flags, n, w, &r) < 0) {
-            free(label);
-            bad = 1;
-            continue;
-        }
-        if (r.code != 0)
-            bad = 1;
-        if (json) {
-            size_t l = strlen(r.output);
-            while (l > 0 && r.output[l - 1] == '\n')
-                r.output[--l] = '\0';
-            printf("%s%s", i ? "," : "", l && r.output[0] == '{' ? r.output : "null");
-        } else {
-            printf("%s:\n", label);
-            for (char *line = r.output, *next; line && *line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                    *next++ = '\0';
-                printf("  %s\n", line);
-            }
-        }
-        free(label);
-        ctl_rep_free(&r);
-    }
+    bad = ask_each(path, flags, specs, nres, probe_words, json, "");
     if (json)
         printf("]}\n");
     else if (nres == 0)

@@ -111,9 +111,8 @@ static void on_open(struct smtpc *s, const struct smtpc_res *res, void *arg)
         else if (in->tls && in->tls_vfy == SMTPC_VFY_OK)
             buf_adds(&what, ", certificate verified");
         else if (in->tls)
-            buf_printf(&what, ", certificate not verified%s%s%s",
-                       in->tls_vfy_reason[0] ? " (" : "", in->tls_vfy_reason,
-                       in->tls_vfy_reason[0] ? ")" : "");
+            buf_printf(&what, ", certificate not verified%s%s%s", in->tls_vfy_reason[0] ? " (" : "",
+                       in->tls_vfy_reason, in->tls_vfy_reason[0] ? ")" : "");
         if (p->plan.sts_fail)
             buf_printf(&what, "; MTA-STS testing: enforce would refuse it: %s", p->plan.reason);
         else if (p->plan.evaluate && in->tls_vfy != SMTPC_VFY_OK)

@@ -10,12 +10,11 @@
  *
  * (the words of qmgr's "resolve:" lines, which `smtpctl tls check`
  * passes on). The answer: tls_show's plan, then one line per host tried:
- *   mx1.a.test[192.0.2.1]:25: ok, TLSv1.3 TLS_AES_256_GCM_SHA384, DANE: TLSA 3 1 1 matched at depth 0
- *   mx2.a.test[192.0.2.2]:25: failed at starttls (tls): TLS required but not offered
- * At most TLS_PROBE_MAX_HOSTS hosts, the first address of each, and at
- * most TLS_PROBE_BUDGET_S seconds in all (the rest are "not tried").
- * Exit code 0 when at least one host would take mail under the policy,
- * 1 when none would (or the lookup failed), 2 for bad words.
+ *   mx1.a.test[192.0.2.1]:25: ok, TLSv1.3 TLS_AES_256_GCM_SHA384, DANE: TLSA 3 1 1 matched at depth
+ * 0 mx2.a.test[192.0.2.2]:25: failed at starttls (tls): TLS required but not offered At most
+ * TLS_PROBE_MAX_HOSTS hosts, the first address of each, and at most TLS_PROBE_BUDGET_S seconds in
+ * all (the rest are "not tried"). Exit code 0 when at least one host would take mail under the
+ * policy, 1 when none would (or the lookup failed), 2 for bad words.
  */
 #ifndef POSTERN_TLS_PROBE_H
 #define POSTERN_TLS_PROBE_H

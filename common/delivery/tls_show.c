@@ -8,22 +8,13 @@
 
 #include "delivery/dlv_engine.h"
 
+/* What the mode does once the plan is made: with DANE applied, the check
+ * against the records; otherwise the mode's own words. */
 static const char *mode_words(enum tls_mode m)
 {
-    switch (m) {
-    case TLS_MODE_NONE:
-        return "no STARTTLS";
-    case TLS_MODE_MAY:
-        return "STARTTLS when offered, else plaintext";
-    case TLS_MODE_ENCRYPT:
-        return "STARTTLS required, any certificate";
-    case TLS_MODE_VERIFY:
-        return "STARTTLS required, the certificate must be valid for the host name";
-    case TLS_MODE_DANE:
-    case TLS_MODE_DANE_ONLY:
+    if (m == TLS_MODE_DANE || m == TLS_MODE_DANE_ONLY)
         return "STARTTLS required, the certificate must match a TLSA record";
-    }
-    return "?";
+    return tls_mode_meaning(m);
 }
 
 /* Why DANE does not apply to h (for a host without a DANE plan). */

@@ -20,3 +20,22 @@ int tls_mode_parse(const char *s)
             return i;
     return -1;
 }
+
+const char *tls_mode_meaning(enum tls_mode m)
+{
+    switch (m) {
+    case TLS_MODE_NONE:
+        return "no STARTTLS";
+    case TLS_MODE_MAY:
+        return "STARTTLS when offered, else plaintext";
+    case TLS_MODE_ENCRYPT:
+        return "STARTTLS required, any certificate";
+    case TLS_MODE_VERIFY:
+        return "STARTTLS required, the certificate must match the host name";
+    case TLS_MODE_DANE:
+        return "DANE when the host has secure TLSA records, else STARTTLS when offered";
+    case TLS_MODE_DANE_ONLY:
+        return "DANE required: the host must have secure TLSA records";
+    }
+    return "?";
+}

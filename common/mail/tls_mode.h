@@ -38,6 +38,8 @@ enum tls_mode {
 extern const char *const tls_mode_names[];
 
 const char *tls_mode_name(enum tls_mode m);
+/* What the mode does, in a few words (smtpctl route, tls check). */
+const char *tls_mode_meaning(enum tls_mode m);
 int tls_mode_parse(const char *s);
 
 #endif
