@@ -427,6 +427,12 @@ struct idle {
     struct event *timer;
     struct dlv_conn_id id; /* whom it belongs to; strings owned */
     struct sockaddr_storage addr;
+    /* what TLS the connection has, so that a later job reuses it only
+     * when that satisfies the job's own TLS plan (DANE, MTA-STS) */
+    char *host;   /* the host it is connected to */
+    int tls;      /* TLS in use */
+    int dane;     /* the chain matched a TLSA record */
+    int verified; /* chain and host name verified (PKIX) */
 };
 
 /* When the last connection under a key ended (connection_delay). */
@@ -486,6 +492,9 @@ struct dlv_job {
     unsigned char *told;
     size_t nplans;
     const struct dlv_tls_plan *s_plan; /* of s (NULL when reused) */
+    int reuse_after_lookup; /* MX target with a possible TLS policy: an idle
+                               session is considered only once the lookup
+                               has given the plan it must satisfy */
     char *tls_policy;
     struct dlv_tls_out *tls_out;
     size_t ntls_out;
@@ -595,6 +604,7 @@ static void idle_unlink(struct idle *it)
     free((char *)(uintptr_t)it->id.label);
     free((char *)(uintptr_t)it->id.host);
     free((char *)(uintptr_t)it->id.auth_user);
+    free(it->host);
     free(it);
 }
 
@@ -674,6 +684,13 @@ static void park(struct dlv_engine *e, struct dlv_job *j, struct smtpc *s)
     it->id.host = xstrdup(id.host);
     it->id.auth_user = xstrdup(id.auth_user);
     it->addr = j->s_addr;
+    {
+        const struct smtpc_info *in = smtpc_info(s);
+        it->host = xstrdup(in->host ? in->host : "");
+        it->tls = in->tls;
+        it->dane = in->tls_dane;
+        it->verified = in->tls_vfy == SMTPC_VFY_OK;
+    }
     it->timer = evtimer_new(e->o.base, on_idle_timer, it);
     if (it->timer == NULL)
         log_panic("dlv_engine: cannot allocate a timer");
@@ -1190,6 +1207,8 @@ static void dns_unavailable(struct dlv_job *j)
                        "dnsd unavailable (a local outage, not counted as an attempt)");
 }
 
+static int job_reuse_planned(struct dlv_job *j);
+
 static void on_mx(const struct dns_result *r, void *arg)
 {
     struct dlv_job *j = arg;
@@ -1225,6 +1244,10 @@ static void on_mx(const struct dns_result *r, void *arg)
             }
         log_info("%s: %s: %s", j->q.queue_id, j->q.domain, why);
         dlv_tally_dns(&j->t, c, why, 0);
+    } else if (j->reuse_after_lookup) {
+        j->reuse_after_lookup = 0;
+        if (job_reuse_planned(j))
+            return; /* on a dead one, the candidates follow as usual */
     }
     job_next(j);
 }
@@ -1417,8 +1440,61 @@ static int job_reuse(struct dlv_job *j, int at)
     return 0;
 }
 
+/*
+ * After the MX lookup of a job that may have a TLS policy (DANE records,
+ * an MTA-STS policy): the idle session of the destination, if any, is
+ * used only when its host is still in the MX set and what the connection
+ * has (TLS, a DANE match, a verified certificate) satisfies that host's
+ * plan now; otherwise it is closed, since a policy published or changed
+ * after it was opened must hold from now on. 1 when a transaction started.
+ */
+static int job_reuse_planned(struct dlv_job *j)
+{
+    struct idle *it = NULL;
+    const struct dlv_tls_plan *p = NULL;
+    const char *why = NULL;
+
+    for (struct idle *x = j->e->idle; x && it == NULL; x = x->next)
+        if (dlv_reuse_at(&j->q, -1, &x->id))
+            it = x;
+    if (it == NULL)
+        return 0;
+    for (size_t k = 0; k < j->mx.nhosts && p == NULL; k++)
+        if (k < j->nplans && ascii_casecmp(j->mx.hosts[k].name, it->host) == 0)
+            p = &j->plans[k];
+    if (p == NULL)
+        why = "its host is no longer an MX host of the domain";
+    else if (p->skip)
+        why = p->reason;
+    else if (p->dane && !it->dane)
+        why = "the host now has DANE records and the connection was not checked against them";
+    else if (!p->dane && p->mode == TLS_MODE_VERIFY && !it->verified)
+        why = "the TLS policy now wants a verified certificate";
+    else if (!p->dane && p->mode == TLS_MODE_ENCRYPT && !it->tls)
+        why = "the TLS policy now wants TLS";
+    if (why != NULL) {
+        struct smtpc *s = it->s;
+        log_detail("%s: not reusing the connection to %s: %s", j->q.queue_id, smtpc_info(s)->relay,
+                   why);
+        note_closed(j->e, it->dest_key);
+        idle_unlink(it);
+        smtpc_close(s);
+        return 0;
+    }
+    if (!job_reuse(j, -1))
+        return 0;
+    j->s_plan = p;
+    return 1;
+}
+
 static void job_begin(struct dlv_job *j)
 {
+    if (j->q.target == DLV_TARGET_MX &&
+        (j->q.mta_sts || dlv_tls_wants_dane((enum tls_mode)j->q.tls, 0))) {
+        j->reuse_after_lookup = 1; /* on_mx looks, with the plan in hand */
+        job_next(j);
+        return;
+    }
     /* listed hosts: job_next looks for an idle session of each in turn */
     if (j->q.target == DLV_TARGET_HOSTS || !job_reuse(j, -1))
         job_next(j);

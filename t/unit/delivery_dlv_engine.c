@@ -1559,6 +1559,89 @@ static const struct dlv_tls_out *find_out(const struct got *g, const char *mx)
     return NULL;
 }
 
+/*
+ * An idle connection opened before a TLS policy appeared is not reused
+ * once the lookup shows the policy: mx1's plaintext session stays unused
+ * when an MTA-STS policy now lists only mx2, and when mx1 now publishes
+ * DANE records. Without a change, the session is reused after the lookup.
+ */
+static void test_reuse_policy(void)
+{
+    static const char *const only_mx2[] = {"mx2.chg.test"};
+    static const unsigned char d32[32] = {9, 8, 7};
+    struct dns_result *r;
+    struct dlv_req q;
+    struct got g;
+    int msgs;
+
+    reset_servers();
+    dns_mx("chg.test", "mx1.chg.test=127.0.0.11 mx2.chg.test=127.0.0.12", 0);
+    r = &dns_tab[ndns - 1].r;
+    for (int i = 0; i < 2; i++) {
+        req_init(&q, "chg.test", 1, NULL);
+        free(q.dest_key);
+        q.dest_key = xstrdup("direct:chg.test");
+        q.max_per_conn = 10;
+        q.idle_timeout_s = 10;
+        q.mta_sts = 1;
+        run(&q, &g);
+        is_str(status_of(&g, 0), "sent", "no policy: message %d sent", i + 1);
+        is_int(g.r.reused, i == 1, "no policy: message %d reused %d (after the lookup)", i + 1,
+               i == 1);
+        got_free(&g);
+    }
+    is_int(mx1.conns, 1, "one connection to mx1 so far");
+    is_int(dlv_engine_idle(eng), 1, "and it is idle");
+
+    /* an MTA-STS policy (enforce) now lists only mx2 */
+    dns_result_set_sts(r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "new1", 86400, only_mx2, 1, "");
+    msgs = mx1.msgs;
+    req_init(&q, "chg.test", 1, NULL);
+    free(q.dest_key);
+    q.dest_key = xstrdup("direct:chg.test");
+    q.max_per_conn = 10;
+    q.idle_timeout_s = 10;
+    q.mta_sts = 1;
+    run(&q, &g);
+    is_int(g.r.reused, 0, "policy: the idle session to mx1 is not reused");
+    is_int(mx1.msgs, msgs, "policy: mx1 got nothing more");
+    is_int(mx2.conns, 1, "policy: mx2, the host in the policy, was tried");
+    ok(strcmp(status_of(&g, 0), "sent") != 0,
+       "policy: mx2 offers no STARTTLS, so enforce defers (%s)", status_of(&g, 0));
+    got_free(&g);
+    spin_ms(100);
+    is_int(mx1.open_conns, 0, "policy: the stale session was closed");
+
+    /* again without the policy: a fresh idle session to mx1 ... */
+    dns_result_set_sts(r, DNS_STS_NONE, DNS_STS_MODE_NONE, "", 0, NULL, 0, "");
+    reset_servers();
+    req_init(&q, "chg.test", 1, NULL);
+    free(q.dest_key);
+    q.dest_key = xstrdup("direct:chg.test");
+    q.max_per_conn = 10;
+    q.idle_timeout_s = 10;
+    run(&q, &g);
+    is_str(status_of(&g, 0), "sent", "no policy again: sent, the session kept");
+    got_free(&g);
+    /* ... then mx1 publishes secure TLSA records: not reused, DANE needs a new session */
+    dns_host_set_tlsa_state(&r->hosts[0], DNS_TLSA_FOUND, "");
+    dns_host_add_tlsa(&r->hosts[0], 3, 1, 1, d32, sizeof(d32));
+    msgs = mx1.msgs;
+    req_init(&q, "chg.test", 1, NULL);
+    free(q.dest_key);
+    q.dest_key = xstrdup("direct:chg.test");
+    q.max_per_conn = 10;
+    q.idle_timeout_s = 10;
+    run(&q, &g);
+    is_int(g.r.reused, 0, "DANE: the plaintext session is not reused");
+    is_int(mx1.msgs, msgs, "DANE: mx1 got nothing over it");
+    is_int(mx1.conns, 2, "DANE: a new connection to mx1 (which then lacks STARTTLS)");
+    got_free(&g);
+    dns_host_set_tlsa_state(&r->hosts[0], DNS_TLSA_NONE, "");
+    dlv_engine_close_idle(eng);
+    spin_ms(100);
+}
+
 static void test_tls_policy_engine(void)
 {
     struct dlv_req q;
@@ -1796,6 +1879,7 @@ int main(void)
     test_reuse();
     test_reuse_match();
     test_reuse_gateways();
+    test_reuse_policy();
     test_conn_delay();
     test_cancel();
     test_no_fd();
