@@ -492,9 +492,9 @@ struct dlv_job {
     unsigned char *told;
     size_t nplans;
     const struct dlv_tls_plan *s_plan; /* of s (NULL when reused) */
-    int reuse_after_lookup; /* MX target with a possible TLS policy: an idle
-                               session is considered only once the lookup
-                               has given the plan it must satisfy */
+    int reuse_after_lookup;            /* MX target with a possible TLS policy: an idle
+                                          session is considered only once the lookup
+                                          has given the plan it must satisfy */
     char *tls_policy;
     struct dlv_tls_out *tls_out;
     size_t ntls_out;

@@ -21,9 +21,9 @@
 #            TXT id is fetched at once
 #   keep     a cached policy whose refresh fails (404, new id) stays in
 #            force; show sts and the log say the refresh failed
-#   reuse    (TODO, a known gap) an idle connection to an MX that a changed
-#            policy no longer lists is still used: reuse comes before the
-#            lookup
+#   reuse    an idle connection to an MX that a changed policy no longer
+#            lists is not used: the reuse check comes after the lookup,
+#            against the host's plan
 #   show tls (text and --json) counts sts successes and failures per
 #   policy domain; control: after a reload with mta_sts = no the MX that
 #   is not in nomatch's policy gets mail.
@@ -299,13 +299,14 @@ sleep 2;
 $q = send_to('b@reuse.test');
 ok(wait_until(30, sub { $peer{reusea}->messages_for('b@reuse.test') || $peer{reuseb}->messages_for('b@reuse.test') }),
     'reuse: the second message was delivered');
-TODO: {
-    local $TODO = 'an MX delivery takes an idle connection before its MX and MTA-STS lookup, so a '
-        . 'policy that changed meanwhile does not apply to it (docs/deliver.md, Limits)';
-    is(scalar(@m = $peer{reusea}->messages_for('b@reuse.test')), 0,
-        'reuse: not over the idle connection to mxa, no longer in the policy');
-    is($h->requests('reuse.test'), 2, 'reuse: the new id was fetched');
-}
+is(scalar(@m = $peer{reusea}->messages_for('b@reuse.test')), 0,
+    'reuse: not over the idle connection to mxa, no longer in the policy');
+ok(scalar($peer{reuseb}->messages_for('b@reuse.test')), 'reuse: mxb, the host of the new policy, got it');
+is($h->requests('reuse.test'), 2, 'reuse: the new id was fetched');
+# when the first session was still idle, the log says why it was not used
+my @kept = $pt->log_lines(qr/not reusing the connection to mxa\.reuse\.test/);
+ok(!@kept || $kept[0] =~ /is not in the MTA-STS policy of reuse\.test|no longer an MX host/,
+    'reuse: a stale idle session is closed for the policy (' . scalar(@kept) . ' seen)');
 
 # --- control: mta_sts = no, the MX outside nomatch's policy gets mail
 $pt->config(mta_sts => 'no');
