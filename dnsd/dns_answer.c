@@ -10,6 +10,63 @@
 
 #include "dns_answer.h"
 
+/* Past one wire-format name at *pos (labels, or ending in a pointer). */
+static int skip_name(const uint8_t *w, size_t len, size_t *pos)
+{
+    while (*pos < len) {
+        uint8_t c = w[*pos];
+        if ((c & 0xc0) == 0xc0) {
+            *pos += 2;
+            return *pos <= len ? 0 : -1;
+        }
+        if (c & 0xc0)
+            return -1;
+        *pos += 1 + (size_t)c;
+        if (c == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* TSIG records in the additional section; -1 when the walk fails (ldns
+ * then refuses the packet itself). */
+static int count_tsig(const uint8_t *w, size_t len)
+{
+    size_t pos = 12;
+    unsigned qd, rest, ar;
+    int n = 0;
+
+    if (len < 12)
+        return -1;
+    qd = (unsigned)w[4] << 8 | w[5];
+    rest = ((unsigned)w[6] << 8 | w[7]) + ((unsigned)w[8] << 8 | w[9]);
+    ar = (unsigned)w[10] << 8 | w[11];
+    for (unsigned i = 0; i < qd; i++) {
+        if (skip_name(w, len, &pos) < 0 || (pos += 4) > len)
+            return -1;
+    }
+    for (unsigned i = 0; i < rest + ar; i++) {
+        unsigned type;
+        if (skip_name(w, len, &pos) < 0 || pos + 10 > len)
+            return -1;
+        type = (unsigned)w[pos] << 8 | w[pos + 1];
+        if (i >= rest && type == LDNS_RR_TYPE_TSIG)
+            n++;
+        pos += 10 + ((size_t)w[pos + 8] << 8 | w[pos + 9]);
+        if (pos > len)
+            return -1;
+    }
+    return n;
+}
+
+ldns_status dnsans_parse(ldns_pkt **p, const uint8_t *wire, size_t len)
+{
+    *p = NULL;
+    if (count_tsig(wire, len) > 1)
+        return LDNS_STATUS_ERR;
+    return ldns_wire2pkt(p, wire, len);
+}
+
 const char *dnsans_kind_name(enum dnsans_kind k)
 {
     switch (k) {

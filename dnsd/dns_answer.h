@@ -52,6 +52,14 @@ struct dnsans {
 
 const char *dnsans_kind_name(enum dnsans_kind k);
 
+/*
+ * ldns_wire2pkt for bytes from the network: refuses (LDNS_STATUS_ERR) a
+ * packet with more than one TSIG record in its additional section, which
+ * RFC 8945 forbids and on which ldns 1.8 loses all but the last (a leak a
+ * hostile server could repeat at will); everything else as ldns decides.
+ */
+ldns_status dnsans_parse(ldns_pkt **p, const uint8_t *wire, size_t len);
+
 /* Normalized text of a domain name into buf (lower case, no final dot,
  * "." for the root); -1 if it does not fit. */
 int dnsans_name(const ldns_rdf *d, char *buf, size_t len);

@@ -318,7 +318,7 @@ static void q_validated(enum dnssec_status st, const char *why, void *arg)
 
     if (q) {
         q->vreq = NULL;
-        if (ldns_wire2pkt(&p, v->wire, v->len) == LDNS_STATUS_OK && p)
+        if (dnsans_parse(&p, v->wire, v->len) == LDNS_STATUS_OK && p)
             q_deliver(q, p, v->wire, v->len, (int)st, why ? why : "");
         else
             q_fail(q); /* cannot happen: the bytes parsed before */
@@ -453,7 +453,7 @@ static void q_udp_read(evutil_socket_t fd, short what, void *arg)
                                                 : ntohs(((struct sockaddr_in *)&from)->sin_port));
             continue;
         }
-        if (ldns_wire2pkt(&p, e->ubuf, (size_t)n) != LDNS_STATUS_OK || !p) {
+        if (dnsans_parse(&p, e->ubuf, (size_t)n) != LDNS_STATUS_OK || !p) {
             e->st->ignored++;
             log_warn("dns: ignored malformed answer for %s/%s from %s", q->name, q->tname, s->text);
             continue;
@@ -601,7 +601,7 @@ static void q_tcp_done(struct dnsq *q)
     ldns_pkt *p = NULL;
     const char *why;
 
-    if (ldns_wire2pkt(&p, q->rbuf, q->rlen) != LDNS_STATUS_OK || !p) {
+    if (dnsans_parse(&p, q->rbuf, q->rlen) != LDNS_STATUS_OK || !p) {
         q->e->st->ignored++;
         q_tcp_fail(q, "malformed answer from");
         return;
@@ -735,7 +735,7 @@ static int answer_from_cache(struct dnsq_engine *e, const char *key, dnsq_cb cb,
         cb(&a, arg);
         return 1;
     }
-    if (ldns_wire2pkt(&p, w, wlen) != LDNS_STATUS_OK || !p)
+    if (dnsans_parse(&p, w, wlen) != LDNS_STATUS_OK || !p)
         return 0;
     a.ok = 1;
     a.pkt = p;

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct buf b;
     uint32_t ttl = UINT32_MAX;
 
-    if (ldns_wire2pkt(&p, data, size) != LDNS_STATUS_OK || !p)
+    if (dnsans_parse(&p, data, size) != LDNS_STATUS_OK || !p)
         return 0;
     q = ldns_pkt_question(p);
     if (q && ldns_rr_list_rr_count(q) > 0)

@@ -54,8 +54,7 @@ static void fuzz_fetch(void *arg, const char *name, ldns_rr_type t, dnssec_fetch
     (void)t;
     if (++f->fetches > DNSSEC_MAX_DEPTH)
         __builtin_trap(); /* the validator must bound its own fetches */
-    if (!next_chunk(f, &c, &len) || len < 1 ||
-        ldns_wire2pkt(&p, c + 1, len - 1) != LDNS_STATUS_OK) {
+    if (!next_chunk(f, &c, &len) || len < 1 || dnsans_parse(&p, c + 1, len - 1) != LDNS_STATUS_OK) {
         done(NULL, DNSSEC_BOGUS, "fetch failed (fuzz)", ctx);
         return;
     }
@@ -109,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!anchors)
         load_anchors();
-    if (!next_chunk(&f, &c, &len) || ldns_wire2pkt(&p, c, len) != LDNS_STATUS_OK || !p)
+    if (!next_chunk(&f, &c, &len) || dnsans_parse(&p, c, len) != LDNS_STATUS_OK || !p)
         return 0;
     q = ldns_pkt_question(p);
     if (q && ldns_rr_list_rr_count(q) > 0) {

@@ -317,9 +317,44 @@ static void test_txt(void)
     ldns_pkt_free(p);
 }
 
+/* dnsans_parse: one TSIG record passes, two are refused (RFC 8945 allows
+ * one, and ldns 1.8 leaks the first of two); truncated bytes are refused
+ * by ldns itself. */
+static void test_parse_tsig(void)
+{
+    static const uint8_t head[] = {0x12, 0x34, 0x81, 0x80, 0,   1,   0,   0,   0,   0,
+                                   0,    0,    7,    'e',  'x', 'a', 'm', 'p', 'l', 'e',
+                                   4,    't',  'e',  's',  't', 0,   0,   15,  0,   1};
+    static const uint8_t tsig[] = {0, 0,  250,  0,    255, 0, 0, 0, 0,
+                                   0, 17,                               /* owner ., TSIG ANY */
+                                   0, 0,  0,    0,    0,   0, 1, 0, 44, /* alg ., time, fudge */
+                                   0, 0,  0x12, 0x34, 0,   0, 0, 0};    /* mac 0, id, err, other */
+    uint8_t w[sizeof(head) + 2 * sizeof(tsig)];
+    ldns_pkt *p = NULL;
+
+    for (int n = 1; n <= 2; n++) {
+        memcpy(w, head, sizeof(head));
+        w[11] = (uint8_t)n; /* ARCOUNT */
+        for (int i = 0; i < n; i++)
+            memcpy(w + sizeof(head) + (size_t)i * sizeof(tsig), tsig, sizeof(tsig));
+        ldns_status st = dnsans_parse(&p, w, sizeof(head) + (size_t)n * sizeof(tsig));
+        if (n == 1)
+            ok(st == LDNS_STATUS_OK && p != NULL && ldns_pkt_tsig(p) != NULL,
+               "one TSIG record: parsed (%s)", ldns_get_errorstr_by_id(st));
+        else
+            ok(st != LDNS_STATUS_OK && p == NULL,
+               "two TSIG records: refused before ldns sees them");
+        if (p)
+            ldns_pkt_free(p);
+        p = NULL;
+    }
+    ok(dnsans_parse(&p, w, 20) != LDNS_STATUS_OK && p == NULL, "a truncated packet: refused");
+}
+
 int main(void)
 {
     plan_lazy();
+    test_parse_tsig();
     test_mx_full();
     test_mx_no_additional_and_dups();
     test_negative();
