@@ -28,8 +28,9 @@ static int skip_name(const uint8_t *w, size_t len, size_t *pos)
     return -1;
 }
 
-/* TSIG records in the additional section; -1 when the walk fails (ldns
- * then refuses the packet itself). */
+/* TSIG records in the additional section, as far as the records can be
+ * walked: ldns reads a packet record by record and keeps (and loses) a
+ * TSIG before it finds a later record broken, so those count too. */
 static int count_tsig(const uint8_t *w, size_t len)
 {
     size_t pos = 12;
@@ -37,24 +38,24 @@ static int count_tsig(const uint8_t *w, size_t len)
     int n = 0;
 
     if (len < 12)
-        return -1;
+        return 0;
     qd = (unsigned)w[4] << 8 | w[5];
     rest = ((unsigned)w[6] << 8 | w[7]) + ((unsigned)w[8] << 8 | w[9]);
     ar = (unsigned)w[10] << 8 | w[11];
     for (unsigned i = 0; i < qd; i++) {
         if (skip_name(w, len, &pos) < 0 || (pos += 4) > len)
-            return -1;
+            return n;
     }
     for (unsigned i = 0; i < rest + ar; i++) {
         unsigned type;
         if (skip_name(w, len, &pos) < 0 || pos + 10 > len)
-            return -1;
+            return n;
         type = (unsigned)w[pos] << 8 | w[pos + 1];
         if (i >= rest && type == LDNS_RR_TYPE_TSIG)
             n++;
         pos += 10 + ((size_t)w[pos + 8] << 8 | w[pos + 9]);
         if (pos > len)
-            return -1;
+            return n;
     }
     return n;
 }

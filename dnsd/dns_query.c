@@ -453,6 +453,13 @@ static void q_udp_read(evutil_socket_t fd, short what, void *arg)
                                                 : ntohs(((struct sockaddr_in *)&from)->sin_port));
             continue;
         }
+        /* the ID before anything is parsed: bytes an off-path sender
+         * made up reach no parser (ldns has leaks on some hostile packets) */
+        if (n < 2 || ((unsigned)e->ubuf[0] << 8 | e->ubuf[1]) != q->id) {
+            e->st->ignored++;
+            log_warn("dns: ignored answer for %s/%s from %s: wrong ID", q->name, q->tname, s->text);
+            continue;
+        }
         if (dnsans_parse(&p, e->ubuf, (size_t)n) != LDNS_STATUS_OK || !p) {
             e->st->ignored++;
             log_warn("dns: ignored malformed answer for %s/%s from %s", q->name, q->tname, s->text);
@@ -601,6 +608,13 @@ static void q_tcp_done(struct dnsq *q)
     ldns_pkt *p = NULL;
     const char *why;
 
+    if (q->rlen < 2 || ((unsigned)q->rbuf[0] << 8 | q->rbuf[1]) != q->id) {
+        q->e->st->ignored++;
+        log_warn("dns: ignored TCP answer for %s/%s from %s: wrong ID", q->name, q->tname,
+                 q->e->conf.rc.servers[q->srv].text);
+        q_tcp_fail(q, "bad answer from");
+        return;
+    }
     if (dnsans_parse(&p, q->rbuf, q->rlen) != LDNS_STATUS_OK || !p) {
         q->e->st->ignored++;
         q_tcp_fail(q, "malformed answer from");
