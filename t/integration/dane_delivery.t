@@ -239,7 +239,11 @@ ok($pee && $pee->{policy}{'policy-type'} eq 'tlsa' && $pee->{summary}{'total-suc
 ok($pee && grep({ /^3 1 1 [0-9a-f]{64}$/ } @{ $pee->{policy}{'policy-string'} }),
     'json: the policy string is the TLSA record');
 ($rc, $out) = $pt->smtpctl('show', 'tls', '--reset');
+like($out, qr/^mx\.ee\.test tlsa:/m, 'show tls --reset shows the counts once more');
 ($rc, $out) = $pt->smtpctl('show', 'tls');
-like($out, qr/: 0 policies$/m, 'after --reset the counters start again');
+# the deferred messages (wrong, strip) may be retried meanwhile and count
+# again; the delivered ones (ee, ta, plain) have no sessions any more
+unlike($out, qr/^(?:mx\.ee\.test|mx\.ta\.test|plain\.test) /m,
+    'after --reset the counters start again') or diag $out;
 
 done_testing();
