@@ -1559,6 +1559,18 @@ static const struct dlv_tls_out *find_out(const struct got *g, const char *mx)
     return NULL;
 }
 
+/* A delivery to chg.test that may reuse its connection (10 messages,
+ * idle 10 s), with MTA-STS asked or not. */
+static void chg_req(struct dlv_req *q, int sts)
+{
+    req_init(q, "chg.test", 1, NULL);
+    free(q->dest_key);
+    q->dest_key = xstrdup("direct:chg.test");
+    q->max_per_conn = 10;
+    q->idle_timeout_s = 10;
+    q->mta_sts = (uint8_t)sts;
+}
+
 /*
  * An idle connection opened before a TLS policy appeared is not reused
  * once the lookup shows the policy: mx1's plaintext session stays unused
@@ -1578,12 +1590,7 @@ static void test_reuse_policy(void)
     dns_mx("chg.test", "mx1.chg.test=127.0.0.11 mx2.chg.test=127.0.0.12", 0);
     r = &dns_tab[ndns - 1].r;
     for (int i = 0; i < 2; i++) {
-        req_init(&q, "chg.test", 1, NULL);
-        free(q.dest_key);
-        q.dest_key = xstrdup("direct:chg.test");
-        q.max_per_conn = 10;
-        q.idle_timeout_s = 10;
-        q.mta_sts = 1;
+        chg_req(&q, 1);
         run(&q, &g);
         is_str(status_of(&g, 0), "sent", "no policy: message %d sent", i + 1);
         is_int(g.r.reused, i == 1, "no policy: message %d reused %d (after the lookup)", i + 1,
@@ -1596,12 +1603,7 @@ static void test_reuse_policy(void)
     /* an MTA-STS policy (enforce) now lists only mx2 */
     dns_result_set_sts(r, DNS_STS_POLICY, DNS_STS_MODE_ENFORCE, "new1", 86400, only_mx2, 1, "");
     msgs = mx1.msgs;
-    req_init(&q, "chg.test", 1, NULL);
-    free(q.dest_key);
-    q.dest_key = xstrdup("direct:chg.test");
-    q.max_per_conn = 10;
-    q.idle_timeout_s = 10;
-    q.mta_sts = 1;
+    chg_req(&q, 1);
     run(&q, &g);
     is_int(g.r.reused, 0, "policy: the idle session to mx1 is not reused");
     is_int(mx1.msgs, msgs, "policy: mx1 got nothing more");
@@ -1615,11 +1617,7 @@ static void test_reuse_policy(void)
     /* again without the policy: a fresh idle session to mx1 ... */
     dns_result_set_sts(r, DNS_STS_NONE, DNS_STS_MODE_NONE, "", 0, NULL, 0, "");
     reset_servers();
-    req_init(&q, "chg.test", 1, NULL);
-    free(q.dest_key);
-    q.dest_key = xstrdup("direct:chg.test");
-    q.max_per_conn = 10;
-    q.idle_timeout_s = 10;
+    chg_req(&q, 0);
     run(&q, &g);
     is_str(status_of(&g, 0), "sent", "no policy again: sent, the session kept");
     got_free(&g);
@@ -1627,11 +1625,7 @@ static void test_reuse_policy(void)
     dns_host_set_tlsa_state(&r->hosts[0], DNS_TLSA_FOUND, "");
     dns_host_add_tlsa(&r->hosts[0], 3, 1, 1, d32, sizeof(d32));
     msgs = mx1.msgs;
-    req_init(&q, "chg.test", 1, NULL);
-    free(q.dest_key);
-    q.dest_key = xstrdup("direct:chg.test");
-    q.max_per_conn = 10;
-    q.idle_timeout_s = 10;
+    chg_req(&q, 0);
     run(&q, &g);
     is_int(g.r.reused, 0, "DANE: the plaintext session is not reused");
     is_int(mx1.msgs, msgs, "DANE: mx1 got nothing over it");
